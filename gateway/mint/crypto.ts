@@ -1,0 +1,115 @@
+/**
+ * The mint's hot-path curve work (BDHKE signing, proof verification, NUT-12 DLEQ) on native
+ * libsecp256k1. cashu-ts's noble implementation is the reference: the tests compare these functions
+ * with it byte for byte. Points travel as 33-byte compressed SEC1 buffers.
+ */
+import { createHash, createHmac } from "node:crypto";
+import secp from "secp256k1";
+
+const DOMAIN_H2C = Buffer.from("Secp256k1_HashToCurve_Cashu_", "utf8");
+const DOMAIN_DLEQ = Buffer.from("Cashu_DLEQ_R_v1", "utf8");
+const CURVE_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+
+const sha256 = (...parts: Uint8Array[]): Buffer => {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+
+/** NUT-00 hash_to_curve: first valid point 02||SHA256(msg_hash||counter_le32). */
+export function hashToCurve(secret: Uint8Array): Uint8Array {
+  const msgHash = sha256(DOMAIN_H2C, secret);
+  const counter = Buffer.alloc(4);
+  for (let i = 0; i < 0x10000; i++) {
+    counter.writeUInt32LE(i);
+    const candidate = Buffer.concat([Buffer.from([2]), sha256(msgHash, counter)]);
+    if (secp.publicKeyVerify(candidate)) return candidate;
+  }
+  throw new Error("hash_to_curve: no valid point found");
+}
+
+/** Y of a proof: the key the mint stores spent proofs under. */
+export function proofY(secret: string): Uint8Array {
+  return hashToCurve(Buffer.from(secret, "utf8"));
+}
+
+export function isValidPoint(point: Uint8Array): boolean {
+  return point.length === 33 && secp.publicKeyVerify(point);
+}
+
+export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  return secp.publicKeyCreate(privateKey, true);
+}
+
+/** C_ = k·B_ */
+export function blindSign(blindedMessage: Uint8Array, privateKey: Uint8Array): Uint8Array {
+  return secp.publicKeyTweakMul(blindedMessage, privateKey, true);
+}
+
+/** The mint's proof check: k·hash_to_curve(secret) == C. */
+export function verifyProof(secret: string, C: Uint8Array, privateKey: Uint8Array): boolean {
+  if (!isValidPoint(C)) return false;
+  const expected = secp.publicKeyTweakMul(proofY(secret), privateKey, true);
+  return Buffer.compare(Buffer.from(expected), Buffer.from(C)) === 0;
+}
+
+const uncompressed = (p: Uint8Array): Buffer => Buffer.from(secp.publicKeyConvert(p, false));
+
+/** e = SHA256 over the ASCII hex of the uncompressed points (NUT-12). */
+export function hashE(points: Uint8Array[]): Buffer {
+  const hex = points.map((p) => uncompressed(p).toString("hex")).join("");
+  return sha256(Buffer.from(hex, "utf8"));
+}
+
+/**
+ * NUT-12 deterministic nonce: HMAC(SHA256(a), domain||A||B_||C_||ctr) over uncompressed points,
+ * retried until 0 < r < n. This reproduces the published NUT-12 vector; cashu-ts 4.8.0 keys the
+ * HMAC with `a` itself, which gives different (equally valid) proofs. Wallets only verify them.
+ */
+function dleqNonce(a: Uint8Array, A: Uint8Array, B_: Uint8Array, C_: Uint8Array): Buffer {
+  const base = Buffer.concat([DOMAIN_DLEQ, uncompressed(A), uncompressed(B_), uncompressed(C_)]);
+  const key = sha256(a);
+  for (let ctr = 0; ctr < 256; ctr++) {
+    const r = createHmac("sha256", key)
+      .update(base)
+      .update(Buffer.from([ctr]))
+      .digest();
+    const value = BigInt(`0x${r.toString("hex")}`);
+    if (value > 0n && value < CURVE_N) return r;
+  }
+  throw new Error("DLEQ nonce derivation failed");
+}
+
+export interface Dleq {
+  e: Uint8Array;
+  s: Uint8Array;
+}
+
+/** DLEQ proof that C_ = a·B_ for the same a as A = a·G; s = r + e·a mod n (scalar ops constant-time in libsecp256k1). */
+export function createDleq(B_: Uint8Array, C_: Uint8Array, a: Uint8Array, A: Uint8Array): Dleq {
+  const r = dleqNonce(a, A, B_, C_);
+  const R1 = secp.publicKeyCreate(r, true);
+  const R2 = secp.publicKeyTweakMul(B_, r, true);
+  const e = hashE([R1, R2, A, C_]);
+  const ea = secp.privateKeyTweakMul(Buffer.from(a), e);
+  const s = secp.privateKeyTweakAdd(Buffer.from(ea), r);
+  return { e, s: Buffer.from(s) };
+}
+
+export interface BlindSignatureBytes {
+  C_: Uint8Array;
+  dleq: Dleq;
+}
+
+/** Signs one blinded message and proves it: what every NUT-12 mint returns per output. */
+export function signOutput(
+  B_: Uint8Array,
+  privateKey: Uint8Array,
+  publicKey: Uint8Array,
+): BlindSignatureBytes {
+  const C_ = blindSign(B_, privateKey);
+  return { C_, dleq: createDleq(B_, C_, privateKey, publicKey) };
+}
+
+export const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+export const fromHex = (h: string): Buffer => Buffer.from(h, "hex");

@@ -1,0 +1,18 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: [
+      "test/**/*.test.ts",
+      "gateway/**/*.test.ts",
+      "src/**/*.test.ts",
+      "provider/**/*.test.ts",
+      "tools/**/*.test.ts",
+    ],
+    exclude: ["test/long/**", "node_modules/**", "dist/**"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Real servers and child processes: two cores, keep parallelism modest.
+    maxWorkers: 2,
+  },
+});
