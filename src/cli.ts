@@ -25,7 +25,8 @@ Usage:
   owlrun-mcp [stdio]                 MCP server on stdio
   owlrun-mcp http [--port N]         MCP over Streamable HTTP
   owlrun-mcp gateway [--port N] [--mint-url URL]
-  owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--input-fee-ppk N]
+  owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
+                                     [--input-fee-ppk N]
   owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
   owlrun-mcp provider --gateway URL [--lightning-address A] [--ollama-url URL] [--embedded]
   owlrun-mcp devnet [--reset]
@@ -50,6 +51,7 @@ const MINT_FLAGS = {
   ...COMMON,
   lightning: { type: "string" },
   "fake-delay-ms": { type: "string" },
+  "fake-pay-delay-ms": { type: "string" },
   "phoenixd-url": { type: "string" },
   "phoenixd-password": { type: "string" },
   "input-fee-ppk": { type: "string" },
@@ -70,6 +72,7 @@ function lightningFromFlags(flags: MintFlags) {
   }
   return createLightningBackend("fake", {
     incomingDelayMs: parseNonNegativeInt("--fake-delay-ms", flagOrEnv(flags, "fake-delay-ms"), 1000),
+    outgoingDelayMs: parseNonNegativeInt("--fake-pay-delay-ms", flagOrEnv(flags, "fake-pay-delay-ms"), 0),
   });
 }
 
