@@ -130,8 +130,7 @@ export class MintStore {
   // ---- meta -------------------------------------------------------------------------------------
   getMeta(key: string): string | undefined {
     const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
-      | { value: string }
-      | undefined;
+      { value: string } | undefined;
     return row?.value;
   }
 
@@ -250,14 +249,12 @@ export class MintStore {
 
   getMintQuote(quote: string): MintQuoteRow | undefined {
     return this.db.prepare("SELECT * FROM mint_quotes WHERE quote = ?").get(quote) as
-      | MintQuoteRow
-      | undefined;
+      MintQuoteRow | undefined;
   }
 
   getMintQuoteByPaymentHash(hash: string): MintQuoteRow | undefined {
     return this.db.prepare("SELECT * FROM mint_quotes WHERE payment_hash = ?").get(hash) as
-      | MintQuoteRow
-      | undefined;
+      MintQuoteRow | undefined;
   }
 
   listMintQuotesByState(state: MintQuoteState, limit = 500): MintQuoteRow[] {
@@ -316,8 +313,7 @@ export class MintStore {
 
   getMeltQuote(quote: string): MeltQuoteRow | undefined {
     return this.db.prepare("SELECT * FROM melt_quotes WHERE quote = ?").get(quote) as
-      | MeltQuoteRow
-      | undefined;
+      MeltQuoteRow | undefined;
   }
 
   listPendingMelts(): MeltQuoteRow[] {
