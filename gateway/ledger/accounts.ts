@@ -1,0 +1,27 @@
+/**
+ * Ledger account names. Liabilities (what the gateway owes) and equity are credit-normal; the
+ * ecash the gateway holds at a mint is the one asset, debit-normal. Every entry moves msats from
+ * one account to another, so the books always sum to zero.
+ */
+export const Accounts = {
+  /** asset: ecash proofs the gateway holds at a mint */
+  ecash: (mintUrl: string) => `asset:ecash:${mintUrl}`,
+  /** a prepaid account (rc_ key, sk- session or raw-token session) */
+  user: (accountId: string) => `user:${accountId}`,
+  /** money reserved for one request until it settles */
+  hold: (holdId: string) => `hold:${holdId}`,
+  /** what a provider node has earned and not been paid */
+  provider: (nodeId: string) => `provider:${nodeId}`,
+  /** the gateway's share of every job */
+  fees: "equity:fees",
+  /** free-tier jobs are paid to providers from here (goes negative: the gateway's cost) */
+  promo: "equity:promo",
+  /** Lightning routing fees the gateway paid out */
+  lightningFees: "equity:lightning_fees",
+} as const;
+
+export type AccountKind = "asset" | "user" | "hold" | "provider" | "equity";
+
+export function accountKind(account: string): AccountKind {
+  return account.split(":", 1)[0] as AccountKind;
+}

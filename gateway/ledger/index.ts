@@ -1,0 +1,131 @@
+/**
+ * The gateway ledger: the only writer of balances. Methods are async at the boundary (a PostgreSQL
+ * store can replace SQLite later) and each one is a single atomic, balanced transaction.
+ */
+import { join } from "node:path";
+import { Accounts } from "./accounts.js";
+import { type HoldRow, LedgerStore, type Posting } from "./store.js";
+import { splitCharge } from "./split.js";
+
+export { Accounts, accountKind } from "./accounts.js";
+export { HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
+export {
+  chargeSats,
+  DEFAULT_PROVIDER_SHARE_PCT,
+  MIN_CHARGE_SAT,
+  MIN_PROVIDER_SHARE_PCT,
+  splitCharge,
+} from "./split.js";
+export type { HoldRow, Posting } from "./store.js";
+
+export interface JobSettlement {
+  chargedMsat: number;
+  providerId: string;
+  providerSharePct: number;
+  /** who pays: the hold itself (paid requests) or the promo account (free tier) */
+  free?: boolean;
+}
+
+export class Ledger {
+  private constructor(private readonly store: LedgerStore) {}
+
+  static open(dataDir: string): Ledger {
+    return new Ledger(new LedgerStore(join(dataDir, "ledger.sqlite")));
+  }
+
+  async close(): Promise<void> {
+    this.store.close();
+  }
+
+  async balance(account: string): Promise<number> {
+    return this.store.balance(account);
+  }
+
+  /** Ecash received from outside (a deposited token, a paid Lightning top-up) credited to an account. */
+  async deposit(account: string, msat: number, mintUrl: string, ref: string): Promise<boolean> {
+    return this.store.transfer("deposit", ref, [{ from: Accounts.ecash(mintUrl), to: account, msat }]);
+  }
+
+  /** An account's value leaves as ecash (a withdrawal token). Refuses to overdraw. */
+  async withdraw(account: string, msat: number, mintUrl: string, ref: string): Promise<boolean> {
+    return this.store.transfer("withdraw", ref, [{ from: account, to: Accounts.ecash(mintUrl), msat }]);
+  }
+
+  /** Reserves part of a prepaid account for one request (balance - held >= hold, atomically). */
+  async hold(holdId: string, account: string, msat: number, kind: string, memo?: string): Promise<void> {
+    this.store.hold(holdId, account, msat, kind, memo);
+  }
+
+  /** X-Cashu: the claimed ecash itself funds the hold; `owner` names who gets the remainder. */
+  async holdClaimedEcash(holdId: string, mintUrl: string, msat: number, memo?: string): Promise<void> {
+    this.store.openFundedHold(
+      holdId,
+      `xcashu:${holdId}`,
+      msat,
+      "xcashu",
+      [{ from: Accounts.ecash(mintUrl), to: Accounts.hold(holdId), msat }],
+      memo,
+    );
+  }
+
+  /**
+   * Settles a job: the charge goes to the provider and the gateway (paid from the hold, or from
+   * promo for free-tier jobs), the rest of the hold to `remainderTo`. Exactly once per hold.
+   */
+  async settleJob(holdId: string, s: JobSettlement, remainderTo: string, memo?: string): Promise<boolean> {
+    const { providerMsat, gatewayMsat } = splitCharge(s.chargedMsat, s.providerSharePct);
+    const hold = Accounts.hold(holdId);
+    // Free tier: the gateway pays the provider from promo; the hold (normally 0) is returned.
+    const postings: Posting[] = s.free
+      ? [{ from: Accounts.promo, to: Accounts.provider(s.providerId), msat: providerMsat }]
+      : [
+          { from: hold, to: Accounts.provider(s.providerId), msat: providerMsat },
+          { from: hold, to: Accounts.fees, msat: gatewayMsat },
+        ];
+    return this.store.settleHold(holdId, postings, remainderTo, memo);
+  }
+
+  /** Returns the whole hold to `remainderTo` (job never started). Exactly once per hold. */
+  async releaseHold(holdId: string, remainderTo: string, memo?: string): Promise<boolean> {
+    return this.store.settleHold(holdId, [], remainderTo, memo);
+  }
+
+  async getHold(holdId: string): Promise<HoldRow | undefined> {
+    return this.store.getHold(holdId);
+  }
+
+  async setHoldLive(holdId: string, live: boolean): Promise<void> {
+    this.store.setLive(holdId, live);
+  }
+
+  async activeHolds(): Promise<HoldRow[]> {
+    return this.store.activeHolds();
+  }
+
+  /** Provider earnings leave as a Lightning payment (melt); the routing fee is the gateway's cost. */
+  async providerPayout(
+    nodeId: string,
+    msat: number,
+    feeMsat: number,
+    mintUrl: string,
+    ref: string,
+  ): Promise<boolean> {
+    return this.store.transfer("payout", ref, [
+      { from: Accounts.provider(nodeId), to: Accounts.ecash(mintUrl), msat },
+      { from: Accounts.lightningFees, to: Accounts.ecash(mintUrl), msat: feeMsat },
+    ]);
+  }
+
+  /** Free-form balanced transfer for the few flows that need it (tests, admin). */
+  async transfer(kind: string, ref: string | null, postings: Posting[]): Promise<boolean> {
+    return this.store.transfer(kind, ref, postings);
+  }
+
+  /** Every non-zero balance and the books' imbalance (always 0 unless the store is corrupt). */
+  async audit(): Promise<{ balances: Map<string, number>; imbalanceMsat: number; ecashMsat: number }> {
+    const balances = this.store.balances();
+    let ecashMsat = 0;
+    for (const [account, msat] of balances) if (account.startsWith("asset:ecash:")) ecashMsat += msat;
+    return { balances, imbalanceMsat: this.store.imbalance(), ecashMsat };
+  }
+}

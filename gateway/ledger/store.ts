@@ -1,0 +1,230 @@
+/**
+ * The double-entry ledger: the only code that moves value. Amounts are integer millisats. Each
+ * public method is one atomic SQLite transaction (BEGIN IMMEDIATE) that writes a balanced
+ * transaction: every entry debits one account and credits another by the same amount.
+ *
+ * Balances: credit-normal accounts (users, holds, providers, equity) = credits - debits;
+ * the ecash asset = debits - credits. Overdraft checks happen inside the same transaction.
+ */
+import Database from "better-sqlite3";
+import { Accounts, accountKind } from "./accounts.js";
+import { HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
+
+export interface Posting {
+  from: string;
+  to: string;
+  msat: number;
+}
+
+export type HoldState = "active" | "settled" | "released";
+
+export interface HoldRow {
+  id: string;
+  account: string;
+  msat: number;
+  state: HoldState;
+  kind: string;
+  created_at: number;
+  updated_at: number;
+  /** free text: job id, model, why it ended */
+  memo: string | null;
+  /** the hold's stream is still running: the sweeper must not touch it */
+  live: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ledger_tx (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, ref TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_entries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL REFERENCES ledger_tx(id),
+  debit TEXT NOT NULL, credit TEXT NOT NULL, msat INTEGER NOT NULL CHECK (msat > 0));
+CREATE INDEX IF NOT EXISTS ledger_entries_debit ON ledger_entries (debit);
+CREATE INDEX IF NOT EXISTS ledger_entries_credit ON ledger_entries (credit);
+CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, msat INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS holds (
+  id TEXT PRIMARY KEY, account TEXT NOT NULL, msat INTEGER NOT NULL, state TEXT NOT NULL, kind TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, memo TEXT, live INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS holds_state ON holds (state, updated_at);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_tx_ref ON ledger_tx (kind, ref) WHERE ref IS NOT NULL;
+`;
+
+const now = () => Date.now();
+
+/** debit-normal accounts: their balance grows with debits */
+const isDebitNormal = (account: string) => accountKind(account) === "asset";
+
+export class LedgerStore {
+  readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 10000");
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  balance(account: string): number {
+    const row = this.db.prepare("SELECT msat FROM balances WHERE account = ?").get(account) as
+      { msat: number } | undefined;
+    return row?.msat ?? 0;
+  }
+
+  private bump(account: string, delta: number): void {
+    this.db
+      .prepare(
+        "INSERT INTO balances (account, msat) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET msat = msat + excluded.msat",
+      )
+      .run(account, delta);
+  }
+
+  /** Writes one balanced transaction; with `ref`, a second write of the same (kind, ref) is a no-op. */
+  private post(kind: string, ref: string | null, postings: Posting[]): number | null {
+    if (ref !== null) {
+      const seen = this.db.prepare("SELECT id FROM ledger_tx WHERE kind = ? AND ref = ?").get(kind, ref);
+      if (seen) return null;
+    }
+    const txId = Number(
+      this.db.prepare("INSERT INTO ledger_tx (kind, ref, created_at) VALUES (?, ?, ?)").run(kind, ref, now())
+        .lastInsertRowid,
+    );
+    const insert = this.db.prepare(
+      "INSERT INTO ledger_entries (tx_id, debit, credit, msat) VALUES (?, ?, ?, ?)",
+    );
+    for (const p of postings) {
+      if (!Number.isSafeInteger(p.msat) || p.msat < 0) throw new LedgerError(`invalid amount ${p.msat}`);
+      if (p.msat === 0) continue;
+      insert.run(txId, p.from, p.to, p.msat);
+      this.bump(p.from, isDebitNormal(p.from) ? p.msat : -p.msat);
+      this.bump(p.to, isDebitNormal(p.to) ? -p.msat : p.msat);
+    }
+    return txId;
+  }
+
+  /** Moves value; refuses to overdraw user and hold accounts. Idempotent by (kind, ref). */
+  transfer(kind: string, ref: string | null, postings: Posting[]): boolean {
+    return this.tx(() => {
+      const txId = this.post(kind, ref, postings);
+      if (txId === null) return false;
+      for (const account of new Set(postings.map((p) => p.from))) {
+        const k = accountKind(account);
+        if ((k === "user" || k === "hold") && this.balance(account) < 0) {
+          throw new InsufficientBalanceError(account, this.balance(account));
+        }
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Reserves `msat` of `account` for one request, atomically: balance >= msat or nothing happens.
+   * The hold id is persisted before the caller dispatches anything.
+   */
+  hold(holdId: string, account: string, msat: number, kind: string, memo?: string): void {
+    this.tx(() => {
+      const have = this.balance(account);
+      if (have < msat) throw new InsufficientBalanceError(account, have, msat);
+      this.db
+        .prepare(
+          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo, live) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, 1)",
+        )
+        .run(holdId, account, msat, kind, now(), now(), memo ?? null);
+      this.post("hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
+    });
+  }
+
+  /**
+   * Creates a hold funded from outside any user account (X-Cashu: the claimed ecash itself).
+   * `postings` must credit the hold account with exactly `msat`.
+   */
+  openFundedHold(
+    holdId: string,
+    owner: string,
+    msat: number,
+    kind: string,
+    postings: Posting[],
+    memo?: string,
+  ): void {
+    this.tx(() => {
+      this.db
+        .prepare(
+          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo, live) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, 1)",
+        )
+        .run(holdId, owner, msat, kind, now(), now(), memo ?? null);
+      this.post("hold", holdId, postings);
+      if (this.balance(Accounts.hold(holdId)) !== msat)
+        throw new LedgerError("funded hold does not match its postings");
+    });
+  }
+
+  getHold(holdId: string): HoldRow | undefined {
+    return this.db.prepare("SELECT * FROM holds WHERE id = ?").get(holdId) as HoldRow | undefined;
+  }
+
+  /**
+   * Ends a hold exactly once: `postings` move value (from the hold to providers and fees, or from
+   * elsewhere such as promo for free jobs), and whatever is left in the hold goes to `remainderTo`
+   * (the owner's account, or out as change). Returns false when the hold had already ended (the
+   * second caller changes nothing).
+   */
+  settleHold(holdId: string, postings: Posting[], remainderTo: string, memo?: string): boolean {
+    return this.tx(() => {
+      const hold = this.getHold(holdId);
+      if (!hold) throw new HoldStateError(holdId, "missing");
+      if (hold.state !== "active") return false;
+      const holdAccount = Accounts.hold(holdId);
+      const spend = postings.filter((p) => p.from === holdAccount).reduce((s, p) => s + p.msat, 0);
+      const held = this.balance(holdAccount);
+      if (spend > held) throw new LedgerError(`hold ${holdId}: spending ${spend} msat of ${held}`);
+      this.post("settle", holdId, [...postings, { from: holdAccount, to: remainderTo, msat: held - spend }]);
+      const state: HoldState = postings.length > 0 ? "settled" : "released";
+      this.db
+        .prepare(
+          "UPDATE holds SET state = ?, live = 0, updated_at = ?, memo = COALESCE(?, memo) WHERE id = ?",
+        )
+        .run(state, now(), memo ?? null, holdId);
+      return true;
+    });
+  }
+
+  /** Marks a hold's stream as ended (or still live) so the sweeper knows whether it may touch it. */
+  setLive(holdId: string, live: boolean): void {
+    this.db
+      .prepare("UPDATE holds SET live = ?, updated_at = ? WHERE id = ?")
+      .run(live ? 1 : 0, now(), holdId);
+  }
+
+  activeHolds(): HoldRow[] {
+    return this.db
+      .prepare("SELECT * FROM holds WHERE state = 'active' ORDER BY created_at")
+      .all() as HoldRow[];
+  }
+
+  /** All balances; used by audits and tests. */
+  balances(): Map<string, number> {
+    const rows = this.db.prepare("SELECT account, msat FROM balances WHERE msat != 0").all() as {
+      account: string;
+      msat: number;
+    }[];
+    return new Map(rows.map((r) => [r.account, r.msat]));
+  }
+
+  /** Sum of debits equals sum of credits across every entry; returns the difference (must be 0). */
+  imbalance(): number {
+    let assets = 0;
+    let claims = 0;
+    for (const [account, msat] of this.balances()) {
+      if (isDebitNormal(account)) assets += msat;
+      else claims += msat;
+    }
+    return assets - claims;
+  }
+}
