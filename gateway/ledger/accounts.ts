@@ -10,6 +10,8 @@ export const Accounts = {
   user: (accountId: string) => `user:${accountId}`,
   /** money reserved for one request until it settles */
   hold: (holdId: string) => `hold:${holdId}`,
+  /** change owed to an X-Cashu client until its token is made */
+  change: (holdId: string) => `change:${holdId}`,
   /** what a provider node has earned and not been paid */
   provider: (nodeId: string) => `provider:${nodeId}`,
   /** the gateway's share of every job */
@@ -20,7 +22,7 @@ export const Accounts = {
   lightningFees: "equity:lightning_fees",
 } as const;
 
-export type AccountKind = "asset" | "user" | "hold" | "provider" | "equity";
+export type AccountKind = "asset" | "user" | "hold" | "change" | "provider" | "equity";
 
 export function accountKind(account: string): AccountKind {
   return account.split(":", 1)[0] as AccountKind;

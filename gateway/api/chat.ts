@@ -1,0 +1,300 @@
+/**
+ * POST /v1/chat/completions and /v1/completions, paid per request with `X-Cashu` (account keys
+ * come in a later slice). OpenAI wire format by default, so the official `openai` client works;
+ * `X-Stream-Format: owlrun` (or `?format=owlrun`) switches the stream to Owlrun's shape.
+ *
+ * Money order: check → claim → hold → dispatch → stream → settle → change. Anything failing
+ * before the first byte refunds in full in `X-Cashu-Change`.
+ */
+import { randomUUID } from "node:crypto";
+import type { Request, Response } from "express";
+import type * as z from "zod";
+import type { Logger } from "../../src/shared/index.js";
+import type { Oracle } from "../oracle/index.js";
+import { PaymentError } from "../payments/errors.js";
+import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
+import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
+import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
+import { type Dispatcher, type JobOutcome, NoProviderError, type StreamChunk } from "../routing/types.js";
+import { ApiError, errorBody } from "./errors.js";
+import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./schemas.js";
+
+export const DEFAULT_MAX_TOKENS = 1024;
+
+export interface ChatDeps {
+  dispatcher: Dispatcher;
+  payments: CashuPayments;
+  accounts: AccountPayments;
+  prices: PriceTable;
+  oracle: Oracle;
+  providerSharePct: number;
+  log: Logger;
+}
+
+type Kind = "chat" | "completions";
+
+function parseBody(kind: Kind, body: unknown) {
+  const schema: z.ZodType = kind === "chat" ? ChatCompletionRequestSchema : CompletionRequestSchema;
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new ApiError(400, "invalid_request", `invalid request: ${where}${issue?.message ?? "bad body"}`);
+  }
+  return r.data as Record<string, unknown> & {
+    model: string;
+    stream?: boolean;
+    max_tokens?: number;
+    max_completion_tokens?: number;
+    models?: string[];
+    provider?: {
+      order?: string[];
+      only?: string[];
+      ignore?: string[];
+      allow_fallbacks?: boolean;
+      sort?: string;
+    };
+  };
+}
+
+/** Accumulates a stream into one OpenAI response object for non-streaming clients. */
+class Collector {
+  text = "";
+  finishReason: string | null = null;
+  id?: string;
+  created?: number;
+  add(chunk: StreamChunk) {
+    this.id ??= chunk.id as string | undefined;
+    this.created ??= chunk.created as number | undefined;
+    for (const c of chunk.choices ?? []) {
+      this.text += c.delta?.content ?? c.text ?? "";
+      if (c.finish_reason) this.finishReason = c.finish_reason;
+    }
+  }
+}
+
+function sse(res: Response, data: unknown) {
+  res.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+}
+
+function costFields(settled: SettledPayment) {
+  return { cost: { sats: settled.chargedSat, change_sats: settled.changeSat } };
+}
+
+export function chatHandler(kind: Kind, deps: ChatDeps) {
+  return async (req: Request, res: Response) => {
+    const body = parseBody(kind, req.body);
+    const owlrunFormat = req.get("x-stream-format") === "owlrun" || req.query.format === "owlrun";
+    const cashuHeader = req.get("x-cashu");
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1];
+    if (!cashuHeader && !bearer) {
+      throw new ApiError(
+        402,
+        "payment_required",
+        "pay with an X-Cashu token, or use an API key (rc_…, sk-…) or a cashu token as the Bearer key",
+      );
+    }
+    // X-Cashu alone is a complete credential: a Bearer key next to it is not used for payment.
+    const account = cashuHeader ? undefined : await deps.accounts.authenticate(bearer!);
+    if (account) deps.accounts.rateLimit(account);
+
+    // Which models may serve this: the requested one, then the fallbacks the client listed.
+    const candidates = [body.model, ...(body.models ?? [])];
+    const served = new Set(deps.dispatcher.models().map((m) => m.model));
+    const model = candidates.find((m) => served.has(m));
+    if (!model) {
+      throw new ApiError(
+        404,
+        "model_not_found",
+        `no provider serves ${candidates.join(", ")}; see GET /v1/models`,
+      );
+    }
+
+    const btcUsd = deps.oracle.pricingRate();
+    const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
+    const requested = body.max_completion_tokens ?? body.max_tokens ?? DEFAULT_MAX_TOKENS;
+    let payment: RequestPayment;
+    let maxTokens: number;
+    if (account) {
+      ({ payment, maxTokens } = await deps.accounts.open(account, {
+        model,
+        promptTokens,
+        requestedMaxTokens: requested,
+        prices: deps.prices,
+        btcUsd,
+        memo: `${kind} ${model}`,
+      }));
+    } else {
+      // Cheap checks before the swap: format, trusted mint, enough value for the minimum charge.
+      const info = deps.payments.inspect(cashuHeader!);
+      const minimum = deps.prices.chargeSat(model, promptTokens, 1, btcUsd);
+      if (info.amountSat < minimum) {
+        throw new PaymentError(
+          "insufficient_balance",
+          `token carries ${info.amountSat} sats; this request needs at least ${minimum}`,
+          402,
+          { required_sats: minimum },
+        );
+      }
+      maxTokens = Math.min(
+        requested,
+        deps.prices.affordableCompletionTokens(model, promptTokens, info.amountSat, btcUsd),
+      );
+      payment = await deps.payments.open(info, `${kind} ${model}`);
+    }
+    const abort = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    let job;
+    try {
+      job = await deps.dispatcher.dispatch({
+        jobId: payment.holdId,
+        model,
+        kind,
+        body: { ...body, model, max_tokens: maxTokens },
+        maxTokens,
+        preferences: body.provider
+          ? {
+              order: body.provider.order,
+              only: body.provider.only,
+              ignore: body.provider.ignore,
+              allowFallbacks: body.provider.allow_fallbacks,
+            }
+          : undefined,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      const refund = await payment.refund(`not served: ${(err as Error).message}`);
+      if (refund.changeToken) res.setHeader("X-Cashu-Change", refund.changeToken);
+      if (err instanceof NoProviderError) {
+        throw new ApiError(503, "no_providers", `no provider could take the job: ${err.message}`, {
+          "Retry-After": "5",
+        });
+      }
+      throw err;
+    }
+
+    res.setHeader("X-Owlrun-Request-Id", payment.holdId);
+    res.setHeader("X-Owlrun-Node", job.nodeId);
+    if (body.stream) return streamResponse(res, job, payment, deps, { model, kind, owlrunFormat });
+    return jsonResponse(res, job, payment, deps, { model, kind });
+  };
+}
+
+async function settleOutcome(payment: RequestPayment, outcome: JobOutcome, deps: ChatDeps, model: string) {
+  const usage = outcome.billableUsage;
+  const delivered = usage.completionTokens > 0 || outcome.status === "completed";
+  const chargeSat = delivered
+    ? deps.prices.chargeSat(model, usage.promptTokens, usage.completionTokens, deps.oracle.pricingRate())
+    : 0;
+  return payment.settle(chargeSat, outcome.nodeId, deps.providerSharePct, `${outcome.status} ${model}`);
+}
+
+function usageBody(outcome: JobOutcome, settled: SettledPayment) {
+  const u = outcome.billableUsage;
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+    ...costFields(settled),
+  };
+}
+
+async function streamResponse(
+  res: Response,
+  job: Awaited<ReturnType<Dispatcher["dispatch"]>>,
+  payment: RequestPayment,
+  deps: ChatDeps,
+  ctx: { model: string; kind: Kind; owlrunFormat: boolean },
+) {
+  res.status(200);
+  res.setHeader("Content-Type", "text/event-stream");
+  res.setHeader("Cache-Control", "no-cache");
+  res.setHeader("Connection", "keep-alive");
+  res.flushHeaders();
+  const id = `chatcmpl-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const object = ctx.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+  for await (const chunk of job.chunks) {
+    if (res.destroyed) continue; // keep draining so the outcome settles
+    const choices = (chunk.choices ?? []).filter(
+      (c) => (c.delta?.content ?? c.text ?? "") !== "" || c.finish_reason || c.delta?.role,
+    );
+    if (choices.length === 0) continue; // the node's own usage chunk: we send ours at the end
+    if (ctx.owlrunFormat) {
+      const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
+      sse(res, { model: ctx.model, message: { role: "assistant", content }, done: false });
+    } else {
+      sse(res, { id, object, created, model: ctx.model, choices });
+    }
+  }
+  const outcome = await job.outcome;
+  const settled = await settleOutcome(payment, outcome, deps, ctx.model);
+  if (res.destroyed) return; // change is stored server-side under X-Owlrun-Request-Id
+  const usage = usageBody(outcome, settled);
+  if (outcome.status === "failed") {
+    sse(
+      res,
+      errorBody(
+        502,
+        "provider_failed",
+        `the provider failed mid-stream: ${outcome.error ?? "unknown"}; charged only for what was delivered`,
+      ),
+    );
+  }
+  if (ctx.owlrunFormat) {
+    sse(res, { model: ctx.model, message: { role: "assistant", content: "" }, done: true, usage });
+  } else {
+    sse(res, { id, object, created, model: ctx.model, choices: [], usage });
+  }
+  if (settled.changeSat > 0 || settled.changeToken) {
+    sse(res, { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat });
+  }
+  sse(res, "[DONE]");
+  res.end();
+}
+
+async function jsonResponse(
+  res: Response,
+  job: Awaited<ReturnType<Dispatcher["dispatch"]>>,
+  payment: RequestPayment,
+  deps: ChatDeps,
+  ctx: { model: string; kind: Kind },
+) {
+  const collector = new Collector();
+  for await (const chunk of job.chunks) collector.add(chunk);
+  const outcome = await job.outcome;
+  const settled = await settleOutcome(payment, outcome, deps, ctx.model);
+  if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
+  res.setHeader("X-Cost-Sats", String(settled.chargedSat));
+  if (outcome.status === "failed" && collector.text === "") {
+    res
+      .status(502)
+      .json(errorBody(502, "provider_failed", `the provider failed: ${outcome.error ?? "unknown"}`));
+    return;
+  }
+  const created = collector.created ?? Math.floor(Date.now() / 1000);
+  const usage = usageBody(outcome, settled);
+  const finish = collector.finishReason ?? (outcome.status === "completed" ? "stop" : "length");
+  if (ctx.kind === "chat") {
+    res.json({
+      id: `chatcmpl-${randomUUID()}`,
+      object: "chat.completion",
+      created,
+      model: ctx.model,
+      choices: [{ index: 0, message: { role: "assistant", content: collector.text }, finish_reason: finish }],
+      usage,
+    });
+  } else {
+    res.json({
+      id: `cmpl-${randomUUID()}`,
+      object: "text_completion",
+      created,
+      model: ctx.model,
+      choices: [{ index: 0, text: collector.text, finish_reason: finish }],
+      usage,
+    });
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The gateway's error shape (Routstr/OpenAI): `{"error":{"message","type","code"}}` with a stable
+ * machine word in `type`. Everything that goes wrong on a request ends here as a 4xx/5xx JSON body.
+ */
+import type { NextFunction, Request, Response } from "express";
+import { AppError, type Logger } from "../../src/shared/index.js";
+import { InsufficientBalanceError } from "../ledger/index.js";
+
+export class ApiError extends AppError {
+  constructor(
+    status: number,
+    type: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message, type, status);
+  }
+}
+
+export function errorBody(
+  status: number,
+  type: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+) {
+  return { error: { message, type, code: status, ...extra } };
+}
+
+export function sendError(res: Response, err: ApiError | AppError): void {
+  if (err instanceof ApiError) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  const extra = (err as { extra?: Record<string, unknown> }).extra ?? {};
+  if (err.status === 429 && typeof extra.retry_after === "number")
+    res.setHeader("Retry-After", String(extra.retry_after));
+  res.status(err.status).json(errorBody(err.status, err.type, err.message, extra));
+}
+
+export function errorMiddleware(log: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (err instanceof ApiError || err instanceof AppError) return sendError(res, err);
+    if (err instanceof InsufficientBalanceError) {
+      return sendError(res, new ApiError(402, "insufficient_balance", err.message));
+    }
+    const e = err as { type?: string; status?: number };
+    if (e?.type === "entity.too.large")
+      return sendError(res, new ApiError(413, "request_too_large", "request body too large"));
+    if (e?.type === "entity.parse.failed" || e?.status === 400) {
+      return sendError(res, new ApiError(400, "invalid_request", "malformed JSON body"));
+    }
+    log.error("unexpected gateway error", { err: String((err as Error)?.stack ?? err) });
+    sendError(res, new ApiError(500, "internal_error", "internal error"));
+  };
+}

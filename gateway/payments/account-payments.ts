@@ -1,0 +1,180 @@
+/**
+ * Paying from a prepaid account: `rc_` keys, `sk-` session keys and raw cashu tokens as the Bearer
+ * key. Each request takes an atomic hold on the account's ledger balance before dispatch and
+ * settles it exactly once; free-tier requests are paid to the provider by the gateway.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "../../src/shared/index.js";
+import { Accounts, type Ledger } from "../ledger/index.js";
+import { type AccountRow, type AccountStore } from "./accounts.js";
+import { PaymentError } from "./errors.js";
+import type { PriceTable } from "./pricing.js";
+import { RateLimiter } from "./ratelimit.js";
+import { inspectToken } from "../../src/shared/ecash/index.js";
+import type { GatewayWallet } from "./wallet.js";
+import type { SettledPayment } from "./xcashu.js";
+
+/** What the chat route needs from any way of paying. */
+export interface RequestPayment {
+  readonly holdId: string;
+  settle(
+    chargedSat: number,
+    nodeId: string,
+    providerSharePct: number,
+    memo?: string,
+  ): Promise<SettledPayment>;
+  refund(memo?: string): Promise<SettledPayment>;
+}
+
+export class AccountPayment implements RequestPayment {
+  private ended = false;
+
+  constructor(
+    readonly holdId: string,
+    readonly account: AccountRow,
+    readonly holdSat: number,
+    readonly free: boolean,
+    private readonly ledger: Ledger,
+    private readonly accounts: AccountStore,
+  ) {}
+
+  async settle(
+    chargedSat: number,
+    nodeId: string,
+    providerSharePct: number,
+    memo?: string,
+  ): Promise<SettledPayment> {
+    if (this.ended) throw new Error("payment already ended");
+    this.ended = true;
+    const user = Accounts.user(this.account.id);
+    if (chargedSat <= 0) {
+      await this.ledger.releaseHold(this.holdId, user, memo);
+      if (this.free) this.accounts.returnFree(this.account.id);
+      return { chargedSat: 0, changeSat: 0 };
+    }
+    const charged = this.free ? chargedSat : Math.min(chargedSat, this.holdSat);
+    await this.ledger.settleJob(
+      this.holdId,
+      { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct, free: this.free },
+      user,
+      memo,
+    );
+    if (!this.free) this.accounts.recordSpend(this.account.id, charged);
+    return { chargedSat: this.free ? 0 : charged, changeSat: 0 };
+  }
+
+  async refund(memo?: string): Promise<SettledPayment> {
+    return this.settle(0, "", 100, memo);
+  }
+}
+
+export class AccountPayments {
+  readonly limiter = new RateLimiter(60, 60_000);
+
+  constructor(
+    readonly accounts: AccountStore,
+    private readonly ledger: Ledger,
+    private readonly wallet: GatewayWallet,
+    private readonly log: Logger,
+  ) {}
+
+  /** rc_ / sk- keys, or a raw cashu token that becomes (or already is) a session. */
+  async authenticate(bearer: string): Promise<AccountRow> {
+    const key = bearer.trim();
+    if (/^(cashu:)?cashu[AB]/.test(key)) return this.tokenSession(key);
+    const account = /^(rc_|sk-)/.test(key) ? this.accounts.byKey(key) : undefined;
+    if (!account) throw new PaymentError("invalid_key", "invalid API key", 401);
+    return account;
+  }
+
+  private async tokenSession(token: string): Promise<AccountRow> {
+    const { id, created } = this.accounts.sessionForToken(token);
+    if (created) {
+      try {
+        const info = inspectToken(token);
+        const claimed = await this.wallet.claim(info);
+        await this.ledger.deposit(
+          Accounts.user(id),
+          claimed.amountSat * 1000,
+          claimed.mint,
+          `token-session:${id}`,
+        );
+      } catch (err) {
+        this.accounts.forgetTokenSession(id);
+        throw err;
+      }
+    }
+    return this.accounts.byId(id)!;
+  }
+
+  /** Counts the request against the key's 60/min limit. */
+  rateLimit(account: AccountRow): void {
+    const wait = this.limiter.take(account.id);
+    if (wait > 0) {
+      throw new PaymentError("rate_limited", `rate limit: 60 requests per minute; retry in ${wait}s`, 429, {
+        retry_after: wait,
+      });
+    }
+  }
+
+  async balanceSat(account: AccountRow): Promise<number> {
+    return Math.floor((await this.ledger.balance(Accounts.user(account.id))) / 1000);
+  }
+
+  /**
+   * Holds what the request may cost (capped by balance and spend caps) and returns the max_tokens
+   * that hold pays for. Free tier when the balance cannot pay and today's quota allows.
+   */
+  async open(
+    account: AccountRow,
+    q: {
+      model: string;
+      promptTokens: number;
+      requestedMaxTokens: number;
+      prices: PriceTable;
+      btcUsd: number;
+      memo?: string;
+    },
+  ): Promise<{ payment: AccountPayment; maxTokens: number }> {
+    const balanceMsat = await this.ledger.balance(Accounts.user(account.id));
+    const { room, reason } = this.accounts.spendRoom(account.id);
+    const budget = Math.min(Math.floor(balanceMsat / 1000), room);
+    const minimum = q.prices.chargeSat(q.model, q.promptTokens, 1, q.btcUsd);
+    const holdId = randomUUID();
+    if (budget < minimum) {
+      if (balanceMsat < minimum * 1000 && this.accounts.takeFree(account.id)) {
+        await this.ledger.hold(holdId, Accounts.user(account.id), 0, "free", q.memo);
+        return {
+          payment: new AccountPayment(holdId, account, 0, true, this.ledger, this.accounts),
+          maxTokens: q.requestedMaxTokens,
+        };
+      }
+      if (room < minimum) {
+        throw new PaymentError(
+          "spend_limit",
+          `spend limit reached (${reason}): ${room} sats left, need ${minimum}`,
+          402,
+        );
+      }
+      throw new PaymentError(
+        "insufficient_balance",
+        `Insufficient balance. Current: ${balanceMsat} msat, Required: ${minimum * 1000} msat`,
+        402,
+        { balance_msat: balanceMsat, required_msat: minimum * 1000 },
+      );
+    }
+    const maxTokens = Math.max(
+      1,
+      Math.min(
+        q.requestedMaxTokens,
+        q.prices.affordableCompletionTokens(q.model, q.promptTokens, budget, q.btcUsd),
+      ),
+    );
+    const holdSat = Math.min(budget, q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd));
+    await this.ledger.hold(holdId, Accounts.user(account.id), holdSat * 1000, "chat", q.memo);
+    return {
+      payment: new AccountPayment(holdId, account, holdSat, false, this.ledger, this.accounts),
+      maxTokens,
+    };
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Prepaid accounts: RouteCat `rc_` keys (free tier 10 requests/day, reset at midnight UTC),
+ * Routstr `sk-` session keys made from deposited ecash, and raw cashu tokens used as the Bearer key
+ * (the token becomes a session on first use). Keys are stored hashed and shown once.
+ * Balances live in the ledger (`user:<id>`); this store knows identities, quotas and caps.
+ */
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import Database from "better-sqlite3";
+
+export const FREE_REQUESTS_PER_DAY = 10;
+
+export type AccountKind = "rc" | "session";
+
+export interface AccountRow {
+  id: string;
+  kind: AccountKind;
+  name: string | null;
+  parent_id: string | null;
+  created_at: number;
+  free_day: string | null;
+  free_used: number;
+  cap_per_request_sat: number | null;
+  cap_per_day_sat: number | null;
+  cap_lifetime_sat: number | null;
+  spent_day: string | null;
+  spent_day_sat: number;
+  spent_lifetime_sat: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS accounts (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, name TEXT, parent_id TEXT,
+  created_at INTEGER NOT NULL, free_day TEXT, free_used INTEGER NOT NULL DEFAULT 0,
+  cap_per_request_sat INTEGER, cap_per_day_sat INTEGER, cap_lifetime_sat INTEGER,
+  spent_day TEXT, spent_day_sat INTEGER NOT NULL DEFAULT 0, spent_lifetime_sat INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS topups (
+  quote TEXT PRIMARY KEY, account_id TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
+  request TEXT NOT NULL, expiry INTEGER, state TEXT NOT NULL, created_at INTEGER NOT NULL);
+`;
+
+export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+const utcDay = (t = Date.now()) => new Date(t).toISOString().slice(0, 10);
+const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
+
+export interface Caps {
+  perRequestSat?: number | null;
+  perDaySat?: number | null;
+  lifetimeSat?: number | null;
+}
+
+export class AccountStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("busy_timeout = 10000");
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private insert(
+    kind: AccountKind,
+    keyHash: string,
+    name: string | null,
+    parentId: string | null,
+    caps: Caps = {},
+  ) {
+    const id = randomUUID();
+    this.db
+      .prepare(
+        `INSERT INTO accounts (id, kind, key_hash, name, parent_id, created_at, cap_per_request_sat, cap_per_day_sat, cap_lifetime_sat)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        kind,
+        keyHash,
+        name,
+        parentId,
+        Date.now(),
+        caps.perRequestSat ?? null,
+        caps.perDaySat ?? null,
+        caps.lifetimeSat ?? null,
+      );
+    return id;
+  }
+
+  /** A new rc_ key; the key itself is returned once and never stored. */
+  register(
+    name: string | null,
+    parentId: string | null = null,
+    caps: Caps = {},
+  ): { id: string; key: string } {
+    const key = newKey("rc_");
+    return { id: this.insert("rc", hashKey(key), name, parentId, caps), key };
+  }
+
+  /** A new sk- session key (its balance is funded by the caller through the ledger). */
+  createSession(): { id: string; key: string } {
+    const key = newKey("sk-");
+    return { id: this.insert("session", hashKey(key), null, null), key };
+  }
+
+  /**
+   * The session behind a raw cashu token used as a Bearer key: the same token string always maps to
+   * the same session. Returns `created: true` the first time, so the caller claims the token once.
+   */
+  sessionForToken(token: string): { id: string; created: boolean } {
+    const keyHash = hashKey(token);
+    return this.db
+      .transaction(() => {
+        const row = this.db.prepare("SELECT id FROM accounts WHERE key_hash = ?").get(keyHash) as
+          { id: string } | undefined;
+        if (row) return { id: row.id, created: false };
+        return { id: this.insert("session", keyHash, null, null), created: true };
+      })
+      .immediate();
+  }
+
+  /** Drops a token session whose claim failed, so the token can be tried again. */
+  forgetTokenSession(id: string): void {
+    this.db.prepare("DELETE FROM accounts WHERE id = ? AND spent_lifetime_sat = 0").run(id);
+  }
+
+  byKey(key: string): AccountRow | undefined {
+    return this.db.prepare("SELECT * FROM accounts WHERE key_hash = ?").get(hashKey(key)) as
+      AccountRow | undefined;
+  }
+
+  byId(id: string): AccountRow | undefined {
+    return this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(id) as AccountRow | undefined;
+  }
+
+  freeRemaining(a: AccountRow): number {
+    if (a.kind !== "rc") return 0;
+    return a.free_day === utcDay() ? Math.max(0, FREE_REQUESTS_PER_DAY - a.free_used) : FREE_REQUESTS_PER_DAY;
+  }
+
+  /** Takes one free request of today's quota, atomically; false when none is left. */
+  takeFree(id: string): boolean {
+    const day = utcDay();
+    return this.db
+      .transaction(() => {
+        const a = this.byId(id);
+        if (!a || a.kind !== "rc") return false;
+        const used = a.free_day === day ? a.free_used : 0;
+        if (used >= FREE_REQUESTS_PER_DAY) return false;
+        this.db
+          .prepare("UPDATE accounts SET free_day = ?, free_used = ? WHERE id = ?")
+          .run(day, used + 1, id);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** Gives back a free request that was not served (no provider). */
+  returnFree(id: string): void {
+    this.db
+      .prepare("UPDATE accounts SET free_used = MAX(0, free_used - 1) WHERE id = ? AND free_day = ?")
+      .run(id, utcDay());
+  }
+
+  /** How many sats this account (and its parents) may still spend on one request; Infinity if uncapped. */
+  spendRoom(id: string): { room: number; reason?: string } {
+    let room = Number.POSITIVE_INFINITY;
+    let reason: string | undefined;
+    const day = utcDay();
+    for (let a = this.byId(id); a; a = a.parent_id ? this.byId(a.parent_id) : undefined) {
+      const spentToday = a.spent_day === day ? a.spent_day_sat : 0;
+      const limits: [number | null, number, string][] = [
+        [a.cap_per_request_sat, 0, "per-request cap"],
+        [a.cap_per_day_sat, spentToday, "daily cap"],
+        [a.cap_lifetime_sat, a.spent_lifetime_sat, "lifetime cap"],
+      ];
+      for (const [cap, spent, name] of limits) {
+        if (cap !== null && cap - spent < room) {
+          room = Math.max(0, cap - spent);
+          reason = name;
+        }
+      }
+    }
+    return { room, reason };
+  }
+
+  /** Records spending on the account and every parent (for caps). */
+  recordSpend(id: string, sats: number): void {
+    const day = utcDay();
+    this.db
+      .transaction(() => {
+        for (let a = this.byId(id); a; a = a.parent_id ? this.byId(a.parent_id) : undefined) {
+          const today = a.spent_day === day ? a.spent_day_sat : 0;
+          this.db
+            .prepare(
+              "UPDATE accounts SET spent_day = ?, spent_day_sat = ?, spent_lifetime_sat = spent_lifetime_sat + ? WHERE id = ?",
+            )
+            .run(day, today + sats, sats, a.id);
+        }
+      })
+      .immediate();
+  }
+
+  // ---- Lightning top-ups --------------------------------------------------------------------
+  addTopup(t: {
+    quote: string;
+    accountId: string;
+    mint: string;
+    amount: number;
+    request: string;
+    expiry: number | null;
+  }): void {
+    this.db
+      .prepare(
+        "INSERT INTO topups (quote, account_id, mint, amount, request, expiry, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+      )
+      .run(t.quote, t.accountId, t.mint, t.amount, t.request, t.expiry, Date.now());
+  }
+
+  pendingTopups(accountId?: string): { quote: string; account_id: string; mint: string; amount: number }[] {
+    const sql = accountId
+      ? "SELECT * FROM topups WHERE state = 'pending' AND account_id = ?"
+      : "SELECT * FROM topups WHERE state = 'pending'";
+    return (accountId ? this.db.prepare(sql).all(accountId) : this.db.prepare(sql).all()) as {
+      quote: string;
+      account_id: string;
+      mint: string;
+      amount: number;
+    }[];
+  }
+
+  /** pending → credited, once. */
+  markTopupCredited(quote: string): boolean {
+    return (
+      this.db.prepare("UPDATE topups SET state = 'credited' WHERE quote = ? AND state = 'pending'").run(quote)
+        .changes === 1
+    );
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Prices: each model has USD rates per 1M input and output tokens; sats follow from the oracle.
+ * Costs are computed in msats (integers) and the ledger's rules (2-sat floor) apply on top.
+ */
+import { chargeSats } from "../ledger/index.js";
+
+export interface ModelRate {
+  per_m_input_usd: number;
+  per_m_output_usd: number;
+}
+
+/** Owlrun's published rate for small models; used for any model without its own entry. */
+export const DEFAULT_RATE: ModelRate = { per_m_input_usd: 0.02, per_m_output_usd: 0.06 };
+
+export class PriceTable {
+  constructor(
+    private readonly rates: Record<string, ModelRate> = {},
+    private readonly fallback: ModelRate = DEFAULT_RATE,
+  ) {}
+
+  rate(model: string): ModelRate {
+    return this.rates[model] ?? this.fallback;
+  }
+
+  /** msats for the given usage at `btcUsd`, rounded up to a whole msat. */
+  costMsat(model: string, promptTokens: number, completionTokens: number, btcUsd: number): number {
+    const r = this.rate(model);
+    const usd = (promptTokens * r.per_m_input_usd + completionTokens * r.per_m_output_usd) / 1_000_000;
+    return Math.ceil((usd / btcUsd) * 1e11);
+  }
+
+  /** Whole sats charged for the usage (2-sat floor). */
+  chargeSat(model: string, promptTokens: number, completionTokens: number, btcUsd: number): number {
+    return chargeSats(this.costMsat(model, promptTokens, completionTokens, btcUsd));
+  }
+
+  /** Sats per 1M tokens, for the RouteCat pricing shape. */
+  satsPerMillion(model: string, btcUsd: number): { input: number; output: number } {
+    const r = this.rate(model);
+    const toSats = (usd: number) => Math.round((usd / btcUsd) * 1e8 * 1000) / 1000;
+    return { input: toSats(r.per_m_input_usd), output: toSats(r.per_m_output_usd) };
+  }
+
+  /**
+   * The largest completion a budget pays for, given the prompt: used to cap max_tokens to what an
+   * X-Cashu token covers.
+   */
+  affordableCompletionTokens(model: string, promptTokens: number, budgetSat: number, btcUsd: number): number {
+    const r = this.rate(model);
+    const budgetUsd = (budgetSat * btcUsd) / 1e8;
+    const left = budgetUsd * 1_000_000 - promptTokens * r.per_m_input_usd;
+    if (left <= 0) return 0;
+    return r.per_m_output_usd > 0 ? Math.floor(left / r.per_m_output_usd) : Number.MAX_SAFE_INTEGER;
+  }
+}
+
+/** A conservative prompt size estimate before the provider reports real usage: ~1 token per 3 chars. */
+export function estimatePromptTokens(body: { messages?: unknown; prompt?: unknown }): number {
+  const text = JSON.stringify(body.messages ?? body.prompt ?? "");
+  return Math.ceil(text.length / 3) + 8;
+}

@@ -1,0 +1,113 @@
+/**
+ * Pay-per-request with an `X-Cashu` token (zero custody): claim the token by swap, hold all of it
+ * for the request, settle the charge to the provider and the gateway, and return the rest as a
+ * fresh token in the client's format. Every step is a ledger entry; the change token is stored
+ * before it is sent so a client that disconnected can claim it later.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "../../src/shared/index.js";
+import { Accounts, type Ledger } from "../ledger/index.js";
+import { PaymentError } from "./errors.js";
+import { inspectToken, type TokenInfo } from "../../src/shared/ecash/index.js";
+import type { GatewayWallet } from "./wallet.js";
+
+export interface SettledPayment {
+  chargedSat: number;
+  changeSat: number;
+  /** absent when no change is due */
+  changeToken?: string;
+}
+
+export class CashuPayment {
+  private ended = false;
+
+  constructor(
+    readonly holdId: string,
+    readonly info: TokenInfo,
+    readonly amountSat: number,
+    private readonly ledger: Ledger,
+    private readonly wallet: GatewayWallet,
+    private readonly log: Logger,
+  ) {}
+
+  /** Charges `chargedSat` (capped at what was paid) for `nodeId`'s work and returns the change. */
+  async settle(
+    chargedSat: number,
+    nodeId: string,
+    providerSharePct: number,
+    memo?: string,
+  ): Promise<SettledPayment> {
+    if (this.ended) throw new Error("payment already ended");
+    this.ended = true;
+    const charged = Math.min(chargedSat, this.amountSat);
+    if (charged > 0) {
+      await this.ledger.settleJob(
+        this.holdId,
+        { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct },
+        Accounts.change(this.holdId),
+        memo,
+      );
+    } else {
+      await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
+    }
+    return { chargedSat: charged, ...(await this.payOutChange(this.amountSat - charged)) };
+  }
+
+  /** Nothing was served: everything comes back. */
+  async refund(memo?: string): Promise<SettledPayment> {
+    if (this.ended) throw new Error("payment already ended");
+    this.ended = true;
+    await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
+    return { chargedSat: 0, ...(await this.payOutChange(this.amountSat)) };
+  }
+
+  private async payOutChange(changeSat: number): Promise<{ changeSat: number; changeToken?: string }> {
+    if (changeSat <= 0) return { changeSat: 0 };
+    try {
+      const token = await this.wallet.payChange(this.holdId, this.info.mint, changeSat, this.info.format);
+      await this.ledger.transfer("change_paid", this.holdId, [
+        { from: Accounts.change(this.holdId), to: Accounts.ecash(this.info.mint), msat: changeSat * 1000 },
+      ]);
+      return { changeSat, changeToken: token };
+    } catch (err) {
+      // The change stays owed in the ledger (change:<id>); the client can claim it later.
+      this.log.error("could not make the change token; it stays claimable", {
+        id: this.holdId,
+        err: String(err),
+      });
+      return { changeSat };
+    }
+  }
+}
+
+export class CashuPayments {
+  constructor(
+    private readonly wallet: GatewayWallet,
+    private readonly ledger: Ledger,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reads the token without claiming it (format, mint, amount): cheap checks before any swap. */
+  inspect(header: string): TokenInfo {
+    const info = inspectToken(header);
+    if (!this.wallet.isTrusted(info.mint)) {
+      throw new PaymentError(
+        "foreign_mint",
+        `mint ${info.mint} is not trusted here; use ${this.wallet.trustedMints[0]}`,
+        400,
+        {
+          trusted_mints: this.wallet.trustedMints,
+        },
+      );
+    }
+    return info;
+  }
+
+  /** Claims the token and holds all of it for one request. */
+  async open(info: TokenInfo, memo?: string): Promise<CashuPayment> {
+    const claimed = await this.wallet.claim(info);
+    const holdId = randomUUID();
+    await this.ledger.holdClaimedEcash(holdId, claimed.mint, claimed.amountSat * 1000, memo);
+    return new CashuPayment(holdId, info, claimed.amountSat, this.ledger, this.wallet, this.log);
+  }
+}

@@ -1,0 +1,4 @@
+export * from "./errors.js";
+export * from "./store.js";
+export * from "./tokens.js";
+export * from "./wallet.js";

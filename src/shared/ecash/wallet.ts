@@ -1,0 +1,276 @@
+/**
+ * A Cashu wallet over cashu-ts for any mint, backed by an EcashStore: receive tokens (swap), pay
+ * tokens out of the pool (no swap when it holds exact change), mint from Lightning quotes, melt to
+ * invoices, and repair crashes from the seed. Used by the gateway and by the MCP server's wallet.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  Amount,
+  CheckStateEnum,
+  MintOperationError,
+  NetworkError,
+  type Proof,
+  Wallet,
+} from "@cashu/cashu-ts";
+import type { Logger } from "../log.js";
+import { EcashError } from "./errors.js";
+import { currentOp, type EcashStore, type StoredProof } from "./store.js";
+import { encodeToken, type TokenFormat, type TokenInfo } from "./tokens.js";
+
+export const toProof = (p: StoredProof): Proof => ({
+  id: p.keyset_id,
+  amount: Amount.from(p.amount),
+  secret: p.secret,
+  C: p.c,
+  ...(p.dleq ? { dleq: JSON.parse(p.dleq) } : {}),
+});
+
+export const toStored = (mint: string, p: Proof): StoredProof => ({
+  secret: p.secret,
+  mint,
+  keyset_id: p.id,
+  amount: Number(p.amount.toString()),
+  c: p.C,
+  dleq: p.dleq ? JSON.stringify(p.dleq) : null,
+});
+
+export const sumStored = (ps: { amount: number }[]) => ps.reduce((s, p) => s + p.amount, 0);
+export const sumProofs = (ps: Proof[]) => ps.reduce((s, p) => s + Number(p.amount.toString()), 0);
+
+/** Maps a cashu-ts failure talking to a mint onto our ecash errors. */
+export function mintFailure(err: unknown, mint: string): EcashError {
+  if (err instanceof EcashError) return err;
+  if (err instanceof MintOperationError) {
+    if (err.code === 11001 || err.code === 11002)
+      return new EcashError("token_spent", "cashu token already spent", 402);
+    return new EcashError("invalid_token", `the mint refused: ${err.message}`, 400);
+  }
+  if (err instanceof NetworkError || (err as Error)?.name === "TypeError") {
+    return new EcashError("mint_unavailable", `mint ${mint} is unreachable`, 503);
+  }
+  return new EcashError(
+    "invalid_token",
+    `could not complete the mint operation: ${(err as Error)?.message ?? err}`,
+    400,
+  );
+}
+
+export interface MeltResult {
+  paidSat: number;
+  feeSat: number;
+  preimage: string | null;
+  changeSat: number;
+}
+
+export class EcashWallet {
+  private readonly wallets = new Map<string, Promise<Wallet>>();
+
+  constructor(
+    protected readonly store: EcashStore,
+    private readonly seed: Uint8Array,
+    protected readonly log: Logger,
+  ) {}
+
+  /** One loaded cashu-ts wallet per mint, keys fetched once. */
+  protected wallet(mint: string): Promise<Wallet> {
+    let w = this.wallets.get(mint);
+    if (!w) {
+      w = (async () => {
+        const wallet = new Wallet(mint, {
+          unit: "sat",
+          bip39seed: this.seed,
+          counterSource: this.store.counterSource(mint),
+        });
+        await wallet.loadMint();
+        return wallet;
+      })();
+      w.catch(() => this.wallets.delete(mint));
+      this.wallets.set(mint, w);
+    }
+    return w.catch((err) => {
+      throw mintFailure(err, mint);
+    });
+  }
+
+  /** Swaps a token into the pool; afterwards the sender's proofs are spent. */
+  async receive(info: TokenInfo): Promise<{ mint: string; amountSat: number }> {
+    if (info.unit !== "sat")
+      throw new EcashError("invalid_token", `unit ${info.unit} is not accepted; use sat`, 400);
+    const wallet = await this.wallet(info.mint);
+    const op = randomUUID();
+    let proofs: Proof[];
+    try {
+      proofs = await currentOp.run(op, () => wallet.receive(info.token));
+    } catch (err) {
+      // A refused swap signed nothing; an unanswered one is restored from the seed on next start.
+      if (err instanceof MintOperationError) this.store.resolveOp(op);
+      throw mintFailure(err, info.mint);
+    }
+    this.store.addProofs(proofs.map((p) => toStored(info.mint, p)));
+    this.store.resolveOp(op);
+    return { mint: info.mint, amountSat: sumProofs(proofs) };
+  }
+
+  /** Pays `amountSat` out of the pool as a token; no swap when the pool has exact change. */
+  async pay(mint: string, amountSat: number, format: TokenFormat = "B", memo?: string): Promise<string> {
+    const op = randomUUID();
+    const picked = this.store.reserveProofs(mint, amountSat, op);
+    if (!picked) {
+      throw new EcashError(
+        "insufficient_funds",
+        `wallet holds ${this.balance(mint)} sats at ${mint}, need ${amountSat}`,
+        402,
+      );
+    }
+    if (sumStored(picked) === amountSat) {
+      this.store.finishOp(op, true);
+      return encodeToken(mint, picked.map(toProof), format, memo);
+    }
+    try {
+      const wallet = await this.wallet(mint);
+      const { keep, send } = await currentOp.run(op, () => wallet.send(amountSat, picked.map(toProof)));
+      this.store.addProofs(keep.map((p) => toStored(mint, p)));
+      this.store.finishOp(op, true);
+      // Resolved before the token leaves: its proofs must never be restored into the pool.
+      this.store.resolveOp(op);
+      return encodeToken(mint, send, format, memo);
+    } catch (err) {
+      if (err instanceof MintOperationError) {
+        this.store.finishOp(op, false);
+        this.store.resolveOp(op);
+      }
+      // Otherwise the swap may have happened: the proofs stay reserved for recover().
+      throw mintFailure(err, mint);
+    }
+  }
+
+  /** A Lightning invoice at the mint; pay it, then call mintPaid. */
+  async createMintQuote(
+    mint: string,
+    amountSat: number,
+    description?: string,
+  ): Promise<{ quote: string; request: string; expiry: number | null }> {
+    const wallet = await this.wallet(mint);
+    try {
+      const q = await wallet.createMintQuoteBolt11(amountSat, description);
+      return { quote: q.quote, request: q.request, expiry: q.expiry ?? null };
+    } catch (err) {
+      throw mintFailure(err, mint);
+    }
+  }
+
+  /**
+   * Mints the proofs of a paid quote into the pool. True once the ecash is ours (also when an
+   * earlier attempt minted it and a crash interrupted: recover() restores those from the seed).
+   */
+  async mintPaid(mint: string, quoteId: string, amountSat: number): Promise<boolean> {
+    const wallet = await this.wallet(mint);
+    const quote = await wallet.checkMintQuoteBolt11(quoteId).catch((err) => {
+      throw mintFailure(err, mint);
+    });
+    if (quote.state === "ISSUED") return true;
+    if (quote.state !== "PAID") return false;
+    const op = randomUUID();
+    try {
+      const proofs = await currentOp.run(op, () => wallet.mintProofsBolt11(amountSat, quoteId));
+      this.store.addProofs(proofs.map((p) => toStored(mint, p)));
+      this.store.resolveOp(op);
+      return true;
+    } catch (err) {
+      if (err instanceof MintOperationError && err.code === 20002) return true; // issued meanwhile
+      throw mintFailure(err, mint);
+    }
+  }
+
+  /** Pays a bolt11 invoice from the pool through the mint (NUT-05), keeping the NUT-08 change. */
+  async melt(mint: string, invoice: string): Promise<MeltResult> {
+    const wallet = await this.wallet(mint);
+    const quote = await wallet.createMeltQuoteBolt11(invoice).catch((err) => {
+      throw mintFailure(err, mint);
+    });
+    const need = Number(quote.amount.toString()) + Number(quote.fee_reserve.toString());
+    const op = randomUUID();
+    const picked = this.store.reserveProofs(mint, need, op);
+    if (!picked) {
+      throw new EcashError(
+        "insufficient_funds",
+        `wallet holds ${this.balance(mint)} sats at ${mint}, need ${need}`,
+        402,
+      );
+    }
+    try {
+      const result = await currentOp.run(op, () => wallet.meltProofsBolt11(quote, picked.map(toProof)));
+      this.store.addProofs(result.change.map((p) => toStored(mint, p)));
+      if (result.quote.state !== "PAID") {
+        // Still in flight at the mint: keep the inputs reserved; recover() settles them later.
+        return { paidSat: 0, feeSat: 0, preimage: null, changeSat: sumProofs(result.change) };
+      }
+      this.store.finishOp(op, true);
+      this.store.resolveOp(op);
+      const changeSat = sumProofs(result.change);
+      const paidSat = Number(quote.amount.toString());
+      return {
+        paidSat,
+        feeSat: sumStored(picked) - paidSat - changeSat,
+        preimage: result.quote.payment_preimage ?? null,
+        changeSat,
+      };
+    } catch (err) {
+      if (err instanceof MintOperationError) {
+        this.store.finishOp(op, false);
+        this.store.resolveOp(op);
+      }
+      throw mintFailure(err, mint);
+    }
+  }
+
+  balance(mint?: string): number {
+    return this.store.balance(mint);
+  }
+
+  balances(): Record<string, number> {
+    return this.store.balancesByMint();
+  }
+
+  /**
+   * Repairs what a crash interrupted: outputs of unfinished counter ranges are restored from the
+   * seed (NUT-09) and added when unspent; proofs left reserved are settled by asking the mint.
+   */
+  async recover(): Promise<{ restoredSat: number; freedSat: number }> {
+    let restoredSat = 0;
+    let freedSat = 0;
+    for (const r of this.store.unresolvedReservations()) {
+      try {
+        const wallet = await this.wallet(r.mint);
+        const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
+        const fresh = proofs.filter((p) => !this.store.hasProof(p.secret));
+        if (fresh.length > 0) {
+          const states = await wallet.checkProofsStates(fresh);
+          const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
+          this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
+          restoredSat += sumProofs(unspent);
+        }
+        this.store.resolveReservation(r.id);
+      } catch (err) {
+        this.log.warn("could not restore a counter range; will retry on next start", {
+          ...r,
+          err: String(err),
+        });
+        return { restoredSat, freedSat };
+      }
+    }
+    for (const p of this.store.reservedProofs()) {
+      try {
+        const wallet = await this.wallet(p.mint);
+        const [state] = await wallet.checkProofsStates([toProof(p)]);
+        if (state?.state === CheckStateEnum.UNSPENT) {
+          this.store.markProof(p.secret, "available");
+          freedSat += p.amount;
+        } else if (state?.state === CheckStateEnum.SPENT) this.store.markProof(p.secret, "spent");
+      } catch (err) {
+        this.log.warn("could not check a reserved proof; will retry on next start", { err: String(err) });
+      }
+    }
+    return { restoredSat, freedSat };
+  }
+}
