@@ -20,6 +20,7 @@ import { ApiError, errorBody } from "./errors.js";
 import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./schemas.js";
 
 export const DEFAULT_MAX_TOKENS = 1024;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ChatDeps {
   dispatcher: Dispatcher;
@@ -140,7 +141,11 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
         requested,
         deps.prices.affordableCompletionTokens(model, promptTokens, info.amountSat, btcUsd),
       );
-      payment = await deps.payments.open(info, `${kind} ${model}`);
+      const requestId = req.get("x-owlrun-request-id");
+      if (requestId !== undefined && !UUID.test(requestId)) {
+        throw new ApiError(400, "invalid_request", "X-Owlrun-Request-Id must be a UUID");
+      }
+      payment = await deps.payments.open(info, `${kind} ${model}`, requestId?.toLowerCase());
     }
     const abort = new AbortController();
     res.on("close", () => {

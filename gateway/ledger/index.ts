@@ -56,11 +56,20 @@ export class Ledger {
     this.store.hold(holdId, account, msat, kind, memo);
   }
 
-  /** X-Cashu: the claimed ecash itself funds the hold; `owner` names who gets the remainder. */
-  async holdClaimedEcash(holdId: string, mintUrl: string, msat: number, memo?: string): Promise<void> {
+  /**
+   * X-Cashu: the claimed ecash itself funds the hold. The owner records where the remainder goes
+   * (a change token of `format` at `mintUrl`), so a restart can refund it.
+   */
+  async holdClaimedEcash(
+    holdId: string,
+    mintUrl: string,
+    msat: number,
+    format: "A" | "B",
+    memo?: string,
+  ): Promise<void> {
     this.store.openFundedHold(
       holdId,
-      `xcashu:${holdId}`,
+      `xcashu:${format}:${mintUrl}`,
       msat,
       "xcashu",
       [{ from: Accounts.ecash(mintUrl), to: Accounts.hold(holdId), msat }],
@@ -100,6 +109,11 @@ export class Ledger {
 
   async activeHolds(): Promise<HoldRow[]> {
     return this.store.activeHolds();
+  }
+
+  /** Ended X-Cashu holds, to find where owed change must go. */
+  async settledCashuHolds(): Promise<HoldRow[]> {
+    return this.store.holdsOwnedLike("xcashu:%");
   }
 
   /** Provider earnings leave as a Lightning payment (melt); the routing fee is the gateway's cost. */

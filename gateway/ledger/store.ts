@@ -208,6 +208,12 @@ export class LedgerStore {
       .all() as HoldRow[];
   }
 
+  holdsOwnedLike(pattern: string): HoldRow[] {
+    return this.db
+      .prepare("SELECT * FROM holds WHERE account LIKE ? AND state != 'active'")
+      .all(pattern) as HoldRow[];
+  }
+
   /** All balances; used by audits and tests. */
   balances(): Map<string, number> {
     const rows = this.db.prepare("SELECT account, msat FROM balances WHERE msat != 0").all() as {

@@ -6,6 +6,7 @@ import { AppError } from "../../src/shared/index.js";
  */
 export type PaymentErrorType =
   | "payment_required"
+  | "invalid_request"
   | "invalid_token"
   | "token_spent"
   | "foreign_mint"

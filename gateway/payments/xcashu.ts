@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../../src/shared/index.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
-import { inspectToken, type TokenInfo } from "../../src/shared/ecash/index.js";
+import { inspectToken, type TokenFormat, type TokenInfo } from "../../src/shared/ecash/index.js";
 import type { GatewayWallet } from "./wallet.js";
 
 export interface SettledPayment {
@@ -80,6 +80,22 @@ export class CashuPayment {
   }
 }
 
+/** Turns change owed in the ledger (change:<holdId>) into a stored token, exactly once. */
+export async function payOutChange(
+  ledger: Ledger,
+  wallet: GatewayWallet,
+  holdId: string,
+  mint: string,
+  changeSat: number,
+  format: TokenFormat,
+): Promise<string> {
+  const token = await wallet.payChange(holdId, mint, changeSat, format);
+  await ledger.transfer("change_paid", holdId, [
+    { from: Accounts.change(holdId), to: Accounts.ecash(mint), msat: changeSat * 1000 },
+  ]);
+  return token;
+}
+
 export class CashuPayments {
   constructor(
     private readonly wallet: GatewayWallet,
@@ -103,11 +119,17 @@ export class CashuPayments {
     return info;
   }
 
-  /** Claims the token and holds all of it for one request. */
-  async open(info: TokenInfo, memo?: string): Promise<CashuPayment> {
+  /**
+   * Claims the token and holds all of it for one request. A client may choose the request id (a
+   * UUID it journals first) so that after its own crash it can still fetch the change.
+   */
+  async open(info: TokenInfo, memo?: string, requestId?: string): Promise<CashuPayment> {
+    const holdId = requestId ?? randomUUID();
+    if (requestId && (await this.ledger.getHold(requestId))) {
+      throw new PaymentError("invalid_request", "X-Owlrun-Request-Id was already used", 409);
+    }
     const claimed = await this.wallet.claim(info);
-    const holdId = randomUUID();
-    await this.ledger.holdClaimedEcash(holdId, claimed.mint, claimed.amountSat * 1000, memo);
+    await this.ledger.holdClaimedEcash(holdId, claimed.mint, claimed.amountSat * 1000, info.format, memo);
     return new CashuPayment(holdId, info, claimed.amountSat, this.ledger, this.wallet, this.log);
   }
 }

@@ -224,6 +224,34 @@ export class EcashWallet {
     }
   }
 
+  /**
+   * Recovers every proof the seed ever received from a mint (NUT-09, all its keysets), keeps the
+   * unspent ones and moves the counters past what was found.
+   */
+  async restoreFromSeed(mint: string): Promise<{ restoredSat: number; proofs: number }> {
+    const wallet = await this.wallet(mint);
+    let restoredSat = 0;
+    let count = 0;
+    for (const keyset of wallet.keyChain.getKeysets()) {
+      const { proofs, lastCounterWithSignature } = await wallet
+        .batchRestore(300, 100, 0, keyset.id)
+        .catch((err) => {
+          throw mintFailure(err, mint);
+        });
+      if (lastCounterWithSignature !== undefined) {
+        await this.store.counterSource(mint).advanceToAtLeast(keyset.id, lastCounterWithSignature + 1);
+      }
+      const fresh = proofs.filter((p) => !this.store.hasProof(p.secret));
+      if (fresh.length === 0) continue;
+      const states = await wallet.checkProofsStates(fresh);
+      const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
+      this.store.addProofs(unspent.map((p) => toStored(mint, p)));
+      restoredSat += sumProofs(unspent);
+      count += unspent.length;
+    }
+    return { restoredSat, proofs: count };
+  }
+
   balance(mint?: string): number {
     return this.store.balance(mint);
   }

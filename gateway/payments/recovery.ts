@@ -1,0 +1,80 @@
+/**
+ * What a restart repairs, in order: the wallet (swaps interrupted mid-flight, restored from the
+ * seed), then holds left active by a crash (refunded: X-Cashu holds become claimable change under
+ * their request id, account holds go back to the account), then change still owed in the ledger.
+ * It works on a snapshot taken before the server listens, so it never touches live requests.
+ */
+import type { Logger } from "../../src/shared/index.js";
+import { Accounts, type HoldRow, type Ledger } from "../ledger/index.js";
+import type { GatewayWallet } from "./wallet.js";
+import { payOutChange } from "./xcashu.js";
+
+export interface RecoveryReport {
+  restoredSat: number;
+  freedSat: number;
+  refundedHolds: number;
+  changeTokensMade: number;
+}
+
+export interface RecoverySnapshot {
+  activeHolds: HoldRow[];
+  owedChange: { holdId: string; msat: number; owner: string }[];
+}
+
+function parseCashuOwner(owner: string): { format: "A" | "B"; mint: string } | undefined {
+  const m = /^xcashu:([AB]):(.+)$/.exec(owner);
+  return m ? { format: m[1] as "A" | "B", mint: m[2]! } : undefined;
+}
+
+/** Taken at start, before any request can create new holds or change. */
+export async function takeRecoverySnapshot(ledger: Ledger): Promise<RecoverySnapshot> {
+  const activeHolds = await ledger.activeHolds();
+  const owners = new Map((await ledger.settledCashuHolds()).map((h) => [h.id, h.account]));
+  const owedChange: RecoverySnapshot["owedChange"] = [];
+  for (const [account, msat] of (await ledger.audit()).balances) {
+    if (!account.startsWith("change:") || msat <= 0) continue;
+    const holdId = account.slice("change:".length);
+    const owner = owners.get(holdId);
+    if (owner) owedChange.push({ holdId, msat, owner });
+  }
+  return { activeHolds, owedChange };
+}
+
+export async function recoverAfterRestart(
+  snapshot: RecoverySnapshot,
+  ledger: Ledger,
+  wallet: GatewayWallet,
+  log: Logger,
+): Promise<RecoveryReport> {
+  const { restoredSat, freedSat } = await wallet.recover();
+  let refundedHolds = 0;
+  const owed = [...snapshot.owedChange];
+  for (const hold of snapshot.activeHolds) {
+    const cashu = parseCashuOwner(hold.account);
+    const held = await ledger.balance(Accounts.hold(hold.id));
+    if (
+      await ledger.releaseHold(
+        hold.id,
+        cashu ? Accounts.change(hold.id) : hold.account,
+        "refunded after restart",
+      )
+    ) {
+      refundedHolds++;
+      if (cashu && held > 0) owed.push({ holdId: hold.id, msat: held, owner: hold.account });
+    }
+  }
+  let changeTokensMade = 0;
+  for (const c of owed) {
+    const owner = parseCashuOwner(c.owner)!;
+    try {
+      await payOutChange(ledger, wallet, c.holdId, owner.mint, Math.floor(c.msat / 1000), owner.format);
+      changeTokensMade++;
+    } catch (err) {
+      log.warn("change still owed; will retry on next start", { holdId: c.holdId, err: String(err) });
+    }
+  }
+  const report = { restoredSat, freedSat, refundedHolds, changeTokensMade };
+  if (restoredSat || freedSat || refundedHolds || changeTokensMade)
+    log.info("recovered after restart", { ...report });
+  return report;
+}

@@ -1,0 +1,269 @@
+/**
+ * The local Cashu wallet behind the MCP tools and `owlrun-mcp wallet`: several mints, a BIP-39
+ * seed, NUT-13 counters committed before any request leaves, spends that stay pending until the
+ * mint or the gateway confirms them, and spend limits per call and per day.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import {
+  EcashError,
+  EcashStore,
+  EcashWallet,
+  inspectToken,
+  type MeltResult,
+  normalizeMintUrl,
+  type TokenFormat,
+} from "../shared/ecash/index.js";
+import { invoiceForLightningAddress, LIGHTNING_ADDRESS, type ResolveOptions } from "../shared/lnurl.js";
+import type { Logger } from "../shared/index.js";
+import { loadOrCreateMnemonic } from "./seed.js";
+
+export { isValidMnemonic } from "./seed.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS topups (
+  quote TEXT PRIMARY KEY, mint TEXT NOT NULL, amount INTEGER NOT NULL, request TEXT NOT NULL, expiry INTEGER,
+  state TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS spends (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, amount INTEGER NOT NULL, day TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+  id TEXT PRIMARY KEY, gateway TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL, token TEXT NOT NULL,
+  state TEXT NOT NULL, created_at INTEGER NOT NULL);
+`;
+
+class LocalStore extends EcashStore {
+  constructor(path: string) {
+    super(path);
+    this.db.exec(SCHEMA);
+  }
+  get sql(): Database.Database {
+    return this.db;
+  }
+}
+
+export interface SpendLimits {
+  perCallSat: number;
+  perDaySat: number;
+}
+
+export class SpendLimitError extends EcashError {
+  constructor(
+    message: string,
+    readonly limit: "per_call" | "per_day",
+  ) {
+    super("insufficient_funds", message, 402);
+  }
+}
+
+const today = () => new Date().toISOString().slice(0, 10);
+
+export class LocalWallet {
+  private constructor(
+    private readonly store: LocalStore,
+    private readonly core: EcashWallet,
+    readonly mnemonic: string,
+    readonly createdSeed: boolean,
+    readonly limits: SpendLimits,
+  ) {}
+
+  static open(
+    dataDir: string,
+    log: Logger,
+    opts: { limits?: Partial<SpendLimits>; restoreFrom?: string } = {},
+  ): LocalWallet {
+    const dir = join(dataDir, "wallet");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const { mnemonic, seed, created } = loadOrCreateMnemonic(dir, opts.restoreFrom);
+    const store = new LocalStore(join(dir, "wallet.sqlite"));
+    return new LocalWallet(store, new EcashWallet(store, seed, log), mnemonic, created, {
+      perCallSat: opts.limits?.perCallSat ?? 1000,
+      perDaySat: opts.limits?.perDaySat ?? 10_000,
+    });
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  /** Spendable sats per mint and in total. */
+  balance(): { total_sats: number; mints: Record<string, number> } {
+    const mints = this.core.balances();
+    return { total_sats: Object.values(mints).reduce((s, v) => s + v, 0), mints };
+  }
+
+  /** The mint to pay from: the given one, else the one holding the most. */
+  pickMint(preferred?: string): string | undefined {
+    if (preferred) return normalizeMintUrl(preferred);
+    const entries = Object.entries(this.core.balances()).sort((a, b) => b[1] - a[1]);
+    return entries[0]?.[0];
+  }
+
+  spentToday(): number {
+    const row = this.store.sql.prepare("SELECT SUM(amount) AS v FROM spends WHERE day = ?").get(today()) as {
+      v: number | null;
+    };
+    return row.v ?? 0;
+  }
+
+  /**
+   * Refuses a spend over the daily limit (never exceeded); reports whether it is over the per-call
+   * limit, which the caller may let the user confirm.
+   */
+  checkSpend(amountSat: number): { overPerCall: boolean } {
+    const spent = this.spentToday();
+    if (spent + amountSat > this.limits.perDaySat) {
+      throw new SpendLimitError(
+        `daily spend limit: ${spent} of ${this.limits.perDaySat} sats spent today; ${amountSat} more is not allowed`,
+        "per_day",
+      );
+    }
+    return { overPerCall: amountSat > this.limits.perCallSat };
+  }
+
+  private recordSpend(kind: string, amountSat: number): void {
+    if (amountSat <= 0) return;
+    this.store.sql
+      .prepare("INSERT INTO spends (id, kind, amount, day, created_at) VALUES (?, ?, ?, ?, ?)")
+      .run(randomUUID(), kind, amountSat, today(), Date.now());
+  }
+
+  async receive(token: string): Promise<{ mint: string; amountSat: number }> {
+    return this.core.receive(inspectToken(token));
+  }
+
+  async send(
+    amountSat: number,
+    mint?: string,
+    format: TokenFormat = "B",
+  ): Promise<{ token: string; mint: string }> {
+    const from = this.pickMint(mint);
+    if (!from) throw new EcashError("insufficient_funds", "the wallet is empty; use topup", 402);
+    this.checkSpend(amountSat);
+    const token = await this.core.pay(from, amountSat, format);
+    this.recordSpend("send", amountSat);
+    return { token, mint: from };
+  }
+
+  // ---- Lightning top-up ---------------------------------------------------------------------
+  async topup(
+    mint: string,
+    amountSat: number,
+  ): Promise<{ quote: string; request: string; expiry: number | null }> {
+    const url = normalizeMintUrl(mint);
+    const q = await this.core.createMintQuote(url, amountSat, "owlrun-mcp wallet top-up");
+    this.store.sql
+      .prepare(
+        "INSERT INTO topups (quote, mint, amount, request, expiry, state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+      )
+      .run(q.quote, url, amountSat, q.request, q.expiry, Date.now());
+    return q;
+  }
+
+  /** Mints a paid top-up into the wallet; "pending" while the invoice is unpaid. */
+  async topupStatus(
+    quote: string,
+  ): Promise<{ state: "pending" | "claimed"; amountSat: number; mint: string }> {
+    const row = this.store.sql.prepare("SELECT * FROM topups WHERE quote = ?").get(quote) as
+      { quote: string; mint: string; amount: number; state: string } | undefined;
+    if (!row) throw new EcashError("invalid_token", `no top-up with quote ${quote} in this wallet`, 404);
+    if (row.state === "claimed") return { state: "claimed", amountSat: row.amount, mint: row.mint };
+    if (!(await this.core.mintPaid(row.mint, quote, row.amount)))
+      return { state: "pending", amountSat: row.amount, mint: row.mint };
+    this.store.sql.prepare("UPDATE topups SET state = 'claimed' WHERE quote = ?").run(quote);
+    return { state: "claimed", amountSat: row.amount, mint: row.mint };
+  }
+
+  pendingTopups(): { quote: string; mint: string; amount: number }[] {
+    return this.store.sql.prepare("SELECT quote, mint, amount FROM topups WHERE state = 'pending'").all() as {
+      quote: string;
+      mint: string;
+      amount: number;
+    }[];
+  }
+
+  // ---- withdraw -----------------------------------------------------------------------------
+  /** Pays a bolt11 invoice, or `amountSat` to a Lightning address, through the mint's melt. */
+  async withdraw(
+    destination: string,
+    opts: { amountSat?: number; mint?: string; lnurl?: ResolveOptions } = {},
+  ): Promise<MeltResult & { mint: string }> {
+    const mint = this.pickMint(opts.mint);
+    if (!mint) throw new EcashError("insufficient_funds", "the wallet is empty; use topup", 402);
+    let invoice = destination.trim().replace(/^lightning:/i, "");
+    if (LIGHTNING_ADDRESS.test(invoice)) {
+      if (!opts.amountSat)
+        throw new EcashError("invalid_token", "paying a Lightning address needs an amount", 400);
+      invoice = await invoiceForLightningAddress(invoice, opts.amountSat, opts.lnurl);
+    }
+    const result = await this.core.melt(mint, invoice);
+    this.recordSpend("withdraw", result.paidSat + result.feeSat);
+    return { ...result, mint };
+  }
+
+  // ---- paying gateway requests ----------------------------------------------------------------
+  /**
+   * A token for one X-Cashu request. The request id is journaled first, so after a crash the
+   * change can be fetched from the gateway with it.
+   */
+  async tokenForRequest(
+    gateway: string,
+    amountSat: number,
+    mint?: string,
+  ): Promise<{ id: string; token: string; mint: string }> {
+    const { token, mint: from } = await this.send(amountSat, mint);
+    const id = randomUUID();
+    this.store.sql
+      .prepare(
+        "INSERT INTO requests (id, gateway, mint, amount, token, state, created_at) VALUES (?, ?, ?, ?, ?, 'sent', ?)",
+      )
+      .run(id, gateway, from, amountSat, token, Date.now());
+    return { id, token, mint: from };
+  }
+
+  /**
+   * The request never reached the gateway (or it refused the token before claiming it): take the
+   * token back. Returns the sats recovered (0 when the token was spent after all).
+   */
+  async reclaimRequest(id: string): Promise<number> {
+    const row = this.store.sql
+      .prepare("SELECT token FROM requests WHERE id = ? AND state = 'sent'")
+      .get(id) as { token: string } | undefined;
+    if (!row) return 0;
+    try {
+      const { amountSat } = await this.receive(row.token);
+      this.store.sql.prepare("UPDATE requests SET state = 'reclaimed' WHERE id = ?").run(id);
+      return amountSat;
+    } catch (err) {
+      if (err instanceof EcashError && err.type === "token_spent") return 0;
+      throw err;
+    }
+  }
+
+  /** Stores the change the gateway returned and closes the request. */
+  async finishRequest(id: string, changeToken?: string): Promise<number> {
+    let received = 0;
+    if (changeToken) received = (await this.receive(changeToken)).amountSat;
+    this.store.sql.prepare("UPDATE requests SET state = 'done' WHERE id = ?").run(id);
+    return received;
+  }
+
+  openRequests(): { id: string; gateway: string; amount: number }[] {
+    return this.store.sql.prepare("SELECT id, gateway, amount FROM requests WHERE state = 'sent'").all() as {
+      id: string;
+      gateway: string;
+      amount: number;
+    }[];
+  }
+
+  /** `owlrun-mcp wallet restore`: everything the seed ever received at this mint, unspent, back in the wallet. */
+  async restore(mint: string): Promise<{ restoredSat: number; proofs: number }> {
+    return this.core.restoreFromSeed(normalizeMintUrl(mint));
+  }
+
+  /** Repairs interrupted swaps (from the seed) and reserved proofs (asking the mint). */
+  async recover(): Promise<{ restoredSat: number; freedSat: number }> {
+    return this.core.recover();
+  }
+}
