@@ -17,12 +17,14 @@ import type { AccountPayments, RequestPayment } from "../payments/account-paymen
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
 import { type Dispatcher, type JobOutcome, NoProviderError, type StreamChunk } from "../routing/types.js";
 import { ApiError, errorBody } from "./errors.js";
+import type { JobLog } from "./joblog.js";
 import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./schemas.js";
 
 export const DEFAULT_MAX_TOKENS = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ChatDeps {
+  jobs: JobLog;
   dispatcher: Dispatcher;
   payments: CashuPayments;
   accounts: AccountPayments;
@@ -84,6 +86,7 @@ function costFields(settled: SettledPayment) {
 
 export function chatHandler(kind: Kind, deps: ChatDeps) {
   return async (req: Request, res: Response) => {
+    const startedAt = Date.now();
     const body = parseBody(kind, req.body);
     const owlrunFormat = req.get("x-stream-format") === "owlrun" || req.query.format === "owlrun";
     const cashuHeader = req.get("x-cashu");
@@ -183,18 +186,38 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
 
     res.setHeader("X-Owlrun-Request-Id", payment.holdId);
     res.setHeader("X-Owlrun-Node", job.nodeId);
-    if (body.stream) return streamResponse(res, job, payment, deps, { model, kind, owlrunFormat });
-    return jsonResponse(res, job, payment, deps, { model, kind });
+    if (body.stream) return streamResponse(res, job, payment, deps, { model, kind, owlrunFormat, startedAt });
+    return jsonResponse(res, job, payment, deps, { model, kind, startedAt });
   };
 }
 
-async function settleOutcome(payment: RequestPayment, outcome: JobOutcome, deps: ChatDeps, model: string) {
+async function settleOutcome(
+  payment: RequestPayment,
+  outcome: JobOutcome,
+  deps: ChatDeps,
+  model: string,
+  startedAt: number,
+) {
   const usage = outcome.billableUsage;
   const delivered = usage.completionTokens > 0 || outcome.status === "completed";
   const chargeSat = delivered
     ? deps.prices.chargeSat(model, usage.promptTokens, usage.completionTokens, deps.oracle.pricingRate())
     : 0;
-  return payment.settle(chargeSat, outcome.nodeId, deps.providerSharePct, `${outcome.status} ${model}`);
+  const settled = await payment.settle(
+    chargeSat,
+    outcome.nodeId,
+    deps.providerSharePct,
+    `${outcome.status} ${model}`,
+  );
+  deps.jobs.record({
+    model,
+    tokensIn: usage.promptTokens,
+    tokensOut: usage.completionTokens,
+    durationMs: Date.now() - startedAt,
+    costSats: settled.chargedSat,
+    status: outcome.status,
+  });
+  return settled;
 }
 
 function usageBody(outcome: JobOutcome, settled: SettledPayment) {
@@ -212,7 +235,7 @@ async function streamResponse(
   job: Awaited<ReturnType<Dispatcher["dispatch"]>>,
   payment: RequestPayment,
   deps: ChatDeps,
-  ctx: { model: string; kind: Kind; owlrunFormat: boolean },
+  ctx: { model: string; kind: Kind; owlrunFormat: boolean; startedAt: number },
 ) {
   res.status(200);
   res.setHeader("Content-Type", "text/event-stream");
@@ -236,7 +259,7 @@ async function streamResponse(
     }
   }
   const outcome = await job.outcome;
-  const settled = await settleOutcome(payment, outcome, deps, ctx.model);
+  const settled = await settleOutcome(payment, outcome, deps, ctx.model, ctx.startedAt);
   if (res.destroyed) return; // change is stored server-side under X-Owlrun-Request-Id
   const usage = usageBody(outcome, settled);
   if (outcome.status === "failed") {
@@ -266,12 +289,12 @@ async function jsonResponse(
   job: Awaited<ReturnType<Dispatcher["dispatch"]>>,
   payment: RequestPayment,
   deps: ChatDeps,
-  ctx: { model: string; kind: Kind },
+  ctx: { model: string; kind: Kind; startedAt: number },
 ) {
   const collector = new Collector();
   for await (const chunk of job.chunks) collector.add(chunk);
   const outcome = await job.outcome;
-  const settled = await settleOutcome(payment, outcome, deps, ctx.model);
+  const settled = await settleOutcome(payment, outcome, deps, ctx.model, ctx.startedAt);
   if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
   res.setHeader("X-Cost-Sats", String(settled.chargedSat));
   if (outcome.status === "failed" && collector.text === "") {

@@ -7,6 +7,7 @@ import type { PriceTable } from "../payments/pricing.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { Dispatcher } from "../routing/types.js";
 import { ApiError } from "./errors.js";
+import type { JobLog } from "./joblog.js";
 
 export interface PublicDeps {
   dispatcher: Dispatcher;
@@ -14,7 +15,7 @@ export interface PublicDeps {
   oracle: Oracle;
   wallet: GatewayWallet;
   providerSharePct: number;
-  stats: () => { jobs_24h: number; tokens_24h: number };
+  jobs: JobLog;
 }
 
 export function publicRouter(deps: PublicDeps): Router {
@@ -76,10 +77,18 @@ export function publicRouter(deps: PublicDeps): Router {
   r.get("/v1/stats", (_req, res) => {
     res.json({
       nodes_online: deps.dispatcher.nodesOnline(),
-      ...deps.stats(),
+      ...deps.jobs.last24h(),
       btc_usd: deps.oracle.rate().btc_usd,
       version: VERSION,
     });
+  });
+
+  r.get("/v1/audit", (req, res) => {
+    const page = Number(req.query.page ?? 1);
+    if (!Number.isSafeInteger(page) || page < 1 || page > 1_000_000) {
+      throw new ApiError(400, "invalid_request", "page must be a whole number from 1");
+    }
+    res.json(deps.jobs.page(page));
   });
 
   r.get("/v1/broadcasts", (_req, res) => {

@@ -12,6 +12,8 @@ export const Accounts = {
   hold: (holdId: string) => `hold:${holdId}`,
   /** change owed to an X-Cashu client until its token is made */
   change: (holdId: string) => `change:${holdId}`,
+  /** a provider payout on its way over Lightning */
+  payout: (payoutId: string) => `payout:${payoutId}`,
   /** what a provider node has earned and not been paid */
   provider: (nodeId: string) => `provider:${nodeId}`,
   /** the gateway's share of every job */
@@ -22,7 +24,7 @@ export const Accounts = {
   lightningFees: "equity:lightning_fees",
 } as const;
 
-export type AccountKind = "asset" | "user" | "hold" | "change" | "provider" | "equity";
+export type AccountKind = "asset" | "user" | "hold" | "change" | "payout" | "provider" | "equity";
 
 export function accountKind(account: string): AccountKind {
   return account.split(":", 1)[0] as AccountKind;

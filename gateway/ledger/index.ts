@@ -116,17 +116,33 @@ export class Ledger {
     return this.store.holdsOwnedLike("xcashu:%");
   }
 
-  /** Provider earnings leave as a Lightning payment (melt); the routing fee is the gateway's cost. */
-  async providerPayout(
+  /** Provider earnings set aside for a Lightning payout (refuses to overdraw the provider). */
+  async reservePayout(nodeId: string, payoutId: string, msat: number): Promise<boolean> {
+    return this.store.transfer("payout_reserve", payoutId, [
+      { from: Accounts.provider(nodeId), to: Accounts.payout(payoutId), msat },
+    ]);
+  }
+
+  /** The payout left: amount + routing fee leave as ecash; what the fee reserve did not use goes back. */
+  async completePayout(
     nodeId: string,
-    msat: number,
-    feeMsat: number,
+    payoutId: string,
     mintUrl: string,
-    ref: string,
+    paidMsat: number,
+    feeMsat: number,
   ): Promise<boolean> {
-    return this.store.transfer("payout", ref, [
-      { from: Accounts.provider(nodeId), to: Accounts.ecash(mintUrl), msat },
-      { from: Accounts.lightningFees, to: Accounts.ecash(mintUrl), msat: feeMsat },
+    const held = this.store.balance(Accounts.payout(payoutId));
+    return this.store.transfer("payout_done", payoutId, [
+      { from: Accounts.payout(payoutId), to: Accounts.ecash(mintUrl), msat: paidMsat + feeMsat },
+      { from: Accounts.payout(payoutId), to: Accounts.provider(nodeId), msat: held - paidMsat - feeMsat },
+    ]);
+  }
+
+  /** The payout failed: everything goes back to the provider. */
+  async failPayout(nodeId: string, payoutId: string): Promise<boolean> {
+    const held = this.store.balance(Accounts.payout(payoutId));
+    return this.store.transfer("payout_failed", payoutId, [
+      { from: Accounts.payout(payoutId), to: Accounts.provider(nodeId), msat: held },
     ]);
   }
 

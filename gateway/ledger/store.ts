@@ -115,8 +115,9 @@ export class LedgerStore {
       const txId = this.post(kind, ref, postings);
       if (txId === null) return false;
       for (const account of new Set(postings.map((p) => p.from))) {
+        // Only equity (the gateway's own books) may go negative; what is owed to others may not.
         const k = accountKind(account);
-        if ((k === "user" || k === "hold") && this.balance(account) < 0) {
+        if (k !== "equity" && k !== "asset" && this.balance(account) < 0) {
           throw new InsufficientBalanceError(account, this.balance(account));
         }
       }

@@ -182,10 +182,43 @@ export class EcashWallet {
     }
   }
 
+  /** A melt quote for an invoice: amount and the fee reserve the mint asks for. */
+  async meltQuote(
+    mint: string,
+    invoice: string,
+  ): Promise<{ quote: string; amountSat: number; feeReserveSat: number }> {
+    const wallet = await this.wallet(mint);
+    const q = await wallet.createMeltQuoteBolt11(invoice).catch((err) => {
+      throw mintFailure(err, mint);
+    });
+    return {
+      quote: q.quote,
+      amountSat: Number(q.amount.toString()),
+      feeReserveSat: Number(q.fee_reserve.toString()),
+    };
+  }
+
+  /** The state of a melt quote at the mint (to finish a payout after a restart). */
+  async meltState(
+    mint: string,
+    quote: string,
+  ): Promise<{ state: "UNPAID" | "PENDING" | "PAID"; preimage: string | null }> {
+    const wallet = await this.wallet(mint);
+    const q = await wallet.checkMeltQuoteBolt11(quote).catch((err) => {
+      throw mintFailure(err, mint);
+    });
+    return { state: q.state as "UNPAID" | "PENDING" | "PAID", preimage: q.payment_preimage ?? null };
+  }
+
   /** Pays a bolt11 invoice from the pool through the mint (NUT-05), keeping the NUT-08 change. */
   async melt(mint: string, invoice: string): Promise<MeltResult> {
+    return this.payMeltQuote(mint, (await this.meltQuote(mint, invoice)).quote);
+  }
+
+  /** Pays an existing melt quote from the pool; inputs stay reserved while the mint reports PENDING. */
+  async payMeltQuote(mint: string, quoteId: string): Promise<MeltResult> {
     const wallet = await this.wallet(mint);
-    const quote = await wallet.createMeltQuoteBolt11(invoice).catch((err) => {
+    const quote = await wallet.checkMeltQuoteBolt11(quoteId).catch((err) => {
       throw mintFailure(err, mint);
     });
     const need = Number(quote.amount.toString()) + Number(quote.fee_reserve.toString());

@@ -1,0 +1,95 @@
+/**
+ * The public record of served jobs: what /v1/stats counts and /v1/audit pages through. Anonymised
+ * by construction: a random public id, the model, token counts, duration and cost — no key, no
+ * account, no node identity, no content.
+ */
+import { randomBytes } from "node:crypto";
+import Database from "better-sqlite3";
+
+export interface JobRecord {
+  model: string;
+  tokensIn: number;
+  tokensOut: number;
+  durationMs: number;
+  costSats: number;
+  status: "completed" | "failed" | "cancelled";
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, model TEXT NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL, cost_sats INTEGER NOT NULL, status TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_at ON jobs (at);
+`;
+
+export const AUDIT_PAGE_SIZE = 50;
+
+export class JobLog {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("busy_timeout = 10000");
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  record(job: JobRecord): void {
+    this.db
+      .prepare(
+        "INSERT INTO jobs (id, model, tokens_in, tokens_out, duration_ms, cost_sats, status, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(
+        `job_${randomBytes(6).toString("hex")}`,
+        job.model,
+        job.tokensIn,
+        job.tokensOut,
+        job.durationMs,
+        job.costSats,
+        job.status,
+        Date.now(),
+      );
+  }
+
+  last24h(): { jobs_24h: number; tokens_24h: number } {
+    const row = this.db
+      .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in + tokens_out), 0) AS t FROM jobs WHERE at > ?")
+      .get(Date.now() - 24 * 3600_000) as { n: number; t: number };
+    return { jobs_24h: row.n, tokens_24h: row.t };
+  }
+
+  page(page: number): { jobs: unknown[]; total: number; page: number; page_size: number } {
+    const total = (this.db.prepare("SELECT COUNT(*) AS n FROM jobs").get() as { n: number }).n;
+    const rows = this.db
+      .prepare("SELECT * FROM jobs ORDER BY at DESC LIMIT ? OFFSET ?")
+      .all(AUDIT_PAGE_SIZE, (page - 1) * AUDIT_PAGE_SIZE) as {
+      id: string;
+      model: string;
+      tokens_in: number;
+      tokens_out: number;
+      duration_ms: number;
+      cost_sats: number;
+      status: string;
+      at: number;
+    }[];
+    return {
+      jobs: rows.map((r) => ({
+        id: r.id,
+        model: r.model,
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+        duration_ms: r.duration_ms,
+        cost_sats: r.cost_sats,
+        status: r.status,
+        timestamp: new Date(r.at).toISOString(),
+      })),
+      total,
+      page,
+      page_size: AUDIT_PAGE_SIZE,
+    };
+  }
+}

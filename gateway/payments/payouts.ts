@@ -1,0 +1,196 @@
+/**
+ * Provider payouts: earnings that pass the threshold (default 1,000 sats) are paid to the node's
+ * Lightning address (LNURL-pay) through the mint's melt. Each payout is journaled (with its melt
+ * quote) and its amount set aside in the ledger before any payment leaves, so a restart finishes
+ * or reverts it instead of paying twice. The provider pays the routing fee, as in the seeds.
+ */
+import { randomUUID } from "node:crypto";
+import Database from "better-sqlite3";
+import type { EcashWallet } from "../../src/shared/ecash/index.js";
+import type { Logger } from "../../src/shared/index.js";
+import { invoiceForLightningAddress, type ResolveOptions } from "../../src/shared/lnurl.js";
+import { Accounts, type Ledger } from "../ledger/index.js";
+
+export const DEFAULT_PAYOUT_THRESHOLD_SAT = 1000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS payouts (
+  id TEXT PRIMARY KEY, node_id TEXT NOT NULL, address TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
+  fee_reserve INTEGER NOT NULL, invoice TEXT NOT NULL, quote TEXT NOT NULL, state TEXT NOT NULL, fee INTEGER,
+  preimage TEXT, error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS payouts_node ON payouts (node_id, created_at);
+`;
+
+export interface PayoutRow {
+  id: string;
+  node_id: string;
+  address: string;
+  mint: string;
+  amount: number;
+  fee_reserve: number;
+  invoice: string;
+  quote: string;
+  state: "paying" | "paid" | "failed";
+  fee: number | null;
+  preimage: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PayoutOptions {
+  thresholdSat?: number;
+  lnurl?: ResolveOptions;
+  /** the node's Lightning address from its registration */
+  addressOf: (nodeId: string) => string | undefined;
+  /** the mint the gateway melts at */
+  mint: () => string;
+  log: Logger;
+}
+
+export class ProviderPayouts {
+  private readonly db: Database.Database;
+  private running = false;
+
+  constructor(
+    path: string,
+    private readonly ledger: Ledger,
+    private readonly wallet: EcashWallet,
+    private readonly opts: PayoutOptions,
+  ) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("busy_timeout = 10000");
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  get thresholdSat(): number {
+    return this.opts.thresholdSat ?? DEFAULT_PAYOUT_THRESHOLD_SAT;
+  }
+
+  history(nodeId: string, limit = 20): PayoutRow[] {
+    return this.db
+      .prepare("SELECT * FROM payouts WHERE node_id = ? ORDER BY created_at DESC LIMIT ?")
+      .all(nodeId, limit) as PayoutRow[];
+  }
+
+  private update(id: string, fields: Partial<PayoutRow>): void {
+    const sets = Object.keys(fields).map((k) => `${k} = @${k}`);
+    this.db
+      .prepare(`UPDATE payouts SET ${sets.join(", ")}, updated_at = @now WHERE id = @id`)
+      .run({ ...fields, id, now: Date.now() });
+  }
+
+  /** Pays every provider at or above the threshold that has a Lightning address. One run at a time. */
+  async runOnce(): Promise<PayoutRow[]> {
+    if (this.running) return [];
+    this.running = true;
+    try {
+      const done: PayoutRow[] = [];
+      const { balances } = await this.ledger.audit();
+      for (const [account, msat] of balances) {
+        if (!account.startsWith("provider:") || msat < this.thresholdSat * 1000) continue;
+        const nodeId = account.slice("provider:".length);
+        const row = await this.payout(nodeId).catch((err) => {
+          this.opts.log.warn("payout failed", { nodeId, err: String(err) });
+          return undefined;
+        });
+        if (row) done.push(row);
+      }
+      return done;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Pays one provider's whole balance (minus the routing fee reserve) to its Lightning address. */
+  async payout(nodeId: string): Promise<PayoutRow | undefined> {
+    const address = this.opts.addressOf(nodeId);
+    if (!address) return undefined;
+    const mint = this.opts.mint();
+    const balanceSat = Math.floor((await this.ledger.balance(Accounts.provider(nodeId))) / 1000);
+    if (balanceSat < this.thresholdSat) return undefined;
+    // Ask for an invoice that leaves room for the mint's fee reserve; retry once with the exact reserve.
+    let amount = balanceSat - Math.max(2, Math.ceil(balanceSat * 0.01));
+    let invoice = await invoiceForLightningAddress(address, amount, this.opts.lnurl);
+    let quote = await this.wallet.meltQuote(mint, invoice);
+    if (quote.amountSat + quote.feeReserveSat > balanceSat) {
+      amount = balanceSat - quote.feeReserveSat;
+      if (amount <= 0) return undefined;
+      invoice = await invoiceForLightningAddress(address, amount, this.opts.lnurl);
+      quote = await this.wallet.meltQuote(mint, invoice);
+    }
+    const id = randomUUID();
+    this.db
+      .prepare(
+        `INSERT INTO payouts (id, node_id, address, mint, amount, fee_reserve, invoice, quote, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'paying', ?, ?)`,
+      )
+      .run(
+        id,
+        nodeId,
+        address,
+        mint,
+        quote.amountSat,
+        quote.feeReserveSat,
+        invoice,
+        quote.quote,
+        Date.now(),
+        Date.now(),
+      );
+    await this.ledger.reservePayout(nodeId, id, (quote.amountSat + quote.feeReserveSat) * 1000);
+    return this.pay(id);
+  }
+
+  private async pay(id: string): Promise<PayoutRow> {
+    const row = this.get(id)!;
+    try {
+      const result = await this.wallet.payMeltQuote(row.mint, row.quote);
+      if (result.preimage !== null || result.paidSat > 0) {
+        await this.ledger.completePayout(row.node_id, id, row.mint, row.amount * 1000, result.feeSat * 1000);
+        this.update(id, { state: "paid", fee: result.feeSat, preimage: result.preimage });
+      }
+    } catch (err) {
+      await this.ledger.failPayout(row.node_id, id);
+      this.update(id, { state: "failed", error: String((err as Error).message ?? err) });
+    }
+    return this.get(id)!;
+  }
+
+  get(id: string): PayoutRow | undefined {
+    return this.db.prepare("SELECT * FROM payouts WHERE id = ?").get(id) as PayoutRow | undefined;
+  }
+
+  /**
+   * After a restart: payouts still "paying" are asked about at the mint. PAID completes them
+   * (the fee reserve counts as spent: the melt's change, if any, was restored into the pool by the
+   * wallet's own recovery), UNPAID reverts them, PENDING waits for the next run.
+   */
+  async recover(): Promise<void> {
+    const open = this.db.prepare("SELECT * FROM payouts WHERE state = 'paying'").all() as PayoutRow[];
+    for (const row of open) {
+      try {
+        const { state, preimage } = await this.wallet.meltState(row.mint, row.quote);
+        if (state === "PAID") {
+          await this.ledger.completePayout(
+            row.node_id,
+            row.id,
+            row.mint,
+            row.amount * 1000,
+            row.fee_reserve * 1000,
+          );
+          this.update(row.id, { state: "paid", fee: row.fee_reserve, preimage });
+        } else if (state === "UNPAID") {
+          await this.ledger.failPayout(row.node_id, row.id);
+          this.update(row.id, { state: "failed", error: "not paid before restart" });
+        }
+      } catch (err) {
+        this.opts.log.warn("could not check a payout; will retry", { id: row.id, err: String(err) });
+      }
+    }
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Provider earnings above the threshold leave over Lightning (LNURL-pay + the mint's melt): the
+ * provider pays the routing fee, the ledger stays balanced, and the ecash the books say the gateway
+ * holds is what its wallet holds.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Accounts, Ledger } from "../../gateway/ledger/index.js";
+import { ProviderPayouts } from "../../gateway/payments/payouts.js";
+import { GatewayWallet } from "../../gateway/payments/wallet.js";
+import { silentLogger } from "../../src/shared/index.js";
+import "../support/cashu.js";
+import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { type LnurlServer, startLnurlServer } from "../support/lnurl-server.js";
+
+let mint: CliProcess;
+let lnurl: LnurlServer;
+beforeAll(async () => {
+  mint = await startCli(["mint", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
+  lnurl = await startLnurlServer();
+});
+afterAll(async () => {
+  await mint.stop();
+  await lnurl.close();
+});
+
+describe("provider payouts", () => {
+  it("pays balances over the threshold to the Lightning address, once", async () => {
+    const dir = tempDir();
+    const ledger = Ledger.open(dir);
+    const wallet = await GatewayWallet.open(dir, [mint.url], silentLogger);
+    // The gateway holds 5000 sats of ecash, 1500 of which it owes provider n1 and 600 provider n2.
+    const q = await wallet.createMintQuote(mint.url, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await wallet.mintPaid(mint.url, q.quote, 5000)).toBe(true);
+    await ledger.transfer("test", "fund", [
+      { from: Accounts.ecash(mint.url), to: Accounts.provider("n1"), msat: 1_500_000 },
+      { from: Accounts.ecash(mint.url), to: Accounts.provider("n2"), msat: 600_000 },
+      { from: Accounts.ecash(mint.url), to: Accounts.fees, msat: 2_900_000 },
+    ]);
+    const payouts = new ProviderPayouts(`${dir}/payouts.sqlite`, ledger, wallet, {
+      addressOf: (node) => lnurl.address(node),
+      mint: () => mint.url,
+      lnurl: { allowLoopbackHttp: true },
+      log: silentLogger,
+    });
+
+    const done = await payouts.runOnce();
+    expect(done.map((p) => [p.node_id, p.state])).toEqual([["n1", "paid"]]); // n2 is under 1000 sats
+    const paid = done[0]!;
+    expect(lnurl.requests).toContain(paid.amount * 1000);
+    expect(paid.amount + paid.fee!).toBeLessThanOrEqual(1500);
+    expect(await ledger.balance(Accounts.provider("n1"))).toBe((1500 - paid.amount - paid.fee!) * 1000);
+    expect(await ledger.balance(Accounts.provider("n2"))).toBe(600_000);
+
+    // Nothing left over the threshold: a second run pays nothing.
+    expect(await payouts.runOnce()).toEqual([]);
+    const audit = await ledger.audit();
+    expect(audit.imbalanceMsat).toBe(0);
+    expect(audit.ecashMsat).toBe(wallet.balance(mint.url) * 1000);
+    payouts.close();
+    await wallet.close();
+    await ledger.close();
+  });
+});
