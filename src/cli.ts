@@ -5,7 +5,16 @@
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createLightningBackend, rotateKeyset, startMintServer } from "../gateway/mint/index.js";
+import type { Express } from "express";
+import { type BundledMint, startGateway } from "../gateway/index.js";
+import {
+  createLightningBackend,
+  createMintService,
+  type LightningBackend,
+  rotateKeyset,
+  startMintServer,
+} from "../gateway/mint/index.js";
+import { createProviderKey } from "../gateway/routing/index.js";
 import {
   announceListening,
   ConfigError,
@@ -24,7 +33,8 @@ const USAGE = `owlrun-mcp ${VERSION}: buy and sell LLM inference with Bitcoin ec
 Usage:
   owlrun-mcp [stdio]                 MCP server on stdio
   owlrun-mcp http [--port N]         MCP over Streamable HTTP
-  owlrun-mcp gateway [--port N] [--mint-url URL]
+  owlrun-mcp gateway [--port N] [--mint-url URL] [--provider-share 95] [--price-feed URL] [--btc-usd N]
+  owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
                                      [--input-fee-ppk N]
   owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
@@ -58,6 +68,35 @@ const MINT_FLAGS = {
 } as const;
 
 type MintFlags = { [K in keyof typeof MINT_FLAGS]?: string | boolean };
+
+const GATEWAY_FLAGS = {
+  ...MINT_FLAGS,
+  "mint-url": { type: "string", multiple: true },
+  "provider-share": { type: "string" },
+  "price-feed": { type: "string" },
+  "btc-usd": { type: "string" },
+  "signup-closed": { type: "boolean" },
+} as const;
+
+/** The bundled mint inside the gateway's server, at /mint. */
+async function bundledMint(
+  dataDir: string,
+  lightning: LightningBackend,
+  inputFeePpk: number,
+): Promise<BundledMint> {
+  const service = await createMintService({ dataDir, lightning, inputFeePpk, log: createLogger("mint") });
+  return {
+    path: "/mint",
+    mount(app: Express, server) {
+      app.use("/mint", service.router);
+      const closeWs = service.attachWebSocket(server, "/mint");
+      return { closeSockets: closeWs, close: () => service.close() };
+    },
+    listening(url) {
+      service.mint.options.urls = [url];
+    },
+  };
+}
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
@@ -101,6 +140,36 @@ async function runMint(argv: string[]): Promise<void> {
   announceListening(running.url);
 }
 
+async function runGateway(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, options: GATEWAY_FLAGS, allowPositionals: true });
+  if (values.help) return void process.stdout.write(USAGE);
+  const root = resolveDataDir(flagOrEnv(values, "data-dir"));
+  const dataDir = join(root, "gateway");
+  if (positionals[0] === "provider-key") {
+    process.stdout.write(`${createProviderKey(dataDir)}\n`);
+    return;
+  }
+  if (positionals.length > 0) throw new ConfigError(`unknown gateway command "${positionals[0]}"`);
+  const external = values["mint-url"] ?? (process.env.OWLRUN_MINT_URL ? [process.env.OWLRUN_MINT_URL] : []);
+  const inputFeePpk = parseNonNegativeInt("--input-fee-ppk", flagOrEnv(values, "input-fee-ppk"), 0);
+  const running = await startGateway({
+    dataDir,
+    trustedMints: external,
+    providerSharePct: parseNonNegativeInt("--provider-share", flagOrEnv(values, "provider-share"), 95),
+    priceFeedUrl: flagOrEnv(values, "price-feed"),
+    offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
+    signupOpen: !values["signup-closed"],
+    host: flagOrEnv(values, "host"),
+    port: parsePort(flagOrEnv(values, "port"), 8402),
+    log: createLogger("gateway"),
+    bundledMint: external.length
+      ? undefined
+      : await bundledMint(join(root, "mint"), lightningFromFlags(values), inputFeePpk),
+  });
+  onShutdown(() => running.close(), log);
+  announceListening(running.url);
+}
+
 async function runDevnet(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -136,7 +205,6 @@ async function runDevnet(argv: string[]): Promise<void> {
 const NOT_YET: Record<string, string> = {
   stdio: "the MCP server (stdio)",
   http: "the MCP server over Streamable HTTP",
-  gateway: "the gateway",
   provider: "the provider node",
   wallet: "the local wallet",
 };
@@ -153,6 +221,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === "mint") return runMint(rest).then(() => 0);
   if (command === "devnet") return runDevnet(rest).then(() => 0);
+  if (command === "gateway") return runGateway(rest).then(() => 0);
   if (command in NOT_YET) {
     process.stderr.write(`owlrun-mcp ${command}: ${NOT_YET[command]} is not available yet in ${VERSION}.\n`);
     return 2;

@@ -107,10 +107,16 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
     const served = new Set(deps.dispatcher.models().map((m) => m.model));
     const model = candidates.find((m) => served.has(m));
     if (!model) {
+      // Nothing was claimed: the client's own token comes back as the "refund" (Owlrun clients read
+      // X-Cashu-Change and may have dropped the proofs they sent).
       throw new ApiError(
-        404,
-        "model_not_found",
-        `no provider serves ${candidates.join(", ")}; see GET /v1/models`,
+        503,
+        "no_providers",
+        `no provider online serves ${candidates.join(", ")}; see GET /v1/models`,
+        {
+          "Retry-After": "5",
+          ...(cashuHeader ? { "X-Cashu-Change": cashuHeader.trim() } : {}),
+        },
       );
     }
 
@@ -278,7 +284,9 @@ async function streamResponse(
     sse(res, { id, object, created, model: ctx.model, choices: [], usage });
   }
   if (settled.changeSat > 0 || settled.changeToken) {
-    sse(res, { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat });
+    // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
+    const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
+    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: ctx.model, choices: [], ...change });
   }
   sse(res, "[DONE]");
   res.end();

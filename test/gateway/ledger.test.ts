@@ -80,7 +80,7 @@ describe("ledger", () => {
 
   it("X-Cashu holds are funded by the claimed ecash; change leaves as ecash", async () => {
     const ledger = Ledger.open(tempDir());
-    await ledger.holdClaimedEcash("x", MINT, 20_000);
+    await ledger.holdClaimedEcash("x", MINT, 20_000, "B");
     expect(await ledger.balance(Accounts.ecash(MINT))).toBe(20_000);
     await ledger.settleJob(
       "x",
