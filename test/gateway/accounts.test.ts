@@ -1,0 +1,149 @@
+/**
+ * Accounts (RouteCat rc_ keys, Routstr sk- sessions and raw tokens as the Bearer key) on a gateway
+ * child process with a protocol-exact provider: free tier, 402, top-up, rate limit, withdraw.
+ */
+import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
+import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { type Agent, startAgent } from "../support/owlrun-agent.js";
+
+const MODEL = "owlrun-test-scripted:tiny";
+let gw: CliProcess;
+let mintUrl: string;
+let wallet: Wallet;
+let purse: Proof[];
+let agent: Agent;
+
+async function token(amount: number): Promise<string> {
+  const { send, keep } = await wallet.send(amount, purse);
+  purse = keep;
+  return getEncodedToken({ mint: mintUrl, proofs: send });
+}
+
+const api = (path: string, key?: string, body?: unknown, method = body === undefined ? "GET" : "POST") =>
+  fetch(`${gw.url}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+const chat = (key: string) =>
+  api("/v1/chat/completions", key, {
+    model: MODEL,
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 16,
+  });
+
+beforeAll(async () => {
+  gw = await startCli(["gateway", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
+  mintUrl = `${gw.url}/mint`;
+  wallet = await newWallet(mintUrl);
+  purse = await mintProofs(wallet, 1000);
+  agent = await startAgent(gw.url, { models: [MODEL], reply: ["ok"] });
+});
+afterAll(async () => {
+  await agent.close();
+  await gw.stop();
+});
+
+describe("rc_ accounts", () => {
+  it("free tier: 10 requests a day, then 402 in the Routstr shape, then a cashu top-up pays", async () => {
+    const reg = await api("/v1/auth/register", undefined, { name: "test app" });
+    expect(reg.status).toBe(201);
+    const { api_key, quota_daily } = (await reg.json()) as any;
+    expect(api_key).toMatch(/^rc_/);
+    expect(quota_daily).toBe(10);
+    for (let i = 0; i < 10; i++) expect((await chat(api_key)).status).toBe(200);
+    expect(await (await api("/v1/balance", api_key)).json()).toEqual({ balance_sats: 0, free_remaining: 0 });
+
+    const denied = await chat(api_key);
+    expect(denied.status).toBe(402);
+    const err = ((await denied.json()) as any).error;
+    expect(err.type).toBe("insufficient_balance");
+    expect(err.message).toMatch(/^Insufficient balance\. Current: 0 msat, Required: \d+ msat$/);
+
+    const topup = await api("/v1/balance/topup", api_key, { token: await token(100) });
+    expect(topup.status).toBe(200);
+    expect(((await topup.json()) as any).balance_sats).toBe(100);
+    const paid = await chat(api_key);
+    expect(paid.status).toBe(200);
+    const cost = ((await paid.json()) as any).usage.cost.sats;
+    expect(cost).toBe(2);
+    expect(((await (await api("/v1/balance", api_key)).json()) as any).balance_sats).toBe(98);
+
+    // The balance comes back as ecash.
+    const w = await api("/v1/balance/withdraw", api_key, { amount_sats: 50 });
+    const { token: out, balance_sats } = (await w.json()) as any;
+    expect(balance_sats).toBe(48);
+    const got = await wallet.receive(out);
+    expect(sumAmounts(got)).toBe(50);
+    purse.push(...got);
+    expect((await api("/v1/balance/withdraw", api_key, { amount_sats: 49 })).status).toBe(402);
+  });
+
+  it("unknown keys get 401; a key over 60 requests a minute gets 429 with Retry-After", async () => {
+    expect((await chat("rc_nope")).status).toBe(401);
+    expect(((await (await api("/v1/balance", "rc_nope")).json()) as any).error.type).toBe("invalid_key");
+    const { api_key } = (await (await api("/v1/auth/register", undefined, {})).json()) as any;
+    await api("/v1/balance/topup", api_key, { token: await token(300) });
+    const statuses = [];
+    for (let i = 0; i < 61; i++) statuses.push((await chat(api_key)).status);
+    expect(statuses.slice(0, 60).every((s) => s === 200)).toBe(true);
+    const limited = await chat(api_key);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(((await limited.json()) as any).error.type).toBe("rate_limited");
+  });
+
+  it("Lightning top-up: invoice from the mint, credited once paid", async () => {
+    const { api_key } = (await (await api("/v1/auth/register", undefined, {})).json()) as any;
+    const res = await api("/v1/auth/topup", api_key, { amount_sats: 500 });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as any;
+    expect(body.invoice).toMatch(/^lnbc5u1/);
+    for (let i = 0; i < 50; i++) {
+      const b = (await (await api("/v1/balance", api_key)).json()) as any;
+      if (b.balance_sats === 500) return;
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    throw new Error("top-up never credited");
+  });
+});
+
+describe("Routstr-style keys", () => {
+  it("a raw cashu token is the API key: first use deposits it, later uses spend the same balance", async () => {
+    const key = await token(20);
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key });
+    const r1 = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "a" }],
+      max_tokens: 8,
+    });
+    expect(r1.choices[0]!.message.content).toBe("ok");
+    expect(((await (await api("/v1/balance", key)).json()) as any).balance_sats).toBe(18);
+    await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "b" }],
+      max_tokens: 8,
+    });
+    expect(((await (await api("/v1/balance", key)).json()) as any).balance_sats).toBe(16);
+    // Spent token from elsewhere cannot become a session.
+    const spent = await token(5);
+    await wallet.receive(spent);
+    const bad = await chat(spent);
+    expect(bad.status).toBe(402);
+    expect(((await bad.json()) as any).error.type).toBe("token_spent");
+  });
+
+  it("sk- session keys are made from deposited ecash", async () => {
+    const res = await api("/v1/balance/create", undefined, { token: await token(30) });
+    expect(res.status).toBe(201);
+    const { api_key, balance_sats } = (await res.json()) as any;
+    expect(api_key).toMatch(/^sk-/);
+    expect(balance_sats).toBe(30);
+    expect((await chat(api_key)).status).toBe(200);
+    expect(((await (await api("/v1/balance", api_key)).json()) as any).balance_sats).toBe(28);
+  });
+});
