@@ -15,6 +15,8 @@ import {
   startMintServer,
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
+import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
+import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
   announceListening,
   ConfigError,
@@ -170,10 +172,23 @@ async function runGateway(argv: string[]): Promise<void> {
   announceListening(running.url);
 }
 
+/** A demo wallet for the devnet, funded over the fake Lightning backend, so the printed curl line just works. */
+async function fundDemoWallet(dir: string, mint: string, sats: number): Promise<{ wallet: EcashWallet; balance: number }> {
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const wallet = new EcashWallet(new EcashStore(join(dir, "wallet.sqlite")), loadOrCreateSeed(dir), createLogger("demo-wallet"));
+  await wallet.recover();
+  if (wallet.balance(mint) < sats / 2) {
+    const q = await wallet.createMintQuote(mint, sats, "devnet demo wallet");
+    for (let i = 0; i < 100 && !(await wallet.mintPaid(mint, q.quote, sats)); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  return { wallet, balance: wallet.balance(mint) };
+}
+
 async function runDevnet(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...COMMON, reset: { type: "boolean" } },
+    options: { ...COMMON, reset: { type: "boolean" }, embedded: { type: "boolean" } },
     allowPositionals: false,
   });
   if (values.help) return void process.stdout.write(USAGE);
@@ -182,30 +197,55 @@ async function runDevnet(argv: string[]): Promise<void> {
     const { rmSync } = await import("node:fs");
     rmSync(base, { recursive: true, force: true });
   }
-  const mint = await startMintServer({
-    dataDir: join(resolveDataDir(base), "mint"),
-    lightning: createLightningBackend("fake", { incomingDelayMs: 500 }),
+  resolveDataDir(base);
+  const log = createLogger("devnet");
+  // A fixed port keeps the mint URL (and so the stored ecash) valid across runs.
+  const gateway = await startGateway({
+    dataDir: join(base, "gateway"),
+    trustedMints: [],
     host: flagOrEnv(values, "host"),
-    port: parsePort(flagOrEnv(values, "port"), 0),
-    log: createLogger("mint"),
+    port: parsePort(flagOrEnv(values, "port"), 8402),
+    log: createLogger("gateway"),
+    bundledMint: await bundledMint(join(base, "mint"), createLightningBackend("fake", { incomingDelayMs: 300 }), 0),
   });
-  onShutdown(() => mint.close(), log);
+  const mintUrl = `${gateway.url}/mint`;
+  const provider = await startProvider({
+    gateway: gateway.url,
+    dataDir: join(base, "provider"),
+    embedded: values.embedded,
+    log: createLogger("provider"),
+  });
+  const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
+  const token = await demo.wallet.pay(mintUrl, 50);
+  const model = (await provider.backend.models()).includes(SCRIPTED_MODEL_ID) ? SCRIPTED_MODEL_ID : (await provider.backend.models())[0];
+  onShutdown(async () => {
+    await provider.close();
+    await gateway.close();
+  }, log);
+  const body = JSON.stringify({ model, messages: [{ role: "user", content: "Hello!" }], stream: true });
   process.stdout.write(
     [
-      "owlrun devnet (so far: the bundled Cashu mint; gateway, provider and MCP server join as they land)",
-      `  mint      ${mint.url}  (fake Lightning: invoices pay themselves after 0.5 s)`,
-      `  data dir  ${base}`,
-      `  try:      curl -s ${mint.url}/v1/info`,
+      "owlrun devnet: bundled mint + gateway + one provider, all on loopback (fake Lightning: invoices pay themselves)",
+      `  gateway   ${gateway.url}   (OpenAI-compatible: ${gateway.url}/v1)`,
+      `  mint      ${mintUrl}`,
+      `  provider  ${provider.nodeId} on ${provider.backend.name}: ${(await provider.backend.models()).join(", ")}`,
+      `  data      ${base}   (npm run devnet -- --reset starts clean)`,
+      `  demo wallet balance: ${demo.wallet.balance(mintUrl)} sats (a 50-sat token is in the line below)`,
+      "",
+      "Pay one streamed chat with ecash (change comes back as the last event):",
+      `  curl -sN ${gateway.url}/v1/chat/completions -H 'Content-Type: application/json' -H 'X-Cashu: ${token}' -d '${body}'`,
+      "",
+      "From the openai SDK (Node):",
+      `  new OpenAI({ baseURL: "${gateway.url}/v1", apiKey: "<rc_ key or cashu token>" })`,
       "",
     ].join("\n"),
   );
-  announceListening(mint.url);
+  announceListening(gateway.url);
 }
 
 const NOT_YET: Record<string, string> = {
   stdio: "the MCP server (stdio)",
   http: "the MCP server over Streamable HTTP",
-  provider: "the provider node",
   wallet: "the local wallet",
 };
 
@@ -222,6 +262,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "mint") return runMint(rest).then(() => 0);
   if (command === "devnet") return runDevnet(rest).then(() => 0);
   if (command === "gateway") return runGateway(rest).then(() => 0);
+  if (command === "provider") return runProviderCommand(rest).then(() => 0);
   if (command in NOT_YET) {
     process.stderr.write(`owlrun-mcp ${command}: ${NOT_YET[command]} is not available yet in ${VERSION}.\n`);
     return 2;
