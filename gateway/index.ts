@@ -20,7 +20,7 @@ import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { GatewayWallet } from "./payments/wallet.js";
 import { type RecoveryReport, recoverAfterRestart, takeRecoverySnapshot } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { createRouting } from "./routing/index.js";
+import { createRouting, type Dispatcher } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
 
@@ -42,6 +42,8 @@ export interface Gateway {
   app: Express;
   ledger: Ledger;
   wallet: GatewayWallet;
+  /** the provider routing, for benchmarks and the composition root */
+  dispatcher: Dispatcher;
   /** serves the provider WebSocket on this server */
   attach(server: Server): void;
   /** ends provider websockets (they keep server.close() waiting) */
@@ -122,6 +124,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     app,
     ledger,
     wallet,
+    dispatcher: routing.dispatcher,
     attach(server) {
       detach.push(routing.attachWebSocket(server));
     },

@@ -1,0 +1,140 @@
+/**
+ * Added latency of the gateway, measured in one run against the same provider connection:
+ *   direct   — routing.dispatch on the provider connection (no HTTP, no payment)
+ *   api key  — POST /v1/chat/completions with an rc_ key (hold + settle in the ledger)
+ *   x-cashu  — the same paid per request with an X-Cashu token (claim swap + hold + change token)
+ * The provider is a scripted Owlrun agent (instant replies), so the numbers are the gateway's own.
+ *
+ *   npm run bench            (BENCH_N=… to change the sample count)
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
+import express from "express";
+import { createGateway } from "../gateway/index.js";
+import { createMintService, createLightningBackend } from "../gateway/mint/index.js";
+import { closeServer, listen, silentLogger } from "../src/shared/index.js";
+import { mintProofs, newWallet } from "../test/support/cashu.js";
+import { tempDir } from "../test/support/cli-process.js";
+import { startAgent } from "../test/support/owlrun-agent.js";
+
+const N = Number(process.env.BENCH_N ?? 60);
+const MODEL = "owlrun-bench:tiny";
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function time(n: number, fn: () => Promise<void>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+async function main() {
+  const dir = tempDir("owlrun-bench-gw-");
+  const mint = await createMintService({
+    dataDir: `${dir}/mint`,
+    lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
+    log: silentLogger,
+  });
+  const gateway = await createGateway({ dataDir: `${dir}/gateway`, trustedMints: [], log: silentLogger });
+  const app = express();
+  app.use("/mint", mint.router);
+  app.use(gateway.app);
+  const server = createServer(app);
+  gateway.attach(server);
+  const url = await listen(server, "127.0.0.1", 0);
+  const mintUrl = `${url}/mint`;
+  gateway.wallet.trust(mintUrl, true);
+  const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
+  await new Promise((r) => setTimeout(r, 100));
+
+  const body = { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 8 };
+  const post = (headers: Record<string, string>) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    }).then(async (r) => {
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
+      await r.arrayBuffer();
+    });
+
+  const wallet = await newWallet(mintUrl);
+  let purse: Proof[] = await mintProofs(wallet, 20_000);
+  // Keys are limited to 60 requests a minute: rotate through enough funded keys.
+  const keys: string[] = [];
+  for (let i = 0; i < Math.ceil((N + 1) / 50); i++) {
+    const reg = await fetch(`${url}/v1/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    const { api_key } = (await reg.json()) as { api_key: string };
+    const { send, keep } = await wallet.send(2_000, purse);
+    purse = keep;
+    await fetch(`${url}/v1/balance/topup`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${api_key}` },
+      body: JSON.stringify({ token: getEncodedToken({ mint: mintUrl, proofs: send }) }),
+    });
+    keys.push(api_key);
+  }
+  let k = 0;
+  const nextKey = () => keys[Math.floor(k++ / 50) % keys.length]!;
+  // Tokens are made before the clock starts: client-side wallet work is not the gateway's latency.
+  const tokens: string[] = [];
+  for (let i = 0; i < N + 5; i++) {
+    const s = await wallet.send(10, purse);
+    purse = s.keep;
+    tokens.push(getEncodedToken({ mint: mintUrl, proofs: s.send }));
+  }
+
+  const direct = await time(N, async () => {
+    const job = await gateway.dispatcher.dispatch({
+      jobId: "bench",
+      model: MODEL,
+      kind: "chat",
+      body,
+      maxTokens: 8,
+      signal: new AbortController().signal,
+    });
+    for await (const _ of job.chunks) void _;
+    await job.outcome;
+  });
+  await post({ authorization: `Bearer ${nextKey()}` });
+  const keyed = await time(N, () => post({ authorization: `Bearer ${nextKey()}` }));
+  let t = 0;
+  await post({ "x-cashu": tokens[t++]! });
+  const cashu = await time(N, () => post({ "x-cashu": tokens[t++]! }));
+
+  const row = (name: string, xs: number[]) => ({
+    path: name,
+    p50_ms: +pct(xs, 50).toFixed(2),
+    p99_ms: +pct(xs, 99).toFixed(2),
+    added_p50_ms: +(pct(xs, 50) - pct(direct, 50)).toFixed(2),
+    ratio_p50: +(pct(xs, 50) / pct(direct, 50)).toFixed(2),
+  });
+  const rows = [row("direct (routing only)", direct), row("API key (rc_)", keyed), row("X-Cashu", cashu)];
+  console.log(`gateway added latency, ${N} requests each (one run)`);
+  console.table(rows);
+  const result = { date: new Date().toISOString(), node: process.version, n: N, rows, goal_added_p50_ms: 10 };
+  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+  const file = new URL(`./results/gateway-${result.date.slice(0, 10)}.json`, import.meta.url);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`written ${file.pathname}`);
+
+  await agent.close();
+  gateway.closeSockets();
+  await closeServer(server);
+  await gateway.close();
+  await mint.close();
+}
+
+await main();
