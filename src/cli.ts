@@ -173,14 +173,23 @@ async function runGateway(argv: string[]): Promise<void> {
 }
 
 /** A demo wallet for the devnet, funded over the fake Lightning backend, so the printed curl line just works. */
-async function fundDemoWallet(dir: string, mint: string, sats: number): Promise<{ wallet: EcashWallet; balance: number }> {
+async function fundDemoWallet(
+  dir: string,
+  mint: string,
+  sats: number,
+): Promise<{ wallet: EcashWallet; balance: number }> {
   const { mkdirSync } = await import("node:fs");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const wallet = new EcashWallet(new EcashStore(join(dir, "wallet.sqlite")), loadOrCreateSeed(dir), createLogger("demo-wallet"));
+  const wallet = new EcashWallet(
+    new EcashStore(join(dir, "wallet.sqlite")),
+    loadOrCreateSeed(dir),
+    createLogger("demo-wallet"),
+  );
   await wallet.recover();
   if (wallet.balance(mint) < sats / 2) {
     const q = await wallet.createMintQuote(mint, sats, "devnet demo wallet");
-    for (let i = 0; i < 100 && !(await wallet.mintPaid(mint, q.quote, sats)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(await wallet.mintPaid(mint, q.quote, sats)); i++)
+      await new Promise((r) => setTimeout(r, 100));
   }
   return { wallet, balance: wallet.balance(mint) };
 }
@@ -206,7 +215,11 @@ async function runDevnet(argv: string[]): Promise<void> {
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
-    bundledMint: await bundledMint(join(base, "mint"), createLightningBackend("fake", { incomingDelayMs: 300 }), 0),
+    bundledMint: await bundledMint(
+      join(base, "mint"),
+      createLightningBackend("fake", { incomingDelayMs: 300 }),
+      0,
+    ),
   });
   const mintUrl = `${gateway.url}/mint`;
   const provider = await startProvider({
@@ -217,7 +230,9 @@ async function runDevnet(argv: string[]): Promise<void> {
   });
   const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
   const token = await demo.wallet.pay(mintUrl, 50);
-  const model = (await provider.backend.models()).includes(SCRIPTED_MODEL_ID) ? SCRIPTED_MODEL_ID : (await provider.backend.models())[0];
+  const model = (await provider.backend.models()).includes(SCRIPTED_MODEL_ID)
+    ? SCRIPTED_MODEL_ID
+    : (await provider.backend.models())[0];
   onShutdown(async () => {
     await provider.close();
     await gateway.close();

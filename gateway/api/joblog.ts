@@ -4,7 +4,7 @@
  * account, no node identity, no content.
  */
 import { randomBytes } from "node:crypto";
-import Database from "better-sqlite3";
+import { type Db, openDatabase } from "../../src/shared/sqlite.js";
 
 export interface JobRecord {
   model: string;
@@ -25,13 +25,10 @@ CREATE INDEX IF NOT EXISTS jobs_at ON jobs (at);
 export const AUDIT_PAGE_SIZE = 50;
 
 export class JobLog {
-  private readonly db: Database.Database;
+  private readonly db: Db;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(path, SCHEMA);
   }
 
   close(): void {

@@ -6,7 +6,7 @@
  * Balances: credit-normal accounts (users, holds, providers, equity) = credits - debits;
  * the ecash asset = debits - credits. Overdraft checks happen inside the same transaction.
  */
-import Database from "better-sqlite3";
+import { type Db, immediate, openDatabase } from "../../src/shared/sqlite.js";
 import { Accounts, accountKind } from "./accounts.js";
 import { HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
 
@@ -54,14 +54,10 @@ const now = () => Date.now();
 const isDebitNormal = (account: string) => accountKind(account) === "asset";
 
 export class LedgerStore {
-  readonly db: Database.Database;
+  readonly db: Db;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(path, SCHEMA);
   }
 
   close(): void {
@@ -69,7 +65,7 @@ export class LedgerStore {
   }
 
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return immediate(this.db, fn);
   }
 
   balance(account: string): number {

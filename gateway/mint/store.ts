@@ -3,7 +3,7 @@
  * double-spend rule holds across processes that open the same file: a Y is inserted into
  * proofs_used or proofs_pending by exactly one writer, and a B_ is signed exactly once.
  */
-import Database from "better-sqlite3";
+import { type Db, immediate, openDatabase } from "../../src/shared/sqlite.js";
 import { MintError, MintErrorCode } from "./errors.js";
 import type { MeltQuoteState, MintQuoteState } from "./schemas.js";
 
@@ -108,15 +108,10 @@ CREATE INDEX IF NOT EXISTS melt_quotes_state ON melt_quotes (state);
 const now = () => Math.floor(Date.now() / 1000);
 
 export class MintStore {
-  private readonly db: Database.Database;
+  private readonly db: Db;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    // Other processes may hold the write lock for a moment: wait instead of failing.
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(path, SCHEMA);
   }
 
   close(): void {
@@ -124,7 +119,7 @@ export class MintStore {
   }
 
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return immediate(this.db, fn);
   }
 
   // ---- meta -------------------------------------------------------------------------------------

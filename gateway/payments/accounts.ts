@@ -5,7 +5,7 @@
  * Balances live in the ledger (`user:<id>`); this store knows identities, quotas and caps.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import Database from "better-sqlite3";
+import { type Db, openDatabase } from "../../src/shared/sqlite.js";
 
 export const FREE_REQUESTS_PER_DAY = 10;
 
@@ -49,13 +49,10 @@ export interface Caps {
 }
 
 export class AccountStore {
-  private readonly db: Database.Database;
+  private readonly db: Db;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(path, SCHEMA);
   }
 
   close(): void {

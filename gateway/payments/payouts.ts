@@ -5,7 +5,7 @@
  * or reverts it instead of paying twice. The provider pays the routing fee, as in the seeds.
  */
 import { randomUUID } from "node:crypto";
-import Database from "better-sqlite3";
+import { type Db, openDatabase } from "../../src/shared/sqlite.js";
 import type { EcashWallet } from "../../src/shared/ecash/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { invoiceForLightningAddress, type ResolveOptions } from "../../src/shared/lnurl.js";
@@ -49,7 +49,7 @@ export interface PayoutOptions {
 }
 
 export class ProviderPayouts {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private running = false;
 
   constructor(
@@ -58,10 +58,7 @@ export class ProviderPayouts {
     private readonly wallet: EcashWallet,
     private readonly opts: PayoutOptions,
   ) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(path, SCHEMA);
   }
 
   close(): void {

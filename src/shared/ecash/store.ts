@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
-import Database from "better-sqlite3";
+import { type Db, immediate, openDatabase } from "../sqlite.js";
 
 export interface StoredProof {
   secret: string;
@@ -34,14 +34,10 @@ CREATE TABLE IF NOT EXISTS reservations (
 export const currentOp = new AsyncLocalStorage<string>();
 
 export class EcashStore {
-  readonly db: Database.Database;
+  readonly db: Db;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(path, SCHEMA);
   }
 
   close(): void {
@@ -49,7 +45,7 @@ export class EcashStore {
   }
 
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return immediate(this.db, fn);
   }
 
   /** A CounterSource for one mint: counters are committed before any blinded output leaves. */

@@ -1,0 +1,22 @@
+/**
+ * How every store opens SQLite: WAL (readers never block the writer), NORMAL sync (durable at
+ * checkpoints, fast commits), a busy timeout so writers in other processes wait instead of failing,
+ * and the schema applied idempotently.
+ */
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+export function openDatabase(path: string, schema: string): Db {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 10000");
+  db.exec(schema);
+  return db;
+}
+
+/** Runs `fn` in one BEGIN IMMEDIATE transaction: the write lock is taken up front, so checks and writes are atomic across processes. */
+export function immediate<T>(db: Db, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}
