@@ -1,14 +1,18 @@
 import { createFakeLightning, type FakeLightningOptions } from "./fake.js";
+import { createPhoenixdLightning, type PhoenixdOptions } from "./phoenixd.js";
 import type { LightningBackend } from "./types.js";
 
 export * from "./fake.js";
+export * from "./phoenixd.js";
 export type * from "./types.js";
 
-// TEMPORARY until phoenixd.ts lands (being written in parallel).
+export function createLightningBackend(kind: "fake", opts?: FakeLightningOptions): LightningBackend;
+export function createLightningBackend(kind: "phoenixd", opts: PhoenixdOptions): LightningBackend;
 export function createLightningBackend(
   kind: "fake" | "phoenixd",
-  opts: FakeLightningOptions | { url: string; password: string },
+  opts?: FakeLightningOptions | PhoenixdOptions,
 ): LightningBackend {
-  if (kind === "fake") return createFakeLightning(opts as FakeLightningOptions);
-  throw new Error("phoenixd backend not built yet");
+  return kind === "phoenixd"
+    ? createPhoenixdLightning(opts as PhoenixdOptions)
+    : createFakeLightning(opts as FakeLightningOptions);
 }
