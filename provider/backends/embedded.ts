@@ -2,8 +2,8 @@
  * In-process generation with node-llama-cpp on GGUF files, so a node runs with no Ollama installed.
  * node-llama-cpp is loaded with `import()` only when this backend is chosen (MCP users never pay
  * for it). One thread per context (more is ~100× slower on 2 cores), several sequences per model
- * for concurrent jobs, GeneralChatWrapper (no slow Jinja template), and token counts from the
- * model's own tokenizer.
+ * for concurrent jobs, GeneralChatWrapper (no slow Jinja template); completion tokens are the
+ * generated token ids themselves, prompt tokens what the sequence holds besides them.
  */
 import type { Logger } from "../../src/shared/index.js";
 import {
@@ -83,13 +83,14 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Back
     const seq = await acquire(l);
     const queue = new EventQueue<BackendEvent>();
     const temperature = typeof req.body.temperature === "number" ? req.body.temperature : undefined;
-    let text = "";
-    const onTextChunk = (t: string) => {
-      text += t;
-      queue.push({ type: "text", text: t });
+    // Generated token ids, counted as they come: re-tokenizing the text would not round-trip.
+    let generated = 0;
+    const onToken = (tokens: readonly unknown[]) => {
+      generated += tokens.length;
     };
+    const onTextChunk = (t: string) => queue.push({ type: "text", text: t });
     const finish = (reason: "stop" | "length" | "cancelled") => {
-      const completionTokens = text ? l.model.tokenize(text).length : 0;
+      const completionTokens = generated;
       const promptTokens = Math.max(0, seq.nextTokenIndex - completionTokens);
       queue.push({ type: "done", promptTokens, completionTokens, finishReason: reason });
       queue.end();
@@ -121,6 +122,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Back
           signal: req.signal,
           stopOnAbortSignal: true,
           onTextChunk,
+          onToken,
         });
         session.dispose({ disposeSequence: false });
         return result.stopReason === "maxTokens" ? "length" : req.signal.aborted ? "cancelled" : "stop";
@@ -132,6 +134,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Back
         signal: req.signal,
         stopOnAbortSignal: true,
         onTextChunk,
+        onToken,
       });
       completion.dispose({ disposeSequence: false });
       return req.signal.aborted ? "cancelled" : "stop";

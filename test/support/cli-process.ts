@@ -24,10 +24,12 @@ export function tempDir(prefix = "owlrun-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** Starts the CLI and waits for `ready` on stdout (default: the `listening <url>` line). */
 export function startCli(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 30_000,
+  ready: RegExp = /^listening (\S+)$/m,
 ): Promise<CliProcess> {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, OWLRUN_LOG_LEVEL: "warn", ...env },
@@ -42,7 +44,7 @@ export function startCli(
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`no "listening" line within ${timeoutMs} ms; stderr:\n${err}`));
+      reject(new Error(`no ${ready} on stdout within ${timeoutMs} ms; stderr:\n${err}`));
     }, timeoutMs);
     const onEarlyExit = (code: number | null) => {
       clearTimeout(timer);
@@ -51,12 +53,12 @@ export function startCli(
     child.once("exit", onEarlyExit);
     child.stdout!.on("data", (d) => {
       out += d;
-      const m = /^listening (\S+)$/m.exec(out);
+      const m = ready.exec(out);
       if (!m) return;
       clearTimeout(timer);
       child.off("exit", onEarlyExit);
       resolvePromise({
-        url: m[1]!,
+        url: m[1] ?? "",
         child,
         stdout: () => out,
         stderr: () => err,
