@@ -23,6 +23,9 @@ import { ProviderNode } from "./node.js";
 
 export { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID, RANDOM_MODEL_ID, ensureTestModels } from "./gguf/models.js";
 export type { Backend } from "./backends/types.js";
+export { createEmbeddedBackend } from "./backends/embedded.js";
+export { createOllamaBackend } from "./backends/ollama.js";
+export { startOllamaFacade } from "./facade.js";
 
 interface Identity {
   api_key: string;

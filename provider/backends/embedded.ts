@@ -20,10 +20,13 @@ type Llama = typeof import("node-llama-cpp");
 type LlamaModel = Awaited<ReturnType<Awaited<ReturnType<Llama["getLlama"]>>["loadModel"]>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel["createContext"]>>;
 
+type Sequence = ReturnType<LlamaContext["getSequence"]>;
+
 interface Loaded {
   model: LlamaModel;
   context: LlamaContext;
-  free: number;
+  /** sequences created once per model; a job takes one and gives it back cleared */
+  idle: Sequence[];
   waiters: (() => void)[];
 }
 
@@ -60,19 +63,19 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Back
       sequences,
       threads: opts.threads ?? 1,
     });
-    loaded.set(id, { model, context, free: sequences, waiters: [] });
+    const idle = Array.from({ length: sequences }, () => context.getSequence());
+    loaded.set(id, { model, context, idle, waiters: [] });
   }
   const loadMs = Date.now() - started;
   opts.log.info("embedded backend ready", { models: [...loaded.keys()], loadMs });
 
-  const acquire = async (l: Loaded) => {
-    while (l.free === 0) await new Promise<void>((r) => l.waiters.push(r));
-    l.free--;
-    return l.context.getSequence();
+  const acquire = async (l: Loaded): Promise<Sequence> => {
+    while (l.idle.length === 0) await new Promise<void>((r) => l.waiters.push(r));
+    return l.idle.pop()!;
   };
-  const release = (l: Loaded, seq: ReturnType<LlamaContext["getSequence"]>) => {
-    seq.dispose();
-    l.free++;
+  const release = async (l: Loaded, seq: Sequence) => {
+    await seq.clearHistory();
+    l.idle.push(seq);
     l.waiters.shift()?.();
   };
 
@@ -147,7 +150,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Back
       yield* queue;
     } finally {
       await job.catch(() => undefined);
-      release(l, seq);
+      await release(l, seq);
     }
   }
 
