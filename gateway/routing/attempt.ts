@@ -1,139 +1,241 @@
 /**
- * One try of a job on one node: offer → accept → the node pulls the body → proxy_chunk frames of
- * OpenAI SSE text → proxy_done. Reassembles SSE lines split across frames, counts content itself,
- * enforces max_tokens, and cross-checks the node's usage report before anything is billed.
+ * One try of a job on one node: `job` offer → `accept` → the node pulls the body → `proxy_chunk`
+ * frames of OpenAI SSE text → `proxy_done`. Reassembles SSE lines split across frames, counts the
+ * content itself, enforces max_tokens, and cross-checks the node's usage report before anything is
+ * billed. Anything that goes wrong before the first content byte rejects `firstByte` (the dispatcher
+ * then moves the job to the next node); after it, the job ends as "failed" with what was delivered.
  */
-import { randomUUID } from "node:crypto";
+import type { GatewayMessage } from "./protocol.js";
+import { SseDecoder } from "./sse.js";
 import type { JobOutcome, StreamChunk } from "./types.js";
+import { contentTokens, judgeUsage, type PromptBounds, reportedUsage, type Usage } from "./usage.js";
 
-/** Tolerance for a node's completion-token report against the gateway's own count. */
-export function usageIsPlausible(reported: number, counted: number): boolean {
-  // A content delta is usually one token, sometimes a few: allow 1.5× plus a small constant.
-  return reported >= 0 && reported <= counted * 1.5 + 4;
-}
+/** Chunks without content a node may send per job (role/finish/usage chunks are a handful). */
+const MAX_EMPTY_CHUNKS = 512;
 
 export interface AttemptNode {
   nodeId: string;
-  send(msg: Record<string, unknown>): void;
+  /** hash of the provider key the node's connection authenticated with */
+  keyHash: string;
+  send(msg: GatewayMessage): void;
 }
 
+export interface AttemptOptions {
+  /** the job id this node sees: fresh per attempt, never the buyer's request id */
+  wireId: string;
+  node: AttemptNode;
+  model: string;
+  /** what the node pulls (stream and usage forced on, max_tokens capped) */
+  body: Record<string, unknown>;
+  maxTokens: number;
+  prompt: PromptBounds;
+  acceptTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** synchronous bookkeeping when the attempt ends (load, disputes, stats) */
+  onEnd(attempt: Attempt, outcome: JobOutcome, disputeNote: string | undefined): void;
+}
+
+/** Why an attempt ended before its first byte; `rejected` means the node said no. */
+export class AttemptFailure extends Error {
+  constructor(
+    message: string,
+    readonly kind: "rejected" | "failed",
+  ) {
+    super(message);
+  }
+}
+
+type Phase = "offered" | "accepted" | "streaming" | "ended";
+
 export class Attempt {
-  readonly id = randomUUID();
-  accepted = false;
-  ended = false;
-  private sseBuffer = "";
+  readonly wireId: string;
+  readonly node: AttemptNode;
+  readonly body: Record<string, unknown>;
+  readonly startedAt = Date.now();
+  firstByteAt?: number;
+  phase: Phase = "offered";
+  /** resolves on the first content (or a clean end), rejects with AttemptFailure before that */
+  readonly firstByte: Promise<void>;
+  /** settles once the attempt ended; never rejects */
+  readonly outcome: Promise<JobOutcome>;
+
+  private readonly sse = new SseDecoder();
   private readonly queue: StreamChunk[] = [];
   private wake?: () => void;
   private counted = 0;
-  private reported?: { promptTokens: number; completionTokens: number };
-  private firstByteSettled = false;
+  private emptyChunks = 0;
+  private reported?: Usage;
+  private lastChunk?: StreamChunk;
+  private firstSettled = false;
   private resolveFirst!: () => void;
-  private rejectFirst!: (err: Error) => void;
+  private rejectFirst!: (err: AttemptFailure) => void;
   private resolveOutcome!: (o: JobOutcome) => void;
-  /** resolves on the first content (or a clean end), rejects if the node fails before that */
-  readonly firstByte: Promise<void>;
-  readonly outcome: Promise<JobOutcome>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private idleTimer?: NodeJS.Timeout;
 
-  constructor(
-    readonly node: AttemptNode,
-    /** the body the node pulls (stream forced on, usage included, max_tokens capped) */
-    readonly body: Record<string, unknown>,
-    private readonly maxTokens: number,
-    private readonly promptEstimate: number,
-  ) {
-    this.firstByte = new Promise((res, rej) => {
-      this.resolveFirst = res;
-      this.rejectFirst = rej;
+  constructor(private readonly opts: AttemptOptions) {
+    this.wireId = opts.wireId;
+    this.node = opts.node;
+    this.body = opts.body;
+    this.firstByte = new Promise<void>((resolve, reject) => {
+      this.resolveFirst = resolve;
+      this.rejectFirst = reject;
     });
     this.firstByte.catch(() => undefined);
-    this.outcome = new Promise((res) => (this.resolveOutcome = res));
+    this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
   }
 
-  private settleFirst(err?: Error): void {
-    if (this.firstByteSettled) return;
-    this.firstByteSettled = true;
+  get ended(): boolean {
+    return this.phase === "ended";
+  }
+
+  /** content tokens relayed so far */
+  get tokens(): number {
+    return this.counted;
+  }
+
+  /** Sends the offer and starts the accept and first-byte clocks. */
+  offer(): void {
+    this.node.send({
+      type: "job",
+      job_id: this.wireId,
+      model: this.opts.model,
+      vram_required_mb: 0,
+      buyer_region: "",
+      free_tier: false,
+    });
+    this.timer(this.opts.acceptTimeoutMs, () => {
+      if (this.phase === "offered") this.fail(`no accept within ${this.opts.acceptTimeoutMs} ms`, true);
+    });
+    this.timer(this.opts.firstByteTimeoutMs, () => {
+      if (!this.firstSettled) this.fail(`no first token within ${this.opts.firstByteTimeoutMs} ms`, true);
+    });
+  }
+
+  onAccept(): void {
+    if (this.phase === "offered") this.phase = "accepted";
+  }
+
+  onReject(reason: string): void {
+    if (this.ended) return;
+    if (this.firstSettled) return this.fail(`rejected mid-stream: ${reason}`, false);
+    this.end("failed", new AttemptFailure(`rejected: ${reason}`, "rejected"), false);
+  }
+
+  /** SSE text from the node; lines may be split across frames. */
+  onChunk(data: string): void {
+    if (this.ended) return;
+    if (this.phase === "offered") this.phase = "accepted"; // a chunk is an implicit accept
+    if (this.firstSettled) this.armIdle();
+    let payloads: string[];
+    try {
+      payloads = this.sse.push(data);
+    } catch (err) {
+      return this.fail((err as Error).message, true);
+    }
+    for (const p of payloads) {
+      this.onPayload(p);
+      if (this.ended) return;
+    }
+  }
+
+  onDone(error?: string | null): void {
+    if (this.ended) return;
+    if (error) return this.fail(`provider error: ${error}`, false);
+    for (const p of this.sse.end()) {
+      this.onPayload(p);
+      if (this.ended) return;
+    }
+    // Nothing to show for it: not a billable answer, so the job moves on (or is refunded).
+    if (!this.firstSettled) return this.fail("provider finished without any content", false);
+    this.end("completed");
+  }
+
+  onDisconnect(why: string): void {
+    this.fail(why, false);
+  }
+
+  /** The buyer went away: tell the node (`cancel`, our extension) and stop relaying. */
+  cancel(why = "cancelled by the buyer"): void {
+    if (this.ended) return;
+    if (!this.firstSettled) return this.fail(why, true);
+    this.end("cancelled", undefined, true, why);
+  }
+
+  /** Ends the attempt as failed; `tellNode` sends `cancel` so the node stops generating. */
+  fail(why: string, tellNode: boolean): void {
+    if (this.ended) return;
+    this.end("failed", new AttemptFailure(why, "failed"), tellNode, why);
+  }
+
+  private onPayload(payload: string): void {
+    if (payload.trim() === "[DONE]" || payload.trim() === "") return;
+    let chunk: unknown;
+    try {
+      chunk = JSON.parse(payload);
+    } catch {
+      return this.fail("the provider's stream is not valid SSE JSON", true);
+    }
+    if (typeof chunk !== "object" || chunk === null || Array.isArray(chunk)) {
+      return this.fail("the provider's stream carries a non-object chunk", true);
+    }
+    const c = chunk as StreamChunk;
+    if (c.error !== undefined) {
+      const e = c.error as { message?: unknown } | string;
+      const msg = typeof e === "string" ? e : typeof e?.message === "string" ? e.message : "unknown";
+      return this.fail(`backend error: ${msg.slice(0, 300)}`, false);
+    }
+    const usage = reportedUsage(c);
+    if (usage) this.reported = usage;
+    const tokens = contentTokens(c);
+    if (tokens === 0) {
+      if (++this.emptyChunks > MAX_EMPTY_CHUNKS) return this.fail("too many chunks without content", true);
+      if (Array.isArray(c.choices) && c.choices.length > 0) this.push(c);
+      return;
+    }
+    if (this.counted >= this.opts.maxTokens) {
+      // The buyer paid for maxTokens: stop the node, close the stream as OpenAI does at the limit.
+      this.push(finishChunk(this.lastChunk ?? c, this.opts.model));
+      this.end("completed", undefined, true);
+      return;
+    }
+    this.counted += tokens;
+    this.lastChunk = c;
+    this.push(c);
+    if (!this.firstSettled) {
+      this.firstByteAt = Date.now();
+      this.phase = "streaming";
+      this.settleFirst();
+      this.clearTimers();
+      this.armIdle();
+    }
+  }
+
+  private settleFirst(err?: AttemptFailure): void {
+    if (this.firstSettled) return;
+    this.firstSettled = true;
     if (err) this.rejectFirst(err);
     else this.resolveFirst();
   }
 
-  get started(): boolean {
-    return this.counted > 0;
+  private timer(ms: number, fn: () => void): void {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    this.timers.push(t);
   }
 
-  onAccept(): void {
-    this.accepted = true;
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(
+      () => this.fail(`provider stalled for ${this.opts.idleTimeoutMs} ms`, true),
+      this.opts.idleTimeoutMs,
+    );
+    this.idleTimer.unref();
   }
 
-  onReject(reason: string): void {
-    this.fail(`rejected: ${reason}`);
-  }
-
-  /** Node's SSE text; lines may be split across frames. */
-  onChunk(data: string): void {
-    if (this.ended) return;
-    this.sseBuffer += data;
-    let nl = this.sseBuffer.indexOf("\n");
-    while (nl >= 0) {
-      const line = this.sseBuffer.slice(0, nl).trim();
-      this.sseBuffer = this.sseBuffer.slice(nl + 1);
-      if (line.startsWith("data:")) this.onData(line.slice(5).trim());
-      if (this.ended) return;
-      nl = this.sseBuffer.indexOf("\n");
-    }
-    if (this.sseBuffer.length > 256 * 1024) this.fail("oversized SSE line");
-  }
-
-  private onData(payload: string): void {
-    if (payload === "" || payload === "[DONE]") return;
-    let chunk: StreamChunk;
-    try {
-      chunk = JSON.parse(payload) as StreamChunk;
-    } catch {
-      this.fail("garbage in the stream");
-      return;
-    }
-    if (typeof chunk !== "object" || chunk === null) return;
-    if (chunk.usage && typeof chunk.usage === "object") {
-      this.reported = {
-        promptTokens: Math.max(0, Math.floor(Number(chunk.usage.prompt_tokens ?? 0)) || 0),
-        completionTokens: Math.max(0, Math.floor(Number(chunk.usage.completion_tokens ?? 0)) || 0),
-      };
-    }
-    const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
-    const hasContent = choices.some((c) => (c?.delta?.content ?? c?.text ?? "") !== "");
-    if (hasContent) {
-      if (this.counted >= this.maxTokens) {
-        // The buyer paid for maxTokens: stop the node and end here.
-        this.node.send({ type: "cancel", job_id: this.id });
-        this.finish("completed");
-        return;
-      }
-      this.counted++;
-    }
-    if (hasContent || choices.some((c) => c?.finish_reason)) this.push(chunk);
-    if (hasContent) this.settleFirst();
-  }
-
-  onDone(error?: string): void {
-    if (error) return this.fail(error);
-    this.finish("completed");
-  }
-
-  onDisconnect(): void {
-    this.fail("provider disconnected");
-  }
-
-  /** The buyer went away: tell the node (extension message) and stop relaying. */
-  cancel(): void {
-    if (this.ended) return;
-    this.node.send({ type: "cancel", job_id: this.id });
-    this.finish("cancelled");
-  }
-
-  fail(why: string): void {
-    if (this.ended) return;
-    this.settleFirst(new Error(why));
-    this.finish("failed", why);
+  private clearTimers(): void {
+    for (const t of this.timers.splice(0)) clearTimeout(t);
   }
 
   private push(chunk: StreamChunk): void {
@@ -141,39 +243,66 @@ export class Attempt {
     this.wake?.();
   }
 
-  private finish(status: JobOutcome["status"], error?: string): void {
+  private end(status: JobOutcome["status"], failure?: AttemptFailure, tellNode = false, why?: string): void {
     if (this.ended) return;
-    this.ended = true;
-    this.settleFirst(status === "completed" ? undefined : new Error(error ?? status));
-    const counted = Math.min(this.counted, this.maxTokens);
-    let billable = counted;
-    let disputed = false;
-    if (this.reported) {
-      const r = this.reported.completionTokens;
-      if (usageIsPlausible(r, counted)) billable = Math.min(r, this.maxTokens);
-      else disputed = true;
-    }
-    const prompt = this.reported
-      ? Math.min(this.reported.promptTokens, this.promptEstimate)
-      : Math.ceil(this.promptEstimate / 2);
-    this.resolveOutcome({
+    this.phase = "ended";
+    this.clearTimers();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (tellNode) this.node.send({ type: "cancel", job_id: this.wireId });
+    const beforeFirstByte = !this.firstSettled;
+    this.settleFirst(failure);
+    const verdict = judgeUsage({
+      reported: this.reported,
+      counted: this.counted,
+      maxTokens: this.opts.maxTokens,
+      prompt: this.opts.prompt,
+    });
+    const outcome: JobOutcome = {
       status,
       nodeId: this.node.nodeId,
       ...(this.reported ? { reportedUsage: this.reported } : {}),
-      countedCompletionTokens: counted,
-      billableUsage: { promptTokens: prompt, completionTokens: billable },
-      usageDisputed: disputed,
-      ...(error ? { error } : {}),
-    });
+      countedCompletionTokens: Math.min(this.counted, this.opts.maxTokens),
+      billableUsage: verdict.billable,
+      usageDisputed: verdict.disputed,
+      ...((failure?.message ?? why) ? { error: failure?.message ?? why } : {}),
+    };
+    // Chunks of an attempt that never reached its first byte are never shown to the buyer.
+    if (beforeFirstByte && failure) this.queue.length = 0;
+    this.opts.onEnd(this, outcome, verdict.note);
+    this.resolveOutcome(outcome);
     this.wake?.();
   }
 
-  async *chunks(): AsyncGenerator<StreamChunk> {
-    for (;;) {
-      while (this.queue.length > 0) yield this.queue.shift()!;
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
-    }
+  /** The relayed chunks, once; leaving the loop early cancels the job. */
+  chunks(): AsyncIterable<StreamChunk> {
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<StreamChunk>> => {
+          for (;;) {
+            const chunk = this.queue.shift();
+            if (chunk) return { value: chunk, done: false };
+            if (this.ended) return { value: undefined, done: true };
+            await new Promise<void>((resolve) => (this.wake = resolve));
+            this.wake = undefined;
+          }
+        },
+        return: async (): Promise<IteratorResult<StreamChunk>> => {
+          this.cancel("the consumer stopped reading");
+          this.queue.length = 0;
+          return { value: undefined, done: true };
+        },
+      }),
+    };
   }
+}
+
+/** The closing chunk when the gateway cuts a stream at max_tokens. */
+function finishChunk(like: StreamChunk, model: string): StreamChunk {
+  return {
+    ...(typeof like.id === "string" ? { id: like.id } : {}),
+    object: typeof like.object === "string" ? like.object : "chat.completion.chunk",
+    ...(typeof like.created === "number" ? { created: like.created } : {}),
+    model,
+    choices: [{ index: 0, delta: {}, finish_reason: "length" }],
+  };
 }

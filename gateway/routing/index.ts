@@ -1,376 +1,479 @@
 /**
- * The gateway end of the Owlrun node protocol: provider keys and signup, registration, the node
- * WebSocket, job offers with failover before the first byte, the relay, and the model index.
+ * Routing: the gateway end of the Owlrun node protocol (shared/protocols/owlrun-node.md). Provider
+ * keys and signup, registration, the node WebSocket (`/v1/gateway/ws`), the provider registry with
+ * health, load and a per-model index, and the dispatcher: job offers with failover before the first
+ * byte, the relay of the node's SSE stream with max_tokens enforced, and usage checked against the
+ * gateway's own count. This file is the folder's only door.
+ *
+ * Job ids: every attempt gets a fresh random wire id. The buyer's job id is the hold id, which also
+ * claims the buyer's change at /v1/cashu/change/:id, so it must never reach a node; and a fresh id per
+ * attempt means a node that lost a job (timeout, failover) can neither pull its body nor feed chunks
+ * into the attempt of the node that took over.
  */
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import express, { type Request, type Response, type Router } from "express";
-import { WebSocket, WebSocketServer } from "ws";
-import { createLogger, type Logger } from "../../src/shared/index.js";
-import { Attempt } from "./attempt.js";
-import { parseNodeFrame, RegisterBody } from "./protocol.js";
-import { RoutingStore } from "./store.js";
+import type { Router } from "express";
+import { type RawData, WebSocketServer, type WebSocket } from "ws";
+import { createLogger, errorMessage, type Logger } from "../../src/shared/index.js";
+import { Attempt, AttemptFailure } from "./attempt.js";
+import { providerKeyOf, providerRouter, SignupLimiter } from "./http.js";
+import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
+import { NodeSession, Registry } from "./registry.js";
+import { type NodeRow, RoutingStore } from "./store.js";
 import {
   type Dispatcher,
   type DispatchRequest,
   type JobHandle,
-  type ModelOffer,
+  type JobOutcome,
   NoProviderError,
 } from "./types.js";
+import { promptBounds } from "./usage.js";
 
-export { createProviderKey, hashProviderKey } from "./store.js";
 export * from "./types.js";
+export { createProviderKey, hashProviderKey } from "./store.js";
+export type { AckInfo, Broadcast, WithdrawRecord } from "./protocol.js";
+export {
+  LIGHTNING_ADDRESS_RE,
+  MAX_FRAME_BYTES,
+  MIN_REDEEM_THRESHOLD_SATS,
+  PROVIDER_KEY_PREFIX,
+} from "./protocol.js";
+export { USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 
-export const MAX_FRAME_BYTES = 64 * 1024;
-
-/** What the gateway tells a node in `heartbeat_ack` (its real earnings, balance and the BTC rate). */
-export type AckInfo = Record<string, unknown>;
+export const WS_PATH = "/v1/gateway/ws";
+/** Close code sent to the older connection when the same node connects again. */
+export const CLOSE_REPLACED = 4000;
+/** Close code for a node that broke the protocol (RFC 6455 policy violation). */
+export const CLOSE_POLICY = 1008;
 
 export interface RoutingOptions {
   dataDir: string;
   log?: Logger;
-  /** a node silent for longer is dropped (default 90 s: three missed heartbeats) */
+  /** a node silent (no heartbeat, pong or other frame) for longer is dropped; default 90 s */
   heartbeatTimeoutMs?: number;
+  /** a node must `accept` an offer within this; default 2 s (the Owlrun rule) */
   acceptTimeoutMs?: number;
+  /** the first content token must arrive within this of the offer; default 60 s (cold model loads) */
   firstByteTimeoutMs?: number;
-  pingIntervalMs?: number;
+  /** a stream silent for this long after its first token fails; default 60 s */
+  idleTimeoutMs?: number;
+  /** `POST /v1/gateway/signup` issues keys; default true */
   signupOpen?: boolean;
-  /** signups per IP per hour */
-  signupLimit?: number;
-  ackInfo?: (nodeId: string) => AckInfo;
+  /** signups per IP (IPv6: per /64) per hour; default 20 */
+  signupsPerHour?: number;
+  /** how often every node gets a `ping`; default 30 s */
+  pingIntervalMs?: number;
+  /** the node's real earnings, balance and BTC rate for `heartbeat_ack` (defaults: zeros) */
+  ackInfo?: (nodeId: string) => Partial<AckInfo>;
 }
 
-interface NodeConn {
+export interface ProviderKeys {
+  /** mints a new `owlr_prov_…` key (only its hash is stored) */
+  create(): string;
+  /** true for a known, unrevoked key */
+  verify(key: string): boolean;
+  /** revokes a key and disconnects the nodes using it; true when it was valid */
+  revoke(key: string): boolean;
+}
+
+export interface ProviderInfo {
   nodeId: string;
-  ws: WebSocket;
-  models: Set<string>;
-  inflight: number;
-  lastSeen: number;
+  online: boolean;
   draining: boolean;
-  attempts: Map<string, Attempt>;
+  models: string[];
+  /** jobs in flight */
+  inflight: number;
+  lightningAddress?: string;
+  redeemThresholdSats?: number;
+  region?: string;
+  version?: string;
+  /** how often this node's usage reports disagreed with the gateway's count */
+  disputes: number;
+  jobsToday: number;
+  tokensToday: number;
+  /** moving averages over finished jobs */
+  ttfbMs?: number;
+  tokensPerSec?: number;
 }
 
-function jsonError(res: Response, status: number, type: string, message: string) {
-  res.status(status).json({ error: { message, type, code: status } });
+export interface Routing {
+  /** `/v1/gateway/signup`, `/v1/gateway/register`, `/v1/gateway/jobs/:id/proxy/request` */
+  router: Router;
+  /** serves `/v1/gateway/ws` on this server; returns how to detach and end the node sockets */
+  attachWebSocket(server: Server): () => void;
+  dispatcher: Dispatcher;
+  keys: ProviderKeys;
+  /** tells the node that served the buyer's job `jobId` what it earned (`job_complete`) */
+  jobComplete(jobId: string, info: { tokens: number; earnedUsd: number }): boolean;
+  /** asks a node to stop taking jobs (`drain`); it stays online */
+  drain(nodeId: string): boolean;
+  /** registration, live status and dispute count of a node, online or not */
+  node(nodeId: string): ProviderInfo | undefined;
+  /** the nodes online now */
+  providers(): ProviderInfo[];
+  /** nodes whose usage reports disagreed with the gateway's count, worst first */
+  disputes(): { nodeId: string; count: number; lastAt: number; lastNote: string }[];
+  close(): Promise<void>;
 }
 
-function bearer(req: Request): string | undefined {
-  return (
-    /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim() ??
-    (req.query.api_key as string | undefined)
-  );
-}
+/** How many finished buyer jobs remember their node, for `job_complete`. */
+const JOB_MEMORY = 10_000;
 
-export function createRouting(opts: RoutingOptions) {
+export function createRouting(opts: RoutingOptions): Routing {
   const log = opts.log ?? createLogger("routing");
   const store = new RoutingStore(opts.dataDir);
-  const acceptTimeout = opts.acceptTimeoutMs ?? 2_000;
-  const firstByteTimeout = opts.firstByteTimeoutMs ?? 30_000;
-  const heartbeatTimeout = opts.heartbeatTimeoutMs ?? 90_000;
-  const nodes = new Map<string, NodeConn>();
-  /** attempt id → attempt, for body pulls */
+  const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 90_000;
+  const acceptTimeoutMs = opts.acceptTimeoutMs ?? 2_000;
+  const firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  const pingIntervalMs = opts.pingIntervalMs ?? 30_000;
+  const registry = new Registry(heartbeatTimeoutMs);
+  /** live attempts by wire job id (body pulls and ownership checks) */
   const attempts = new Map<string, Attempt>();
-  const signups = new Map<string, number[]>();
+  /** buyer job id → where it was served, for job_complete */
+  const served = new Map<string, { nodeId: string; wireId: string }>();
+  const limiter = new SignupLimiter(opts.signupsPerHour ?? 20);
+  let closed = false;
 
-  // ---- HTTP -----------------------------------------------------------------------------------
-  const router: Router = express.Router();
+  const router = providerRouter(
+    {
+      store,
+      registry,
+      attempts,
+      signupOpen: opts.signupOpen ?? true,
+      log,
+    },
+    limiter,
+  );
 
-  router.post("/v1/gateway/signup", (req, res) => {
-    if (opts.signupOpen === false)
-      return jsonError(res, 403, "signup_closed", "provider signup is closed on this gateway");
-    const ip = req.socket.remoteAddress ?? "?";
-    const now = Date.now();
-    const recent = (signups.get(ip) ?? []).filter((t) => t > now - 3600_000);
-    if (recent.length >= (opts.signupLimit ?? 20)) {
-      res.setHeader("Retry-After", "3600");
-      return jsonError(res, 429, "rate_limited", "too many provider signups from this address");
+  // ---- sessions ---------------------------------------------------------------------------------
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+
+  /** Takes a session out of service: its jobs fail (failover if before the first byte). */
+  const dropSession = (s: NodeSession, why: string, close?: { code: number; reason: string }) => {
+    const wasCurrent = registry.remove(s);
+    for (const a of [...s.attempts.values()]) a.onDisconnect(`provider disconnected: ${why}`);
+    if (close && s.ws.readyState <= 1) {
+      s.ws.close(close.code, close.reason.slice(0, 120));
+      setTimeout(() => s.ws.terminate(), 1_000).unref();
+    } else if (!close) {
+      s.ws.terminate();
     }
-    signups.set(ip, [...recent, now]);
-    res.status(201).json({ api_key: store.createKey("signup") });
-  });
-
-  router.post("/v1/gateway/register", (req, res) => {
-    const key = bearer(req);
-    if (!key || !store.isKnownKey(key)) return jsonError(res, 401, "invalid_key", "unknown provider key");
-    const parsed = RegisterBody.safeParse(req.body);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      return jsonError(
-        res,
-        400,
-        "invalid_request",
-        `invalid registration: ${i?.path.join(".")} ${i?.message}`,
-      );
-    }
-    if (parsed.data.api_key !== key)
-      return jsonError(res, 403, "forbidden", "api_key in the body must match the bearer key");
-    if (!store.register(key, parsed.data))
-      return jsonError(res, 403, "forbidden", "that node id belongs to another key");
-    const live = nodes.get(parsed.data.node_id);
-    if (live) live.models = new Set(parsed.data.models);
-    res.status(201).json({ status: "registered", node_id: parsed.data.node_id });
-  });
-
-  router.get("/v1/gateway/jobs/:id/proxy/request", (req, res) => {
-    const key = bearer(req);
-    const node = key && store.isKnownKey(key) ? store.nodeForKey(key) : undefined;
-    if (!node) return jsonError(res, 401, "invalid_key", "unknown provider key");
-    const attempt = attempts.get(String(req.params.id));
-    if (!attempt) return jsonError(res, 404, "not_found", "no such job");
-    if (attempt.node.nodeId !== node.node_id)
-      return jsonError(res, 403, "forbidden", "this job is not assigned to you");
-    res.json(attempt.body);
-  });
-
-  // ---- WebSocket ------------------------------------------------------------------------------
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
-
-  const dropNode = (conn: NodeConn, why: string) => {
-    if (nodes.get(conn.nodeId) === conn) nodes.delete(conn.nodeId);
-    for (const a of conn.attempts.values()) a.onDisconnect();
-    conn.attempts.clear();
-    log.info("node offline", { node: conn.nodeId, why });
+    if (wasCurrent) log.info("node offline", { node: s.nodeId, why });
   };
 
-  const handleConnection = (ws: WebSocket, nodeId: string, models: string[]) => {
-    const old = nodes.get(nodeId);
-    if (old) {
-      // A newer connection of the same node replaces the older one.
-      old.ws.close(4000, "replaced by a newer connection");
-      dropNode(old, "replaced");
+  const misbehaved = (s: NodeSession, why: string) => {
+    log.warn("disconnecting a node that broke the protocol", { node: s.nodeId, why });
+    dropSession(s, why, { code: CLOSE_POLICY, reason: why });
+  };
+
+  const sendAck = (s: NodeSession) => {
+    const now = Date.now();
+    // A node that floods heartbeats gets at most one ack a second (ackInfo may read the ledger).
+    if (now - s.lastAckAt < 1_000) return;
+    s.lastAckAt = now;
+    let extra: Partial<AckInfo> = {};
+    try {
+      extra = opts.ackInfo?.(s.nodeId) ?? {};
+    } catch (err) {
+      log.error("ackInfo failed; sending defaults", { node: s.nodeId, err: errorMessage(err) });
     }
-    const conn: NodeConn = {
-      nodeId,
-      ws,
-      models: new Set(models),
-      inflight: 0,
-      lastSeen: Date.now(),
-      draining: false,
-      attempts: new Map(),
-    };
-    nodes.set(nodeId, conn);
-    log.info("node online", { node: nodeId, models });
-    const send = (msg: Record<string, unknown>) => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-    };
-    const misbehaved = (why: string) => {
-      log.warn("disconnecting misbehaving node", { node: nodeId, why });
-      ws.terminate();
-    };
-    ws.on("message", (raw, isBinary) => {
-      conn.lastSeen = Date.now();
-      if (isBinary) return misbehaved("binary frame");
-      const frame = parseNodeFrame(raw.toString());
-      if (frame.kind === "ignore") return;
-      if (frame.kind === "invalid") return misbehaved(frame.why);
-      const msg = frame.msg;
-      if (msg.type === "heartbeat") {
-        send({ type: "heartbeat_ack", status: "ok", ...(opts.ackInfo?.(nodeId) ?? defaultAck()) });
+    const today = store.today(s.nodeId, now);
+    s.send({
+      ...DEFAULT_ACK,
+      jobs_today: today.jobs,
+      tokens_today: today.tokens,
+      queue_depth_global: registry.load(),
+      ...extra,
+      type: "heartbeat_ack",
+    });
+  };
+
+  const onFrame = (s: NodeSession, raw: RawData) => {
+    if (closed || registry.get(s.nodeId) !== s) return; // replaced or dropped: ignore stragglers
+    s.lastSeen = Date.now();
+    const text = Buffer.isBuffer(raw)
+      ? raw.toString("utf8")
+      : Array.isArray(raw)
+        ? Buffer.concat(raw).toString("utf8")
+        : Buffer.from(raw).toString("utf8");
+    const frame = parseNodeFrame(text);
+    if (frame.kind === "ignore") return; // a newer peer's message type: forward compatibility
+    if (frame.kind === "invalid") return misbehaved(s, frame.why);
+    const msg = frame.msg;
+    switch (msg.type) {
+      case "heartbeat": {
+        const { type: _type, ...telemetry } = msg;
+        s.telemetry = telemetry;
+        return sendAck(s);
+      }
+      case "pong":
+        return;
+    }
+    const attempt = s.attempts.get(msg.job_id);
+    if (!attempt) {
+      if (registry.isRetired(s.nodeId, msg.job_id)) {
+        // The job moved on (timeout, failover, cancel): a late accept must not start work.
+        if (msg.type === "accept") s.send({ type: "cancel", job_id: msg.job_id });
         return;
       }
-      if (msg.type === "pong") return;
-      const attempt = conn.attempts.get(msg.job_id);
-      if (!attempt) return misbehaved(`message for a job it does not hold (${msg.type})`);
-      if (msg.type === "accept") attempt.onAccept();
-      else if (msg.type === "reject") attempt.onReject(msg.reason ?? "rejected");
-      else if (msg.type === "proxy_chunk") attempt.onChunk(msg.data);
-      else if (msg.type === "proxy_done") attempt.onDone(msg.error);
-    });
-    ws.on("close", () => dropNode(conn, "closed"));
-    ws.on("error", () => ws.terminate());
+      return misbehaved(s, `${msg.type} for a job it does not hold`);
+    }
+    switch (msg.type) {
+      case "accept":
+        return attempt.onAccept();
+      case "reject":
+        return attempt.onReject(msg.reason || "no reason given");
+      case "proxy_chunk":
+        return attempt.onChunk(msg.data);
+      case "proxy_done":
+        return attempt.onDone(msg.error);
+    }
+  };
+
+  const onConnection = (ws: WebSocket, node: NodeRow, keyHash: string) => {
+    const s = new NodeSession(node.node_id, keyHash, ws, JSON.parse(node.models) as string[]);
+    const old = registry.add(s);
+    if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
+    log.info("node online", { node: s.nodeId, models: [...s.models] });
+    ws.on("message", (raw) => onFrame(s, raw));
+    ws.on("close", () => dropSession(s, "connection closed"));
+    ws.on("error", (err) => log.debug("node socket error", { node: s.nodeId, err: errorMessage(err) }));
+  };
+
+  const refuseUpgrade = (socket: Duplex, status: number, type: string, message: string) => {
+    const body = JSON.stringify({ error: { message, type, code: status } });
+    const text = status === 401 ? "Unauthorized" : status === 503 ? "Service Unavailable" : "Forbidden";
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname !== "/v1/gateway/ws") return;
-    const key =
-      url.searchParams.get("api_key") ?? /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
-    const node = key && store.isKnownKey(key) ? store.nodeForKey(key) : undefined;
+    if (new URL(req.url ?? "/", "http://gateway").pathname !== WS_PATH) return; // another room's socket
+    socket.on("error", () => socket.destroy());
+    if (closed) return refuseUpgrade(socket, 503, "unavailable", "the gateway is shutting down");
+    const key = providerKeyOf(req);
+    const keyHash = key ? store.keyHash(key) : undefined;
+    if (!keyHash) return refuseUpgrade(socket, 403, "invalid_key", "missing or unknown provider key");
+    const node = store.nodeForKeyHash(keyHash);
     if (!node) {
-      socket.end(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" +
-          JSON.stringify({
-            error: { message: "unknown provider key or node not registered", type: "invalid_key", code: 403 },
-          }),
-      );
-      return;
+      return refuseUpgrade(socket, 403, "not_registered", "register first: POST /v1/gateway/register");
     }
-    wss.handleUpgrade(req, socket, head, (ws) =>
-      handleConnection(ws, node.node_id, JSON.parse(node.models) as string[]),
-    );
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, node, keyHash));
   };
 
-  // Liveness: ping everyone; drop nodes silent for too long.
-  const ticker = setInterval(() => {
-    const now = Date.now();
-    for (const conn of nodes.values()) {
-      if (now - conn.lastSeen > heartbeatTimeout) {
-        conn.ws.terminate();
-        dropNode(conn, "missed heartbeats");
-      } else if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify({ type: "ping" }));
-    }
-  }, opts.pingIntervalMs ?? 30_000);
-  ticker.unref();
+  // Liveness: ping every node; drop the ones silent past the heartbeat timeout.
+  const pinger = setInterval(() => {
+    for (const s of registry.all()) s.send({ type: "ping" });
+  }, pingIntervalMs);
+  pinger.unref();
+  const sweeper = setInterval(
+    () => {
+      for (const s of registry.stale()) dropSession(s, "missed heartbeats");
+      limiter.prune();
+    },
+    Math.max(25, Math.min(5_000, heartbeatTimeoutMs / 4)),
+  );
+  sweeper.unref();
 
-  // ---- dispatch -------------------------------------------------------------------------------
-  const candidates = (req: DispatchRequest): NodeConn[] => {
-    const p = req.preferences ?? {};
-    let list = [...nodes.values()].filter(
-      (n) => !n.draining && n.models.has(req.model) && n.ws.readyState === WebSocket.OPEN,
-    );
-    if (p.only?.length) list = list.filter((n) => p.only!.includes(n.nodeId));
-    if (p.ignore?.length) list = list.filter((n) => !p.ignore!.includes(n.nodeId));
-    list.sort((a, b) => a.inflight - b.inflight);
-    if (p.order?.length) {
-      const rank = (n: NodeConn) => {
-        const i = p.order!.indexOf(n.nodeId);
-        return i < 0 ? p.order!.length : i;
-      };
-      list.sort((a, b) => rank(a) - rank(b));
-    }
-    return p.allowFallbacks === false ? list.slice(0, 1) : list;
-  };
+  // ---- dispatch ---------------------------------------------------------------------------------
 
-  const tryNode = async (conn: NodeConn, req: DispatchRequest): Promise<Attempt> => {
-    const promptEstimate =
-      Math.ceil(JSON.stringify(req.body.messages ?? req.body.prompt ?? "").length / 2) + 16;
-    // Routing preferences are the gateway's business, not the node's.
-    const { provider: _provider, models: _models, ...forwarded } = req.body;
-    const body = {
-      ...forwarded,
-      stream: true,
-      stream_options: { include_usage: true },
-      max_tokens: req.maxTokens,
-    };
-    const attempt = new Attempt(
-      {
-        nodeId: conn.nodeId,
-        send: (m) => conn.ws.readyState === WebSocket.OPEN && conn.ws.send(JSON.stringify(m)),
-      },
-      body,
-      req.maxTokens,
-      promptEstimate,
-    );
-    conn.attempts.set(attempt.id, attempt);
-    attempts.set(attempt.id, attempt);
-    conn.inflight++;
-    void attempt.outcome.then((o) => {
-      conn.inflight--;
-      conn.attempts.delete(attempt.id);
-      attempts.delete(attempt.id);
-      if (o.usageDisputed) {
-        store.recordDispute(
-          conn.nodeId,
-          `reported ${o.reportedUsage?.completionTokens} vs counted ${o.countedCompletionTokens}`,
-        );
-        log.warn("provider usage report disagrees with the gateway's count", { node: conn.nodeId });
-      }
-    });
-    const onAbort = () => attempt.cancel();
-    req.signal.addEventListener("abort", onAbort, { once: true });
-    void attempt.outcome.then(() => req.signal.removeEventListener("abort", onAbort));
-    conn.ws.send(
-      JSON.stringify({
-        type: "job",
-        job_id: attempt.id,
-        model: req.model,
-        vram_required_mb: 0,
-        buyer_region: "",
-        free_tier: false,
-      }),
-    );
-    const acceptTimer = setTimeout(() => {
-      if (!attempt.accepted) attempt.fail("no accept in time");
-    }, acceptTimeout);
-    const firstTimer = setTimeout(() => attempt.fail("no first byte in time"), firstByteTimeout);
+  const onAttemptEnd = (s: NodeSession, attempt: Attempt, outcome: JobOutcome, note?: string) => {
+    s.attempts.delete(attempt.wireId);
+    attempts.delete(attempt.wireId);
+    registry.retire(s.nodeId, attempt.wireId);
+    if (closed) return;
     try {
-      await attempt.firstByte;
-      return attempt;
+      if (outcome.usageDisputed) {
+        store.recordDispute(s.nodeId, note ?? "usage disputed");
+        log.warn("provider usage report disagrees with the gateway's count", { node: s.nodeId, note });
+      }
+      if (attempt.firstByteAt !== undefined) {
+        const u = outcome.billableUsage;
+        store.recordJob(s.nodeId, u.promptTokens + u.completionTokens);
+        s.observe(attempt.firstByteAt - attempt.startedAt, attempt.tokens, Date.now() - attempt.firstByteAt);
+      }
     } catch (err) {
-      if (attempt.accepted && !attempt.ended) attempt.cancel();
-      throw err;
-    } finally {
-      clearTimeout(acceptTimer);
-      clearTimeout(firstTimer);
+      log.error("could not record a finished job", { node: s.nodeId, err: errorMessage(err) });
     }
   };
 
   const dispatcher: Dispatcher = {
     async dispatch(req: DispatchRequest): Promise<JobHandle> {
-      const list = candidates(req);
-      if (list.length === 0)
-        throw new NoProviderError(`no provider online serves ${req.model}`, "no_providers");
+      if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
+      const list = registry.candidates(req.model, req.preferences);
+      if (list.length === 0) {
+        const anyone = registry.candidates(req.model).length > 0;
+        throw new NoProviderError(
+          anyone
+            ? `no provider of ${req.model} matches the routing preferences`
+            : `no provider online serves ${req.model}`,
+          "no_providers",
+        );
+      }
+      const body = nodeRequestBody(req);
+      const prompt = promptBounds(body);
       const reasons: string[] = [];
-      for (const conn of list) {
-        if (req.signal.aborted) break;
+      let allRejected = true;
+      for (const s of list) {
+        if (req.signal.aborted || closed) break;
+        if (registry.get(s.nodeId) !== s || !registry.healthy(s)) continue; // went away meanwhile
+        const attempt: Attempt = new Attempt({
+          wireId: randomUUID(),
+          node: s,
+          model: req.model,
+          body,
+          maxTokens: req.maxTokens,
+          prompt,
+          acceptTimeoutMs,
+          firstByteTimeoutMs,
+          idleTimeoutMs,
+          onEnd: (a, outcome, note) => onAttemptEnd(s, a, outcome, note),
+        });
+        s.attempts.set(attempt.wireId, attempt);
+        attempts.set(attempt.wireId, attempt);
+        s.lastAssignedAt = Date.now();
+        const onAbort = () => attempt.cancel();
+        req.signal.addEventListener("abort", onAbort, { once: true });
+        attempt.offer();
         try {
-          const attempt = await tryNode(conn, req);
-          return { nodeId: conn.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
+          await attempt.firstByte;
         } catch (err) {
-          reasons.push(`${conn.nodeId}: ${(err as Error).message}`);
-          log.info("moving job to the next provider", { node: conn.nodeId, why: (err as Error).message });
+          req.signal.removeEventListener("abort", onAbort);
+          const failure = err as AttemptFailure;
+          if (failure.kind !== "rejected") allRejected = false;
+          reasons.push(`${s.nodeId}: ${failure.message}`);
+          log.info("job moves on to the next provider", { node: s.nodeId, why: failure.message });
+          continue;
         }
+        void attempt.outcome.then(() => req.signal.removeEventListener("abort", onAbort));
+        served.set(req.jobId, { nodeId: s.nodeId, wireId: attempt.wireId });
+        if (served.size > JOB_MEMORY) served.delete(served.keys().next().value!);
+        return { nodeId: s.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
       }
-      const allRejected = reasons.every((r) => r.includes("rejected"));
-      throw new NoProviderError(
-        reasons.join("; ") || "buyer went away",
-        allRejected ? "all_rejected" : "all_failed",
-      );
-    },
-    models(): ModelOffer[] {
-      const count = new Map<string, number>();
-      for (const n of nodes.values()) {
-        if (n.draining || n.ws.readyState !== WebSocket.OPEN) continue;
-        for (const m of n.models) count.set(m, (count.get(m) ?? 0) + 1);
+      if (req.signal.aborted) {
+        throw new NoProviderError("the buyer went away before a provider answered", "all_failed");
       }
-      return [...count]
-        .map(([model, n]) => ({ model, nodes: n }))
-        .sort((a, b) => a.model.localeCompare(b.model));
+      if (reasons.length === 0) {
+        throw new NoProviderError(`no provider online serves ${req.model}`, "no_providers");
+      }
+      throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
     },
-    nodesOnline: () => nodes.size,
+    models: () => registry.models(),
+    nodesOnline: () => registry.online(),
+  };
+
+  // ---- operators --------------------------------------------------------------------------------
+
+  const info = (nodeId: string): ProviderInfo | undefined => {
+    const row = store.node(nodeId);
+    const s = registry.get(nodeId);
+    if (!row && !s) return undefined;
+    const today = store.today(nodeId);
+    return {
+      nodeId,
+      online: s ? registry.alive(s) : false,
+      draining: s?.draining ?? false,
+      models: s ? [...s.models] : row ? (JSON.parse(row.models) as string[]) : [],
+      inflight: s?.inflight ?? 0,
+      ...(row?.lightning_address ? { lightningAddress: row.lightning_address } : {}),
+      ...(row?.redeem_threshold_sats ? { redeemThresholdSats: row.redeem_threshold_sats } : {}),
+      ...(row?.region ? { region: row.region } : {}),
+      ...(row?.version ? { version: row.version } : {}),
+      disputes: store.dispute(nodeId)?.count ?? 0,
+      jobsToday: today.jobs,
+      tokensToday: today.tokens,
+      ...(s?.ttfbMs !== undefined ? { ttfbMs: Math.round(s.ttfbMs) } : {}),
+      ...(s?.tokensPerSec !== undefined ? { tokensPerSec: Math.round(s.tokensPerSec * 10) / 10 } : {}),
+    };
+  };
+
+  const keys: ProviderKeys = {
+    create: () => store.createKey("api"),
+    verify: (key) => store.keyHash(key) !== undefined,
+    revoke(key) {
+      const keyHash = store.keyHash(key);
+      if (!keyHash || !store.revokeKey(key)) return false;
+      for (const s of registry.all()) {
+        if (s.keyHash === keyHash)
+          dropSession(s, "key revoked", { code: CLOSE_POLICY, reason: "key revoked" });
+      }
+      return true;
+    },
   };
 
   return {
     router,
     dispatcher,
-    store,
-    /** the Lightning address a node registered, for payouts */
-    lightningAddressOf: (nodeId: string) => store.node(nodeId)?.lightning_address ?? undefined,
-    /** tells a node to stop taking jobs (maintenance) */
-    drain(nodeId: string): boolean {
-      const conn = nodes.get(nodeId);
-      if (!conn) return false;
-      conn.draining = true;
-      conn.ws.send(JSON.stringify({ type: "drain" }));
-      return true;
-    },
-    attachWebSocket(server: Server): () => void {
+    keys,
+    attachWebSocket(server: Server) {
       server.on("upgrade", onUpgrade);
       return () => {
         server.off("upgrade", onUpgrade);
-        for (const c of wss.clients) c.terminate();
+        for (const s of registry.all()) dropSession(s, "gateway detached");
+        for (const ws of wss.clients) ws.terminate();
       };
     },
-    async close(): Promise<void> {
-      clearInterval(ticker);
-      for (const c of wss.clients) c.terminate();
-      wss.close();
+    jobComplete(jobId, { tokens, earnedUsd }) {
+      const where = served.get(jobId);
+      const s = where && registry.get(where.nodeId);
+      if (!where || !s?.open) return false;
+      s.send({ type: "job_complete", job_id: where.wireId, tokens, earned_usd: earnedUsd });
+      return true;
+    },
+    drain(nodeId) {
+      const s = registry.get(nodeId);
+      if (!s?.open) return false;
+      s.draining = true;
+      s.send({ type: "drain" });
+      return true;
+    },
+    node: info,
+    providers: () =>
+      registry
+        .all()
+        .map((s) => info(s.nodeId))
+        .filter((p): p is ProviderInfo => !!p),
+    disputes: () =>
+      store
+        .disputes()
+        .map((d) => ({ nodeId: d.node_id, count: d.count, lastAt: d.last_at, lastNote: d.last_note })),
+    async close() {
+      if (closed) return;
+      clearInterval(pinger);
+      clearInterval(sweeper);
+      // Jobs still waiting for a first byte fail (the buyer is refunded); running ones end "failed".
+      for (const s of registry.all()) dropSession(s, "gateway shutting down");
+      closed = true;
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
       store.close();
     },
   };
 }
 
-export type Routing = ReturnType<typeof createRouting>;
-
-function defaultAck(): AckInfo {
-  return {
-    jobs_today: 0,
-    tokens_today: 0,
-    earned_today_sats: 0,
-    earned_total_sats: 0,
-    balance_sats: 0,
-    queue_depth_global: 0,
-    broadcasts: [],
-    withdraw_history: [],
-  };
+/**
+ * The body a node pulls: the buyer's request in OpenAI chat form (the Owlrun node POSTs it to
+ * Ollama's /v1/chat/completions), streaming with usage, one choice, max_tokens capped at what the
+ * buyer paid for, and without gateway-only fields. A `completions` prompt becomes one user message.
+ */
+export function nodeRequestBody(req: Pick<DispatchRequest, "body" | "model" | "kind" | "maxTokens">) {
+  const body: Record<string, unknown> = { ...req.body };
+  for (const k of ["provider", "models", "user", "n", "stream_options"]) delete body[k];
+  if (req.kind === "completions") {
+    const p = body.prompt;
+    const text = Array.isArray(p) ? p.map(String).join("\n") : typeof p === "string" ? p : "";
+    for (const k of ["prompt", "suffix", "echo", "best_of", "logprobs"]) delete body[k];
+    body.messages = [{ role: "user", content: text }];
+  }
+  body.model = req.model;
+  body.stream = true;
+  body.stream_options = { include_usage: true };
+  body.max_tokens = req.maxTokens;
+  if ("max_completion_tokens" in body) body.max_completion_tokens = req.maxTokens;
+  return body;
 }

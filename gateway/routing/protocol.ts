@@ -1,73 +1,181 @@
 /**
- * The Owlrun node protocol on the wire (protocols/owlrun-node.md), validated with zod at the
- * boundary. Unknown message types and unknown fields are ignored (forward compatibility); our own
- * additions (`cancel`) are additive.
+ * The Owlrun node protocol on the wire (shared/protocols/owlrun-node.md), validated with zod at the
+ * boundary. Node → gateway messages are checked here; unknown message types and unknown fields are
+ * ignored (forward compatibility), and our own additions (`cancel`) are additive.
+ *
+ * Real agents are written in Go: a nil slice arrives as `null` and unset numbers/strings as `0`/`""`
+ * when a field lacks `omitempty`, so the schemas accept those zero values and treat them as "unset".
  */
 import * as z from "zod";
 
 export const PROVIDER_KEY_PREFIX = "owlr_prov_";
-export const LIGHTNING_ADDRESS_RE = /^[a-z0-9._+-]{1,64}@[a-z0-9.-]{1,253}(:\d{1,5})?$/i;
+/** The largest WebSocket frame a node may send (Owlrun frames carry ~4 KiB of SSE text). */
+export const MAX_FRAME_BYTES = 64 * 1024;
+/** RouteCat refuses payout thresholds under its minimum; so do we (0 = unset, Go's zero value). */
+export const MIN_REDEEM_THRESHOLD_SATS = 100;
 
-export const RegisterBody = z.looseObject({
-  node_id: z.string().min(1).max(128),
+/** LUD-16 address: user@domain, domain may carry a port (loopback test payees do). */
+export const LIGHTNING_ADDRESS_RE =
+  /^[a-z0-9._+-]{1,64}@(localhost|[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+)(:\d{1,5})?$/i;
+
+const optString = (max: number) => z.string().max(max).nullish();
+const optCount = z.number().nonnegative().max(1e12).nullish();
+
+export const RegisterBody = z.object({
+  node_id: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._:@-]+$/, "node_id may use letters, digits and . _ : @ -"),
   api_key: z.string().min(1).max(256),
-  gpu: z.string().max(200).optional(),
-  gpu_vendor: z.string().max(100).optional(),
-  vram_total_mb: z.number().int().nonnegative().optional(),
-  vram_free_mb: z.number().int().nonnegative().optional(),
-  vram_exact: z.boolean().optional(),
-  models: z.array(z.string().min(1).max(200)).max(500),
-  ollama_url: z.string().max(500).optional(),
-  region: z.string().max(100).optional(),
-  wallet: z.string().max(500).optional(),
-  referral_code: z.string().max(100).optional(),
+  gpu: optString(200),
+  gpu_vendor: optString(100),
+  vram_total_mb: optCount,
+  vram_free_mb: optCount,
+  vram_exact: z.boolean().nullish(),
+  models: z
+    .array(z.string().min(1).max(200))
+    .max(500)
+    .nullish()
+    .transform((m) => [...new Set(m ?? [])]),
+  ollama_url: optString(500),
+  region: optString(100),
+  wallet: optString(500),
+  referral_code: optString(100),
   lightning_address: z
     .string()
-    .regex(LIGHTNING_ADDRESS_RE, "not a lightning address")
-    .optional()
-    .or(z.literal("")),
-  redeem_threshold_sats: z.number().int().min(100).max(100_000_000).optional(),
-  free_tier_pct: z.number().min(0).max(100).optional(),
-  version: z.string().max(100).optional(),
+    .max(320)
+    .nullish()
+    .refine((a) => !a || LIGHTNING_ADDRESS_RE.test(a), "lightning_address is not a Lightning address")
+    .transform((a) => (a ? a.toLowerCase() : undefined)),
+  redeem_threshold_sats: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(100_000_000)
+    .nullish()
+    .refine(
+      (t) => !t || t >= MIN_REDEEM_THRESHOLD_SATS,
+      `redeem_threshold_sats must be at least ${MIN_REDEEM_THRESHOLD_SATS}`,
+    ),
+  free_tier_pct: z.number().min(0).max(100).nullish(),
+  version: optString(100),
 });
 export type RegisterBody = z.infer<typeof RegisterBody>;
 
 const JobId = z.string().min(1).max(128);
 
-/** Messages a node sends. */
+/** Messages a node sends. Telemetry fields are optional: old and new agents differ. */
 export const NodeMessage = z.discriminatedUnion("type", [
   z.looseObject({
     type: z.literal("heartbeat"),
-    gpu_util_pct: z.number().optional(),
-    vram_free_mb: z.number().optional(),
-    queue_depth: z.number().optional(),
+    gpu_util_pct: z.number().nullish(),
+    vram_free_mb: z.number().nullish(),
+    temp_c: z.number().nullish(),
+    power_w: z.number().nullish(),
+    queue_depth: z.number().nullish(),
+    earning_state: z.string().max(100).nullish(),
   }),
   z.looseObject({ type: z.literal("pong") }),
   z.looseObject({ type: z.literal("accept"), job_id: JobId }),
-  z.looseObject({ type: z.literal("reject"), job_id: JobId, reason: z.string().max(500).optional() }),
-  z.looseObject({ type: z.literal("proxy_chunk"), job_id: JobId, data: z.string().max(64 * 1024) }),
-  z.looseObject({ type: z.literal("proxy_done"), job_id: JobId, error: z.string().max(2000).optional() }),
+  z.looseObject({ type: z.literal("reject"), job_id: JobId, reason: z.string().max(500).nullish() }),
+  z.looseObject({ type: z.literal("proxy_chunk"), job_id: JobId, data: z.string().max(MAX_FRAME_BYTES) }),
+  z.looseObject({ type: z.literal("proxy_done"), job_id: JobId, error: z.string().max(2000).nullish() }),
 ]);
 export type NodeMessage = z.infer<typeof NodeMessage>;
+export type HeartbeatMessage = Extract<NodeMessage, { type: "heartbeat" }>;
 
 const KNOWN_TYPES = new Set(["heartbeat", "pong", "accept", "reject", "proxy_chunk", "proxy_done"]);
 
-/** Parses a frame: a known message, `ignore` for unknown types, or `invalid` (the node is misbehaving). */
-export function parseNodeFrame(
-  raw: string,
-): { kind: "message"; msg: NodeMessage } | { kind: "ignore" } | { kind: "invalid"; why: string } {
+export type ParsedFrame =
+  { kind: "message"; msg: NodeMessage } | { kind: "ignore"; type: string } | { kind: "invalid"; why: string };
+
+/** A known message, `ignore` for a type we do not know (a newer peer), or `invalid` (misbehaving node). */
+export function parseNodeFrame(raw: string): ParsedFrame {
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch {
-    return { kind: "invalid", why: "not JSON" };
+    return { kind: "invalid", why: "frame is not JSON" };
   }
-  if (typeof json !== "object" || json === null || typeof (json as { type?: unknown }).type !== "string") {
-    return { kind: "invalid", why: "no message type" };
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { kind: "invalid", why: "frame is not a JSON object" };
   }
-  if (!KNOWN_TYPES.has((json as { type: string }).type)) return { kind: "ignore" };
+  const type = (json as { type?: unknown }).type;
+  if (typeof type !== "string") return { kind: "invalid", why: "frame has no message type" };
+  if (!KNOWN_TYPES.has(type)) return { kind: "ignore", type: type.slice(0, 64) };
   const r = NodeMessage.safeParse(json);
-  return r.success
-    ? { kind: "message", msg: r.data }
-    : { kind: "invalid", why: r.error.issues[0]?.message ?? "bad message" };
+  if (r.success) return { kind: "message", msg: r.data };
+  const issue = r.error.issues[0];
+  return { kind: "invalid", why: `bad ${type}: ${issue?.path.join(".")} ${issue?.message}` };
 }
+
+// ---- gateway → node ---------------------------------------------------------------------------
+
+export interface Broadcast {
+  id: string | number;
+  title: string;
+  message: string;
+  severity: string;
+  created_at: string | number;
+}
+
+export interface WithdrawRecord {
+  /** Owlrun reads millisats from this field despite its name */
+  amount_sats: number;
+  payment_hash: string;
+  timestamp: string | number;
+}
+
+/** The body of `heartbeat_ack` (fields as Owlrun agents read them). */
+export interface AckInfo {
+  status: string;
+  jobs_today: number;
+  tokens_today: number;
+  earned_today_sats: number;
+  earned_total_sats: number;
+  balance_sats: number;
+  queue_depth_global: number;
+  btc_live_usd: number;
+  btc_daily_avg: number;
+  btc_price_status: string;
+  broadcasts: Broadcast[];
+  withdraw_history: WithdrawRecord[];
+  karma_score: number;
+  karma_tier: string;
+  free_tier_jobs: number;
+}
+
+export const DEFAULT_ACK: AckInfo = {
+  status: "ok",
+  jobs_today: 0,
+  tokens_today: 0,
+  earned_today_sats: 0,
+  earned_total_sats: 0,
+  balance_sats: 0,
+  queue_depth_global: 0,
+  btc_live_usd: 0,
+  btc_daily_avg: 0,
+  btc_price_status: "unknown",
+  broadcasts: [],
+  withdraw_history: [],
+  karma_score: 0,
+  karma_tier: "",
+  free_tier_jobs: 0,
+};
+
+export type GatewayMessage =
+  | ({ type: "heartbeat_ack" } & AckInfo)
+  | { type: "ping" }
+  | {
+      type: "job";
+      job_id: string;
+      model: string;
+      vram_required_mb: number;
+      buyer_region: string;
+      free_tier: boolean;
+    }
+  | { type: "job_complete"; job_id: string; tokens: number; earned_usd: number }
+  | { type: "drain" }
+  /** our extension: the buyer went away or max_tokens was reached; old nodes ignore it */
+  | { type: "cancel"; job_id: string };

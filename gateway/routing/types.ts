@@ -18,7 +18,10 @@ export interface RoutingPreferences {
 }
 
 export interface DispatchRequest {
-  /** unique per buyer request; the job id providers see */
+  /**
+   * Unique per buyer request (the hold id). Never sent to nodes: it also claims the buyer's change,
+   * so every attempt gets its own random wire id.
+   */
   jobId: string;
   model: string;
   kind: "chat" | "completions";

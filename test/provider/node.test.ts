@@ -81,7 +81,7 @@ describe("provider node ⇄ gateway routing", () => {
   it("registers its models, serves jobs with honest usage, stops on cancel, honours drain, reconnects after a restart", async () => {
     const dir = tempDir();
     let gw = await gateway(dir);
-    const key = gw.routing.store.createKey();
+    const key = gw.routing.keys.create();
     const n = node(gw.url, key);
     await n.start();
     await waitUntil(() => gw.routing.dispatcher.models().length === 2);

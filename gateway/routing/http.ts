@@ -1,0 +1,153 @@
+/**
+ * The node-facing HTTP endpoints of the Owlrun protocol: provider signup (rate limited per IP,
+ * closable), registration, and the job-body pull that only the assigned node may make. Errors use
+ * the gateway's shape `{"error":{"message","type","code"}}`.
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import type { Logger } from "../../src/shared/index.js";
+import type { Attempt } from "./attempt.js";
+import { RegisterBody } from "./protocol.js";
+import type { Registry } from "./registry.js";
+import type { RoutingStore } from "./store.js";
+
+export interface HttpDeps {
+  store: RoutingStore;
+  registry: Registry;
+  /** live attempts by wire job id */
+  attempts: Map<string, Attempt>;
+  signupOpen: boolean;
+  log: Logger;
+}
+
+const HOUR = 3_600_000;
+
+function sendError(res: Response, status: number, type: string, message: string): void {
+  res.status(status).json({ error: { message, type, code: status } });
+}
+
+/** `Authorization: Bearer <key>`, else `?api_key=` (Owlrun nodes use both). */
+export function providerKeyOf(req: {
+  headers: { authorization?: string };
+  url?: string;
+}): string | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (bearer) return bearer;
+  const q = new URL(req.url ?? "/", "http://gateway").searchParams.get("api_key");
+  return q || undefined;
+}
+
+/** Rate-limit bucket of an address: IPv4 as is, IPv6 by its /64 (one host usually owns a whole /64). */
+export function ipBucket(ip: string): string {
+  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (v4) return v4[1]!;
+  const [head = "", tail] = ip.split("%")[0]!.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups =
+    tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toLowerCase().replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
+}
+
+/** Sliding one-hour window of signups per address bucket. */
+export class SignupLimiter {
+  private readonly hits = new Map<string, number[]>();
+
+  constructor(private readonly perHour: number) {}
+
+  /** Records a signup; the seconds to wait when the bucket is full. */
+  take(ip: string, now = Date.now()): number | undefined {
+    const key = ipBucket(ip);
+    const recent = (this.hits.get(key) ?? []).filter((t) => t > now - HOUR);
+    if (recent.length >= this.perHour) {
+      this.hits.set(key, recent);
+      return Math.max(1, Math.ceil((recent[0]! + HOUR - now) / 1000));
+    }
+    recent.push(now);
+    this.hits.set(key, recent);
+    return undefined;
+  }
+
+  prune(now = Date.now()): void {
+    for (const [key, times] of this.hits) {
+      if (times.every((t) => t <= now - HOUR)) this.hits.delete(key);
+    }
+  }
+}
+
+export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
+  const { store, registry, attempts, log } = deps;
+  const router = express.Router();
+  const json = express.json({ limit: "256kb" });
+
+  router.post("/v1/gateway/signup", (req, res) => {
+    if (!deps.signupOpen) {
+      return sendError(
+        res,
+        403,
+        "signup_closed",
+        "provider signup is closed on this gateway; ask its operator",
+      );
+    }
+    const wait = limiter.take(req.ip ?? req.socket.remoteAddress ?? "unknown");
+    if (wait !== undefined) {
+      res.setHeader("Retry-After", String(wait));
+      return sendError(res, 429, "rate_limited", "too many provider signups from this address; retry later");
+    }
+    const key = store.createKey("signup");
+    log.info("provider key issued by signup");
+    res.status(201).json({ api_key: key });
+  });
+
+  router.post("/v1/gateway/register", json, (req, res) => {
+    const key = providerKeyOf(req);
+    const keyHash = key ? store.keyHash(key) : undefined;
+    if (!key || !keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
+    const parsed = RegisterBody.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue?.path.join(".") || "body";
+      return sendError(res, 400, "invalid_request", `invalid registration: ${where}: ${issue?.message}`);
+    }
+    const body = parsed.data;
+    if (body.api_key !== key) {
+      return sendError(res, 403, "forbidden", "api_key in the body must equal the bearer key");
+    }
+    if (!store.register(keyHash, body)) {
+      return sendError(res, 403, "forbidden", `node id ${body.node_id} belongs to another provider key`);
+    }
+    const live = registry.get(body.node_id);
+    if (live && live.keyHash === keyHash) registry.setModels(live, body.models);
+    log.info("node registered", { node: body.node_id, models: body.models, version: body.version });
+    res.status(201).json({ status: "registered", node_id: body.node_id });
+  });
+
+  router.get("/v1/gateway/jobs/:id/proxy/request", (req, res) => {
+    const key = providerKeyOf(req);
+    const keyHash = key ? store.keyHash(key) : undefined;
+    if (!keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
+    const attempt = attempts.get(String(req.params.id));
+    if (!attempt || attempt.ended) return sendError(res, 404, "not_found", "no such job is waiting");
+    if (attempt.node.keyHash !== keyHash) {
+      log.warn("body pull refused: job assigned to another node", { job: attempt.wireId });
+      return sendError(res, 403, "forbidden", "this job is not assigned to you");
+    }
+    res.setHeader("Cache-Control", "no-store");
+    res.json(attempt.body);
+  });
+
+  // Malformed JSON and oversized bodies on these routes answer in the gateway's error shape.
+  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const e = err as { type?: string; status?: number };
+    if (e?.type === "entity.too.large")
+      return sendError(res, 413, "request_too_large", "request body too large");
+    if (e?.type === "entity.parse.failed" || e?.status === 400) {
+      return sendError(res, 400, "invalid_request", "malformed JSON body");
+    }
+    next(err);
+  });
+  return router;
+}

@@ -1,0 +1,123 @@
+/**
+ * The gateway's own token count and the check of what a node reports. RouteCat bills the usage line
+ * the node sends (only clamped), so a dishonest node can inflate it; we count what we relay instead
+ * and only believe a report that is close to our count.
+ */
+import type { StreamChunk } from "./types.js";
+
+/**
+ * A report is believed when `reported ≤ counted × USAGE_TOLERANCE_FACTOR + USAGE_TOLERANCE_SLACK`.
+ * Ollama sends one token per content delta, but tokenizers merge and split (a delta may carry two
+ * tokens, an emoji may be several), and thinking models stream tokens we may not see as content, so
+ * 50 % plus a few tokens of headroom keeps honest nodes undisputed while capping what an inflating
+ * one gains at about half again what it delivered.
+ */
+export const USAGE_TOLERANCE_FACTOR = 1.5;
+export const USAGE_TOLERANCE_SLACK = 4;
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+const nonEmpty = (v: unknown) => (typeof v === "string" && v !== "") || (Array.isArray(v) && v.length > 0);
+
+/**
+ * Tokens a chunk delivers by the gateway's count: one per choice whose delta carries something
+ * (content, reasoning or a tool-call fragment) or whose `text` is non-empty. This approximates the
+ * tokenizer (Ollama streams one token per delta; other backends may batch), which is why reports are
+ * compared with a tolerance rather than for equality.
+ */
+export function contentTokens(chunk: StreamChunk): number {
+  if (!Array.isArray(chunk.choices)) return 0;
+  let n = 0;
+  for (const choice of chunk.choices) {
+    if (typeof choice !== "object" || choice === null) continue;
+    const delta = (choice.delta ?? {}) as Record<string, unknown>;
+    if (
+      nonEmpty(choice.text) ||
+      nonEmpty(delta.content) ||
+      nonEmpty(delta.reasoning) ||
+      nonEmpty(delta.reasoning_content) ||
+      nonEmpty(delta.tool_calls)
+    ) {
+      n++;
+    }
+  }
+  return n;
+}
+
+/** The usage a chunk reports, if it carries a usage object (Ollama: the last chunk before [DONE]). */
+export function reportedUsage(chunk: StreamChunk): Usage | undefined {
+  const u = chunk.usage;
+  if (typeof u !== "object" || u === null) return undefined;
+  const int = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? Math.max(0, Math.floor(v)) : 0);
+  return { promptTokens: int(u.prompt_tokens), completionTokens: int(u.completion_tokens) };
+}
+
+export interface PromptBounds {
+  /** the most prompt tokens a node may bill: the request's UTF-8 size / 2 + 16 */
+  cap: number;
+  /** what to bill when the node reports nothing: UTF-8 size / 4 */
+  estimate: number;
+}
+
+/**
+ * Bounds on the prompt's token count from the request size. Measured on the serialized messages in
+ * UTF-8 bytes: a token is rarely under 2 bytes of JSON (CJK characters take 3 bytes for 1–2 tokens),
+ * and the JSON punctuation leaves room for the chat template's role markers.
+ */
+export function promptBounds(body: Record<string, unknown>): PromptBounds {
+  const bytes = Buffer.byteLength(JSON.stringify(body.messages ?? body.prompt ?? ""), "utf8");
+  return { cap: Math.ceil(bytes / 2) + 16, estimate: Math.ceil(bytes / 4) + 4 };
+}
+
+export interface UsageVerdict {
+  billable: Usage;
+  disputed: boolean;
+  /** why the report was not believed */
+  note?: string;
+}
+
+/**
+ * What to bill. Completion: the node's report clamped to [0, maxTokens] when it is within tolerance
+ * of our count, else our count (clamped), disputed. Prompt: the report capped by the request-size
+ * bound (a report above the bound is disputed too), or the size estimate when nothing was reported.
+ * A node that under-reports only loses its own earnings, so that is not a dispute.
+ */
+export function judgeUsage(input: {
+  reported?: Usage;
+  counted: number;
+  maxTokens: number;
+  prompt: PromptBounds;
+}): UsageVerdict {
+  const maxTokens = Math.max(0, input.maxTokens);
+  const counted = Math.min(Math.max(0, input.counted), maxTokens);
+  const r = input.reported;
+  if (!r) {
+    return {
+      billable: {
+        promptTokens: Math.min(input.prompt.estimate, input.prompt.cap),
+        completionTokens: counted,
+      },
+      disputed: false,
+    };
+  }
+  const notes: string[] = [];
+  let completionTokens: number;
+  if (r.completionTokens <= counted * USAGE_TOLERANCE_FACTOR + USAGE_TOLERANCE_SLACK) {
+    completionTokens = Math.min(r.completionTokens, maxTokens);
+  } else {
+    completionTokens = counted;
+    notes.push(`reported ${r.completionTokens} completion tokens, counted ${counted}`);
+  }
+  const promptTokens = Math.min(r.promptTokens, input.prompt.cap);
+  if (r.promptTokens > input.prompt.cap) {
+    notes.push(`reported ${r.promptTokens} prompt tokens, at most ${input.prompt.cap} plausible`);
+  }
+  return {
+    billable: { promptTokens, completionTokens },
+    disputed: notes.length > 0,
+    ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
+  };
+}

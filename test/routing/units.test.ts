@@ -1,0 +1,208 @@
+/**
+ * The pure parts of routing: SSE reassembly across frames, the gateway's token count and usage
+ * verdict, prompt bounds, the body a node pulls, wire validation and the signup limiter's buckets.
+ */
+import { describe, expect, it } from "vitest";
+import { ipBucket, SignupLimiter } from "../../gateway/routing/http.js";
+import { nodeRequestBody } from "../../gateway/routing/index.js";
+import { parseNodeFrame, RegisterBody } from "../../gateway/routing/protocol.js";
+import { MAX_SSE_LINE, SseDecoder } from "../../gateway/routing/sse.js";
+import { contentTokens, judgeUsage, promptBounds } from "../../gateway/routing/usage.js";
+import { registrationBody } from "../support/owlrun-agent.js";
+
+describe("SseDecoder", () => {
+  const stream =
+    'data: {"a":1}\n\n' + ": keep-alive comment\n\n" + 'data:{"b":2}\r\n\r\n' + "event: x\ndata: [DONE]\n\n";
+
+  it("yields the same payloads however the text is cut into frames", () => {
+    const whole = new SseDecoder().push(stream);
+    expect(whole).toEqual(['{"a":1}', '{"b":2}', "[DONE]"]);
+    for (let size = 1; size <= 9; size++) {
+      const d = new SseDecoder();
+      const out: string[] = [];
+      for (let i = 0; i < stream.length; i += size) out.push(...d.push(stream.slice(i, i + size)));
+      out.push(...d.end());
+      expect(out, `frames of ${size}`).toEqual(whole);
+    }
+  });
+
+  it("keeps a \\r\\n split across frames as one line break and flushes a last unterminated line", () => {
+    const d = new SseDecoder();
+    expect(d.push('data: {"x":1}\r')).toEqual(['{"x":1}']);
+    expect(d.push('\ndata: {"y":2}')).toEqual([]);
+    expect(d.end()).toEqual(['{"y":2}']);
+  });
+
+  it("refuses an endless line", () => {
+    const d = new SseDecoder();
+    expect(() => d.push("data: " + "x".repeat(MAX_SSE_LINE + 1))).toThrow(/exceeded/);
+  });
+});
+
+describe("usage", () => {
+  it("counts one token per choice that carries content, reasoning, tool calls or text", () => {
+    expect(contentTokens({ choices: [{ delta: { content: "hi" } }] })).toBe(1);
+    expect(contentTokens({ choices: [{ delta: { content: "" } }] })).toBe(0);
+    expect(contentTokens({ choices: [{ delta: { role: "assistant" } }] })).toBe(0);
+    expect(contentTokens({ choices: [{ text: "x" }, { text: "y" }] })).toBe(2);
+    expect(contentTokens({ choices: [{ delta: { reasoning: "hmm" } as never }] })).toBe(1);
+    expect(contentTokens({ choices: [], usage: { completion_tokens: 9 } })).toBe(0);
+  });
+
+  const prompt = { cap: 50, estimate: 20 };
+  it("believes a report within tolerance, clamped to max_tokens", () => {
+    const v = judgeUsage({
+      reported: { promptTokens: 30, completionTokens: 12 },
+      counted: 10,
+      maxTokens: 100,
+      prompt,
+    });
+    expect(v).toEqual({ billable: { promptTokens: 30, completionTokens: 12 }, disputed: false });
+    const clamped = judgeUsage({
+      reported: { promptTokens: 30, completionTokens: 11 },
+      counted: 10,
+      maxTokens: 10,
+      prompt,
+    });
+    expect(clamped.billable.completionTokens).toBe(10);
+    // 10 × 1.5 + 4 = 19 is the edge.
+    expect(
+      judgeUsage({ reported: { promptTokens: 1, completionTokens: 19 }, counted: 10, maxTokens: 99, prompt })
+        .disputed,
+    ).toBe(false);
+  });
+
+  it("bills its own count and flags the node when the report is inflated", () => {
+    const v = judgeUsage({
+      reported: { promptTokens: 30, completionTokens: 20 },
+      counted: 10,
+      maxTokens: 100,
+      prompt,
+    });
+    expect(v.billable.completionTokens).toBe(10);
+    expect(v.disputed).toBe(true);
+    expect(v.note).toMatch(/reported 20 completion tokens, counted 10/);
+  });
+
+  it("caps prompt tokens by the request size and flags reports above it", () => {
+    const v = judgeUsage({
+      reported: { promptTokens: 5000, completionTokens: 1 },
+      counted: 1,
+      maxTokens: 10,
+      prompt,
+    });
+    expect(v.billable.promptTokens).toBe(50);
+    expect(v.disputed).toBe(true);
+  });
+
+  it("without a report bills the count and the prompt estimate; under-reporting is not a dispute", () => {
+    expect(judgeUsage({ counted: 7, maxTokens: 5, prompt })).toEqual({
+      billable: { promptTokens: 20, completionTokens: 5 },
+      disputed: false,
+    });
+    expect(
+      judgeUsage({ reported: { promptTokens: 0, completionTokens: 0 }, counted: 7, maxTokens: 50, prompt })
+        .disputed,
+    ).toBe(false);
+  });
+
+  it("derives prompt bounds from the UTF-8 size of the messages", () => {
+    const ascii = promptBounds({ messages: [{ role: "user", content: "x".repeat(100) }] });
+    const cjk = promptBounds({ messages: [{ role: "user", content: "字".repeat(100) }] });
+    expect(cjk.cap).toBeGreaterThan(ascii.cap + 90); // 3 bytes a character
+    expect(ascii.cap).toBeGreaterThan(ascii.estimate);
+  });
+});
+
+describe("the body a node pulls", () => {
+  it("forces streaming with usage, caps max_tokens and drops gateway-only fields", () => {
+    const body = nodeRequestBody({
+      model: "m",
+      kind: "chat",
+      maxTokens: 64,
+      body: {
+        model: "m",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 5000,
+        max_completion_tokens: 5000,
+        stream: false,
+        n: 3,
+        user: "buyer-42",
+        provider: { only: ["x"] },
+        models: ["m", "m2"],
+        temperature: 0.2,
+      },
+    });
+    expect(body).toEqual({
+      model: "m",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 64,
+      max_completion_tokens: 64,
+      stream: true,
+      stream_options: { include_usage: true },
+      temperature: 0.2,
+    });
+  });
+
+  it("turns a completions prompt into one chat message (Owlrun nodes only speak chat)", () => {
+    const body = nodeRequestBody({
+      model: "m",
+      kind: "completions",
+      maxTokens: 8,
+      body: { model: "m", prompt: "Once upon", echo: true },
+    });
+    expect(body.messages).toEqual([{ role: "user", content: "Once upon" }]);
+    expect(body).not.toHaveProperty("prompt");
+    expect(body).not.toHaveProperty("echo");
+  });
+});
+
+describe("wire validation", () => {
+  it("accepts the Owlrun registration body, Go zero values included", () => {
+    const r = RegisterBody.safeParse(registrationBody("owlr_prov_k", "node-1", ["qwen2.5:0.5b"]));
+    expect(r.success).toBe(true);
+    expect(r.data?.lightning_address).toBeUndefined();
+    expect(RegisterBody.safeParse({ node_id: "n", api_key: "k", models: null }).data?.models).toEqual([]);
+  });
+
+  it("checks the Lightning address and the payout threshold", () => {
+    const base = registrationBody("k", "n", ["m"]);
+    expect(
+      RegisterBody.safeParse({ ...base, lightning_address: "Alice@Example.com" }).data?.lightning_address,
+    ).toBe("alice@example.com");
+    expect(RegisterBody.safeParse({ ...base, lightning_address: "alice@127.0.0.1:8080" }).success).toBe(true);
+    expect(RegisterBody.safeParse({ ...base, lightning_address: "not an address" }).success).toBe(false);
+    expect(RegisterBody.safeParse({ ...base, lightning_address: "a@b" }).success).toBe(false);
+    expect(RegisterBody.safeParse({ ...base, redeem_threshold_sats: 5 }).success).toBe(false);
+    expect(RegisterBody.safeParse({ ...base, redeem_threshold_sats: 5000 }).success).toBe(true);
+    expect(RegisterBody.safeParse({ ...base, node_id: "bad\nid" }).success).toBe(false);
+  });
+
+  it("classifies frames: known, unknown type (ignored), invalid", () => {
+    expect(parseNodeFrame('{"type":"accept","job_id":"j"}')).toMatchObject({ kind: "message" });
+    expect(parseNodeFrame('{"type":"gpu_stats","x":1}')).toEqual({ kind: "ignore", type: "gpu_stats" });
+    expect(parseNodeFrame("{nope")).toMatchObject({ kind: "invalid" });
+    expect(parseNodeFrame("[1,2]")).toMatchObject({ kind: "invalid" });
+    expect(parseNodeFrame('{"job_id":"j"}')).toMatchObject({ kind: "invalid" });
+    expect(parseNodeFrame('{"type":"proxy_chunk","job_id":"j"}')).toMatchObject({ kind: "invalid" });
+    expect(parseNodeFrame('{"type":"heartbeat","gpu_util_pct":"hot"}')).toMatchObject({ kind: "invalid" });
+  });
+});
+
+describe("signup limiter", () => {
+  it("buckets IPv6 by /64 and IPv4-mapped addresses as IPv4", () => {
+    expect(ipBucket("::ffff:10.0.0.7")).toBe("10.0.0.7");
+    expect(ipBucket("2001:db8:1:2::5")).toBe(ipBucket("2001:0db8:0001:0002:ffff::9"));
+    expect(ipBucket("2001:db8:1:2::5")).not.toBe(ipBucket("2001:db8:1:3::5"));
+  });
+
+  it("allows n per hour per bucket and says how long to wait", () => {
+    const l = new SignupLimiter(2);
+    const t = 1_000_000;
+    expect(l.take("1.2.3.4", t)).toBeUndefined();
+    expect(l.take("1.2.3.4", t + 1)).toBeUndefined();
+    expect(l.take("1.2.3.4", t + 2)).toBe(3600);
+    expect(l.take("5.6.7.8", t + 2)).toBeUndefined();
+    expect(l.take("1.2.3.4", t + 3_600_001)).toBeUndefined();
+  });
+});
