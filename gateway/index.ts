@@ -11,16 +11,18 @@ import { accountRouter } from "./api/accounts.js";
 import { chatHandler } from "./api/chat.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
+import { earningsOf, providerRouter } from "./api/providers.js";
 import { publicRouter } from "./api/public.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
 import { AccountStore } from "./payments/accounts.js";
+import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { GatewayWallet } from "./payments/wallet.js";
 import { type RecoveryReport, recoverAfterRestart, takeRecoverySnapshot } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { createRouting, type Dispatcher } from "./routing/index.js";
+import { type AckInfo, createRouting, type Dispatcher } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
 
@@ -35,6 +37,12 @@ export interface GatewayOptions {
   offlineBtcUsd?: number;
   modelRates?: Record<string, ModelRate>;
   signupOpen?: boolean;
+  /** provider earnings at or above this are paid out over Lightning (default 1,000 sats) */
+  payoutThresholdSat?: number;
+  /** how often payouts run (default 60 s; 0 disables the loop) */
+  payoutIntervalMs?: number;
+  /** tests and local networks: Lightning addresses on http://127.0.0.1 */
+  allowLoopbackLnurl?: boolean;
   log?: Logger;
 }
 
@@ -48,6 +56,7 @@ export interface Gateway {
   attach(server: Server): void;
   /** ends provider websockets (they keep server.close() waiting) */
   closeSockets(): void;
+  payouts: ProviderPayouts;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
   recover(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -75,11 +84,42 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   await oracle.start();
   const snapshot = await takeRecoverySnapshot(ledger);
+  // What heartbeat_ack tells each node about its money: refreshed in the background, one beat behind.
+  const acks = new Map<string, Partial<AckInfo>>();
+  let payouts: ProviderPayouts | undefined;
+  const refreshAck = (nodeId: string) => {
+    if (!payouts) return;
+    void earningsOf({ ledger, wallet, routing, payouts, oracle }, nodeId)
+      .then((e) => acks.set(nodeId, e))
+      .catch(() => undefined);
+  };
   const routing = createRouting({
     dataDir: opts.dataDir,
     log: log.child("routing"),
     signupOpen: opts.signupOpen,
+    ackInfo: (nodeId) => {
+      refreshAck(nodeId);
+      const rate = oracle.rate();
+      return {
+        ...acks.get(nodeId),
+        btc_live_usd: rate.btc_usd,
+        btc_daily_avg: rate.btc_daily_avg,
+        btc_price_status: rate.status,
+      };
+    },
   });
+  payouts = new ProviderPayouts(join(opts.dataDir, "payouts.sqlite"), ledger, wallet, {
+    thresholdSat: opts.payoutThresholdSat,
+    addressOf: (nodeId) => routing.node(nodeId)?.lightningAddress,
+    mint: () => wallet.trustedMints[0]!,
+    lnurl: { allowLoopbackHttp: opts.allowLoopbackLnurl },
+    log: log.child("payouts"),
+  });
+  const payoutTimer =
+    opts.payoutIntervalMs === 0
+      ? undefined
+      : setInterval(() => void payouts!.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
+  payoutTimer?.unref();
   const prices = new PriceTable(opts.modelRates);
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
@@ -99,10 +139,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     providerSharePct: share,
     log,
     jobs,
+    onSettled: (jobId: string, tokens: number, providerMsat: number) => {
+      routing.jobComplete(jobId, { tokens, earnedUsd: (providerMsat / 1e11) * oracle.pricingRate() });
+    },
   };
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
   app.use(accountRouter({ accounts, ledger, wallet }));
+  app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   app.use(
     publicRouter({
       dispatcher: routing.dispatcher,
@@ -129,10 +173,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       detach.push(routing.attachWebSocket(server));
     },
     closeSockets,
-    recover: () => recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery")),
+    async recover() {
+      const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
+      await payouts!.recover();
+      return report;
+    },
+    payouts: payouts!,
     async close() {
       closeSockets();
+      if (payoutTimer) clearInterval(payoutTimer);
       await routing.close();
+      payouts!.close();
       oracle.stop();
       await wallet.close();
       accountStore.close();

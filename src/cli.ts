@@ -78,6 +78,9 @@ const GATEWAY_FLAGS = {
   "price-feed": { type: "string" },
   "btc-usd": { type: "string" },
   "signup-closed": { type: "boolean" },
+  "payout-threshold-sats": { type: "string" },
+  "payout-interval-ms": { type: "string" },
+  "allow-loopback-lnurl": { type: "boolean" },
 } as const;
 
 /** The bundled mint inside the gateway's server, at /mint. */
@@ -161,6 +164,17 @@ async function runGateway(argv: string[]): Promise<void> {
     priceFeedUrl: flagOrEnv(values, "price-feed"),
     offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
     signupOpen: !values["signup-closed"],
+    payoutThresholdSat: parseNonNegativeInt(
+      "--payout-threshold-sats",
+      flagOrEnv(values, "payout-threshold-sats"),
+      1000,
+    ),
+    payoutIntervalMs: parseNonNegativeInt(
+      "--payout-interval-ms",
+      flagOrEnv(values, "payout-interval-ms"),
+      60_000,
+    ),
+    allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? false,
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { Request, Response } from "express";
 import type * as z from "zod";
 import type { Logger } from "../../src/shared/index.js";
+import { splitCharge } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
 import { PaymentError } from "../payments/errors.js";
 import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
@@ -25,6 +26,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ChatDeps {
   jobs: JobLog;
+  /** after a job is billed: tell the node what it earned (job_complete) */
+  onSettled?: (jobId: string, tokens: number, providerMsat: number) => void;
   dispatcher: Dispatcher;
   payments: CashuPayments;
   accounts: AccountPayments;
@@ -215,6 +218,13 @@ async function settleOutcome(
     deps.providerSharePct,
     `${outcome.status} ${model}`,
   );
+  if (settled.chargedSat > 0) {
+    deps.onSettled?.(
+      payment.holdId,
+      usage.completionTokens,
+      splitCharge(settled.chargedSat * 1000, deps.providerSharePct).providerMsat,
+    );
+  }
   deps.jobs.record({
     model,
     tokensIn: usage.promptTokens,

@@ -99,6 +99,11 @@ export class Ledger {
     return this.store.settleHold(holdId, [], remainderTo, memo);
   }
 
+  /** What a provider earned from jobs, in msat (lifetime, or since a time). */
+  async earned(nodeId: string, sinceMs = 0): Promise<number> {
+    return this.store.credited(Accounts.provider(nodeId), sinceMs);
+  }
+
   async getHold(holdId: string): Promise<HoldRow | undefined> {
     return this.store.getHold(holdId);
   }

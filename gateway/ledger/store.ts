@@ -205,6 +205,16 @@ export class LedgerStore {
       .all() as HoldRow[];
   }
 
+  /** Everything ever credited to an account (a provider's lifetime earnings). */
+  credited(account: string, sinceMs = 0): number {
+    const row = this.db
+      .prepare(
+        "SELECT COALESCE(SUM(e.msat), 0) AS v FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id WHERE e.credit = ? AND t.created_at >= ? AND t.kind IN ('settle', 'free_job')",
+      )
+      .get(account, sinceMs) as { v: number };
+    return row.v;
+  }
+
   holdsOwnedLike(pattern: string): HoldRow[] {
     return this.db
       .prepare("SELECT * FROM holds WHERE account LIKE ? AND state != 'active'")

@@ -112,6 +112,8 @@ export interface Routing {
   node(nodeId: string): ProviderInfo | undefined;
   /** the nodes online now */
   providers(): ProviderInfo[];
+  /** the node a provider key last registered (for provider-authenticated routes) */
+  nodeForKey(key: string): string | undefined;
   /** nodes whose usage reports disagreed with the gateway's count, worst first */
   disputes(): { nodeId: string; count: number; lastAt: number; lastNote: string }[];
   close(): Promise<void>;
@@ -433,6 +435,10 @@ export function createRouting(opts: RoutingOptions): Routing {
       return true;
     },
     node: info,
+    nodeForKey(key) {
+      const hash = store.keyHash(key);
+      return hash ? store.nodeForKeyHash(hash)?.node_id : undefined;
+    },
     providers: () =>
       registry
         .all()

@@ -1,0 +1,106 @@
+/**
+ * Provider-facing routes, authenticated by the provider key: earnings and payout history, and the
+ * balance as an ecash token (RouteCat's withdraw-ecash). Also computes what `heartbeat_ack` tells a
+ * node about its money.
+ */
+import { randomUUID } from "node:crypto";
+import { type Request, Router } from "express";
+import bolt11 from "bolt11";
+import { Accounts, type Ledger } from "../ledger/index.js";
+import type { Oracle } from "../oracle/index.js";
+import type { ProviderPayouts } from "../payments/payouts.js";
+import type { GatewayWallet } from "../payments/wallet.js";
+import type { Routing } from "../routing/index.js";
+import { ApiError } from "./errors.js";
+
+export interface ProviderDeps {
+  ledger: Ledger;
+  wallet: GatewayWallet;
+  routing: Routing;
+  payouts: ProviderPayouts;
+  oracle: Oracle;
+}
+
+const startOfUtcDay = () => {
+  const d = new Date();
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+};
+
+function paymentHashOf(invoice: string): string {
+  try {
+    return bolt11.decode(invoice).tagsObject.payment_hash ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** A node's money as the Owlrun protocol reports it (withdraw_history amounts in msat, as Owlrun expects). */
+export async function earningsOf(deps: ProviderDeps, nodeId: string) {
+  const balance = await deps.ledger.balance(Accounts.provider(nodeId));
+  const history = deps.payouts.history(nodeId).filter((p) => p.state === "paid");
+  return {
+    balance_sats: Math.floor(balance / 1000),
+    earned_total_sats: Math.floor((await deps.ledger.earned(nodeId)) / 1000),
+    earned_today_sats: Math.floor((await deps.ledger.earned(nodeId, startOfUtcDay())) / 1000),
+    withdraw_history: history.map((p) => ({
+      amount_sats: p.amount * 1000,
+      payment_hash: paymentHashOf(p.invoice),
+      timestamp: new Date(p.updated_at).toISOString(),
+    })),
+  };
+}
+
+export function providerRouter(deps: ProviderDeps): Router {
+  const r = Router();
+  const node = (req: Request): string => {
+    const key = /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim();
+    const nodeId = key && deps.routing.keys.verify(key) ? deps.routing.nodeForKey(key) : undefined;
+    if (!nodeId)
+      throw new ApiError(
+        401,
+        "invalid_key",
+        "a registered provider key is required (Authorization: Bearer owlr_prov_…)",
+      );
+    return nodeId;
+  };
+
+  r.get("/v1/provider/earnings", async (req, res) => {
+    const nodeId = node(req);
+    const info = deps.routing.node(nodeId);
+    res.json({
+      node_id: nodeId,
+      ...(await earningsOf(deps, nodeId)),
+      payout_threshold_sats: deps.payouts.thresholdSat,
+      lightning_address: info?.lightningAddress ?? null,
+      payouts: deps.payouts.history(nodeId).map((p) => ({
+        id: p.id,
+        amount_sats: p.amount,
+        fee_sats: p.fee,
+        state: p.state,
+        address: p.address,
+        at: new Date(p.created_at).toISOString(),
+      })),
+    });
+  });
+
+  r.post("/v1/provider/withdraw-ecash", async (req, res) => {
+    const nodeId = node(req);
+    const sats = Math.floor((await deps.ledger.balance(Accounts.provider(nodeId))) / 1000);
+    if (sats < 1) throw new ApiError(402, "insufficient_balance", "nothing to withdraw yet");
+    const mint = deps.wallet.trustedMints[0]!;
+    const ref = randomUUID();
+    await deps.ledger.transfer("provider_withdraw_ecash", ref, [
+      { from: Accounts.provider(nodeId), to: Accounts.ecash(mint), msat: sats * 1000 },
+    ]);
+    try {
+      const token = await deps.wallet.pay(mint, sats, "B");
+      res.json({ token, amount_sats: sats });
+    } catch (err) {
+      await deps.ledger.transfer("provider_withdraw_undo", ref, [
+        { from: Accounts.ecash(mint), to: Accounts.provider(nodeId), msat: sats * 1000 },
+      ]);
+      throw err;
+    }
+  });
+  return r;
+}
