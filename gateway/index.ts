@@ -84,11 +84,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   await oracle.start();
   const snapshot = await takeRecoverySnapshot(ledger);
+  // Payouts look the node's Lightning address up in routing, which is created just below.
+  const payouts = new ProviderPayouts(join(opts.dataDir, "payouts.sqlite"), ledger, wallet, {
+    thresholdSat: opts.payoutThresholdSat,
+    addressOf: (nodeId) => routing.node(nodeId)?.lightningAddress,
+    mint: () => wallet.trustedMints[0]!,
+    lnurl: { allowLoopbackHttp: opts.allowLoopbackLnurl },
+    log: log.child("payouts"),
+  });
   // What heartbeat_ack tells each node about its money: refreshed in the background, one beat behind.
   const acks = new Map<string, Partial<AckInfo>>();
-  let payouts: ProviderPayouts | undefined;
   const refreshAck = (nodeId: string) => {
-    if (!payouts) return;
     void earningsOf({ ledger, wallet, routing, payouts, oracle }, nodeId)
       .then((e) => acks.set(nodeId, e))
       .catch(() => undefined);
@@ -108,17 +114,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       };
     },
   });
-  payouts = new ProviderPayouts(join(opts.dataDir, "payouts.sqlite"), ledger, wallet, {
-    thresholdSat: opts.payoutThresholdSat,
-    addressOf: (nodeId) => routing.node(nodeId)?.lightningAddress,
-    mint: () => wallet.trustedMints[0]!,
-    lnurl: { allowLoopbackHttp: opts.allowLoopbackLnurl },
-    log: log.child("payouts"),
-  });
   const payoutTimer =
     opts.payoutIntervalMs === 0
       ? undefined
-      : setInterval(() => void payouts!.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
+      : setInterval(() => void payouts.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
   payoutTimer?.unref();
   const prices = new PriceTable(opts.modelRates);
   const payments = new CashuPayments(wallet, ledger, log);
@@ -175,15 +174,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     closeSockets,
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
-      await payouts!.recover();
+      await payouts.recover();
       return report;
     },
-    payouts: payouts!,
+    payouts,
     async close() {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
       await routing.close();
-      payouts!.close();
+      payouts.close();
       oracle.stop();
       await wallet.close();
       accountStore.close();
