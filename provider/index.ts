@@ -56,7 +56,13 @@ async function identity(
     key = ((await res.json()) as { api_key: string }).api_key;
     log.info("signed up at the gateway; key stored", { path });
   }
-  const id: Identity = { api_key: key, node_id: stored?.node_id ?? `owlrun-${randomUUID()}`, gateway };
+  // A node id belongs to the key that first registered it: another gateway means a new identity.
+  const sameGateway = stored?.gateway === gateway;
+  const id: Identity = {
+    api_key: key,
+    node_id: sameGateway && stored ? stored.node_id : `owlrun-${randomUUID()}`,
+    gateway,
+  };
   writeFileSync(path, `${JSON.stringify(id, null, 2)}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return id;

@@ -247,7 +247,25 @@ async function runDevnet(argv: string[]): Promise<void> {
   const model = (await provider.backend.models()).includes(SCRIPTED_MODEL_ID)
     ? SCRIPTED_MODEL_ID
     : (await provider.backend.models())[0];
+  // A live status line (stderr), from the gateway's own public stats.
+  let lastLine = "";
+  const status = setInterval(async () => {
+    try {
+      const s = (await (await fetch(`${gateway.url}/v1/stats`)).json()) as {
+        nodes_online: number;
+        jobs_24h: number;
+        tokens_24h: number;
+      };
+      const line = `devnet: ${s.nodes_online} provider(s) online · ${s.jobs_24h} jobs · ${s.tokens_24h} tokens in 24 h · demo wallet ${demo.wallet.balance(mintUrl)} sats`;
+      if (line !== lastLine) process.stderr.write(`${line}\n`);
+      lastLine = line;
+    } catch {
+      // shutting down
+    }
+  }, 5_000);
+  status.unref();
   onShutdown(async () => {
+    clearInterval(status);
     await provider.close();
     await gateway.close();
   }, log);

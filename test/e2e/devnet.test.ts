@@ -1,0 +1,64 @@
+/**
+ * `owlrun-mcp devnet` as a newcomer meets it: one command starts mint, gateway and an embedded
+ * provider, prints its URLs and a curl line with a funded X-Cashu token — and that exact request
+ * streams an answer and the change. A second run reuses the data; --reset starts clean.
+ */
+import { execFile } from "node:child_process";
+import { createServer } from "node:net";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { SCRIPTED_ANSWER } from "../../provider/index.js";
+import { startCli, tempDir } from "../support/cli-process.js";
+
+const run = promisify(execFile);
+
+/** A free loopback port: the devnet keeps its mint URL (and so its ecash) only on a stable port. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe("npm run devnet", () => {
+  it("prints a curl line that pays for a streamed answer and gets change back; data survives a restart", async () => {
+    const dir = tempDir();
+    const port = String(await freePort());
+    const devnet = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
+    try {
+      const out = devnet.stdout();
+      expect(out).toMatch(/gateway {3}http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/mint {6}http:\/\/127\.0\.0\.1:\d+\/mint/);
+      expect(out).toMatch(/provider {2}owlrun-[0-9a-f-]+ on embedded: owlrun-test-scripted:tiny/);
+      expect(out).toMatch(/demo wallet balance: 950 sats/);
+      const curl = /^ {2}(curl .+)$/m.exec(out)![1]!;
+      const { stdout } = await run("bash", ["-c", curl]);
+      const events = stdout
+        .split("\n\n")
+        .filter((e) => e.startsWith("data: "))
+        .map((e) => e.slice(6));
+      expect(events.at(-1)).toBe("[DONE]");
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+      expect(chunks.map((c) => c.choices?.[0]?.delta?.content ?? "").join("")).toBe(SCRIPTED_ANSWER);
+      const change = chunks.find((c) => c.type === "cashu_change");
+      expect(change.change_sats).toBe(48);
+      expect(change.token).toMatch(/^cashuB/);
+    } finally {
+      expect(await devnet.stop()).toBe(0);
+    }
+    // Second run: same data dir, the demo wallet keeps its ecash (no new top-up needed).
+    const again = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
+    try {
+      expect(again.stdout()).toMatch(/demo wallet balance: 900 sats/);
+    } finally {
+      await again.stop();
+    }
+    const reset = await startCli(["devnet", "--port", port, "--data-dir", dir, "--reset"], {}, 60_000);
+    try {
+      expect(reset.stdout()).toMatch(/demo wallet balance: 950 sats/);
+    } finally {
+      await reset.stop();
+    }
+  }, 120_000);
+});
