@@ -6,7 +6,14 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:http";
 import express, { type Express, type Request, type Response } from "express";
-import { closeServer, createLogger, DEFAULT_HOST, listen, type Logger } from "../src/shared/index.js";
+import {
+  closeServer,
+  createLogger,
+  DEFAULT_HOST,
+  jsonClientErrors,
+  listen,
+  type Logger,
+} from "../src/shared/index.js";
 import { accountRouter } from "./api/accounts.js";
 import { chatHandler } from "./api/chat.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
@@ -219,7 +226,9 @@ export async function startGateway(
   const gateway = await createGateway(opts);
   const outer = express();
   outer.disable("x-powered-by");
-  const server = createServer(outer);
+  // Big enough for a cashu token of many proofs in X-Cashu (our own limit, 64 KiB, answers in JSON).
+  const server = createServer({ maxHeaderSize: 128 * 1024 }, outer);
+  jsonClientErrors(server);
   const mounted = opts.bundledMint?.mount(outer, server);
   outer.use(gateway.app);
   gateway.attach(server);

@@ -42,6 +42,28 @@ export function onShutdown(close: () => Promise<void>, log: Logger): void {
   process.on("SIGTERM", handler);
 }
 
+/**
+ * Requests Node rejects before any route sees them (oversized headers, malformed HTTP) still get the
+ * JSON error shape instead of a bare status line.
+ */
+export function jsonClientErrors(server: Server): void {
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const overflow = err.code === "HPE_HEADER_OVERFLOW";
+    const status = overflow ? 431 : 400;
+    const body = JSON.stringify({
+      error: {
+        message: overflow ? "request headers too large" : "malformed HTTP request",
+        type: overflow ? "request_too_large" : "invalid_request",
+        code: status,
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${overflow ? "Request Header Fields Too Large" : "Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
 /** Closes an HTTP server, ending idle keep-alive sockets so close() does not hang. */
 export function closeServer(server: Server): Promise<void> {
   return new Promise((resolvePromise) => {
