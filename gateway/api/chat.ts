@@ -19,7 +19,12 @@ import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
 import { type Dispatcher, type JobOutcome, NoProviderError, type StreamChunk } from "../routing/types.js";
 import { ApiError, errorBody } from "./errors.js";
 import type { JobLog } from "./joblog.js";
-import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./schemas.js";
+import {
+  type ChatCompletionRequest,
+  ChatCompletionRequestSchema,
+  type CompletionRequest,
+  CompletionRequestSchema,
+} from "./schemas.js";
 
 export const DEFAULT_MAX_TOKENS = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -39,7 +44,7 @@ export interface ChatDeps {
 
 type Kind = "chat" | "completions";
 
-function parseBody(kind: Kind, body: unknown) {
+function parseBody(kind: Kind, body: unknown): ChatCompletionRequest | CompletionRequest {
   const schema: z.ZodType = kind === "chat" ? ChatCompletionRequestSchema : CompletionRequestSchema;
   const r = schema.safeParse(body);
   if (!r.success) {
@@ -47,20 +52,7 @@ function parseBody(kind: Kind, body: unknown) {
     const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
     throw new ApiError(400, "invalid_request", `invalid request: ${where}${issue?.message ?? "bad body"}`);
   }
-  return r.data as Record<string, unknown> & {
-    model: string;
-    stream?: boolean;
-    max_tokens?: number;
-    max_completion_tokens?: number;
-    models?: string[];
-    provider?: {
-      order?: string[];
-      only?: string[];
-      ignore?: string[];
-      allow_fallbacks?: boolean;
-      sort?: string;
-    };
-  };
+  return r.data as ChatCompletionRequest | CompletionRequest;
 }
 
 /** Accumulates a stream into one OpenAI response object for non-streaming clients. */
@@ -108,7 +100,16 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
     // Which models may serve this: the requested one, then the fallbacks the client listed.
     const candidates = [body.model, ...(body.models ?? [])];
     const served = new Set(deps.dispatcher.models().map((m) => m.model));
-    const model = candidates.find((m) => served.has(m));
+    // OpenRouter's max_price (USD per 1M tokens): models priced above it are not candidates.
+    const maxPrice = body.provider?.max_price;
+    const affordable = (m: string) => {
+      const r = deps.prices.rate(m);
+      return (
+        (maxPrice?.prompt === undefined || r.per_m_input_usd <= maxPrice.prompt) &&
+        (maxPrice?.completion === undefined || r.per_m_output_usd <= maxPrice.completion)
+      );
+    };
+    const model = candidates.find((m) => served.has(m) && affordable(m));
     if (!model) {
       // Nothing was claimed: the client's own token comes back as the "refund" (Owlrun clients read
       // X-Cashu-Change and may have dropped the proofs they sent).
@@ -125,7 +126,10 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
 
     const btcUsd = deps.oracle.pricingRate();
     const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
-    const requested = body.max_completion_tokens ?? body.max_tokens ?? DEFAULT_MAX_TOKENS;
+    const requested: number =
+      (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
+      body.max_tokens ??
+      DEFAULT_MAX_TOKENS;
     let payment: RequestPayment;
     let maxTokens: number;
     if (account) {
@@ -178,6 +182,7 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
               only: body.provider.only,
               ignore: body.provider.ignore,
               allowFallbacks: body.provider.allow_fallbacks,
+              sort: body.provider.sort,
             }
           : undefined,
         signal: abort.signal,

@@ -147,3 +147,31 @@ describe("Routstr-style keys", () => {
     expect(((await (await api("/v1/balance", api_key)).json()) as any).balance_sats).toBe(28);
   });
 });
+
+describe("routing preferences from the request", () => {
+  it("max_price excludes models priced above it (the token comes back), sort is accepted", async () => {
+    const t = await token(10);
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-cashu": t },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        provider: { max_price: { prompt: 0.000001, completion: 0.000001 } },
+      }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as any).error.type).toBe("no_providers");
+    expect(res.headers.get("x-cashu-change")).toBe(t);
+    const ok = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-cashu": t },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        provider: { max_price: { prompt: 1, completion: 1 }, sort: "latency", allow_fallbacks: true },
+      }),
+    });
+    expect(ok.status).toBe(200);
+  });
+});
