@@ -18,6 +18,23 @@ export const TokenDepositSchema = z.object({ token: z.string().min(1).max(65_536
 export const WithdrawRequestSchema = z.object({
   amount_sats: z.number().int().positive().max(2_100_000_000_000_000).optional(),
 });
+const Sats = z.number().int().nonnegative().max(2_100_000_000_000_000).nullable().optional();
+export const CapsSchema = z.object({ per_request_sats: Sats, per_day_sats: Sats, lifetime_sats: Sats });
+export const ChildKeyRequestSchema = z.object({
+  name: z.string().max(200).optional(),
+  caps: CapsSchema.optional(),
+});
+const toCaps = (c?: z.infer<typeof CapsSchema>) => ({
+  perRequestSat: c?.per_request_sats ?? null,
+  perDaySat: c?.per_day_sats ?? null,
+  lifetimeSat: c?.lifetime_sats ?? null,
+});
+const capsOf = (a: AccountRow) => ({
+  per_request_sats: a.cap_per_request_sat,
+  per_day_sats: a.cap_per_day_sat,
+  lifetime_sats: a.cap_lifetime_sat,
+});
+
 export const LightningTopupSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
 
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
@@ -81,7 +98,7 @@ export function accountRouter(deps: AccountDeps): Router {
   r.post("/v1/balance/topup", async (req, res) => {
     const account = await auth(req);
     const token = req.get("x-cashu") ?? parse(TokenDepositSchema, req.body).token;
-    const amount = await depositToken(account.id, token);
+    const amount = await depositToken(store.payer(account.id).id, token);
     res.json({ deposited_sats: amount, ...(await balanceBody(account)) });
   });
 
@@ -98,6 +115,12 @@ export function accountRouter(deps: AccountDeps): Router {
 
   r.post("/v1/balance/withdraw", async (req, res) => {
     const account = await auth(req);
+    if (account.parent_id)
+      throw new ApiError(
+        403,
+        "forbidden",
+        "child keys spend within their caps; only the parent key withdraws",
+      );
     const body = parse(WithdrawRequestSchema, req.body ?? {});
     const balance = await deps.accounts.balanceSat(account);
     const amount = body.amount_sats ?? balance;
@@ -121,6 +144,41 @@ export function accountRouter(deps: AccountDeps): Router {
     }
   });
 
+  /** Child keys for agents: they spend this key's balance, never past their own caps. */
+  r.post("/v1/keys", async (req, res) => {
+    const parent = await auth(req);
+    if (parent.kind !== "rc")
+      throw new ApiError(403, "forbidden", "only rc_ account keys can make child keys");
+    const body = parse(ChildKeyRequestSchema, req.body ?? {});
+    const { id, key } = store.createChild(parent.id, body.name ?? null, toCaps(body.caps));
+    res.status(201).json({ api_key: key, id, parent_id: parent.id, caps: capsOf(store.byId(id)!) });
+  });
+
+  r.get("/v1/keys", async (req, res) => {
+    const parent = await auth(req);
+    res.json({
+      id: parent.id,
+      caps: capsOf(parent),
+      spent_today_sats: parent.spent_day === new Date().toISOString().slice(0, 10) ? parent.spent_day_sat : 0,
+      spent_lifetime_sats: parent.spent_lifetime_sat,
+      children: store
+        .children(parent.id)
+        .map((c) => ({ id: c.id, name: c.name, caps: capsOf(c), spent_lifetime_sats: c.spent_lifetime_sat })),
+    });
+  });
+
+  /** Caps of a child (by its parent) or of the key itself when it is a root key. */
+  r.post("/v1/keys/:id/caps", async (req, res) => {
+    const caller = await auth(req);
+    const target = store.byId(String(req.params.id));
+    const allowed =
+      target && (target.parent_id === caller.id || (target.id === caller.id && !caller.parent_id));
+    if (!target || !allowed)
+      throw new ApiError(403, "forbidden", "caps can be set by the parent key (or a root key on itself)");
+    store.setCaps(target.id, toCaps(parse(CapsSchema, req.body ?? {})));
+    res.json({ id: target.id, caps: capsOf(store.byId(target.id)!) });
+  });
+
   r.post("/v1/auth/topup", async (req, res) => {
     const account = await auth(req);
     const { amount_sats } = parse(LightningTopupSchema, req.body);
@@ -128,7 +186,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun top-up");
     store.addTopup({
       quote: quote.quote,
-      accountId: account.id,
+      accountId: store.payer(account.id).id,
       mint,
       amount: amount_sats,
       request: quote.request,

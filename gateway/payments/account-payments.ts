@@ -31,7 +31,10 @@ export class AccountPayment implements RequestPayment {
 
   constructor(
     readonly holdId: string,
+    /** the key that made the request (caps and spending are recorded on it and its ancestors) */
     readonly account: AccountRow,
+    /** the account whose balance pays: the key itself, or its root for child keys */
+    readonly payer: AccountRow,
     readonly holdSat: number,
     readonly free: boolean,
     private readonly ledger: Ledger,
@@ -46,10 +49,10 @@ export class AccountPayment implements RequestPayment {
   ): Promise<SettledPayment> {
     if (this.ended) throw new Error("payment already ended");
     this.ended = true;
-    const user = Accounts.user(this.account.id);
+    const user = Accounts.user(this.payer.id);
     if (chargedSat <= 0) {
       await this.ledger.releaseHold(this.holdId, user, memo);
-      if (this.free) this.accounts.returnFree(this.account.id);
+      if (this.free) this.accounts.returnFree(this.payer.id);
       return { chargedSat: 0, changeSat: 0 };
     }
     const charged = this.free ? chargedSat : Math.min(chargedSat, this.holdSat);
@@ -117,8 +120,9 @@ export class AccountPayments {
     }
   }
 
+  /** The balance a key can spend (its root's, for child keys). */
   async balanceSat(account: AccountRow): Promise<number> {
-    return Math.floor((await this.ledger.balance(Accounts.user(account.id))) / 1000);
+    return Math.floor((await this.ledger.balance(Accounts.user(this.accounts.payer(account.id).id))) / 1000);
   }
 
   /**
@@ -136,16 +140,17 @@ export class AccountPayments {
       memo?: string;
     },
   ): Promise<{ payment: AccountPayment; maxTokens: number }> {
-    const balanceMsat = await this.ledger.balance(Accounts.user(account.id));
+    const payer = this.accounts.payer(account.id);
+    const balanceMsat = await this.ledger.balance(Accounts.user(payer.id));
     const { room, reason } = this.accounts.spendRoom(account.id);
     const budget = Math.min(Math.floor(balanceMsat / 1000), room);
     const minimum = q.prices.chargeSat(q.model, q.promptTokens, 1, q.btcUsd);
     const holdId = randomUUID();
     if (budget < minimum) {
-      if (balanceMsat < minimum * 1000 && this.accounts.takeFree(account.id)) {
-        await this.ledger.hold(holdId, Accounts.user(account.id), 0, "free", q.memo);
+      if (balanceMsat < minimum * 1000 && this.accounts.takeFree(payer.id)) {
+        await this.ledger.hold(holdId, Accounts.user(payer.id), 0, "free", q.memo);
         return {
-          payment: new AccountPayment(holdId, account, 0, true, this.ledger, this.accounts),
+          payment: new AccountPayment(holdId, account, payer, 0, true, this.ledger, this.accounts),
           maxTokens: q.requestedMaxTokens,
         };
       }
@@ -171,9 +176,9 @@ export class AccountPayments {
       ),
     );
     const holdSat = Math.min(budget, q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd));
-    await this.ledger.hold(holdId, Accounts.user(account.id), holdSat * 1000, "chat", q.memo);
+    await this.ledger.hold(holdId, Accounts.user(payer.id), holdSat * 1000, "chat", q.memo);
     return {
-      payment: new AccountPayment(holdId, account, holdSat, false, this.ledger, this.accounts),
+      payment: new AccountPayment(holdId, account, payer, holdSat, false, this.ledger, this.accounts),
       maxTokens,
     };
   }

@@ -96,6 +96,32 @@ export class AccountStore {
     return { id: this.insert("rc", hashKey(key), name, parentId, caps), key };
   }
 
+  /** A child rc_ key: spends its root's balance within its own caps (and every ancestor's). */
+  createChild(parentId: string, name: string | null, caps: Caps): { id: string; key: string } {
+    return this.register(name, parentId, caps);
+  }
+
+  setCaps(id: string, caps: Caps): void {
+    this.db
+      .prepare(
+        "UPDATE accounts SET cap_per_request_sat = ?, cap_per_day_sat = ?, cap_lifetime_sat = ? WHERE id = ?",
+      )
+      .run(caps.perRequestSat ?? null, caps.perDaySat ?? null, caps.lifetimeSat ?? null, id);
+  }
+
+  children(parentId: string): AccountRow[] {
+    return this.db
+      .prepare("SELECT * FROM accounts WHERE parent_id = ? ORDER BY created_at")
+      .all(parentId) as AccountRow[];
+  }
+
+  /** The account whose ledger balance a key spends: itself, or its topmost ancestor. */
+  payer(id: string): AccountRow {
+    let a = this.byId(id)!;
+    while (a.parent_id) a = this.byId(a.parent_id)!;
+    return a;
+  }
+
   /** A new sk- session key (its balance is funded by the caller through the ledger). */
   createSession(): { id: string; key: string } {
     const key = newKey("sk-");

@@ -175,3 +175,40 @@ describe("routing preferences from the request", () => {
     expect(ok.status).toBe(200);
   });
 });
+
+describe("child keys and spend caps", () => {
+  it("a child spends its parent's balance within its own caps and cannot withdraw; caps apply up the tree", async () => {
+    const { api_key: parent } = (await (await api("/v1/auth/register", undefined, {})).json()) as any;
+    await api("/v1/balance/topup", parent, { token: await token(200) });
+    const made = await api("/v1/keys", parent, {
+      name: "agent",
+      caps: { per_request_sats: 5, per_day_sats: 6 },
+    });
+    expect(made.status).toBe(201);
+    const child = (await made.json()) as any;
+    expect(child.api_key).toMatch(/^rc_/);
+    expect(child.caps).toEqual({ per_request_sats: 5, per_day_sats: 6, lifetime_sats: null });
+
+    expect((await chat(child.api_key)).status).toBe(200); // 2 sats
+    expect((await chat(child.api_key)).status).toBe(200); // 4 sats today
+    expect((await chat(child.api_key)).status).toBe(200); // 6 sats today: the daily cap is reached
+    const capped = await chat(child.api_key);
+    expect(capped.status).toBe(402);
+    expect(((await capped.json()) as any).error.type).toBe("spend_limit");
+    // It spent the parent's balance, and the parent sees it.
+    expect(((await (await api("/v1/balance", parent)).json()) as any).balance_sats).toBe(194);
+    const tree = (await (await api("/v1/keys", parent)).json()) as any;
+    expect(tree.children[0].spent_lifetime_sats).toBe(6);
+    expect(tree.spent_lifetime_sats).toBe(6);
+
+    expect((await api("/v1/balance/withdraw", child.api_key, { amount_sats: 10 })).status).toBe(403);
+    expect((await api(`/v1/keys/${child.id}/caps`, child.api_key, { per_day_sats: 1000 })).status).toBe(403);
+    const raised = await api(`/v1/keys/${child.id}/caps`, parent, { per_day_sats: 1000 });
+    expect(((await raised.json()) as any).caps.per_day_sats).toBe(1000);
+    expect((await chat(child.api_key)).status).toBe(200);
+
+    // A cap on the parent binds its children too.
+    await api(`/v1/keys/${tree.id}/caps`, parent, { lifetime_sats: 8 });
+    expect((await chat(child.api_key)).status).toBe(402);
+  });
+});
