@@ -3,30 +3,13 @@
  * libsecp256k1. cashu-ts's noble implementation is the reference: the tests compare these functions
  * with it byte for byte. Points travel as 33-byte compressed SEC1 buffers.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHmac } from "node:crypto";
 import secp from "secp256k1";
+import { CURVE_N, hashE, hashToCurve, sha256 } from "../../src/shared/ecash/curve.js";
 
-const DOMAIN_H2C = Buffer.from("Secp256k1_HashToCurve_Cashu_", "utf8");
+export { hashE, hashToCurve } from "../../src/shared/ecash/curve.js";
+
 const DOMAIN_DLEQ = Buffer.from("Cashu_DLEQ_R_v1", "utf8");
-const CURVE_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-
-const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash("sha256");
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
-
-/** NUT-00 hash_to_curve: first valid point 02||SHA256(msg_hash||counter_le32). */
-export function hashToCurve(secret: Uint8Array): Uint8Array {
-  const msgHash = sha256(DOMAIN_H2C, secret);
-  const counter = Buffer.alloc(4);
-  for (let i = 0; i < 0x10000; i++) {
-    counter.writeUInt32LE(i);
-    const candidate = Buffer.concat([Buffer.from([2]), sha256(msgHash, counter)]);
-    if (secp.publicKeyVerify(candidate)) return candidate;
-  }
-  throw new Error("hash_to_curve: no valid point found");
-}
 
 /** Y of a proof: the key the mint stores spent proofs under. */
 export function proofY(secret: string): Uint8Array {
@@ -54,12 +37,6 @@ export function verifyProof(secret: string, C: Uint8Array, privateKey: Uint8Arra
 }
 
 const uncompressed = (p: Uint8Array): Buffer => Buffer.from(secp.publicKeyConvert(p, false));
-
-/** e = SHA256 over the ASCII hex of the uncompressed points (NUT-12). */
-export function hashE(points: Uint8Array[]): Buffer {
-  const hex = points.map((p) => uncompressed(p).toString("hex")).join("");
-  return sha256(Buffer.from(hex, "utf8"));
-}
 
 /**
  * NUT-12 deterministic nonce: HMAC(SHA256(a), domain||A||B_||C_||ctr) over uncompressed points,

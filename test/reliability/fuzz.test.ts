@@ -79,7 +79,7 @@ describe("fuzzed inputs", () => {
     expect(await snapshot()).toBe(before);
   });
 
-  it("accounts and mint: random amounts and bodies → 4xx, never 5xx", async () => {
+  it("accounts and mint: random amounts and bodies → never 5xx, always JSON, no balance appears", async () => {
     const reg = (await (
       await fetch(`${gw.url}/v1/auth/register`, {
         method: "POST",
@@ -122,8 +122,9 @@ describe("fuzzed inputs", () => {
             },
             body: typeof body === "string" ? body : JSON.stringify(body),
           });
+          // A random body can be a valid request (a 1-sat top-up invoice is fine): never a 5xx, always JSON.
           expect(res.status, `${path} ${JSON.stringify(body).slice(0, 200)}`).toBeLessThan(500);
-          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(res.headers.get("content-type")).toMatch(/application\/json/);
         },
       ),
       { numRuns: 200 },

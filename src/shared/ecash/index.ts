@@ -2,3 +2,4 @@ export * from "./errors.js";
 export * from "./store.js";
 export * from "./tokens.js";
 export * from "./wallet.js";
+export * from "./native-outputs.js";
