@@ -244,9 +244,9 @@ async function runDevnet(argv: string[]): Promise<void> {
   });
   const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
   const token = await demo.wallet.pay(mintUrl, 50);
-  const model = (await provider.backend.models()).includes(SCRIPTED_MODEL_ID)
+  const model = (await provider.backend.listModels()).includes(SCRIPTED_MODEL_ID)
     ? SCRIPTED_MODEL_ID
-    : (await provider.backend.models())[0];
+    : (await provider.backend.listModels())[0];
   // A live status line (stderr), from the gateway's own public stats.
   let lastLine = "";
   const status = setInterval(async () => {
@@ -275,7 +275,7 @@ async function runDevnet(argv: string[]): Promise<void> {
       "owlrun devnet: bundled mint + gateway + one provider, all on loopback (fake Lightning: invoices pay themselves)",
       `  gateway   ${gateway.url}   (OpenAI-compatible: ${gateway.url}/v1)`,
       `  mint      ${mintUrl}`,
-      `  provider  ${provider.nodeId} on ${provider.backend.name}: ${(await provider.backend.models()).join(", ")}`,
+      `  provider  ${provider.nodeId} on ${provider.backend.name}: ${(await provider.backend.listModels()).join(", ")}`,
       `  data      ${base}   (npm run devnet -- --reset starts clean)`,
       `  demo wallet balance: ${demo.wallet.balance(mintUrl)} sats (a 50-sat token is in the line below)`,
       "",

@@ -1,164 +1,288 @@
 /**
  * In-process generation with node-llama-cpp on GGUF files, so a node runs with no Ollama installed.
- * node-llama-cpp is loaded with `import()` only when this backend is chosen (MCP users never pay
- * for it). One thread per context (more is ~100× slower on 2 cores), several sequences per model
- * for concurrent jobs, GeneralChatWrapper (no slow Jinja template); completion tokens are the
- * generated token ids themselves, prompt tokens what the sequence holds besides them.
+ *
+ * - node-llama-cpp is loaded with `import()` only when this backend is chosen: MCP users never load
+ *   it, and it is an optional peer dependency, so `npx owlrun-mcp` never installs it.
+ * - One context per model with `sequences` sequences: that many jobs run at once (llama.cpp batches
+ *   them together); more wait for a free sequence. A sequence is cleared before it is reused, so no
+ *   buyer's prompt leaks into another's context.
+ * - One thread by default: on small machines more threads made tiny models ~100× slower.
+ * - The chat wrapper is resolved once per model (GeneralChatWrapper when the file has no chat
+ *   template): resolving a Jinja template per job costs seconds.
+ * - Usage from the model's tokenizer: prompt tokens are the rendered prompt tokenized; completion
+ *   tokens are the generated token ids delivered to the buyer.
  */
+import { basename } from "node:path";
 import type { Logger } from "../../src/shared/index.js";
 import {
   type Backend,
   BackendError,
-  type BackendEvent,
+  type ChatChunk,
+  type ChatRequest,
+  ChunkFactory,
+  type CompletionChunk,
   EventQueue,
-  type GenerateRequest,
+  type FinishReason,
+  type GenerationParams,
+  maxTokensOf,
   messagesOf,
   promptOf,
+  stopsOf,
 } from "./types.js";
 
-type Llama = typeof import("node-llama-cpp");
-type LlamaModel = Awaited<ReturnType<Awaited<ReturnType<Llama["getLlama"]>>["loadModel"]>>;
+type Lib = typeof import("node-llama-cpp");
+type Llama = Awaited<ReturnType<Lib["getLlama"]>>;
+type LlamaModel = Awaited<ReturnType<Llama["loadModel"]>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel["createContext"]>>;
-
 type Sequence = ReturnType<LlamaContext["getSequence"]>;
+type ChatWrapper = InstanceType<Lib["ChatWrapper"]>;
+type ChatHistoryItem = Parameters<InstanceType<Lib["LlamaChat"]>["generateResponse"]>[0][number];
+
+/** Tokens generated when a request names no max_tokens (the context bounds it anyway). */
+const DEFAULT_MAX_TOKENS = 2048;
 
 interface Loaded {
+  id: string;
   model: LlamaModel;
   context: LlamaContext;
-  /** sequences created once per model; a job takes one and gives it back cleared */
+  wrapper: ChatWrapper;
+  /** sequences not in use */
   idle: Sequence[];
-  waiters: (() => void)[];
+  waiters: ((seq: Sequence) => void)[];
 }
 
 export interface EmbeddedOptions {
-  /** model id → GGUF path */
+  /** model id (Ollama-style tag) → GGUF path */
   models: Record<string, string>;
-  /** concurrent jobs per model */
+  /** concurrent jobs per model (context sequences); default 4 */
   sequences?: number;
+  /** tokens per sequence; default 1024 */
   contextSize?: number;
+  /** CPU threads per context; default 1 */
   threads?: number;
+  /** try a GPU build of llama.cpp (default: CPU only) */
+  gpu?: boolean;
   log: Logger;
 }
 
-export async function loadNodeLlamaCpp(): Promise<Llama> {
+export interface EmbeddedBackend extends Backend {
+  /** getLlama + loading every model + creating their contexts, in ms */
+  readonly loadMs: number;
+}
+
+export async function loadNodeLlamaCpp(): Promise<Lib> {
   try {
     return await import("node-llama-cpp");
   } catch {
     throw new BackendError(
-      "the embedded backend needs node-llama-cpp: run `npm i -g node-llama-cpp@3` (or `npx -p node-llama-cpp@3 -p owlrun-mcp owlrun-mcp provider --embedded`)",
+      "the embedded backend needs node-llama-cpp, an optional dependency: install it next to owlrun-mcp " +
+        "(`npm i -g owlrun-mcp node-llama-cpp@3`, or run `npx -p owlrun-mcp -p node-llama-cpp@3 owlrun-mcp provider --embedded`), " +
+        "or run Ollama and pass --ollama-url",
     );
   }
 }
 
-export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Backend & { loadMs: number }> {
+/** A model id for a GGUF path: its file name without `.gguf`, lower case. */
+export function modelIdForFile(path: string): string {
+  return basename(path)
+    .replace(/\.gguf$/i, "")
+    .toLowerCase();
+}
+
+export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<EmbeddedBackend> {
   const lib = await loadNodeLlamaCpp();
   const started = Date.now();
-  const llama = await lib.getLlama({ gpu: false, build: "never", logLevel: lib.LlamaLogLevel.error });
-  const sequences = opts.sequences ?? 4;
+  const llama = await lib.getLlama({
+    gpu: opts.gpu ? "auto" : false,
+    build: "never",
+    logLevel: lib.LlamaLogLevel.error,
+  });
+  const nSequences = Math.max(1, opts.sequences ?? 4);
   const loaded = new Map<string, Loaded>();
-  for (const [id, path] of Object.entries(opts.models)) {
-    const model = await llama.loadModel({ modelPath: path });
-    const context = await model.createContext({
-      contextSize: opts.contextSize ?? 1024,
-      sequences,
-      threads: opts.threads ?? 1,
-    });
-    const idle = Array.from({ length: sequences }, () => context.getSequence());
-    loaded.set(id, { model, context, idle, waiters: [] });
+  try {
+    for (const [id, path] of Object.entries(opts.models)) {
+      const model = await llama.loadModel({ modelPath: path });
+      const context = await model.createContext({
+        contextSize: opts.contextSize ?? 1024,
+        sequences: nSequences,
+        threads: opts.threads ?? 1,
+      });
+      const hasTemplate = typeof model.fileInfo.metadata.tokenizer?.chat_template === "string";
+      const wrapper = hasTemplate
+        ? lib.resolveChatWrapper(model, { warningLogs: false })
+        : new lib.GeneralChatWrapper();
+      const idle = Array.from({ length: nSequences }, () => context.getSequence());
+      loaded.set(id, { id, model, context, wrapper, idle, waiters: [] });
+    }
+  } catch (err) {
+    await llama.dispose();
+    throw new BackendError(`could not load a model: ${(err as Error).message ?? err}`);
   }
   const loadMs = Date.now() - started;
-  opts.log.info("embedded backend ready", { models: [...loaded.keys()], loadMs });
+  opts.log.info("embedded backend ready", {
+    models: [...loaded.keys()],
+    loadMs,
+    sequences: nSequences,
+    wrappers: Object.fromEntries([...loaded.values()].map((l) => [l.id, l.wrapper.wrapperName])),
+  });
 
-  const acquire = async (l: Loaded): Promise<Sequence> => {
-    while (l.idle.length === 0) await new Promise<void>((r) => l.waiters.push(r));
-    return l.idle.pop()!;
+  const modelFor = (body: GenerationParams): Loaded => {
+    const l = loaded.get(String(body.model ?? ""));
+    if (!l) throw new BackendError(`model ${String(body.model)} is not loaded here`);
+    return l;
+  };
+
+  /** A free sequence, or undefined when the signal aborts first. */
+  const acquire = (l: Loaded, signal: AbortSignal): Promise<Sequence | undefined> => {
+    const seq = l.idle.pop();
+    if (seq) return Promise.resolve(seq);
+    return new Promise((resolve) => {
+      const waiter = (s: Sequence) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(s);
+      };
+      const onAbort = () => {
+        l.waiters.splice(l.waiters.indexOf(waiter), 1);
+        resolve(undefined);
+      };
+      if (signal.aborted) return resolve(undefined);
+      signal.addEventListener("abort", onAbort, { once: true });
+      l.waiters.push(waiter);
+    });
   };
   const release = async (l: Loaded, seq: Sequence) => {
-    await seq.clearHistory();
-    l.idle.push(seq);
-    l.waiters.shift()?.();
+    await seq.clearHistory().catch(() => undefined);
+    const next = l.waiters.shift();
+    if (next) next(seq);
+    else l.idle.push(seq);
   };
 
-  async function* run(req: GenerateRequest): AsyncGenerator<BackendEvent> {
-    const id = String(req.body.model ?? "");
-    const l = loaded.get(id);
-    if (!l) throw new BackendError(`model ${id} is not loaded here`);
-    const seq = await acquire(l);
-    const queue = new EventQueue<BackendEvent>();
-    const temperature = typeof req.body.temperature === "number" ? req.body.temperature : undefined;
-    // Generated token ids, counted as they come: re-tokenizing the text would not round-trip.
-    let generated = 0;
-    const onToken = (tokens: readonly unknown[]) => {
-      generated += tokens.length;
-    };
-    const onTextChunk = (t: string) => queue.push({ type: "text", text: t });
-    const finish = (reason: "stop" | "length" | "cancelled") => {
-      const completionTokens = generated;
-      const promptTokens = Math.max(0, seq.nextTokenIndex - completionTokens);
-      queue.push({ type: "done", promptTokens, completionTokens, finishReason: reason });
-      queue.end();
-    };
-    const job = (async () => {
-      if (req.kind === "chat") {
-        const messages = messagesOf(req.body);
-        const last = messages.at(-1);
-        const session = new lib.LlamaChatSession({
-          contextSequence: seq,
-          chatWrapper: new lib.GeneralChatWrapper(),
-          systemPrompt: messages.find((m) => m.role === "system")?.content ?? "",
-          autoDisposeSequence: false,
-        });
-        const history = messages.slice(0, -1).filter((m) => m.role !== "system");
-        session.setChatHistory([
-          ...(session.getChatHistory().filter((h) => h.type === "system") as ReturnType<
-            typeof session.getChatHistory
-          >),
-          ...history.map((m) =>
-            m.role === "assistant"
-              ? { type: "model" as const, response: [m.content] }
-              : { type: "user" as const, text: m.content },
-          ),
-        ]);
-        const result = await session.promptWithMeta(last?.content ?? "", {
-          maxTokens: req.maxTokens,
-          temperature,
-          signal: req.signal,
-          stopOnAbortSignal: true,
-          onTextChunk,
-          onToken,
-        });
-        session.dispose({ disposeSequence: false });
-        return result.stopReason === "maxTokens" ? "length" : req.signal.aborted ? "cancelled" : "stop";
-      }
-      const completion = new lib.LlamaCompletion({ contextSequence: seq });
-      await completion.generateCompletion(promptOf(req.body), {
-        maxTokens: req.maxTokens,
-        temperature,
-        signal: req.signal,
-        stopOnAbortSignal: true,
-        onTextChunk,
-        onToken,
-      });
-      completion.dispose({ disposeSequence: false });
-      return req.signal.aborted ? "cancelled" : "stop";
-    })();
-    job.then(
-      (reason) => finish(reason as "stop" | "length" | "cancelled"),
-      (err) => (req.signal.aborted ? finish("cancelled") : queue.end(err)),
-    );
+  const sampling = (body: GenerationParams) => ({
+    maxTokens: maxTokensOf(body) ?? DEFAULT_MAX_TOKENS,
+    ...(typeof body.temperature === "number" ? { temperature: body.temperature } : {}),
+    ...(typeof body.top_p === "number" ? { topP: body.top_p } : {}),
+    ...(typeof body.seed === "number" && Number.isSafeInteger(body.seed) ? { seed: body.seed } : {}),
+  });
+
+  /**
+   * Runs one generation on a free sequence of the body's model, turning its callbacks into chunks.
+   * Stops when `signal` aborts or the consumer stops reading.
+   */
+  async function* generate<K extends "chat" | "completions">(
+    kind: K,
+    body: GenerationParams,
+    signal: AbortSignal,
+    run: (
+      l: Loaded,
+      seq: Sequence,
+      cb: {
+        signal: AbortSignal;
+        onToken: (tokens: readonly unknown[]) => void;
+        onTextChunk: (text: string) => void;
+      },
+    ) => Promise<{ promptTokens: number; stopReason: string }>,
+  ): AsyncGenerator<K extends "chat" ? ChatChunk : CompletionChunk> {
+    const l = modelFor(body);
+    const make = new ChunkFactory(kind, l.id);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) stop.abort();
+    const seq = await acquire(l, stop.signal);
     try {
-      yield* queue;
+      if (!seq) {
+        yield make.finish("stop");
+        yield make.usage(0, 0);
+        return;
+      }
+      const queue = new EventQueue<K extends "chat" ? ChatChunk : CompletionChunk>();
+      if (kind === "chat") queue.push(make.role());
+      let completionTokens = 0;
+      const job = run(l, seq, {
+        signal: stop.signal,
+        onToken: (tokens) => {
+          completionTokens += tokens.length;
+        },
+        onTextChunk: (text) => {
+          if (text) queue.push(make.text(text));
+        },
+      }).then(
+        ({ promptTokens, stopReason }) => {
+          const finish: FinishReason = stopReason === "maxTokens" ? "length" : "stop";
+          queue.push(make.finish(finish));
+          queue.push(make.usage(promptTokens, completionTokens));
+          queue.end();
+        },
+        (err: unknown) => queue.end(stop.signal.aborted ? undefined : err),
+      );
+      try {
+        yield* queue;
+      } finally {
+        stop.abort(); // the consumer may have stopped reading early
+        await job;
+      }
     } finally {
-      await job.catch(() => undefined);
-      await release(l, seq);
+      signal.removeEventListener("abort", onAbort);
+      if (seq) await release(l, seq);
     }
   }
+
+  const historyOf = (body: ChatRequest): ChatHistoryItem[] => {
+    const items: ChatHistoryItem[] = messagesOf(body).map((m) =>
+      m.role === "system" || m.role === "developer"
+        ? { type: "system", text: m.content }
+        : m.role === "assistant"
+          ? { type: "model", response: [m.content] }
+          : { type: "user", text: m.content },
+    );
+    items.push({ type: "model", response: [] });
+    return items;
+  };
 
   return {
     name: "embedded",
     loadMs,
-    models: async () => [...loaded.keys()],
-    generate: (req) => run(req),
+    listModels: async () => [...loaded.keys()],
+    chat(body, signal) {
+      return generate("chat", body, signal, async (l, seq, cb) => {
+        const history = historyOf(body);
+        const promptTokens = l.wrapper
+          .generateContextState({ chatHistory: history })
+          .contextText.tokenize(l.model.tokenizer).length;
+        const chat = new lib.LlamaChat({ contextSequence: seq, chatWrapper: l.wrapper });
+        try {
+          const result = await chat.generateResponse(history, {
+            ...sampling(body),
+            ...cb,
+            stopOnAbortSignal: true,
+            customStopTriggers: stopsOf(body),
+          });
+          return { promptTokens, stopReason: result.metadata.stopReason };
+        } finally {
+          chat.dispose({ disposeSequence: false });
+        }
+      });
+    },
+    complete(body, signal) {
+      return generate("completions", body, signal, async (l, seq, cb) => {
+        const prompt = promptOf(body);
+        const bos = l.model.tokens.shouldPrependBosToken ? 1 : 0;
+        const promptTokens =
+          bos + l.model.tokenize(prompt, false, bos ? "trimLeadingSpace" : undefined).length;
+        const completion = new lib.LlamaCompletion({ contextSequence: seq });
+        try {
+          const result = await completion.generateCompletionWithMeta(prompt, {
+            ...sampling(body),
+            ...cb,
+            stopOnAbortSignal: true,
+            customStopTriggers: stopsOf(body),
+          });
+          return { promptTokens, stopReason: result.metadata.stopReason };
+        } finally {
+          completion.dispose({ disposeSequence: false });
+        }
+      });
+    },
     async close() {
       for (const l of loaded.values()) {
         await l.context.dispose();

@@ -1,75 +1,143 @@
 /**
- * Ollama through the official `ollama` npm client: models from /api/tags (refreshed periodically),
- * streaming /api/chat and /api/generate, abort, token counts from prompt_eval_count / eval_count.
+ * Ollama through the official `ollama` npm client: models from /api/tags (refreshed periodically,
+ * so freshly pulled models are offered), streaming /api/chat and /api/generate converted to OpenAI
+ * chunks, abort, and usage from Ollama's own counts (prompt_eval_count / eval_count).
  */
-import { Ollama } from "ollama";
+import { type AbortableAsyncIterator, type ChatResponse, type GenerateResponse, Ollama } from "ollama";
 import type { Logger } from "../../src/shared/index.js";
-import { type Backend, type BackendEvent, type GenerateRequest, messagesOf, promptOf } from "./types.js";
+import {
+  type Backend,
+  type ChatChunk,
+  ChunkFactory,
+  type CompletionChunk,
+  type GenerationParams,
+  maxTokensOf,
+  messagesOf,
+  promptOf,
+  stopsOf,
+} from "./types.js";
 
 export interface OllamaOptions {
+  /** e.g. http://127.0.0.1:11434 */
   url: string;
+  /** how often /api/tags is read again; default 60 s */
   refreshMs?: number;
   log: Logger;
 }
 
-export async function createOllamaBackend(opts: OllamaOptions): Promise<Backend> {
+export interface OllamaBackend extends Backend {
+  readonly url: string;
+  /** reads /api/tags now */
+  refresh(): Promise<string[]>;
+}
+
+const ROLES = new Set(["system", "user", "assistant", "tool"]);
+
+export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBackend> {
   const client = new Ollama({ host: opts.url });
   let models: string[] = [];
+  let warned = false;
   const refresh = async () => {
     try {
-      models = (await client.list()).models.map((m) => m.name);
+      models = (await client.list()).models.map((m) => m.name).sort();
+      warned = false;
     } catch (err) {
-      opts.log.warn("could not list Ollama models", { err: String(err) });
+      if (!warned) opts.log.warn("could not list Ollama models", { url: opts.url, err: String(err) });
+      warned = true;
     }
+    return models;
   };
   await refresh();
   const timer = setInterval(() => void refresh(), opts.refreshMs ?? 60_000);
   timer.unref();
   opts.log.info("ollama backend ready", { url: opts.url, models });
+  if (models.length === 0) opts.log.warn("Ollama has no models: pull one (`ollama pull qwen2.5:0.5b`)");
 
-  async function* run(req: GenerateRequest): AsyncGenerator<BackendEvent> {
-    const model = String(req.body.model ?? "");
-    const options = {
-      num_predict: req.maxTokens,
-      ...(typeof req.body.temperature === "number" ? { temperature: req.body.temperature } : {}),
-      ...(typeof req.body.top_p === "number" ? { top_p: req.body.top_p } : {}),
+  const options = (body: GenerationParams) => {
+    const stop = stopsOf(body);
+    const max = maxTokensOf(body);
+    return {
+      ...(max !== undefined ? { num_predict: max } : {}),
+      ...(typeof body.temperature === "number" ? { temperature: body.temperature } : {}),
+      ...(typeof body.top_p === "number" ? { top_p: body.top_p } : {}),
+      ...(typeof body.seed === "number" ? { seed: body.seed } : {}),
+      ...(stop.length ? { stop } : {}),
     };
-    const stream =
-      req.kind === "chat"
-        ? await client.chat({ model, messages: messagesOf(req.body), stream: true, options })
-        : await client.generate({ model, prompt: promptOf(req.body), stream: true, options });
+  };
+
+  /** Relays one Ollama stream as OpenAI chunks; aborts it when `signal` fires or the reader stops. */
+  async function* relay<K extends "chat" | "completions">(
+    make: ChunkFactory<K>,
+    start: () => Promise<AbortableAsyncIterator<ChatResponse | GenerateResponse>>,
+    signal: AbortSignal,
+  ) {
+    if (make.kind === "chat") yield make.role();
+    if (signal.aborted) {
+      yield make.finish("stop");
+      return;
+    }
+    const stream = await start();
     const onAbort = () => stream.abort();
-    req.signal.addEventListener("abort", onAbort, { once: true });
-    let completion = 0;
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) stream.abort();
+    let pieces = 0;
+    let done = false;
     try {
       for await (const part of stream) {
-        const text = "message" in part ? part.message.content : part.response;
+        const msg = "message" in part ? part.message : undefined;
+        const thinking = msg ? msg.thinking : (part as GenerateResponse).thinking;
+        const text = msg ? msg.content : (part as GenerateResponse).response;
+        if (thinking && make.kind === "chat") {
+          pieces++;
+          yield make.text(thinking, "reasoning_content");
+        }
         if (text) {
-          completion++;
-          yield { type: "text", text };
+          pieces++;
+          yield make.text(text);
         }
         if (part.done) {
-          yield {
-            type: "done",
-            promptTokens: part.prompt_eval_count ?? 0,
-            completionTokens: part.eval_count ?? completion,
-            finishReason: part.done_reason === "length" ? "length" : "stop",
-          };
+          done = true;
+          yield make.finish(part.done_reason === "length" ? "length" : "stop");
+          yield make.usage(part.prompt_eval_count ?? 0, part.eval_count ?? pieces);
           return;
         }
       }
     } catch (err) {
-      if (!req.signal.aborted) throw err;
+      if (!signal.aborted) throw err;
     } finally {
-      req.signal.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", onAbort);
+      if (!done) stream.abort();
     }
-    yield { type: "done", promptTokens: 0, completionTokens: completion, finishReason: "cancelled" };
+    // Aborted: Ollama sent no counts; one token per piece is what it streams.
+    yield make.finish("stop");
+    yield make.usage(0, pieces);
   }
 
   return {
     name: "ollama",
-    models: async () => models,
-    generate: (req) => run(req),
+    url: opts.url,
+    refresh,
+    listModels: async () => models,
+    chat(body, signal) {
+      const model = String(body.model);
+      const messages = messagesOf(body).map((m) => ({
+        role: ROLES.has(m.role) ? m.role : m.role === "developer" ? "system" : "user",
+        content: m.content,
+      }));
+      return relay(
+        new ChunkFactory("chat", model),
+        () => client.chat({ model, messages, stream: true, options: options(body) }),
+        signal,
+      ) as AsyncIterable<ChatChunk>;
+    },
+    complete(body, signal) {
+      const model = String(body.model);
+      return relay(
+        new ChunkFactory("completions", model),
+        () => client.generate({ model, prompt: promptOf(body), stream: true, options: options(body) }),
+        signal,
+      ) as AsyncIterable<CompletionChunk>;
+    },
     async close() {
       clearInterval(timer);
     },

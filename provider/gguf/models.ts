@@ -6,6 +6,7 @@
  * - "random": random weights, for throughput; its text is gibberish.
  * Their ids say they are test models.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MetaValue, type Tensor, writeGguf } from "./writer.js";
@@ -115,7 +116,6 @@ export function scriptedModel(): Buffer {
     const next = i + 1 < ids.length ? ids[i + 1]! : 2; // last word → </s>
     out[next * N_EMBD + (i + 1)] = BIG;
   });
-  void ids;
   const zero = (n: number) => new Float32Array(n);
   return writeGguf(meta("owlrun scripted test model", vocab), [
     { name: "token_embd.weight", dims: [N_EMBD, nVocab], data: embd },
@@ -145,19 +145,28 @@ export function randomModel(seed = 7): Buffer {
   ]);
 }
 
-/** Writes both test models into `dir` once (atomic rename) and returns their paths by model id. */
+/** Bump when the generated files change, so cached copies are regenerated. */
+const GENERATION = 1;
+
+/** The test models by id, as file name and generator. */
+export const TEST_MODELS = {
+  [SCRIPTED_MODEL_ID]: { file: `owlrun-test-scripted-v${GENERATION}.gguf`, make: scriptedModel },
+  [RANDOM_MODEL_ID]: { file: `owlrun-test-random-v${GENERATION}.gguf`, make: randomModel },
+} as const;
+
+/**
+ * Writes the test models into `dir` once (a cache: later calls reuse the files) and returns their
+ * paths by model id. Written under a temporary name and renamed, so concurrent starts are safe.
+ */
 export function ensureTestModels(dir: string): Record<string, string> {
   mkdirSync(dir, { recursive: true });
-  const files = {
-    [SCRIPTED_MODEL_ID]: ["owlrun-test-scripted.gguf", scriptedModel],
-    [RANDOM_MODEL_ID]: ["owlrun-test-random.gguf", randomModel],
-  } as const;
   const paths: Record<string, string> = {};
-  for (const [id, [file, make]] of Object.entries(files)) {
+  for (const [id, { file, make }] of Object.entries(TEST_MODELS)) {
     const path = join(dir, file);
     if (!existsSync(path)) {
-      writeFileSync(`${path}.tmp`, make());
-      renameSync(`${path}.tmp`, path);
+      const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+      writeFileSync(tmp, make());
+      renameSync(tmp, path);
     }
     paths[id] = path;
   }

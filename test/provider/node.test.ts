@@ -1,187 +1,380 @@
 /**
- * The provider node over a real WebSocket on loopback: with the gateway's routing and the embedded
- * backend (registration, jobs, cancel, drain, reconnect after a gateway restart), and with a
- * scripted gateway for what a good gateway never sends (unknown models, garbage frames).
+ * The provider node against the scripted gateway (test/support/fake-gateway.ts) over a real
+ * WebSocket on loopback, serving from the embedded backend with the generated test models:
+ * registration, heartbeats, jobs streamed with usage, rejects, max_tokens, cancel, drain, reconnect
+ * after the gateway restarts, and garbage from the gateway.
  */
-import { createServer, type Server } from "node:http";
-import express from "express";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRouting } from "../../gateway/routing/index.js";
-import { createEmbeddedBackend } from "../../provider/backends/embedded.js";
-import type { Backend } from "../../provider/backends/types.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
+  type Backend,
+  type ChatChunk,
+  createEmbeddedBackend,
   ensureTestModels,
+  type NodeOptions,
+  ProviderNode,
   RANDOM_MODEL_ID,
   SCRIPTED_ANSWER,
   SCRIPTED_MODEL_ID,
+  summarize,
 } from "../../provider/index.js";
-import { ProviderNode } from "../../provider/node.js";
-import { closeServer, listen, silentLogger } from "../../src/shared/index.js";
+import { silentLogger } from "../../src/shared/index.js";
 import { tempDir } from "../support/cli-process.js";
-import { startFakeGateway } from "../support/fake-gateway.js";
+import { type FakeGateway, startFakeGateway } from "../support/fake-gateway.js";
+
+const KEY = "owlr_prov_test_key";
+const chat = (content: string, extra: Record<string, unknown> = {}) => ({
+  messages: [{ role: "user", content }],
+  ...extra,
+});
 
 let backend: Backend;
+const cleanup: (() => Promise<void>)[] = [];
+
 beforeAll(async () => {
   backend = await createEmbeddedBackend({ models: ensureTestModels(tempDir()), log: silentLogger });
 }, 60_000);
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
 afterAll(async () => {
-  await backend.close();
+  await backend?.close();
 });
 
-async function gateway(dir: string, port = 0) {
-  const routing = createRouting({ dataDir: dir, log: silentLogger });
-  const app = express();
-  app.use(express.json());
-  app.use(routing.router);
-  const server: Server = createServer(app);
-  const detach = routing.attachWebSocket(server);
-  const url = await listen(server, "127.0.0.1", port);
-  return {
-    url,
-    routing,
-    async close() {
-      detach();
-      await closeServer(server);
-      await routing.close();
-    },
-  };
-}
-
-function node(url: string, apiKey: string, nodeId = "node-a") {
-  return new ProviderNode({
-    gateway: url,
-    apiKey,
-    nodeId,
+async function setup(overrides: Partial<NodeOptions> = {}, fakeOpts = {}) {
+  const fake = await startFakeGateway({ keys: [KEY], ...fakeOpts });
+  const status: string[] = [];
+  const node = new ProviderNode({
+    gateway: fake.url,
+    apiKey: KEY,
+    nodeId: "node-test-1",
     backend,
-    version: "test",
-    log: silentLogger,
+    version: "owlrun-mcp/test",
+    heartbeatMs: 200,
     minBackoffMs: 50,
-    maxBackoffMs: 200,
+    maxBackoffMs: 400,
+    onStatus: (l) => status.push(l),
+    log: silentLogger,
+    ...overrides,
   });
+  cleanup.push(
+    () => node.close(),
+    () => fake.close(),
+  );
+  return { fake, node, status };
 }
 
-async function waitUntil(cond: () => boolean, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const proxyChunks = (fake: FakeGateway, jobId: string) =>
+  fake.received.filter((f) => f.type === "proxy_chunk" && f.job_id === jobId);
 
-const req = (model: string, signal = new AbortController().signal, maxTokens = 64) => ({
-  jobId: "t",
-  model,
-  kind: "chat" as const,
-  body: { model, messages: [{ role: "user", content: "hi" }] },
-  maxTokens,
-  signal,
-});
-
-describe("provider node ⇄ gateway routing", () => {
-  it("registers its models, serves jobs with honest usage, stops on cancel, honours drain, reconnects after a restart", async () => {
-    const dir = tempDir();
-    let gw = await gateway(dir);
-    const key = gw.routing.keys.create();
-    const n = node(gw.url, key);
-    await n.start();
-    await waitUntil(() => gw.routing.dispatcher.models().length === 2);
-    expect(
-      gw.routing.dispatcher
-        .models()
-        .map((m) => m.model)
-        .sort(),
-    ).toEqual([RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort());
-
-    const job = await gw.routing.dispatcher.dispatch(req(SCRIPTED_MODEL_ID));
-    let text = "";
-    for await (const c of job.chunks) text += c.choices?.map((x) => x.delta?.content ?? "").join("") ?? "";
-    const outcome = await job.outcome;
-    expect(text).toBe(SCRIPTED_ANSWER);
-    expect(outcome.reportedUsage?.completionTokens).toBe(6);
-    expect(outcome.usageDisputed).toBe(false);
-
-    // Cancel: the buyer goes away; the node stops generating (the random model would run to 4000).
-    const abort = new AbortController();
-    const long = await gw.routing.dispatcher.dispatch(req(RANDOM_MODEL_ID, abort.signal, 4000));
-    let got = 0;
-    for await (const _ of long.chunks) if (++got === 3) abort.abort();
-    expect((await long.outcome).status).toBe("cancelled");
-    await waitUntil(() => n.stats.jobs === 2);
-    expect(n.stats.tokens).toBeLessThan(500);
-
-    // Restart the gateway on the same port and data dir: the node comes back by itself.
-    const port = Number(new URL(gw.url).port);
-    await gw.close();
-    await waitUntil(() => !n.connected);
-    gw = await gateway(dir, port);
-    await waitUntil(() => n.connected && gw.routing.dispatcher.nodesOnline() === 1, 10_000);
-    const again = await gw.routing.dispatcher.dispatch(req(SCRIPTED_MODEL_ID));
-    for await (const _ of again.chunks) void _;
-    expect((await again.outcome).status).toBe("completed");
-
-    // Drain: no new jobs.
-    expect(gw.routing.drain("node-a")).toBe(true);
-    await expect(gw.routing.dispatcher.dispatch(req(SCRIPTED_MODEL_ID))).rejects.toMatchObject({
-      reason: "no_providers",
+describe("registration and the session", () => {
+  it("registers with its models and the Owlrun fields, heartbeats, answers pings, reads heartbeat_ack", async () => {
+    const { fake, node } = await setup({ lightningAddress: "op@example.com", heartbeatMs: 100 });
+    fake.ack.earned_today_sats = 21;
+    fake.ack.earned_total_sats = 1234;
+    fake.ack.balance_sats = 234;
+    fake.ack.withdraw_history = [
+      { amount_sats: 400_000, payment_hash: "aa11", timestamp: 1_700_000_000 },
+      { amount_sats: 1_000_000, payment_hash: "bb22", timestamp: 1_700_100_000 },
+    ];
+    await node.start();
+    expect(node.connected).toBe(true);
+    expect(fake.registrations).toHaveLength(1);
+    const reg = fake.registrations[0]!;
+    expect(reg.authorization).toBe(`Bearer ${KEY}`);
+    expect(reg.body).toEqual({
+      node_id: "node-test-1",
+      api_key: KEY,
+      gpu: "cpu",
+      gpu_vendor: "none",
+      vram_total_mb: 0,
+      vram_free_mb: 0,
+      vram_exact: false,
+      models: [RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort(),
+      ollama_url: "",
+      region: "",
+      lightning_address: "op@example.com",
+      version: "owlrun-mcp/test",
     });
-    await n.close();
-    await gw.close();
-  }, 60_000);
-});
-
-describe("provider node ⇄ scripted gateway", () => {
-  it("rejects models it does not serve, answers pings, ignores unknown and garbage frames", async () => {
-    const fake = await startFakeGateway();
-    const n = node(fake.url, "owlr_prov_fake", "node-b");
-    await n.start();
-    expect(fake.registrations[0]).toMatchObject({
-      node_id: "node-b",
-      api_key: "owlr_prov_fake",
-      models: expect.arrayContaining([SCRIPTED_MODEL_ID]),
+    const hb = await fake.waitFor((m) => m.type === "heartbeat");
+    expect(hb).toEqual({
+      type: "heartbeat",
+      gpu_util_pct: 0,
+      vram_free_mb: 0,
+      temp_c: 0,
+      power_w: 0,
+      queue_depth: 0,
+      earning_state: "idle",
     });
-    await fake.waitFor((m) => m.type === "heartbeat");
-    fake.send("{garbage");
-    fake.send({ type: "some_future_message", x: 1 });
-    fake.send({
-      type: "job",
-      job_id: "j-unknown",
-      model: "llama3.1:8b",
-      vram_required_mb: 0,
-      buyer_region: "",
-      free_tier: false,
+    await fake.until(() => node.stats.earnedTotalSats === 1234);
+    expect(node.stats).toMatchObject({ earnedTodaySats: 21, balanceSats: 234 });
+    // withdraw_history carries millisats in amount_sats (as Owlrun agents read it); newest wins
+    expect(node.stats.lastPayout).toEqual({
+      sats: 1000,
+      paymentHash: "bb22",
+      at: new Date(1_700_100_000_000).toISOString(),
     });
-    expect(await fake.waitFor((m) => m.job_id === "j-unknown")).toEqual({
-      type: "reject",
-      job_id: "j-unknown",
-      reason: "model_not_loaded",
-    });
+    expect(summarize(node.stats)).toMatch(
+      /^served 0 jobs, 0 tokens, rejected 0, failed 0; earned 1234 sats \(today 21, balance 234\); last payout: 1000 sats at 2023-/,
+    );
     fake.send({ type: "ping" });
     await fake.waitFor((m) => m.type === "pong");
-    fake.send({
-      type: "job",
-      job_id: "j-ok",
+    // several heartbeats at the configured period, on one connection
+    await fake.until(() => fake.received.filter((m) => m.type === "heartbeat").length >= 3);
+    expect(fake.connections).toBe(1);
+  });
+
+  it("fails to start with the gateway's own message when it refuses the key", async () => {
+    const { node } = await setup({ apiKey: "owlr_prov_unknown" });
+    await expect(node.start()).rejects.toThrow(/HTTP 401.*unknown provider key/);
+  });
+});
+
+describe("jobs", () => {
+  it("accepts within 2 s, pulls the body with its key, streams OpenAI SSE with usage, then proxy_done", async () => {
+    const seen: Record<string, unknown>[] = [];
+    const spy: Backend = {
+      ...backend,
+      listModels: () => backend.listModels(),
+      chat: (body, signal) => {
+        seen.push(body);
+        return backend.chat(body, signal);
+      },
+    };
+    const { fake, node, status } = await setup({ backend: spy });
+    await node.start();
+    const job = fake.offer(SCRIPTED_MODEL_ID, chat("Say hello", { stream: false }));
+    expect(await job.answered).toEqual({ type: "accept", job_id: job.id });
+    const r = await job.result;
+    expect(r.answerMs).toBeLessThan(2000);
+    expect(r.status).toBe("done");
+    expect(r.error).toBeUndefined();
+    expect(r.text).toBe(SCRIPTED_ANSWER);
+    expect(r.sawDone).toBe(true);
+    expect(r.sse.endsWith("data: [DONE]\n\n")).toBe(true);
+    expect(r.finishReason).toBe("stop");
+    // the body pull, authenticated with the node's key
+    expect(fake.pulls).toEqual([{ jobId: job.id, authorization: `Bearer ${KEY}`, status: 200 }]);
+    // the node forces streaming with usage and a max_tokens
+    expect(seen[0]).toMatchObject({
       model: SCRIPTED_MODEL_ID,
-      vram_required_mb: 0,
-      buyer_region: "",
-      free_tier: false,
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 32_768,
     });
-    await fake.waitFor((m) => m.type === "proxy_done" && m.job_id === "j-ok");
-    expect(fake.received.find((m) => m.job_id === "j-ok")).toEqual({ type: "accept", job_id: "j-ok" });
-    const sse = fake.received
-      .filter((m) => m.type === "proxy_chunk" && m.job_id === "j-ok")
-      .map((m) => m.data)
-      .join("");
-    expect(sse).toContain('"content":"Hello"');
-    expect(sse.trim().endsWith("data: [DONE]")).toBe(true);
-    expect(n.connected).toBe(true);
-    fake.send({ type: "drain" });
-    fake.send({ type: "job", job_id: "j-drained", model: SCRIPTED_MODEL_ID });
-    expect(await fake.waitFor((m) => m.job_id === "j-drained")).toEqual({
-      type: "reject",
-      job_id: "j-drained",
-      reason: "draining",
+    // OpenAI chunk format: role first, content, finish, then a usage chunk with no choices
+    const chunks = r.chunks as ChatChunk[];
+    expect(chunks.every((c) => c.object === "chat.completion.chunk" && c.model === SCRIPTED_MODEL_ID)).toBe(
+      true,
+    );
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: "assistant", content: "" });
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage!.completion_tokens).toBe(6);
+    expect(last.usage!.prompt_tokens).toBeGreaterThan(0);
+    expect(last.usage!.total_tokens).toBe(last.usage!.prompt_tokens + 6);
+    // frames: accept, chunks ≤ 4 KiB, proxy_done last
+    expect(r.frames[0]).toEqual({ type: "accept", job_id: job.id });
+    expect(r.frames.at(-1)).toEqual({ type: "proxy_done", job_id: job.id });
+    for (const f of proxyChunks(fake, job.id)) {
+      expect(Buffer.byteLength(String(f.data))).toBeLessThanOrEqual(4096);
+    }
+    await fake.until(() => node.stats.earnedUsd > 0); // job_complete read
+    expect(node.stats).toMatchObject({ jobs: 1, tokens: 6, rejected: 0, failed: 0 });
+    expect(status).toHaveLength(1);
+    expect(status[0]).toMatch(
+      new RegExp(`^job ${job.id.slice(0, 8)} ${SCRIPTED_MODEL_ID.replace(".", "\\.")} 6 tokens in \\d+ ms`),
+    );
+  });
+
+  it("serves legacy completions (prompt) as text_completion chunks", async () => {
+    const { fake, node } = await setup();
+    await node.start();
+    const r = await fake.offer(SCRIPTED_MODEL_ID, { prompt: "Once upon a time", max_tokens: 50 }).result;
+    expect(r.chunks.every((c) => c.object === "text_completion")).toBe(true);
+    expect(r.text.trim()).toBe(SCRIPTED_ANSWER);
+    // "Once upon a time": BOS + one token per character (the test vocabulary has no merges)
+    expect(r.usage).toEqual({ prompt_tokens: 17, completion_tokens: 6, total_tokens: 23 });
+    expect(r.sawDone).toBe(true);
+  });
+
+  it("rejects at once a model it does not serve, and jobs beyond its capacity", async () => {
+    const { fake, node, status } = await setup({ maxJobs: 1 });
+    await node.start();
+    const unknown = fake.offer("llama3.1:8b", chat("hi"));
+    const r = await unknown.result;
+    expect(r.status).toBe("rejected");
+    expect(r.frames).toEqual([{ type: "reject", job_id: unknown.id, reason: "model_not_loaded" }]);
+    expect(r.answerMs).toBeLessThan(500);
+    expect(fake.pulls).toHaveLength(0);
+    expect(status[0]).toMatch(/rejected: model_not_loaded$/);
+
+    const long = fake.offer(RANDOM_MODEL_ID, chat("go on", { max_tokens: 300 }));
+    await long.answered;
+    const busy = await fake.offer(SCRIPTED_MODEL_ID, chat("hi")).result;
+    expect(busy.reason).toBe("busy");
+    expect((await long.result).status).toBe("done");
+    expect(node.stats.rejected).toBe(2);
+  });
+
+  it("honours max_tokens, and cuts a backend that ignores it", async () => {
+    const { fake, node } = await setup();
+    await node.start();
+    const r = await fake.offer(SCRIPTED_MODEL_ID, chat("hi", { max_tokens: 2 })).result;
+    expect(r.text).toBe("Hello from");
+    expect(r.finishReason).toBe("length");
+    expect(r.usage?.completion_tokens).toBe(2);
+    const r2 = await fake.offer(SCRIPTED_MODEL_ID, chat("hi", { max_completion_tokens: 3 })).result;
+    expect(r2.text).toBe("Hello from the");
+
+    // A backend that streams 50 pieces whatever max_tokens says.
+    async function* endless(model: string): AsyncGenerator<ChatChunk> {
+      const base = { id: "x", object: "chat.completion.chunk" as const, created: 1, model };
+      for (let i = 0; i < 50; i++) {
+        yield { ...base, choices: [{ index: 0, delta: { content: `w${i} ` }, finish_reason: null }] };
+      }
+      yield { ...base, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] };
+      yield {
+        ...base,
+        choices: [],
+        usage: { prompt_tokens: 3, completion_tokens: 50, total_tokens: 53 },
+      };
+    }
+    const rogue: Backend = {
+      name: "rogue",
+      listModels: async () => ["rogue:1b"],
+      chat: (body) => endless(String(body.model)),
+      complete: () => {
+        throw new Error("no");
+      },
+      close: async () => undefined,
+    };
+    const other = await setup({ backend: rogue });
+    await other.node.start();
+    const cut = await other.fake.offer("rogue:1b", chat("hi", { max_tokens: 5 })).result;
+    expect(cut.text).toBe("w0 w1 w2 w3 w4 ");
+    expect(cut.finishReason).toBe("length");
+    expect(cut.usage).toEqual({ prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
+    expect(cut.sawDone).toBe(true);
+  });
+
+  it("serves concurrent jobs", async () => {
+    const { fake, node } = await setup();
+    await node.start();
+    const jobs = [1, 2, 3].map((i) => fake.offer(SCRIPTED_MODEL_ID, chat(`question ${i}`)));
+    const results = await Promise.all(jobs.map((j) => j.result));
+    expect(results.map((r) => r.text)).toEqual([SCRIPTED_ANSWER, SCRIPTED_ANSWER, SCRIPTED_ANSWER]);
+    expect(node.stats.jobs).toBe(3);
+  });
+
+  it("cancel stops generation; the node keeps serving", async () => {
+    const { fake, node, status } = await setup();
+    await node.start();
+    const job = fake.offer(RANDOM_MODEL_ID, chat("tell me everything", { max_tokens: 900 }));
+    await fake.until(() => proxyChunks(fake, job.id).length >= 4);
+    job.cancel();
+    const r = await job.result;
+    expect(r.error).toBeUndefined();
+    expect(r.sawDone).toBe(false);
+    expect(proxyChunks(fake, job.id).length).toBeLessThan(300);
+    expect(node.stats.cancelled).toBe(1);
+    expect(status[0]).toMatch(/stopped: cancelled by the gateway$/);
+    expect((await fake.offer(SCRIPTED_MODEL_ID, chat("again")).result).text).toBe(SCRIPTED_ANSWER);
+  });
+
+  it("shutting down ends jobs in flight with an error and closes the socket", async () => {
+    const { fake, node } = await setup();
+    await node.start();
+    const job = fake.offer(RANDOM_MODEL_ID, chat("long", { max_tokens: 900 }));
+    await fake.until(() => proxyChunks(fake, job.id).length >= 2);
+    await node.close();
+    expect((await job.result).error).toBe("node shutting down");
+    await fake.until(() => !fake.connected);
+    expect(node.connected).toBe(false);
+  });
+
+  it("a failed body pull ends the job with an error, not the node", async () => {
+    const { fake, node } = await setup();
+    await node.start();
+    const r = await fake.offer(SCRIPTED_MODEL_ID, null).result;
+    expect(r.error).toMatch(/HTTP 404.*no such job/);
+    expect(node.stats.failed).toBe(1);
+    expect((await fake.offer(SCRIPTED_MODEL_ID, chat("hi")).result).text).toBe(SCRIPTED_ANSWER);
+  });
+
+  it("drain: takes no new jobs (reason draining) and says so in heartbeats", async () => {
+    const { fake, node } = await setup({ heartbeatMs: 100 });
+    await node.start();
+    fake.drain();
+    await fake.until(() => node.isDraining);
+    const r = await fake.offer(SCRIPTED_MODEL_ID, chat("hi")).result;
+    expect(r.frames).toEqual([{ type: "reject", job_id: r.frames[0]!.job_id, reason: "draining" }]);
+    await fake.waitFor((m) => m.type === "heartbeat" && m.earning_state === "draining");
+  });
+});
+
+describe("resilience", () => {
+  it("reconnects with backoff after the gateway restarts, registering again first", async () => {
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
+    const { fake, node } = await setup({ log });
+    await node.start();
+    // a job in flight when the gateway dies is stopped
+    const doomed = fake.offer(RANDOM_MODEL_ID, chat("long", { max_tokens: 900 }));
+    await fake.until(() => proxyChunks(fake, doomed.id).length >= 2);
+    await fake.stop();
+    await fake.until(() => !node.connected);
+    await new Promise((r) => setTimeout(r, 600)); // a few refused attempts, backing off
+    expect(fake.registrations).toHaveLength(1);
+    // backing off: each wait within [step/2, step], the step doubling from 50 ms up to 400 ms
+    const waits = warnings.flatMap((w) => /reconnecting in ([\d.]+) s/.exec(w)?.[1] ?? []).map(Number);
+    expect(waits.length).toBeGreaterThanOrEqual(3);
+    waits.forEach((w, i) => {
+      const step = Math.min(0.4, 0.05 * 2 ** i);
+      expect(w).toBeGreaterThanOrEqual(Math.floor((step / 2) * 10) / 10);
+      expect(w).toBeLessThanOrEqual(step + 0.05);
     });
-    await n.close();
-    await fake.close();
+    await fake.start(); // same port
+    await fake.until(() => fake.connected, 5000);
+    expect(fake.registrations).toHaveLength(2);
+    expect(fake.connections).toBe(2);
+    expect(node.stats.reconnects).toBe(1);
+    expect(node.stats.cancelled).toBe(1);
+    expect((await fake.offer(SCRIPTED_MODEL_ID, chat("back?")).result).text).toBe(SCRIPTED_ANSWER);
+  });
+
+  it("drops garbage and malformed frames, ignores unknown types and fields, accepts Go nulls", async () => {
+    const { fake, node } = await setup({}, { ackHeartbeats: false });
+    await node.start();
+    const garbage: unknown[] = [
+      "{garbage",
+      "[1,2,3]",
+      "null",
+      '"a string"',
+      "",
+      { no: "type" },
+      { type: 42 },
+      { type: "job" },
+      { type: "job", job_id: 7, model: SCRIPTED_MODEL_ID },
+      { type: "job", job_id: "", model: SCRIPTED_MODEL_ID },
+      { type: "job", job_id: "x".repeat(500), model: SCRIPTED_MODEL_ID },
+      { type: "cancel" },
+      { type: "cancel", job_id: "not-a-job" },
+      { type: "heartbeat_ack", earned_total_sats: "lots" },
+      { type: "heartbeat_ack", withdraw_history: [{ amount_sats: "x" }] },
+      { type: "job_complete", job_id: "nope", tokens: 5, earned_usd: 0.1 },
+      { type: "some_future_message", payload: { deep: [1, 2] } },
+    ];
+    for (const g of garbage) fake.send(g);
+    // a Go gateway's nil slices arrive as null
+    fake.send({ type: "heartbeat_ack", earned_total_sats: 77, broadcasts: null, withdraw_history: null });
+    fake.send({ type: "ping", future_field: true });
+    await fake.waitFor((m) => m.type === "pong");
+    await fake.until(() => node.stats.earnedTotalSats === 77);
+    const job = fake.offer(SCRIPTED_MODEL_ID, chat("still there?"));
+    expect((await job.result).text).toBe(SCRIPTED_ANSWER);
+    expect(fake.received.filter((m) => m.type === "accept" || m.type === "reject")).toHaveLength(1);
+    expect(node.connected).toBe(true);
+    expect(fake.connections).toBe(1);
   });
 });

@@ -6,10 +6,13 @@
  */
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import bolt11 from "bolt11";
+import secp from "secp256k1";
 import type { CreatedInvoice, IncomingState, LightningBackend, OutgoingResult } from "./types.js";
 
 const NODE_KEY = createHash("sha256").update("owlrun fake lightning node").digest();
-const BITCOIN = { bech32: "bc", pubKeyHash: 0x00, scriptHash: 0x05, validWitnessVersions: [0, 1] };
+/** hex compressed public key of the fake node: the payee of every invoice it issues */
+export const FAKE_NODE_PUBKEY = Buffer.from(secp.publicKeyCreate(NODE_KEY, true)).toString("hex");
+const MAINNET = { bech32: "bc", pubKeyHash: 0x00, scriptHash: 0x05, validWitnessVersions: [0, 1] };
 
 export interface FakeLightningOptions {
   /** how long after creation an invoice counts as paid (default 1000 ms) */
@@ -26,35 +29,35 @@ const preimageFor = (paymentSecretHex: string) =>
 
 function decode(request: string) {
   const d = bolt11.decode(request);
-  const tag = (name: string) => d.tags.find((t) => t.tagName === name)?.data as string | undefined;
+  const timestamp = d.timestamp ?? 0;
   return {
     payee: d.payeeNodeKey,
-    paymentHash: tag("payment_hash"),
-    paymentSecret: tag("payment_secret"),
-    timestampMs: (d.timestamp ?? 0) * 1000,
-    expiresAt: d.timeExpireDate ?? (d.timestamp ?? 0) + 3600,
+    paymentHash: d.tagsObject.payment_hash,
+    paymentSecret: d.tagsObject.payment_secret,
+    timestampMs: timestamp * 1000,
+    expiresAt: d.timeExpireDate ?? timestamp + 3600,
   };
 }
-
-export const FAKE_NODE_PUBKEY = Buffer.from(
-  bolt11.sign(
-    bolt11.encode({
-      network: BITCOIN,
-      satoshis: 1,
-      tags: [{ tagName: "payment_hash", data: "00".repeat(32) }],
-    }),
-    NODE_KEY.toString("hex"),
-  ).payeeNodeKey!,
-  "hex",
-).toString("hex");
 
 export function createFakeLightning(opts: FakeLightningOptions = {}): LightningBackend {
   const incomingDelayMs = opts.incomingDelayMs ?? 1000;
   const outgoingDelayMs = opts.outgoingDelayMs ?? 0;
+  // Creation time in ms of invoices made by this instance (bolt11 timestamps are whole seconds).
   const createdAt = new Map<string, number>();
   const outgoing = new Map<string, OutgoingResult>();
   const timers = new Set<NodeJS.Timeout>();
   const listeners: ((hash: string) => void)[] = [];
+  let closed = false;
+
+  const notifyPaid = (paymentHash: string) => {
+    for (const l of listeners) {
+      try {
+        l(paymentHash);
+      } catch {
+        // a listener's bug must not stop the others (or crash the timer)
+      }
+    }
+  };
 
   return {
     name: "fake",
@@ -64,7 +67,7 @@ export function createFakeLightning(opts: FakeLightningOptions = {}): LightningB
       const paymentHash = sha256hex(preimageFor(paymentSecret));
       const timestamp = Math.floor(Date.now() / 1000);
       const encoded = bolt11.encode({
-        network: BITCOIN,
+        network: MAINNET,
         satoshis: amountSat,
         timestamp,
         tags: [
@@ -76,20 +79,26 @@ export function createFakeLightning(opts: FakeLightningOptions = {}): LightningB
       });
       const request = bolt11.sign(encoded, NODE_KEY.toString("hex")).paymentRequest!;
       createdAt.set(paymentHash, Date.now());
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        for (const l of listeners) l(paymentHash);
-      }, incomingDelayMs);
-      timer.unref();
-      timers.add(timer);
+      if (!closed && incomingDelayMs <= expirySeconds * 1000) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          notifyPaid(paymentHash);
+        }, incomingDelayMs);
+        timer.unref();
+        timers.add(timer);
+      }
       return { request, paymentHash, expiresAt: timestamp + expirySeconds };
     },
 
     async invoiceState({ paymentHash, request }): Promise<IncomingState> {
-      // Invoices from before a restart: fall back to the (whole-second) bolt11 timestamp.
-      const created = createdAt.get(paymentHash) ?? decode(request).timestampMs;
-      if (Date.now() >= created + incomingDelayMs) return "PAID";
-      return Date.now() / 1000 > decode(request).expiresAt ? "EXPIRED" : "UNPAID";
+      const inv = decode(request);
+      // The fake payer pays every invoice after the delay, unless it expires first (delay > expiry).
+      if (incomingDelayMs <= inv.expiresAt * 1000 - inv.timestampMs) {
+        // Invoices from before a restart: fall back to the (whole-second) bolt11 timestamp.
+        const created = createdAt.get(paymentHash) ?? inv.timestampMs;
+        return Date.now() >= created + incomingDelayMs ? "PAID" : "UNPAID";
+      }
+      return Date.now() > inv.expiresAt * 1000 ? "EXPIRED" : "UNPAID";
     },
 
     feeReserveSat(amountMsat) {
@@ -97,27 +106,40 @@ export function createFakeLightning(opts: FakeLightningOptions = {}): LightningB
     },
 
     async payInvoice(request, _amountMsat, maxFeeSat): Promise<OutgoingResult> {
-      if (outgoingDelayMs > 0) await new Promise((r) => setTimeout(r, outgoingDelayMs));
-      const inv = decode(request);
-      const hash = inv.paymentHash ?? sha256hex(Buffer.from(request));
-      if (outgoing.get(hash)?.state === "PAID") return { state: "FAILED", reason: "invoice already paid" };
-      if (opts.failOutgoing?.(request)) {
-        const failed: OutgoingResult = { state: "FAILED", reason: "fake node: payment failed on request" };
-        outgoing.set(hash, failed);
-        return failed;
+      let inv: ReturnType<typeof decode>;
+      try {
+        inv = decode(request);
+      } catch (err) {
+        return { state: "FAILED", reason: `invalid bolt11 invoice: ${(err as Error).message}` };
       }
-      const own = inv.payee === FAKE_NODE_PUBKEY && inv.paymentSecret;
-      const preimage = own
-        ? preimageFor(inv.paymentSecret!).toString("hex")
-        : sha256hex(Buffer.from(request));
-      const paid: OutgoingResult = { state: "PAID", preimage, feeSat: Math.min(1, maxFeeSat) };
-      outgoing.set(hash, paid);
-      return paid;
+      const hash = inv.paymentHash ?? sha256hex(Buffer.from(request));
+      const earlier = outgoing.get(hash)?.state;
+      if (earlier === "PAID" || earlier === "PENDING")
+        return { state: "FAILED", reason: "invoice already paid" };
+      outgoing.set(hash, { state: "PENDING" });
+      if (outgoingDelayMs > 0) await new Promise((r) => setTimeout(r, outgoingDelayMs));
+
+      let result: OutgoingResult;
+      if (opts.failOutgoing?.(request)) {
+        result = { state: "FAILED", reason: "fake node: payment failed on request" };
+      } else {
+        // Our own invoices get their true preimage; others a stand-in (nobody can check it anyway).
+        const own = inv.payee === FAKE_NODE_PUBKEY && inv.paymentSecret;
+        const preimage = own
+          ? preimageFor(inv.paymentSecret!).toString("hex")
+          : sha256hex(Buffer.from(request));
+        result = { state: "PAID", preimage, feeSat: Math.min(1, maxFeeSat) };
+      }
+      outgoing.set(hash, result);
+      return result;
     },
 
     async paymentState(paymentHash): Promise<OutgoingResult> {
-      // A fake node that forgot a payment (restart) never really sent anything: report FAILED.
-      return outgoing.get(paymentHash) ?? { state: "FAILED", reason: "unknown payment" };
+      // Payments live only in memory. A fake node that forgot one (restart) never moved any real
+      // money, so FAILED is the honest answer and frees the melt's proofs.
+      return (
+        outgoing.get(paymentHash) ?? { state: "FAILED", reason: "fake node has no record of this payment" }
+      );
     },
 
     onInvoicePaid(listener) {
@@ -125,6 +147,7 @@ export function createFakeLightning(opts: FakeLightningOptions = {}): LightningB
     },
 
     async close() {
+      closed = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
     },

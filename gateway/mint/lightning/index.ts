@@ -2,17 +2,18 @@ import { createFakeLightning, type FakeLightningOptions } from "./fake.js";
 import { createPhoenixdLightning, type PhoenixdOptions } from "./phoenixd.js";
 import type { LightningBackend } from "./types.js";
 
-export * from "./fake.js";
-export * from "./phoenixd.js";
+export { LightningBackendError } from "./errors.js";
+export { createFakeLightning, FAKE_NODE_PUBKEY, type FakeLightningOptions } from "./fake.js";
+export { createPhoenixdLightning, type PhoenixdOptions } from "./phoenixd.js";
 export type * from "./types.js";
 
+/** The backend the CLI's `--lightning` flag names. */
 export function createLightningBackend(kind: "fake", opts?: FakeLightningOptions): LightningBackend;
 export function createLightningBackend(kind: "phoenixd", opts: PhoenixdOptions): LightningBackend;
 export function createLightningBackend(
   kind: "fake" | "phoenixd",
   opts?: FakeLightningOptions | PhoenixdOptions,
 ): LightningBackend {
-  return kind === "phoenixd"
-    ? createPhoenixdLightning(opts as PhoenixdOptions)
-    : createFakeLightning(opts as FakeLightningOptions);
+  if (kind === "phoenixd") return createPhoenixdLightning(opts as PhoenixdOptions);
+  return createFakeLightning(opts as FakeLightningOptions | undefined);
 }
