@@ -27,7 +27,12 @@ import { AccountStore } from "./payments/accounts.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { GatewayWallet } from "./payments/wallet.js";
-import { type RecoveryReport, recoverAfterRestart, takeRecoverySnapshot } from "./payments/recovery.js";
+import {
+  type RecoveryReport,
+  recoverAfterRestart,
+  refundHold,
+  takeRecoverySnapshot,
+} from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
 import { type AckInfo, createRouting, type Dispatcher } from "./routing/index.js";
 
@@ -50,6 +55,10 @@ export interface GatewayOptions {
   payoutIntervalMs?: number;
   /** tests and local networks: Lightning addresses on http://127.0.0.1 */
   allowLoopbackLnurl?: boolean;
+  /** a hold not being served by this process and older than this is refunded (default 10 min) */
+  staleHoldMs?: number;
+  /** how often the sweeper runs (default 60 s; 0 disables the loop) */
+  sweepIntervalMs?: number;
   log?: Logger;
 }
 
@@ -64,6 +73,8 @@ export interface Gateway {
   /** ends provider websockets (they keep server.close() waiting) */
   closeSockets(): void;
   payouts: ProviderPayouts;
+  /** refunds holds nobody is serving any more; returns how many */
+  sweepStaleHolds(): Promise<number>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
   recover(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -130,6 +141,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
+  // Holds being served right now; anything else active and old was orphaned by an error.
+  const live = new Set<string>();
+  const staleMs = opts.staleHoldMs ?? 600_000;
+  const sweepStaleHolds = async () => {
+    let n = 0;
+    for (const hold of await ledger.activeHolds()) {
+      if (live.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
+      if (await refundHold(hold, ledger, wallet, log, "stale hold refunded by the sweeper")) n++;
+    }
+    if (n) log.warn("refunded stale holds", { count: n });
+    return n;
+  };
+  const sweepEvery = opts.sweepIntervalMs ?? 60_000;
+  const sweeper =
+    sweepEvery > 0 ? setInterval(() => void sweepStaleHolds().catch(() => undefined), sweepEvery) : undefined;
+  sweeper?.unref();
   const accounts = new AccountPayments(accountStore, ledger, wallet, log);
 
   const app = express();
@@ -145,6 +172,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     providerSharePct: share,
     log,
     jobs,
+    live,
     onSettled: (jobId: string, tokens: number, providerMsat: number) => {
       routing.jobComplete(jobId, { tokens, earnedUsd: (providerMsat / 1e11) * oracle.pricingRate() });
     },
@@ -179,6 +207,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       detach.push(routing.attachWebSocket(server));
     },
     closeSockets,
+    sweepStaleHolds,
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();
@@ -188,6 +217,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     async close() {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
+      if (sweeper) clearInterval(sweeper);
       await routing.close();
       payouts.close();
       oracle.stop();

@@ -31,6 +31,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ChatDeps {
   jobs: JobLog;
+  /** holds this process is serving right now: the stale-hold sweeper never touches them */
+  live: Set<string>;
   /** after a job is billed: tell the node what it earned (job_complete) */
   onSettled?: (jobId: string, tokens: number, providerMsat: number) => void;
   dispatcher: Dispatcher;
@@ -163,45 +165,51 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
       }
       payment = await deps.payments.open(info, `${kind} ${model}`, requestId?.toLowerCase());
     }
-    const abort = new AbortController();
-    res.on("close", () => {
-      if (!res.writableFinished) abort.abort();
-    });
-
-    let job;
+    deps.live.add(payment.holdId);
     try {
-      job = await deps.dispatcher.dispatch({
-        jobId: payment.holdId,
-        model,
-        kind,
-        body: { ...body, model, max_tokens: maxTokens },
-        maxTokens,
-        preferences: body.provider
-          ? {
-              order: body.provider.order,
-              only: body.provider.only,
-              ignore: body.provider.ignore,
-              allowFallbacks: body.provider.allow_fallbacks,
-              sort: body.provider.sort,
-            }
-          : undefined,
-        signal: abort.signal,
+      const abort = new AbortController();
+      res.on("close", () => {
+        if (!res.writableFinished) abort.abort();
       });
-    } catch (err) {
-      const refund = await payment.refund(`not served: ${(err as Error).message}`);
-      if (refund.changeToken) res.setHeader("X-Cashu-Change", refund.changeToken);
-      if (err instanceof NoProviderError) {
-        throw new ApiError(503, "no_providers", `no provider could take the job: ${err.message}`, {
-          "Retry-After": "5",
-        });
-      }
-      throw err;
-    }
 
-    res.setHeader("X-Owlrun-Request-Id", payment.holdId);
-    res.setHeader("X-Owlrun-Node", job.nodeId);
-    if (body.stream) return streamResponse(res, job, payment, deps, { model, kind, owlrunFormat, startedAt });
-    return jsonResponse(res, job, payment, deps, { model, kind, startedAt });
+      let job;
+      try {
+        job = await deps.dispatcher.dispatch({
+          jobId: payment.holdId,
+          model,
+          kind,
+          body: { ...body, model, max_tokens: maxTokens },
+          maxTokens,
+          preferences: body.provider
+            ? {
+                order: body.provider.order,
+                only: body.provider.only,
+                ignore: body.provider.ignore,
+                allowFallbacks: body.provider.allow_fallbacks,
+                sort: body.provider.sort,
+              }
+            : undefined,
+          signal: abort.signal,
+        });
+      } catch (err) {
+        const refund = await payment.refund(`not served: ${(err as Error).message}`);
+        if (refund.changeToken) res.setHeader("X-Cashu-Change", refund.changeToken);
+        if (err instanceof NoProviderError) {
+          throw new ApiError(503, "no_providers", `no provider could take the job: ${err.message}`, {
+            "Retry-After": "5",
+          });
+        }
+        throw err;
+      }
+
+      res.setHeader("X-Owlrun-Request-Id", payment.holdId);
+      res.setHeader("X-Owlrun-Node", job.nodeId);
+      if (body.stream)
+        return streamResponse(res, job, payment, deps, { model, kind, owlrunFormat, startedAt });
+      return jsonResponse(res, job, payment, deps, { model, kind, startedAt });
+    } finally {
+      deps.live.delete(payment.holdId);
+    }
   };
 }
 

@@ -40,6 +40,31 @@ export async function takeRecoverySnapshot(ledger: Ledger): Promise<RecoverySnap
   return { activeHolds, owedChange };
 }
 
+/**
+ * Refunds one hold that nobody will settle: X-Cashu holds become change claimable under their
+ * request id, account holds go back to the account. Returns false when the hold already ended.
+ */
+export async function refundHold(
+  hold: HoldRow,
+  ledger: Ledger,
+  wallet: GatewayWallet,
+  log: Logger,
+  memo: string,
+): Promise<boolean> {
+  const cashu = parseCashuOwner(hold.account);
+  const held = await ledger.balance(Accounts.hold(hold.id));
+  if (!(await ledger.releaseHold(hold.id, cashu ? Accounts.change(hold.id) : hold.account, memo)))
+    return false;
+  if (cashu && held > 0) {
+    try {
+      await payOutChange(ledger, wallet, hold.id, cashu.mint, Math.floor(held / 1000), cashu.format);
+    } catch (err) {
+      log.warn("change still owed; will retry on next start", { holdId: hold.id, err: String(err) });
+    }
+  }
+  return true;
+}
+
 export async function recoverAfterRestart(
   snapshot: RecoverySnapshot,
   ledger: Ledger,
@@ -48,23 +73,11 @@ export async function recoverAfterRestart(
 ): Promise<RecoveryReport> {
   const { restoredSat, freedSat } = await wallet.recover();
   let refundedHolds = 0;
-  const owed = [...snapshot.owedChange];
   for (const hold of snapshot.activeHolds) {
-    const cashu = parseCashuOwner(hold.account);
-    const held = await ledger.balance(Accounts.hold(hold.id));
-    if (
-      await ledger.releaseHold(
-        hold.id,
-        cashu ? Accounts.change(hold.id) : hold.account,
-        "refunded after restart",
-      )
-    ) {
-      refundedHolds++;
-      if (cashu && held > 0) owed.push({ holdId: hold.id, msat: held, owner: hold.account });
-    }
+    if (await refundHold(hold, ledger, wallet, log, "refunded after restart")) refundedHolds++;
   }
   let changeTokensMade = 0;
-  for (const c of owed) {
+  for (const c of snapshot.owedChange) {
     const owner = parseCashuOwner(c.owner)!;
     try {
       await payOutChange(ledger, wallet, c.holdId, owner.mint, Math.floor(c.msat / 1000), owner.format);
