@@ -16,6 +16,8 @@ import {
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
 import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
+import { runMcpCommand, startMcpHttp } from "./mcp/index.js";
+import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
   announceListening,
@@ -243,6 +245,17 @@ async function runDevnet(argv: string[]): Promise<void> {
     log: createLogger("provider"),
   });
   const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
+  // The MCP server an agent connects to, with a wallet of its own funded from the demo wallet.
+  const mcp = await startMcpHttp({
+    gatewayUrl: gateway.url,
+    mintUrl,
+    dataDir: join(base, "mcp"),
+    port: 0,
+    log: createLogger("mcp"),
+  });
+  await mcp.runtime.recovered;
+  if (mcp.runtime.wallet.balance().total_sats < 100)
+    await mcp.runtime.wallet.receive(await demo.wallet.pay(mintUrl, 200));
   const token = await demo.wallet.pay(mintUrl, 50);
   const model = (await provider.backend.listModels()).includes(SCRIPTED_MODEL_ID)
     ? SCRIPTED_MODEL_ID
@@ -266,6 +279,7 @@ async function runDevnet(argv: string[]): Promise<void> {
   status.unref();
   onShutdown(async () => {
     clearInterval(status);
+    await mcp.close();
     await provider.close();
     await gateway.close();
   }, log);
@@ -285,16 +299,15 @@ async function runDevnet(argv: string[]): Promise<void> {
       "From the openai SDK (Node):",
       `  new OpenAI({ baseURL: "${gateway.url}/v1", apiKey: "<rc_ key or cashu token>" })`,
       "",
+      `MCP server (Streamable HTTP): ${mcp.mcpUrl}  — its wallet holds ${mcp.runtime.wallet.balance().total_sats} sats`,
+      `  claude mcp add --transport http owlrun-devnet ${mcp.mcpUrl}`,
+      `  or stdio: claude mcp add owlrun -e OWLRUN_GATEWAY_URL=${gateway.url} -- npx owlrun-mcp`,
+      `  JSON: {"mcpServers":{"owlrun":{"type":"http","url":"${mcp.mcpUrl}"}}}`,
+      "",
     ].join("\n"),
   );
   announceListening(gateway.url);
 }
-
-const NOT_YET: Record<string, string> = {
-  stdio: "the MCP server (stdio)",
-  http: "the MCP server over Streamable HTTP",
-  wallet: "the local wallet",
-};
 
 export async function main(argv: string[]): Promise<number> {
   const [command = "stdio", ...rest] = argv;
@@ -310,10 +323,9 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "devnet") return runDevnet(rest).then(() => 0);
   if (command === "gateway") return runGateway(rest).then(() => 0);
   if (command === "provider") return runProviderCommand(rest).then(() => 0);
-  if (command in NOT_YET) {
-    process.stderr.write(`owlrun-mcp ${command}: ${NOT_YET[command]} is not available yet in ${VERSION}.\n`);
-    return 2;
-  }
+  if (command === "stdio" || command === "http") return runMcpCommand(command, rest).then(() => 0);
+  if (command === "wallet") return runWalletCommand(rest).then(() => 0);
+  if (command.startsWith("--")) return runMcpCommand("stdio", argv).then(() => 0);
   process.stderr.write(`owlrun-mcp: unknown command "${command}"\n\n${USAGE}`);
   return 2;
 }

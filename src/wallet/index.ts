@@ -123,7 +123,7 @@ export class LocalWallet {
   }
 
   private recordSpend(kind: string, amountSat: number): void {
-    if (amountSat <= 0) return;
+    if (amountSat === 0) return;
     this.store.sql
       .prepare("INSERT INTO spends (id, kind, amount, day, created_at) VALUES (?, ?, ?, ?, ?)")
       .run(randomUUID(), kind, amountSat, today(), Date.now());
@@ -233,6 +233,7 @@ export class LocalWallet {
     if (!row) return 0;
     try {
       const { amountSat } = await this.receive(row.token);
+      this.recordSpend("reclaimed", -amountSat);
       this.store.sql.prepare("UPDATE requests SET state = 'reclaimed' WHERE id = ?").run(id);
       return amountSat;
     } catch (err) {
@@ -245,16 +246,17 @@ export class LocalWallet {
   async finishRequest(id: string, changeToken?: string): Promise<number> {
     let received = 0;
     if (changeToken) received = (await this.receive(changeToken)).amountSat;
+    // Only what the request cost counts against the daily limit: the change comes off it.
+    this.recordSpend("change", -received);
     this.store.sql.prepare("UPDATE requests SET state = 'done' WHERE id = ?").run(id);
     return received;
   }
 
-  openRequests(): { id: string; gateway: string; amount: number }[] {
-    return this.store.sql.prepare("SELECT id, gateway, amount FROM requests WHERE state = 'sent'").all() as {
-      id: string;
-      gateway: string;
-      amount: number;
-    }[];
+  /** Requests whose outcome is not settled yet, with when they were sent (ms). */
+  openRequests(): { id: string; gateway: string; amount: number; created_at: number }[] {
+    return this.store.sql
+      .prepare("SELECT id, gateway, amount, created_at FROM requests WHERE state = 'sent'")
+      .all() as { id: string; gateway: string; amount: number; created_at: number }[];
   }
 
   /** `owlrun-mcp wallet restore`: everything the seed ever received at this mint, unspent, back in the wallet. */

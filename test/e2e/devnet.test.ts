@@ -7,7 +7,8 @@ import { execFile } from "node:child_process";
 import { createServer } from "node:net";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { SCRIPTED_ANSWER } from "../../provider/index.js";
+import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
+import { connect } from "../mcp/harness.js";
 import { startCli, tempDir } from "../support/cli-process.js";
 
 const run = promisify(execFile);
@@ -31,7 +32,7 @@ describe("npm run devnet", () => {
       expect(out).toMatch(/gateway {3}http:\/\/127\.0\.0\.1:\d+/);
       expect(out).toMatch(/mint {6}http:\/\/127\.0\.0\.1:\d+\/mint/);
       expect(out).toMatch(/provider {2}owlrun-[0-9a-f-]+ on embedded: owlrun-test-scripted:tiny/);
-      expect(out).toMatch(/demo wallet balance: 950 sats/);
+      expect(out).toMatch(/demo wallet balance: 750 sats/);
       const curl = /^ {2}(curl .+)$/m.exec(out)![1]!;
       const { stdout } = await run("bash", ["-c", curl]);
       const events = stdout
@@ -44,19 +45,38 @@ describe("npm run devnet", () => {
       const change = chunks.find((c) => c.type === "cashu_change");
       expect(change.change_sats).toBe(48);
       expect(change.token).toMatch(/^cashuB/);
+
+      // An agent on the devnet's MCP server pays for a chat from the MCP wallet.
+      const mcpUrl = /MCP server \(Streamable HTTP\): (\S+)/.exec(out)![1]!;
+      expect(out).toMatch(/its wallet holds 200 sats/);
+      const agent = await connect(mcpUrl);
+      try {
+        const tools = (await agent.client.listTools()).tools.map((t) => t.name);
+        expect(tools).toEqual(expect.arrayContaining(["chat", "models", "balance", "topup", "withdraw"]));
+        const answer = (await agent.client.callTool({
+          name: "chat",
+          arguments: { prompt: "hi", model: SCRIPTED_MODEL_ID },
+        })) as any;
+        expect(answer.isError).toBeFalsy();
+        expect(JSON.stringify(answer.structuredContent)).toContain(SCRIPTED_ANSWER);
+        const balance = (await agent.client.callTool({ name: "balance", arguments: {} })) as any;
+        expect(balance.structuredContent.total_sats).toBe(200 - answer.structuredContent.cost_sats);
+      } finally {
+        await agent.close();
+      }
     } finally {
       expect(await devnet.stop()).toBe(0);
     }
     // Second run: same data dir, the demo wallet keeps its ecash (no new top-up needed).
     const again = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
     try {
-      expect(again.stdout()).toMatch(/demo wallet balance: 900 sats/);
+      expect(again.stdout()).toMatch(/demo wallet balance: 700 sats/);
     } finally {
       await again.stop();
     }
     const reset = await startCli(["devnet", "--port", port, "--data-dir", dir, "--reset"], {}, 60_000);
     try {
-      expect(reset.stdout()).toMatch(/demo wallet balance: 950 sats/);
+      expect(reset.stdout()).toMatch(/demo wallet balance: 750 sats/);
     } finally {
       await reset.stop();
     }

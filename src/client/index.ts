@@ -1,0 +1,283 @@
+/**
+ * Typed HTTP client for the gateway API (ARCHITECTURE.md §3), used by the MCP tools and the tests.
+ * Every answer is validated with zod; a gateway that cannot be reached becomes one clear
+ * `GatewayUnavailableError`, and money that comes back in headers (`X-Cashu-Change`) is surfaced
+ * on success and on error alike, so a caller never drops change.
+ */
+import * as z from "zod";
+import { AppError } from "../shared/errors.js";
+
+export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8402";
+
+/** The gateway could not be reached (or the connection broke before an answer arrived). */
+export class GatewayUnavailableError extends AppError {
+  constructor(
+    readonly gatewayUrl: string,
+    readonly detail: string,
+  ) {
+    super(
+      `no gateway at ${gatewayUrl}: run \`npx owlrun-mcp devnet\` or set OWLRUN_GATEWAY_URL (${detail})`,
+      "gateway_unavailable",
+      503,
+    );
+  }
+}
+
+/** The gateway answered with its error shape `{"error":{"message","type","code"}}` (or something unexpected). */
+export class GatewayApiError extends AppError {
+  constructor(
+    message: string,
+    type: string,
+    status: number,
+    /** a refund or change token the gateway sent with the error (X-Cashu-Change) */
+    readonly changeToken?: string,
+    readonly retryAfterSec?: number,
+  ) {
+    super(message, type, status);
+  }
+}
+
+// ---- wire shapes (tolerant: unknown fields are ignored) -------------------------------------------
+
+export const GatewayInfoSchema = z.object({
+  name: z.string().optional(),
+  version: z.string().optional(),
+  mints: z.array(z.string()),
+  unit: z.string().optional(),
+  min_charge_sats: z.number().optional(),
+});
+export type GatewayInfo = z.infer<typeof GatewayInfoSchema>;
+
+export const GatewayModelSchema = z.object({
+  id: z.string(),
+  providers: z.number().optional(),
+  pricing: z.object({ per_m_input_usd: z.number(), per_m_output_usd: z.number() }).optional(),
+  routecat_pricing: z
+    .object({
+      input_per_1m_tokens_usd: z.number().optional(),
+      output_per_1m_tokens_usd: z.number().optional(),
+      input_per_1m_tokens_sats: z.number(),
+      output_per_1m_tokens_sats: z.number(),
+    })
+    .optional(),
+});
+export type GatewayModel = z.infer<typeof GatewayModelSchema>;
+
+const ModelListSchema = z.object({ data: z.array(GatewayModelSchema) });
+
+export const ChatCompletionSchema = z.object({
+  id: z.string().optional(),
+  model: z.string().optional(),
+  choices: z
+    .array(
+      z.object({
+        message: z.object({ role: z.string().optional(), content: z.string().nullable().optional() }),
+        finish_reason: z.string().nullable().optional(),
+      }),
+    )
+    .min(1),
+  usage: z
+    .object({
+      prompt_tokens: z.number(),
+      completion_tokens: z.number(),
+      total_tokens: z.number().optional(),
+      cost: z.object({ sats: z.number(), change_sats: z.number() }).optional(),
+    })
+    .optional(),
+});
+export type ChatCompletion = z.infer<typeof ChatCompletionSchema>;
+
+const ErrorBodySchema = z.object({
+  error: z.object({ message: z.string(), type: z.string().optional(), code: z.unknown().optional() }),
+});
+
+const ChangeSchema = z.object({ token: z.string(), change_sats: z.number() });
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+export interface ChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  max_tokens?: number;
+  temperature?: number;
+}
+
+export interface ChatAnswer {
+  completion: ChatCompletion;
+  /** change for the unused part of the token (absent when nothing came back) */
+  changeToken?: string;
+  /** what the gateway says it charged (usage.cost.sats, else the X-Cost-Sats header) */
+  costSats?: number;
+  /** change the gateway says it owes (usage.cost.change_sats) */
+  changeSats?: number;
+}
+
+export interface GatewayClientOptions {
+  baseUrl?: string;
+  /** sent as `Authorization: Bearer …` (an rc_ account key); X-Cashu requests do not need it */
+  apiKey?: string;
+  /** per-request timeout for the short calls (info, models, change) */
+  timeoutMs?: number;
+  fetchImpl?: typeof fetch;
+}
+
+export class GatewayClient {
+  readonly baseUrl: string;
+  private readonly apiKey?: string;
+  private readonly timeoutMs: number;
+  private readonly doFetch: typeof fetch;
+
+  constructor(opts: GatewayClientOptions = {}) {
+    this.baseUrl = (opts.baseUrl ?? DEFAULT_GATEWAY_URL).replace(/\/+$/, "");
+    this.apiKey = opts.apiKey;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.doFetch = opts.fetchImpl ?? fetch;
+  }
+
+  private async request(
+    path: string,
+    init: RequestInit & { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Response> {
+    const headers = new Headers(init.headers);
+    headers.set("accept", "application/json");
+    if (this.apiKey && !headers.has("authorization")) headers.set("authorization", `Bearer ${this.apiKey}`);
+    const signals = [AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs)];
+    if (init.signal) signals.push(init.signal);
+    try {
+      return await this.doFetch(`${this.baseUrl}${path}`, {
+        ...init,
+        headers,
+        signal: AbortSignal.any(signals),
+      });
+    } catch (err) {
+      if (init.signal?.aborted) throw err;
+      throw new GatewayUnavailableError(this.baseUrl, describeFetchError(err));
+    }
+  }
+
+  private async json<S extends z.ZodType>(res: Response, schema: S, what: string): Promise<z.infer<S>> {
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch (err) {
+      if (isNetworkError(err)) throw new GatewayUnavailableError(this.baseUrl, describeFetchError(err));
+      throw new GatewayApiError(`${what}: the gateway did not answer JSON`, "invalid_response", 502);
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new GatewayApiError(
+        `${what}: unexpected answer from the gateway (${issue?.path.join(".") ?? ""} ${issue?.message ?? ""})`.trim(),
+        "invalid_response",
+        502,
+      );
+    }
+    return parsed.data;
+  }
+
+  private async apiError(res: Response, what: string): Promise<GatewayApiError> {
+    const changeToken = res.headers.get("x-cashu-change") ?? undefined;
+    const retry = Number(res.headers.get("retry-after"));
+    const text = await res.text().catch(() => "");
+    let message = `${what}: HTTP ${res.status}`;
+    let type = "gateway_error";
+    try {
+      const parsed = ErrorBodySchema.safeParse(JSON.parse(text));
+      if (parsed.success) {
+        message = parsed.data.error.message;
+        type = parsed.data.error.type ?? type;
+      }
+    } catch {
+      if (text) message = `${message}: ${text.slice(0, 200)}`;
+    }
+    return new GatewayApiError(
+      message,
+      type,
+      res.status,
+      changeToken,
+      Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    );
+  }
+
+  /** GET /v1/info: the trusted mints (the first is where to mint) and the money rules. */
+  async info(): Promise<GatewayInfo> {
+    const res = await this.request("/v1/info");
+    if (!res.ok) throw await this.apiError(res, "GET /v1/info");
+    return this.json(res, GatewayInfoSchema, "GET /v1/info");
+  }
+
+  /** GET /v1/models: models online with their prices. */
+  async models(): Promise<GatewayModel[]> {
+    const res = await this.request("/v1/models");
+    if (!res.ok) throw await this.apiError(res, "GET /v1/models");
+    return (await this.json(res, ModelListSchema, "GET /v1/models")).data;
+  }
+
+  /**
+   * POST /v1/chat/completions (non-streaming) paid with `X-Cashu: token`. `requestId` (a UUID the
+   * caller journaled first) lets the change be fetched later with `change()` if the answer is lost.
+   * Throws GatewayApiError (with `changeToken` when the gateway refunded) or GatewayUnavailableError.
+   */
+  async chat(
+    body: ChatRequest,
+    payment: { token: string; requestId?: string },
+    opts: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<ChatAnswer> {
+    const headers: Record<string, string> = { "content-type": "application/json", "x-cashu": payment.token };
+    if (payment.requestId) headers["x-owlrun-request-id"] = payment.requestId;
+    const res = await this.request("/v1/chat/completions", {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ ...body, stream: false }),
+      signal: opts.signal,
+      timeoutMs: opts.timeoutMs ?? 300_000,
+    });
+    if (!res.ok) throw await this.apiError(res, "POST /v1/chat/completions");
+    const changeToken = res.headers.get("x-cashu-change") ?? undefined;
+    let completion: ChatCompletion;
+    try {
+      completion = await this.json(res, ChatCompletionSchema, "POST /v1/chat/completions");
+    } catch (err) {
+      // The change arrived in the headers: keep it with the error.
+      if (err instanceof GatewayApiError)
+        throw new GatewayApiError(err.message, err.type, err.status, changeToken);
+      if (err instanceof GatewayUnavailableError && changeToken)
+        throw new GatewayApiError(err.message, err.type, err.status, changeToken);
+      throw err;
+    }
+    const headerCost = Number(res.headers.get("x-cost-sats"));
+    return {
+      completion,
+      changeToken,
+      costSats: completion.usage?.cost?.sats ?? (Number.isFinite(headerCost) ? headerCost : undefined),
+      changeSats: completion.usage?.cost?.change_sats,
+    };
+  }
+
+  /** GET /v1/cashu/change/:id: change of a request whose answer was lost; null when none is stored. */
+  async change(requestId: string): Promise<{ token: string; changeSats: number } | null> {
+    const res = await this.request(`/v1/cashu/change/${encodeURIComponent(requestId)}`);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) throw await this.apiError(res, "GET /v1/cashu/change");
+    const body = await this.json(res, ChangeSchema, "GET /v1/cashu/change");
+    return { token: body.token, changeSats: body.change_sats };
+  }
+}
+
+function isNetworkError(err: unknown): boolean {
+  const e = err as { name?: string };
+  return e?.name === "TypeError" || e?.name === "AbortError" || e?.name === "TimeoutError";
+}
+
+function describeFetchError(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === "TimeoutError") return "timed out";
+  if (e?.cause?.code) return e.cause.code;
+  return e?.cause?.message ?? e?.message ?? String(err);
+}

@@ -1,0 +1,96 @@
+/**
+ * Flags and environment of `owlrun-mcp [stdio]` and `owlrun-mcp http` (every flag also reads
+ * OWLRUN_<FLAG>): gateway URL, mint URL, data dir, spend limits, gateway API key, and for HTTP
+ * the bind address, port, bearer token and allowed Host names.
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_GATEWAY_URL } from "../client/index.js";
+import { ConfigError, flagOrEnv, parseNonNegativeInt, parsePort, resolveDataDir } from "../shared/index.js";
+import type { McpHttpOptions } from "./http.js";
+import type { McpRuntimeOptions } from "./runtime.js";
+
+export const MCP_USAGE = `owlrun-mcp [stdio] | owlrun-mcp http: MCP server with a local Cashu wallet
+
+Options (each also read from OWLRUN_<NAME>, e.g. OWLRUN_GATEWAY_URL):
+  --gateway URL          gateway to buy inference from (env OWLRUN_GATEWAY_URL; default ${DEFAULT_GATEWAY_URL})
+  --mint-url URL         mint for top-ups (default: the first mint the gateway trusts)
+  --data-dir DIR         wallet data (default $OWLRUN_DATA_DIR or ~/.owlrun)
+  --max-per-call N       sats a tool may spend without the user's confirmation (default 1000)
+  --max-per-day N        sats all tools may spend per day, never exceeded (default 10000)
+  --gateway-api-key KEY  sent to the gateway as a Bearer key
+HTTP only:
+  --port N               default 8403 (0 picks a free port)
+  --host H               bind address (default 127.0.0.1)
+  --mcp-token T          require Authorization: Bearer T on /mcp (use it when binding beyond loopback)
+  --allowed-host NAME    extra Host names accepted (repeatable; env comma-separated)
+  --public-url URL       the URL clients use, for /llms.txt and the server card
+`;
+
+const FLAGS = {
+  gateway: { type: "string" },
+  "gateway-url": { type: "string" },
+  "mint-url": { type: "string" },
+  "data-dir": { type: "string" },
+  "max-per-call": { type: "string" },
+  "max-per-day": { type: "string" },
+  "gateway-api-key": { type: "string" },
+  "allow-loopback-lnurl": { type: "boolean" },
+  port: { type: "string" },
+  host: { type: "string" },
+  "mcp-token": { type: "string" },
+  "allowed-host": { type: "string", multiple: true },
+  "public-url": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function checkUrl(name: string, value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  try {
+    const u = new URL(value);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
+  } catch {
+    throw new ConfigError(`invalid ${name} "${value}": expected an http(s) URL`);
+  }
+  return value.replace(/\/+$/, "");
+}
+
+export interface ParsedMcpArgs {
+  help: boolean;
+  runtime: McpRuntimeOptions;
+  http: Omit<McpHttpOptions, keyof McpRuntimeOptions>;
+}
+
+export function parseMcpArgs(argv: string[]): ParsedMcpArgs {
+  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
+  if (positionals.length > 0)
+    throw new ConfigError(`unexpected argument "${positionals[0]}"\n\n${MCP_USAGE}`);
+  const env = process.env;
+  const boolEnv = (v: string | undefined) => v === "1" || v === "true";
+  const gatewayUrl =
+    checkUrl(
+      "--gateway",
+      values.gateway ?? values["gateway-url"] ?? env.OWLRUN_GATEWAY_URL ?? env.OWLRUN_GATEWAY,
+    ) ?? DEFAULT_GATEWAY_URL;
+  const runtime: McpRuntimeOptions = {
+    gatewayUrl,
+    mintUrl: checkUrl("--mint-url", flagOrEnv(values, "mint-url")),
+    dataDir: values.help ? "" : resolveDataDir(flagOrEnv(values, "data-dir")),
+    maxPerCallSat: parseNonNegativeInt("--max-per-call", flagOrEnv(values, "max-per-call"), 1000),
+    maxPerDaySat: parseNonNegativeInt("--max-per-day", flagOrEnv(values, "max-per-day"), 10_000),
+    gatewayApiKey: flagOrEnv(values, "gateway-api-key") || undefined,
+    allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? boolEnv(env.OWLRUN_ALLOW_LOOPBACK_LNURL),
+  };
+  const allowed =
+    values["allowed-host"] ?? (env.OWLRUN_ALLOWED_HOST ?? env.OWLRUN_ALLOWED_HOSTS ?? "").split(",");
+  return {
+    help: values.help ?? false,
+    runtime,
+    http: {
+      host: flagOrEnv(values, "host") || undefined,
+      port: parsePort(flagOrEnv(values, "port"), 8403),
+      token: flagOrEnv(values, "mcp-token") || undefined,
+      allowedHosts: allowed.map((h) => h.trim()).filter(Boolean),
+      publicUrl: checkUrl("--public-url", flagOrEnv(values, "public-url")),
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The MCP server: one McpServer (SDK v2) per connection or request, built from the shared
+ * dependencies. The same factory serves the 2026-07-28 protocol and 2025-era clients.
+ */
+import { McpServer } from "@modelcontextprotocol/server";
+import { registerTools, type ToolDeps } from "../../tools/index.js";
+import { VERSION } from "../shared/index.js";
+
+export const SERVER_NAME = "owlrun-mcp";
+export const SERVER_TITLE = "Owlrun";
+export const SERVER_DESCRIPTION =
+  "Buy LLM inference with Bitcoin ecash: a local Cashu wallet pays an Owlrun gateway per request.";
+
+export function instructions(deps: Pick<ToolDeps, "wallet">): string {
+  const { perCallSat, perDaySat } = deps.wallet.limits;
+  return [
+    "owlrun-mcp gives you LLM inference paid with Bitcoin ecash from a local Cashu wallet.",
+    "- `models` lists the models online and their prices in sats (free); `balance` shows the wallet (free).",
+    "- `chat` sends one prompt and pays for it with a few sats; unused sats come back as change, and the result says what it cost.",
+    "- When the wallet is empty: `topup` gives a Lightning invoice (text and QR image) for the user to pay, then `topup_status` with wait: true claims the ecash. `receive` takes a cashu token someone gave you.",
+    "- `send` (a cashu token) and `withdraw` (a Lightning invoice or address) move money out of the wallet: use them only when the user asked for it.",
+    `Spending limits: up to ${perCallSat} sats per call without confirmation (above that the user is asked to confirm, or the call is refused), at most ${perDaySat} sats a day.`,
+  ].join("\n");
+}
+
+export function buildServer(deps: ToolDeps): McpServer {
+  const server = new McpServer(
+    { name: SERVER_NAME, title: SERVER_TITLE, version: VERSION, description: SERVER_DESCRIPTION },
+    {
+      instructions: instructions(deps),
+      capabilities: { tools: {} },
+      // Spend confirmations carry signed, expiring state between rounds (tools/confirm.ts).
+      requestState: { verify: deps.confirmations.codec.verify },
+    },
+  );
+  registerTools(server, deps);
+  return server;
+}

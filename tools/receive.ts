@@ -1,0 +1,44 @@
+/** `receive`: swaps a cashu token into the wallet (afterwards the sender can no longer spend it). */
+import type { McpServer } from "@modelcontextprotocol/server";
+import * as z from "zod";
+import { guarded, ok, sats, type ToolDeps } from "./support.js";
+
+export const ReceiveInput = z.object({
+  token: z.string().min(10).max(65_536).describe("a cashu token (cashuA… or cashuB…)"),
+});
+
+export const ReceiveOutput = z.object({
+  received_sats: z.number().int().nonnegative(),
+  mint: z.string(),
+  balance_sats: z.number().int().nonnegative(),
+});
+
+export function registerReceiveTool(server: McpServer, deps: ToolDeps): void {
+  server.registerTool(
+    "receive",
+    {
+      title: "Receive ecash",
+      description:
+        "Claims a cashu token (cashuA… or cashuB…) into the local wallet by swapping it at its mint.",
+      inputSchema: ReceiveInput,
+      outputSchema: ReceiveOutput,
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: true,
+      },
+    },
+    async ({ token }) =>
+      guarded(deps, "receive", async () => {
+        await deps.ready();
+        const r = await deps.wallet.receive(token);
+        const out = {
+          received_sats: r.amountSat,
+          mint: r.mint,
+          balance_sats: deps.wallet.balance().total_sats,
+        };
+        return ok(out, `received ${sats(r.amountSat)} from ${r.mint}; balance ${sats(out.balance_sats)}`);
+      }),
+  );
+}
