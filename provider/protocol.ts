@@ -3,6 +3,7 @@
  * messages are zod-validated here; unknown types and unknown fields are ignored, and fields a Go
  * gateway may send as `null` are accepted as unset. `cancel` is our additive extension.
  */
+import { type ParsedFrame as ParsedFrameOf, parseTypedFrame } from "../src/shared/frames.js";
 import * as z from "zod";
 
 const JobId = z.string().min(1).max(128);
@@ -63,29 +64,11 @@ export type HeartbeatAck = Extract<GatewayMessage, { type: "heartbeat_ack" }>;
 
 const KNOWN = new Set(["ping", "drain", "cancel", "job", "heartbeat_ack", "job_complete"]);
 
-export type ParsedFrame =
-  | { kind: "message"; msg: GatewayMessage }
-  | { kind: "ignore"; type: string }
-  | { kind: "invalid"; why: string };
+export type ParsedFrame = ParsedFrameOf<GatewayMessage>;
 
 /** A known message, `ignore` for a type this node does not know (a newer gateway), or `invalid`. */
 export function parseGatewayFrame(raw: string): ParsedFrame {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    return { kind: "invalid", why: "frame is not JSON" };
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    return { kind: "invalid", why: "frame is not a JSON object" };
-  }
-  const type = (json as { type?: unknown }).type;
-  if (typeof type !== "string") return { kind: "invalid", why: "frame has no message type" };
-  if (!KNOWN.has(type)) return { kind: "ignore", type: type.slice(0, 64) };
-  const r = GatewayMessage.safeParse(json);
-  if (r.success) return { kind: "message", msg: r.data };
-  const issue = r.error.issues[0];
-  return { kind: "invalid", why: `bad ${type}: ${issue?.path.join(".")} ${issue?.message}`.slice(0, 300) };
+  return parseTypedFrame(raw, KNOWN, GatewayMessage);
 }
 
 /** Node → gateway messages. */

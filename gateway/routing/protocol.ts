@@ -6,6 +6,7 @@
  * Real agents are written in Go: a nil slice arrives as `null` and unset numbers/strings as `0`/`""`
  * when a field lacks `omitempty`, so the schemas accept those zero values and treat them as "unset".
  */
+import { type ParsedFrame as ParsedFrameOf, parseTypedFrame } from "../../src/shared/frames.js";
 import * as z from "zod";
 
 export const PROVIDER_KEY_PREFIX = "owlr_prov_";
@@ -87,27 +88,11 @@ export type HeartbeatMessage = Extract<NodeMessage, { type: "heartbeat" }>;
 
 const KNOWN_TYPES = new Set(["heartbeat", "pong", "accept", "reject", "proxy_chunk", "proxy_done"]);
 
-export type ParsedFrame =
-  { kind: "message"; msg: NodeMessage } | { kind: "ignore"; type: string } | { kind: "invalid"; why: string };
+export type ParsedFrame = ParsedFrameOf<NodeMessage>;
 
 /** A known message, `ignore` for a type we do not know (a newer peer), or `invalid` (misbehaving node). */
 export function parseNodeFrame(raw: string): ParsedFrame {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    return { kind: "invalid", why: "frame is not JSON" };
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    return { kind: "invalid", why: "frame is not a JSON object" };
-  }
-  const type = (json as { type?: unknown }).type;
-  if (typeof type !== "string") return { kind: "invalid", why: "frame has no message type" };
-  if (!KNOWN_TYPES.has(type)) return { kind: "ignore", type: type.slice(0, 64) };
-  const r = NodeMessage.safeParse(json);
-  if (r.success) return { kind: "message", msg: r.data };
-  const issue = r.error.issues[0];
-  return { kind: "invalid", why: `bad ${type}: ${issue?.path.join(".")} ${issue?.message}` };
+  return parseTypedFrame(raw, KNOWN_TYPES, NodeMessage);
 }
 
 // ---- gateway → node ---------------------------------------------------------------------------
