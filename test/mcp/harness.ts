@@ -138,13 +138,14 @@ export async function waitFor<T>(
 }
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const ENTRY = resolve(import.meta.dirname, "stdio-entry.ts");
+/** The built CLI, as `npx owlrun-mcp` runs it (`npm test` builds first). */
+const CLI = resolve(ROOT, "dist/src/cli.js");
 
-/** How a test spawns `owlrun-mcp stdio` from source (the SDK's StdioClientTransport parameters). */
+/** How a test spawns `owlrun-mcp stdio` (the SDK's StdioClientTransport parameters). */
 export function stdioParams(args: string[], env: Record<string, string> = {}) {
   return {
     command: process.execPath,
-    args: ["--import", "tsx", ENTRY, ...args],
+    args: [CLI, "stdio", ...args],
     cwd: ROOT,
     env: { ...(process.env as Record<string, string>), OWLRUN_LOG_LEVEL: "info", ...env },
     stderr: "pipe" as const,

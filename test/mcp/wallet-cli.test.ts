@@ -9,7 +9,8 @@ import { externalInvoice } from "../support/blinded.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const ENTRY = resolve(import.meta.dirname, "wallet-entry.ts");
+/** The built CLI (`npm test` builds first): `owlrun-mcp wallet …`. */
+const CLI = resolve(import.meta.dirname, "../../dist/src/cli.js");
 
 let mint: CliProcess;
 beforeAll(async () => {
@@ -24,7 +25,7 @@ function wallet(
   ...args: string[]
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ["--import", "tsx", ENTRY, ...args, "--data-dir", dir], {
+    const child = spawn(process.execPath, [CLI, "wallet", ...args, "--data-dir", dir], {
       cwd: ROOT,
       env: { ...process.env, OWLRUN_MINT_URL: mint.url, OWLRUN_LOG_LEVEL: "warn" },
     });
@@ -66,7 +67,7 @@ describe("owlrun-mcp wallet", () => {
     expect(paid.stdout).toContain("paid 50 sats (fee 1); balance 209 sats");
 
     const usage = await wallet(alice, "send", "zero");
-    expect(usage.code).toBe(1);
+    expect(usage.code).toBe(2); // usage errors exit 2, like every owlrun-mcp command
     expect(usage.stderr).toContain("send <sats> must be a whole number of sats above 0");
 
     const restored = await wallet(tempDir("owlrun-wallet-r-"), "restore", "--phrase", phrase!);
