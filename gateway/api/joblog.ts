@@ -4,7 +4,7 @@
  * account, no node identity, no content.
  */
 import { randomBytes } from "node:crypto";
-import { type Db, openDatabase } from "../../src/shared/sqlite.js";
+import { SqliteStore } from "../../src/shared/sqlite.js";
 
 export interface JobRecord {
   model: string;
@@ -24,15 +24,9 @@ CREATE INDEX IF NOT EXISTS jobs_at ON jobs (at);
 
 export const AUDIT_PAGE_SIZE = 50;
 
-export class JobLog {
-  private readonly db: Db;
-
+export class JobLog extends SqliteStore {
   constructor(path: string) {
-    this.db = openDatabase(path, SCHEMA);
-  }
-
-  close(): void {
-    this.db.close();
+    super(path, SCHEMA);
   }
 
   record(job: JobRecord): void {

@@ -6,7 +6,7 @@
  * Balances: credit-normal accounts (users, holds, providers, equity) = credits - debits;
  * the ecash asset = debits - credits. Overdraft checks happen inside the same transaction.
  */
-import { type Db, immediate, openDatabase } from "../../src/shared/sqlite.js";
+import { SqliteStore } from "../../src/shared/sqlite.js";
 import { Accounts, accountKind } from "./accounts.js";
 import { HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
 
@@ -53,19 +53,9 @@ const now = () => Date.now();
 /** debit-normal accounts: their balance grows with debits */
 const isDebitNormal = (account: string) => accountKind(account) === "asset";
 
-export class LedgerStore {
-  readonly db: Db;
-
+export class LedgerStore extends SqliteStore {
   constructor(path: string) {
-    this.db = openDatabase(path, SCHEMA);
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
-  private tx<T>(fn: () => T): T {
-    return immediate(this.db, fn);
+    super(path, SCHEMA);
   }
 
   balance(account: string): number {

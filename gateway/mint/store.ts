@@ -3,7 +3,7 @@
  * double-spend rule holds across processes that open the same file: a Y is inserted into
  * proofs_used or proofs_pending by exactly one writer, and a B_ is signed exactly once.
  */
-import { type Db, immediate, openDatabase } from "../../src/shared/sqlite.js";
+import { SqliteStore } from "../../src/shared/sqlite.js";
 import { MintError, MintErrorCode } from "./errors.js";
 import type { MeltQuoteState, MintQuoteState } from "./schemas.js";
 
@@ -107,19 +107,9 @@ CREATE INDEX IF NOT EXISTS melt_quotes_state ON melt_quotes (state);
 
 const now = () => Math.floor(Date.now() / 1000);
 
-export class MintStore {
-  private readonly db: Db;
-
+export class MintStore extends SqliteStore {
   constructor(path: string) {
-    this.db = openDatabase(path, SCHEMA);
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
-  private tx<T>(fn: () => T): T {
-    return immediate(this.db, fn);
+    super(path, SCHEMA);
   }
 
   // ---- meta -------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * Balances live in the ledger (`user:<id>`); this store knows identities, quotas and caps.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { type Db, openDatabase } from "../../src/shared/sqlite.js";
+import { SqliteStore } from "../../src/shared/sqlite.js";
 
 export const FREE_REQUESTS_PER_DAY = 10;
 
@@ -48,15 +48,9 @@ export interface Caps {
   lifetimeSat?: number | null;
 }
 
-export class AccountStore {
-  private readonly db: Db;
-
+export class AccountStore extends SqliteStore {
   constructor(path: string) {
-    this.db = openDatabase(path, SCHEMA);
-  }
-
-  close(): void {
-    this.db.close();
+    super(path, SCHEMA);
   }
 
   private insert(

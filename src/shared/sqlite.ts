@@ -20,3 +20,20 @@ export function openDatabase(path: string, schema: string): Db {
 export function immediate<T>(db: Db, fn: () => T): T {
   return db.transaction(fn).immediate();
 }
+
+/** A store over one SQLite file: the connection, closing it, and atomic write transactions. */
+export abstract class SqliteStore {
+  readonly db: Db;
+
+  constructor(path: string, schema: string) {
+    this.db = openDatabase(path, schema);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  protected tx<T>(fn: () => T): T {
+    return immediate(this.db, fn);
+  }
+}

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
-import { type Db, immediate, openDatabase } from "../sqlite.js";
+import { SqliteStore } from "../sqlite.js";
 
 export interface StoredProof {
   secret: string;
@@ -33,19 +33,9 @@ CREATE TABLE IF NOT EXISTS reservations (
 /** The wallet operation a counter reservation belongs to (set around each swap). */
 export const currentOp = new AsyncLocalStorage<string>();
 
-export class EcashStore {
-  readonly db: Db;
-
+export class EcashStore extends SqliteStore {
   constructor(path: string) {
-    this.db = openDatabase(path, SCHEMA);
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
-  private tx<T>(fn: () => T): T {
-    return immediate(this.db, fn);
+    super(path, SCHEMA);
   }
 
   /** A CounterSource for one mint: counters are committed before any blinded output leaves. */
