@@ -5,6 +5,7 @@
  * pull). The test decides what to send (jobs, garbage frames) and reads everything the node sent.
  * It can go down and come back on the same port, like a restarting gateway.
  */
+import type { AckInfo } from "../../gateway/routing/index.js";
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,23 +27,7 @@ export interface FakeGatewayOptions {
 }
 
 /** The heartbeat_ack fields, as Owlrun agents read them (`amount_sats` of withdrawals in msats). */
-export interface AckFields {
-  status: string;
-  jobs_today: number;
-  tokens_today: number;
-  earned_today_sats: number;
-  earned_total_sats: number;
-  balance_sats: number;
-  queue_depth_global: number;
-  btc_live_usd: number;
-  btc_daily_avg: number;
-  btc_price_status: string;
-  broadcasts: { id: string | number; title: string; message: string; severity: string; created_at: string }[];
-  withdraw_history: { amount_sats: number; payment_hash: string; timestamp: string | number }[];
-  karma_score: number;
-  karma_tier: string;
-  free_tier_jobs: number;
-}
+export type AckFields = AckInfo;
 
 export interface JobResult {
   /** "done" after proxy_done, "rejected" after reject */
