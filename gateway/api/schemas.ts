@@ -48,13 +48,3 @@ export const CompletionRequestSchema = z.looseObject({
   prompt: z.union([z.string().max(4_000_000), z.array(z.string().max(4_000_000)).max(100)]),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
-
-export const ErrorSchema = z.object({
-  error: z.object({ message: z.string(), type: z.string(), code: z.number().int() }),
-});
-
-export const CashuChangeEventSchema = z.object({
-  type: z.literal("cashu_change"),
-  token: z.string(),
-  change_sats: z.number().int().nonnegative(),
-});

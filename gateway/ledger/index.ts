@@ -108,10 +108,6 @@ export class Ledger {
     return this.store.getHold(holdId);
   }
 
-  async setHoldLive(holdId: string, live: boolean): Promise<void> {
-    this.store.setLive(holdId, live);
-  }
-
   async activeHolds(): Promise<HoldRow[]> {
     return this.store.activeHolds();
   }

@@ -28,8 +28,6 @@ export interface HoldRow {
   updated_at: number;
   /** free text: job id, model, why it ended */
   memo: string | null;
-  /** the hold's stream is still running: the sweeper must not touch it */
-  live: number;
 }
 
 const SCHEMA = `
@@ -43,7 +41,7 @@ CREATE INDEX IF NOT EXISTS ledger_entries_credit ON ledger_entries (credit);
 CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, msat INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (
   id TEXT PRIMARY KEY, account TEXT NOT NULL, msat INTEGER NOT NULL, state TEXT NOT NULL, kind TEXT NOT NULL,
-  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, memo TEXT, live INTEGER NOT NULL DEFAULT 0);
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, memo TEXT);
 CREATE INDEX IF NOT EXISTS holds_state ON holds (state, updated_at);
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_tx_ref ON ledger_tx (kind, ref) WHERE ref IS NOT NULL;
 `;
@@ -121,7 +119,7 @@ export class LedgerStore extends SqliteStore {
       if (have < msat) throw new InsufficientBalanceError(account, have, msat);
       this.db
         .prepare(
-          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo, live) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, 1)",
+          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
         )
         .run(holdId, account, msat, kind, now(), now(), memo ?? null);
       this.post("hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
@@ -143,7 +141,7 @@ export class LedgerStore extends SqliteStore {
     this.tx(() => {
       this.db
         .prepare(
-          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo, live) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, 1)",
+          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
         )
         .run(holdId, owner, msat, kind, now(), now(), memo ?? null);
       this.post("hold", holdId, postings);
@@ -174,19 +172,10 @@ export class LedgerStore extends SqliteStore {
       this.post("settle", holdId, [...postings, { from: holdAccount, to: remainderTo, msat: held - spend }]);
       const state: HoldState = postings.length > 0 ? "settled" : "released";
       this.db
-        .prepare(
-          "UPDATE holds SET state = ?, live = 0, updated_at = ?, memo = COALESCE(?, memo) WHERE id = ?",
-        )
+        .prepare("UPDATE holds SET state = ?, updated_at = ?, memo = COALESCE(?, memo) WHERE id = ?")
         .run(state, now(), memo ?? null, holdId);
       return true;
     });
-  }
-
-  /** Marks a hold's stream as ended (or still live) so the sweeper knows whether it may touch it. */
-  setLive(holdId: string, live: boolean): void {
-    this.db
-      .prepare("UPDATE holds SET live = ?, updated_at = ? WHERE id = ?")
-      .run(live ? 1 : 0, now(), holdId);
   }
 
   activeHolds(): HoldRow[] {

@@ -77,7 +77,6 @@ export interface MeltQuoteRow {
 }
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keysets (
   id TEXT PRIMARY KEY, unit TEXT NOT NULL, derivation_index INTEGER NOT NULL, active INTEGER NOT NULL,
   input_fee_ppk INTEGER NOT NULL, final_expiry INTEGER, created_at INTEGER NOT NULL,
@@ -110,20 +109,6 @@ const now = () => Math.floor(Date.now() / 1000);
 export class MintStore extends SqliteStore {
   constructor(path: string) {
     super(path, SCHEMA);
-  }
-
-  // ---- meta -------------------------------------------------------------------------------------
-  getMeta(key: string): string | undefined {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
-      { value: string } | undefined;
-    return row?.value;
-  }
-
-  setMetaIfAbsent(key: string, value: string): string {
-    return this.tx(() => {
-      this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").run(key, value);
-      return this.getMeta(key)!;
-    });
   }
 
   // ---- keysets ----------------------------------------------------------------------------------
@@ -240,12 +225,6 @@ export class MintStore extends SqliteStore {
   getMintQuoteByPaymentHash(hash: string): MintQuoteRow | undefined {
     return this.db.prepare("SELECT * FROM mint_quotes WHERE payment_hash = ?").get(hash) as
       MintQuoteRow | undefined;
-  }
-
-  listMintQuotesByState(state: MintQuoteState, limit = 500): MintQuoteRow[] {
-    return this.db
-      .prepare("SELECT * FROM mint_quotes WHERE state = ? ORDER BY created_at DESC LIMIT ?")
-      .all(state, limit) as MintQuoteRow[];
   }
 
   /** UNPAID → PAID; returns true when this call made the change. */
@@ -400,15 +379,5 @@ export class MintStore extends SqliteStore {
     return (
       this.db.prepare("SELECT y FROM proofs_pending WHERE melt_quote = ?").all(quote) as { y: string }[]
     ).map((r) => r.y);
-  }
-
-  /** Totals for audits: what was issued and what was redeemed, in sats. */
-  totals(): { issued: number; redeemed: number; pending: number } {
-    const one = (sql: string) => (this.db.prepare(sql).get() as { v: number | null }).v ?? 0;
-    return {
-      issued: one("SELECT SUM(amount) AS v FROM promises"),
-      redeemed: one("SELECT SUM(amount) AS v FROM proofs_used"),
-      pending: one("SELECT SUM(amount) AS v FROM proofs_pending"),
-    };
   }
 }
