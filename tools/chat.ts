@@ -202,6 +202,12 @@ export function registerChatTool(server: McpServer, deps: ToolDeps): void {
           balance_sats: deps.wallet.balance().total_sats,
           request_id: id,
         };
+        deps.log.info("paid for a chat", {
+          model: out.model,
+          cost_sats: cost,
+          change_sats: out.change_sats,
+          request_id: id,
+        });
         const footer =
           `[${out.model}: cost ${sats(cost)} (paid ${pay}, ${sats(out.change_sats)} change` +
           `${changeSettled ? "" : " still to collect"}); balance ${sats(out.balance_sats)}]`;

@@ -66,6 +66,7 @@ export function registerTopupStatusTool(server: McpServer, deps: ToolDeps): void
           balance_sats: deps.wallet.balance().total_sats,
         };
         if (status.state === "claimed") {
+          deps.log.info("top-up claimed", { quote, sats: status.amountSat, mint: status.mint });
           await progress(ctx, Math.ceil(timeoutMs / 1000), Math.ceil(timeoutMs / 1000), "paid");
           return ok(
             out,

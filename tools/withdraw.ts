@@ -104,6 +104,7 @@ export function registerWithdrawTool(server: McpServer, deps: ToolDeps): void {
           mint: r.mint,
           balance_sats: deps.wallet.balance().total_sats,
         };
+        deps.log.info("withdrawal", { state, paid_sats: r.paidSat, fee_sats: r.feeSat, mint: r.mint });
         const text =
           state === "paid"
             ? `paid ${sats(r.paidSat)} (fee ${sats(r.feeSat)}) from ${r.mint}; balance ${sats(out.balance_sats)}`

@@ -166,7 +166,7 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     log.warn(`MCP over HTTP on ${host} without --mcp-token: anyone who can reach it can spend the wallet`);
   if (!allowedHosts) log.warn(`bound to ${host} without --allowed-host: the Host header is not checked`);
 
-  const factory = () => buildServer(runtime.deps);
+  const factory = () => buildServer(runtime.deps, runtime.logs);
   const modern = createMcpHandler(factory, {
     legacy: "reject",
     onerror: (err) => log.debug("mcp request error", { err: errorMessage(err) }),

@@ -12,6 +12,7 @@ import { GatewayClient, GatewayUnavailableError } from "../client/index.js";
 import { EcashError, normalizeMintUrl } from "../shared/ecash/index.js";
 import { AppError, createLogger, errorMessage, type Logger } from "../shared/index.js";
 import { LocalWallet } from "../wallet/index.js";
+import { LogRelay } from "./log-relay.js";
 
 export interface McpRuntimeOptions {
   /** gateway base URL (default http://127.0.0.1:8402) */
@@ -35,6 +36,8 @@ export interface McpRuntimeOptions {
 
 export interface McpRuntime {
   deps: ToolDeps;
+  /** offers this process's log lines to MCP clients (logging capability) */
+  logs: LogRelay;
   wallet: LocalWallet;
   gateway: GatewayClient;
   /** resolves when start-up recovery is done (never rejects) */
@@ -49,7 +52,8 @@ const GIVE_UP_AFTER = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
-  const log = opts.log ?? createLogger("mcp");
+  const logs = new LogRelay();
+  const log = logs.wrap(opts.log ?? createLogger("mcp"));
   const wallet = LocalWallet.open(opts.dataDir, log.child("wallet"), {
     limits: { perCallSat: opts.maxPerCallSat, perDaySat: opts.maxPerDaySat },
   });
@@ -211,6 +215,7 @@ export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
 
   return {
     deps,
+    logs,
     wallet,
     gateway,
     recovered,

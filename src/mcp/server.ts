@@ -2,7 +2,8 @@
  * The MCP server: one McpServer (SDK v2) per connection or request, built from the shared
  * dependencies. The same factory serves the 2026-07-28 protocol and 2025-era clients.
  */
-import { McpServer } from "@modelcontextprotocol/server";
+import { McpServer, type ServerContext } from "@modelcontextprotocol/server";
+import type { LogRelay } from "./log-relay.js";
 import { registerTools, type ToolDeps } from "../../tools/index.js";
 import { VERSION } from "../shared/index.js";
 
@@ -23,16 +24,29 @@ export function instructions(deps: Pick<ToolDeps, "wallet">): string {
   ].join("\n");
 }
 
-export function buildServer(deps: ToolDeps): McpServer {
+export function buildServer(deps: ToolDeps, logs?: LogRelay): McpServer {
   const server = new McpServer(
     { name: SERVER_NAME, title: SERVER_TITLE, version: VERSION, description: SERVER_DESCRIPTION },
     {
       instructions: instructions(deps),
-      capabilities: { tools: {} },
+      capabilities: logs ? { tools: {}, logging: {} } : { tools: {} },
       // Spend confirmations carry signed, expiring state between rounds (tools/confirm.ts).
       requestState: { verify: deps.confirmations.codec.verify },
     },
   );
+  if (logs) {
+    logs.attach(server);
+    // Every tool call runs inside the relay, so what it logs reaches the client that made the call.
+    const register = server.registerTool.bind(server) as (...a: unknown[]) => unknown;
+    server.registerTool = ((
+      name: string,
+      config: unknown,
+      cb: (args: unknown, ctx: ServerContext) => unknown,
+    ) =>
+      register(name, config, (args: unknown, ctx: ServerContext) =>
+        logs.within(ctx, () => cb(args, ctx)),
+      )) as unknown as McpServer["registerTool"];
+  }
   registerTools(server, deps);
   return server;
 }

@@ -25,7 +25,7 @@ export function startMcpStdio(opts: McpRuntimeOptions): RunningMcpStdio {
   guardStdout();
   const log: Logger = opts.log ?? createLogger("mcp");
   const runtime = openRuntime({ ...opts, log });
-  const handle = serveStdio(() => buildServer(runtime.deps), {
+  const handle = serveStdio(() => buildServer(runtime.deps, runtime.logs), {
     onerror: (err) => log.debug("stdio transport error", { err: errorMessage(err) }),
   });
   let resolveClosed!: () => void;

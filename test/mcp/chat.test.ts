@@ -5,32 +5,27 @@
  * X-Cashu, and gets the change back; a refused request is refunded; and a kill -9 of the MCP
  * process in the middle of a paid chat loses nothing: after a restart the balance is exact.
  */
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import Database from "better-sqlite3";
-import { Client } from "@modelcontextprotocol/client";
+import { Client, LOG_LEVEL_META_KEY } from "@modelcontextprotocol/client";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningMcpHttp, startMcpHttp } from "../../src/mcp/index.js";
 import { silentLogger } from "../../src/shared/index.js";
-import { CLI, type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
 import {
   callOk,
   callText,
   connect,
+  connectV1,
   type Connected,
   outcome,
   sleep,
   stdioParams,
   waitFor,
 } from "./harness.js";
-
-const ROUTING = resolve(import.meta.dirname, "../../gateway/routing/index.ts");
-const READY = existsSync(ROUTING) && existsSync(CLI);
-const REASON = READY
-  ? ""
-  : ` (skipped: needs ${existsSync(ROUTING) ? "a built CLI (npm run build)" : ROUTING})`;
 
 const MODEL = "owlrun-test-scripted:tiny";
 const SLOW = "owlrun-test-slow:tiny";
@@ -55,7 +50,7 @@ async function fund(client: Client, sats: number) {
   expect(r.structured).toMatchObject({ state: "claimed" });
 }
 
-describe.skipIf(!READY)(`chat paid with ecash${REASON}`, () => {
+describe("chat paid with ecash", () => {
   beforeAll(async () => {
     gw = await startCli(["gateway", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
     agents = await Promise.all([
@@ -118,6 +113,44 @@ describe.skipIf(!READY)(`chat paid with ecash${REASON}`, () => {
     expect(await callOk(c.client, "balance")).toMatchObject({ total_sats: 196, open_requests: 0 });
   });
 
+  it("tells clients what it paid through MCP logging, at the level each chose, in both protocol eras", async () => {
+    // 2025 era (the 1.x SDK client): logging/setLevel holds for the session.
+    const v1 = await connectV1(mcp.mcpUrl);
+    const lines: { level: string; data: any }[] = [];
+    v1.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void lines.push(n.params));
+    const paid = () => lines.filter((l) => l.data?.message === "paid for a chat");
+    try {
+      await v1.client.setLoggingLevel("info");
+      await v1.client.callTool({ name: "chat", arguments: { prompt: "log this", model: MODEL } });
+      expect(paid()).toEqual([
+        {
+          level: "info",
+          logger: "mcp:tools",
+          data: expect.objectContaining({ model: MODEL, cost_sats: 2, change_sats: 1 }),
+        },
+      ]);
+      await v1.client.setLoggingLevel("warning");
+      await v1.client.callTool({ name: "chat", arguments: { prompt: "quiet", model: MODEL } });
+      expect(paid()).toHaveLength(1);
+    } finally {
+      await v1.close();
+    }
+    // Servers built for one request or one closed session stop listening (no leak per call).
+    expect(mcp.runtime.logs.size).toBeLessThanOrEqual(1);
+    // 2026-07-28 era: the level travels with each request.
+    const modern: any[] = [];
+    c.client.setNotificationHandler("notifications/message", (n) => void modern.push(n.params));
+    await c.client.callTool({
+      name: "chat",
+      arguments: { prompt: "log this too", model: MODEL },
+      _meta: { [LOG_LEVEL_META_KEY]: "info" },
+    });
+    expect(modern.filter((l) => l.data?.message === "paid for a chat")).toHaveLength(1);
+    await callOk(c.client, "chat", { prompt: "no level asked", model: MODEL });
+    expect(modern.filter((l) => l.data?.message === "paid for a chat")).toHaveLength(1);
+    expect(await callOk(c.client, "balance")).toMatchObject({ total_sats: 188, open_requests: 0 });
+  });
+
   it("gets the whole token back when no provider takes the job, and pays nothing for an unknown model", async () => {
     const busy = await callText(c.client, "chat", { prompt: "hello", model: BUSY });
     expect(busy.isError).toBe(true);
@@ -126,7 +159,7 @@ describe.skipIf(!READY)(`chat paid with ecash${REASON}`, () => {
     const unknown = await callText(c.client, "chat", { prompt: "hello", model: "nope:1b" });
     expect(unknown.isError).toBe(true);
     expect(unknown.text).toContain("model nope:1b is not online; available:");
-    expect(await callOk(c.client, "balance")).toMatchObject({ total_sats: 196, open_requests: 0 });
+    expect(await callOk(c.client, "balance")).toMatchObject({ total_sats: 188, open_requests: 0 });
   });
 
   it("over stdio, survives kill -9 in the middle of a paid chat: after a restart the balance is exact", async () => {
