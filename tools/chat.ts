@@ -13,6 +13,7 @@ import {
   GatewayUnavailableError,
 } from "../src/client/index.js";
 import { EcashError, normalizeMintUrl } from "../src/shared/ecash/index.js";
+import { chatWithL402 } from "./chat-l402.js";
 import { approveSpend } from "./confirm.js";
 import { errorText, fail, guarded, ok, sats, type SettleResult, type ToolDeps } from "./support.js";
 
@@ -107,6 +108,15 @@ export function registerChatTool(server: McpServer, deps: ToolDeps): void {
           { role: "user", content: args.prompt },
         ];
         const maxTokens = args.max_tokens ?? DEFAULT_MAX_TOKENS;
+        // A gateway that refuses X-Cashu but takes L402: pay its invoice by melting ecash.
+        const methods = await deps.gatewayPaymentMethods();
+        if (methods && !methods.includes("xcashu") && methods.includes("l402"))
+          return chatWithL402(server, deps, ctx, args, {
+            model: model.id,
+            messages,
+            maxTokens,
+            temperature: args.temperature,
+          });
         const pay = withMargin(estimateSats(model, estimatePromptTokens(messages), maxTokens));
 
         // Pay from a mint the gateway accepts, the one holding the most.

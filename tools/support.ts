@@ -44,6 +44,8 @@ export interface ToolDeps {
   mintUrl(): Promise<string>;
   /** the mints the gateway accepts X-Cashu tokens from (first = preferred) */
   gatewayMints(): Promise<string[]>;
+  /** how the gateway takes payment (xcashu, accounts, l402, bsv); undefined when it does not say */
+  gatewayPaymentMethods(): Promise<string[] | undefined>;
   /** settles one journaled X-Cashu request: change from the gateway, or the unused token back */
   settleRequest(id: string): Promise<SettleResult>;
   /** X-Cashu requests this process is waiting on (background settlement leaves them alone) */

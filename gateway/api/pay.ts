@@ -13,7 +13,7 @@ import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import type { AccountPayments } from "../payments/account-payments.js";
 import { PaymentError } from "../payments/errors.js";
-import { paymentHashOf } from "../payments/l402.js";
+import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
 import type { OneShotStore } from "../payments/oneshot.js";
 import type { PriceTable } from "../payments/pricing.js";
 import { buildStatement, StatementQuerySchema, statementCsv } from "../payments/statement.js";
@@ -127,7 +127,7 @@ export function payRouter(deps: PayDeps): Router {
       if (!named || keys.payer(named.id).id !== row.account_id)
         throw new PaymentError("invalid_key", "this top-up refills another key", 401);
     }
-    if (!(await deps.wallet.mintPaid(row.mint, row.quote, row.amount_sat)))
+    if (!(await mintWhenPaid(deps.wallet, row.mint, row.quote, row.amount_sat)))
       throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
     const made = row.account_id ? undefined : keys.createSession();
     const accountId = row.account_id ?? made!.id;

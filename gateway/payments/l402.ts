@@ -60,6 +60,24 @@ export function parseL402Authorization(
   return { macaroon: m[1]!.slice(0, at), preimage: m[1]!.slice(at + 1).toLowerCase() };
 }
 
+/**
+ * Mints a paid quote's ecash. A client holding the preimage has paid, but the mint may learn of the
+ * payment a moment later: ask a few times before calling the invoice unpaid.
+ */
+export async function mintWhenPaid(
+  wallet: GatewayWallet,
+  mint: string,
+  quote: string,
+  amountSat: number,
+  tries = 20,
+): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await wallet.mintPaid(mint, quote, amountSat)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 export class L402Payments {
   private readonly rootKey: Uint8Array;
 
@@ -124,7 +142,7 @@ export class L402Payments {
     if (!row) throw new PaymentError("invalid_token", "unknown L402 credential", 401);
     if (row.state === "pending") {
       // The preimage proves the invoice was paid: mint its ecash, then credit it, once (by ref).
-      if (!(await this.wallet.mintPaid(row.mint!, row.quote!, row.amount_sat))) {
+      if (!(await mintWhenPaid(this.wallet, row.mint!, row.quote!, row.amount_sat))) {
         throw new PaymentError("payment_required", "the L402 invoice is not paid yet", 402);
       }
       await this.ledger.deposit(Accounts.user(id), row.amount_sat * 1000, row.mint!, id);
