@@ -353,11 +353,7 @@ async function streamResponse(
   } else {
     sse(res, { id, object, created, model: ctx.model, choices: [], usage });
   }
-  if (settled.changeSat > 0 || settled.changeToken) {
-    // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
-    const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
-    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: ctx.model, choices: [], ...change });
-  }
+  // The receipt, then the change: ARCHITECTURE.md §4 keeps cashu_change the last event before [DONE].
   const paid = receipt(payment, settled);
   sse(
     res,
@@ -365,6 +361,11 @@ async function streamResponse(
       ? { type: "payment", payment: paid }
       : { id, object, created, model: ctx.model, choices: [], payment: paid },
   );
+  if (settled.changeSat > 0 || settled.changeToken) {
+    // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
+    const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
+    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: ctx.model, choices: [], ...change });
+  }
   sse(res, "[DONE]");
   res.end();
 }
