@@ -7,7 +7,16 @@ import type { McpServer, ServerContext } from "@modelcontextprotocol/server";
 import bolt11 from "bolt11";
 import type { ChatMessage, ChatRequest } from "../src/client/index.js";
 import { approveSpend } from "./confirm.js";
-import { errorText, fail, insufficient, ok, sats, type ToolDeps, type ToolResult } from "./support.js";
+import {
+  errorText,
+  fail,
+  insufficient,
+  ok,
+  sats,
+  type ToolDeps,
+  type ToolResult,
+  completionView,
+} from "./support.js";
 import { feeAllowance } from "./withdraw.js";
 
 export async function chatWithL402(
@@ -51,14 +60,8 @@ export async function chatWithL402(
   } catch (err) {
     return fail(`${errorText(err)}; the invoice (${sats(amount)}) was paid`);
   }
-  const c = answer.completion;
-  const choice = c.choices[0]!;
   const out = {
-    answer: choice.message.content ?? "",
-    model: c.model ?? req.model,
-    finish_reason: choice.finish_reason ?? null,
-    prompt_tokens: c.usage?.prompt_tokens ?? null,
-    completion_tokens: c.usage?.completion_tokens ?? null,
+    ...completionView(answer.completion, req.model),
     cost_sats: answer.costSats ?? amount,
     paid_sats: paid.paidSat + paid.feeSat,
     change_sats: 0,

@@ -37,6 +37,17 @@ const capsOf = (a: AccountRow) => ({
 
 export const LightningTopupSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
 
+/** The key of `Authorization: Bearer <key>`, if any. */
+export const bearerKey = (req: Request) =>
+  /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim();
+
+/** The account behind the request's Bearer key; 401 when missing or unknown. */
+export async function authenticateRequest(accounts: AccountPayments, req: Request): Promise<AccountRow> {
+  const key = bearerKey(req);
+  if (!key) throw new PaymentError("invalid_key", "missing Authorization: Bearer <key>", 401);
+  return accounts.authenticate(key);
+}
+
 export interface AccountDeps {
   accounts: AccountPayments;
   ledger: Ledger;
@@ -47,11 +58,7 @@ export function accountRouter(deps: AccountDeps): Router {
   const r = Router();
   const store = deps.accounts.accounts;
 
-  const auth = async (req: Request): Promise<AccountRow> => {
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1];
-    if (!bearer) throw new PaymentError("invalid_key", "missing Authorization: Bearer <key>", 401);
-    return deps.accounts.authenticate(bearer);
-  };
+  const auth = (req: Request) => authenticateRequest(deps.accounts, req);
 
   /** Credits a cashu token to an account (claimed by swap first, so it cannot be spent twice). */
   const depositToken = async (accountId: string, token: string) => {

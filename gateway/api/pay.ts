@@ -19,6 +19,7 @@ import type { PriceTable } from "../payments/pricing.js";
 import { buildStatement, StatementQuerySchema, statementCsv } from "../payments/statement.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { Oracle } from "../oracle/index.js";
+import { authenticateRequest, bearerKey } from "./accounts.js";
 import { estimateRequest, type Kind, parseBody } from "./chat.js";
 import { parseWith } from "./errors.js";
 import type { Paywall } from "./paywall.js";
@@ -66,12 +67,7 @@ export function payRouter(deps: PayDeps): Router {
   const r = Router();
   const keys = deps.accounts.accounts;
 
-  const bearer = (req: Request) => /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim();
-  const auth = async (req: Request) => {
-    const key = bearer(req);
-    if (!key) throw new PaymentError("invalid_key", "missing Authorization: Bearer <key>", 401);
-    return deps.accounts.authenticate(key);
-  };
+  const auth = (req: Request) => authenticateRequest(deps.accounts, req);
 
   r.post("/v1/price", (req, res) => {
     const kind: Kind =
@@ -94,7 +90,7 @@ export function payRouter(deps: PayDeps): Router {
   r.post("/v1/topup", async (req, res) => {
     const { amount_sats } = parseWith(TopupRequestSchema, req.body);
     // A refill names its key; a bad key is refused before any invoice exists.
-    const account = bearer(req) ? await auth(req) : undefined;
+    const account = bearerKey(req) ? await auth(req) : undefined;
     const mint = deps.wallet.trustedMints[0];
     if (!mint) throw new PaymentError("mint_unavailable", "the gateway has no mint", 503);
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun prepaid top-up");

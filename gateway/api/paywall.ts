@@ -12,6 +12,7 @@ import type { Logger } from "../../src/shared/index.js";
 import type { BsvPayments } from "../payments/bsv.js";
 import { type L402Payments, parseL402Authorization } from "../payments/l402.js";
 import type { GatewayWallet } from "../payments/wallet.js";
+import { bearerKey } from "./accounts.js";
 import { ApiError } from "./errors.js";
 
 export const PAYMENT_METHODS = ["xcashu", "accounts", "l402", "bsv"] as const;
@@ -56,7 +57,7 @@ export function readCredential(req: Request, methods: ReadonlySet<PaymentMethod>
   if (l402 && methods.has("l402")) return { kind: "l402", ...l402 };
   const txid = req.get("x-bsv-payment");
   if (txid && methods.has("bsv")) return { kind: "bsv", txid };
-  const bearer = /^Bearer\s+(.+)$/i.exec(authorization ?? "")?.[1];
+  const bearer = bearerKey(req);
   if (bearer && methods.has("accounts")) return { kind: "bearer", key: bearer };
   return { kind: "none" };
 }

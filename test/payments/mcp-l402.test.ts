@@ -5,12 +5,11 @@
  * a provider speaking the Owlrun protocol; the gateway's books balance at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Ledger } from "../../gateway/ledger/index.js";
-import { GatewayWallet } from "../../gateway/payments/wallet.js";
 import { type RunningMcpHttp, startMcpHttp } from "../../src/mcp/index.js";
 import { silentLogger } from "../../src/shared/index.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
+import { readBooks } from "../support/payments.js";
 import { callOk, connect, type Connected, outcome, waitFor } from "../mcp/harness.js";
 
 const MODEL = "owlrun-test-scripted:tiny";
@@ -82,16 +81,10 @@ describe("chat over L402", () => {
     // The gateway's books: the invoice became ecash it holds, earned by the provider and the gateway.
     await agent.close();
     await gw.stop();
-    const ledger = Ledger.open(`${gwDir}/gateway`);
-    const gwWallet = await GatewayWallet.open(`${gwDir}/gateway`, [`${gw.url}/mint`], silentLogger);
-    const audit = await ledger.audit();
-    expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(gwWallet.balance(`${gw.url}/mint`) * 1000);
-    let earned = audit.balances.get("equity:fees") ?? 0;
-    for (const [account, msat] of audit.balances) if (account.startsWith("provider:")) earned += msat;
-    expect(earned).toBe(r.cost_sats * 1000);
-    expect(audit.ecashMsat).toBe(earned);
-    await ledger.close();
-    await gwWallet.close();
+    const books = await readBooks(`${gwDir}/gateway`, `${gw.url}/mint`);
+    expect(books.imbalanceMsat).toBe(0);
+    expect(books.earnedMsat).toBe(r.cost_sats * 1000);
+    expect(books.ecashMsat).toBe(books.walletMsat);
+    expect(books.ecashMsat).toBe(books.earnedMsat);
   });
 });

@@ -3,7 +3,6 @@
  * (the bundled mint's invoices are signed by the same fake node key), so paying one of them
  * returns its true preimage, as a real payment would reveal it.
  */
-import { createHash } from "node:crypto";
 import bolt11 from "bolt11";
 import { createFakeLightning } from "../../gateway/mint/lightning/index.js";
 
@@ -13,5 +12,3 @@ export async function payInvoice(invoice: string): Promise<string> {
   if (r.state !== "PAID" || !r.preimage) throw new Error(`payment failed: ${r.reason ?? r.state}`);
   return r.preimage;
 }
-
-export const sha256Hex = (hex: string) => createHash("sha256").update(Buffer.from(hex, "hex")).digest("hex");
