@@ -174,7 +174,7 @@ export class AccountStore extends SqliteStore {
   }
 
   freeRemaining(a: AccountRow): number {
-    if (a.kind !== "rc") return 0;
+    if (a.kind !== "rc" || a.tier) return 0; // business keys are metered, not free
     return a.free_day === utcDay() ? Math.max(0, FREE_REQUESTS_PER_DAY - a.free_used) : FREE_REQUESTS_PER_DAY;
   }
 
@@ -184,7 +184,7 @@ export class AccountStore extends SqliteStore {
     return this.db
       .transaction(() => {
         const a = this.byId(id);
-        if (!a || a.kind !== "rc") return false;
+        if (!a || a.kind !== "rc" || a.tier) return false;
         const used = a.free_day === day ? a.free_used : 0;
         if (used >= FREE_REQUESTS_PER_DAY) return false;
         this.db

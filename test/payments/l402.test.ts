@@ -267,6 +267,10 @@ describe("business keys", () => {
     ).trim();
     expect(key).toMatch(/^rc_/);
     const auth = { authorization: `Bearer ${key}` };
+    // Metered, not free: an unfunded business key gets no free tier.
+    const unfunded = await post("/v1/chat/completions", CHAT, auth);
+    expect(unfunded.status).toBe(402);
+    expect(((await unfunded.json()) as any).error.type).toBe("insufficient_balance");
     const { send, keep } = await wallet.send(30, purse);
     purse = keep;
     const dep = await post(
