@@ -22,6 +22,7 @@ import { CLI, type CliProcess, startCli, tempDir } from "../support/cli-process.
 import { payInvoice } from "../support/lightning.js";
 import { postJson, readBooks } from "../support/payments.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
+import { waitFor } from "../mcp/harness.js";
 
 const MODEL = "owlrun-test-scripted:tiny";
 const CHAT = { model: MODEL, messages: [{ role: "user", content: "What is the answer?" }], max_tokens: 20 };
@@ -31,6 +32,9 @@ let mintUrl: string;
 let wallet: Wallet;
 let purse: Proof[] = [];
 let agent: Agent;
+/** a node that refuses every job: requests to it are never served */
+let busy: Agent;
+const BUSY = "owlrun-test-busy:tiny";
 /** what the clients were charged, by receipt */
 let receiptsMsat = 0;
 
@@ -59,8 +63,14 @@ beforeAll(async () => {
   wallet = await newWallet(mintUrl);
   purse = await mintProofs(wallet, 500);
   agent = await startAgent(gw.url, { models: [MODEL], reply: ["The", " answer", " is", " 42", "."] });
+  busy = await startAgent(gw.url, { models: [BUSY], rejectWith: "busy" });
+  await waitFor(async () => {
+    const m = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: { id: string }[] };
+    return m.data.some((x) => x.id === BUSY) || undefined;
+  });
 });
 afterAll(async () => {
+  await busy?.close();
   await agent?.close();
   await gw?.stop();
 });
@@ -112,6 +122,32 @@ describe("L402", () => {
     });
     expect(replay.status).toBe(401);
     expect(((await replay.json()) as any).error.type).toBe("token_spent");
+  });
+
+  it("the same fresh credential sent three times at once pays exactly one request", async () => {
+    const c = await challenge();
+    const preimage = await payInvoice(c.invoice);
+    const results = await Promise.all(
+      [1, 2, 3].map(() =>
+        post("/v1/chat/completions", CHAT, { authorization: `L402 ${c.macaroon}:${preimage}` }),
+      ),
+    );
+    const bodies = (await Promise.all(results.map((r) => r.json()))) as any[];
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    for (const [i, r] of results.entries()) {
+      if (r.status === 200) receiptsMsat += bodies[i].payment.amount_sats * 1000;
+      else expect([r.status, bodies[i].error.type]).toEqual([401, "token_spent"]);
+    }
+  });
+
+  it("a request that is not served uses nothing: the credential pays for the next one", async () => {
+    const c = await challenge();
+    const cred = { authorization: `L402 ${c.macaroon}:${await payInvoice(c.invoice)}` };
+    const refused = await post("/v1/chat/completions", { ...CHAT, model: BUSY }, cred);
+    expect(refused.status).toBe(503);
+    const served = await post("/v1/chat/completions", CHAT, cred);
+    expect(served.status).toBe(200);
+    receiptsMsat += ((await served.json()) as any).payment.amount_sats * 1000;
   });
 
   it("refuses tampered credentials without charging or using them up", async () => {
@@ -313,6 +349,7 @@ describe("business keys", () => {
 
 describe("books", () => {
   it("balance: claims equal the ecash held, and charges equal what the receipts said", async () => {
+    await busy.close();
     await agent.close();
     await gw.stop();
     const books = await readBooks(`${dir}/gateway`, mintUrl);
