@@ -37,9 +37,11 @@ const capsOf = (a: AccountRow) => ({
 
 export const LightningTopupSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
 
-/** The key of `Authorization: Bearer <key>`, if any. */
+/** The key of `Authorization: Bearer <key>` (or 402ai's `X-Token: <key>`), if any. */
 export const bearerKey = (req: Request) =>
-  /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim();
+  /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim() ||
+  req.get("x-token")?.trim() ||
+  undefined;
 
 /** The account behind the request's Bearer key; 401 when missing or unknown. */
 export async function authenticateRequest(accounts: AccountPayments, req: Request): Promise<AccountRow> {

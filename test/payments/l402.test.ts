@@ -269,6 +269,9 @@ describe("402ai prepaid tokens", () => {
     expect(used.payment).toMatchObject({ method: "account", amount_sats: 2 });
     receiptsMsat += used.payment.amount_sats * 1000;
 
+    // 402ai's X-Token header names the same key.
+    const viaXToken = await fetch(`${gw.url}/v1/balance`, { headers: { "x-token": claim.token } });
+    expect(((await viaXToken.json()) as any).balance_sats).toBe(38);
     const refill = (await (await post("/v1/topup", { amount_sats: 10 }, auth)).json()) as any;
     expect(refill.refill).toBe(true);
     const pre2 = await payInvoice(refill.invoice);
