@@ -8,6 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { decodePaymentRequest, getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
 import { bytesToBase64, importMacaroon, newMacaroon } from "macaroon";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -219,6 +220,7 @@ describe("L402", () => {
     const ledger = Ledger.open(d);
     const store = new OneShotStore(`${d}/payments.sqlite`);
     const l402 = new L402Payments(d, w, ledger, store, -1);
+    expect(statSync(`${d}/l402-root-key`).mode & 0o777).toBe(0o600);
     const c = await l402.challenge("/v1/chat/completions", 5);
     const preimage = await payInvoice(c.invoice);
     await expect(
