@@ -19,11 +19,16 @@ import { chatHandler } from "./api/chat.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
 import { earningsOf, providerRouter } from "./api/providers.js";
+import { payRouter, repairClaimedTopups } from "./api/pay.js";
+import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
 import { publicRouter } from "./api/public.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
-import { AccountStore } from "./payments/accounts.js";
+import { AccountStore, type BusinessTier } from "./payments/accounts.js";
+import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
+import { L402Payments } from "./payments/l402.js";
+import { OneShotStore } from "./payments/oneshot.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { GatewayWallet } from "./payments/wallet.js";
@@ -37,6 +42,19 @@ import { CashuPayments } from "./payments/xcashu.js";
 import { type AckInfo, createRouting, type Dispatcher } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
+export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
+export { BUSINESS_TIERS, type BusinessTier } from "./payments/accounts.js";
+
+/** A business key (rc_… with a tier) made by the operator from the shell; the key is shown once. */
+export function createBusinessKey(dataDir: string, tier: BusinessTier, name: string | null): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = new AccountStore(join(dataDir, "accounts.sqlite"));
+  try {
+    return store.registerBusiness(name, tier).key;
+  } finally {
+    store.close();
+  }
+}
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -59,6 +77,14 @@ export interface GatewayOptions {
   staleHoldMs?: number;
   /** how often the sweeper runs (default 60 s; 0 disables the loop) */
   sweepIntervalMs?: number;
+  /** ways to pay paid routes (default: xcashu, accounts, l402, and bsv when configured) */
+  paymentMethods?: PaymentMethod[];
+  /** BSVAPI-style on-chain payments; disabled unless set */
+  bsv?: BsvOptions;
+  /** business key discounts by tier (default internal 50 %, partner 25 %, external 0 %) */
+  tierDiscounts?: Record<BusinessTier, number>;
+  /** how long an L402 macaroon is valid (default 600 s) */
+  l402TtlSeconds?: number;
   log?: Logger;
 }
 
@@ -157,7 +183,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const sweeper =
     sweepEvery > 0 ? setInterval(() => void sweepStaleHolds().catch(() => undefined), sweepEvery) : undefined;
   sweeper?.unref();
-  const accounts = new AccountPayments(accountStore, ledger, wallet, log);
+  const accounts = new AccountPayments(accountStore, ledger, wallet, log, opts.tierDiscounts);
+  const oneShots = new OneShotStore(join(opts.dataDir, "payments.sqlite"));
+  const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
+  const methods = new Set(
+    (opts.paymentMethods ?? PAYMENT_METHODS.filter((m) => m !== "bsv" || bsv)).filter(
+      (m) => m !== "bsv" || bsv,
+    ),
+  );
+  const paywall: Paywall = {
+    methods,
+    l402: new L402Payments(opts.dataDir, wallet, ledger, oneShots, opts.l402TtlSeconds),
+    bsv,
+    bsvAddress: opts.bsv?.address,
+    wallet,
+    log: log.child("paywall"),
+  };
 
   const app = express();
   app.disable("x-powered-by");
@@ -170,6 +211,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     prices,
     oracle,
     providerSharePct: share,
+    paywall,
     log,
     jobs,
     live,
@@ -180,6 +222,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
   app.use(accountRouter({ accounts, ledger, wallet }));
+  app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   app.use(
     publicRouter({
@@ -189,6 +232,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       wallet,
       providerSharePct: share,
       jobs,
+      paymentMethods: [...methods],
     }),
   );
   app.use((req, _res, next) => next(new ApiError(404, "not_found", `no route ${req.method} ${req.path}`)));
@@ -211,6 +255,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();
+      // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
+      oneShots.releaseInUse();
+      await repairClaimedTopups(ledger, oneShots);
       return report;
     },
     payouts,
@@ -223,6 +270,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       oracle.stop();
       await wallet.close();
       accountStore.close();
+      oneShots.close();
       jobs.close();
       await ledger.close();
     },

@@ -6,7 +6,15 @@
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Express } from "express";
-import { type BundledMint, startGateway } from "../gateway/index.js";
+import {
+  BUSINESS_TIERS,
+  type BusinessTier,
+  type BundledMint,
+  createBusinessKey,
+  PAYMENT_METHODS,
+  type PaymentMethod,
+  startGateway,
+} from "../gateway/index.js";
 import {
   createLightningBackend,
   createMintService,
@@ -38,7 +46,10 @@ Usage:
   owlrun-mcp [stdio]                 MCP server on stdio
   owlrun-mcp http [--port N]         MCP over Streamable HTTP
   owlrun-mcp gateway [--port N] [--mint-url URL] [--provider-share 95] [--price-feed URL] [--btc-usd N]
+                                     [--payment-methods xcashu,accounts,l402,bsv]
+                                     [--bsv-chain-api URL --bsv-address ADDR [--bsv-per-sat N]]
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
+  owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
                                      [--input-fee-ppk N]
   owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
@@ -83,7 +94,38 @@ const GATEWAY_FLAGS = {
   "payout-threshold-sats": { type: "string" },
   "payout-interval-ms": { type: "string" },
   "allow-loopback-lnurl": { type: "boolean" },
+  "payment-methods": { type: "string" },
+  "bsv-chain-api": { type: "string" },
+  "bsv-address": { type: "string" },
+  "bsv-per-sat": { type: "string" },
+  tier: { type: "string" },
+  name: { type: "string" },
 } as const;
+
+/** --payment-methods a,b,c → the gateway's list (undefined: its default). */
+function paymentMethodsFlag(value: string | undefined): PaymentMethod[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value
+    .split(",")
+    .map((m) => m.trim())
+    .filter(Boolean);
+  const bad = list.find((m) => !(PAYMENT_METHODS as readonly string[]).includes(m));
+  if (bad || list.length === 0)
+    throw new ConfigError(`--payment-methods: use a comma list of ${PAYMENT_METHODS.join(", ")}`);
+  return list as PaymentMethod[];
+}
+
+function bsvFlags(values: { [k: string]: string | boolean | string[] | undefined }) {
+  const chainApiUrl = flagOrEnv(values, "bsv-chain-api");
+  const address = flagOrEnv(values, "bsv-address");
+  if (!chainApiUrl && !address) return undefined;
+  if (!chainApiUrl || !address)
+    throw new ConfigError("BSV payments need both --bsv-chain-api and --bsv-address");
+  const perSat = Number(flagOrEnv(values, "bsv-per-sat") ?? "1");
+  if (!Number.isFinite(perSat) || perSat <= 0)
+    throw new ConfigError("--bsv-per-sat must be a positive number");
+  return { chainApiUrl, address, bsvPerSat: perSat };
+}
 
 /** The bundled mint inside the gateway's server, at /mint. */
 async function bundledMint(
@@ -156,6 +198,15 @@ async function runGateway(argv: string[]): Promise<void> {
     process.stdout.write(`${createProviderKey(dataDir)}\n`);
     return;
   }
+  if (positionals[0] === "business-key") {
+    const tier = flagOrEnv(values, "tier");
+    if (!tier || !(BUSINESS_TIERS as readonly string[]).includes(tier))
+      throw new ConfigError(`business-key needs --tier ${BUSINESS_TIERS.join("|")}`);
+    process.stdout.write(
+      `${createBusinessKey(dataDir, tier as BusinessTier, flagOrEnv(values, "name") ?? null)}\n`,
+    );
+    return;
+  }
   if (positionals.length > 0) throw new ConfigError(`unknown gateway command "${positionals[0]}"`);
   const external = values["mint-url"] ?? (process.env.OWLRUN_MINT_URL ? [process.env.OWLRUN_MINT_URL] : []);
   const inputFeePpk = parseNonNegativeInt("--input-fee-ppk", flagOrEnv(values, "input-fee-ppk"), 0);
@@ -177,6 +228,8 @@ async function runGateway(argv: string[]): Promise<void> {
       60_000,
     ),
     allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? false,
+    paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
+    bsv: bsvFlags(values),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),

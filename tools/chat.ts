@@ -13,8 +13,18 @@ import {
   GatewayUnavailableError,
 } from "../src/client/index.js";
 import { EcashError, normalizeMintUrl } from "../src/shared/ecash/index.js";
+import { chatWithL402 } from "./chat-l402.js";
 import { approveSpend } from "./confirm.js";
-import { errorText, fail, guarded, ok, sats, type SettleResult, type ToolDeps } from "./support.js";
+import {
+  errorText,
+  fail,
+  guarded,
+  ok,
+  sats,
+  type SettleResult,
+  type ToolDeps,
+  completionView,
+} from "./support.js";
 
 /** Every paid request costs at least this (ARCHITECTURE.md §4). */
 export const MIN_CHARGE_SAT = 2;
@@ -107,6 +117,15 @@ export function registerChatTool(server: McpServer, deps: ToolDeps): void {
           { role: "user", content: args.prompt },
         ];
         const maxTokens = args.max_tokens ?? DEFAULT_MAX_TOKENS;
+        // A gateway that refuses X-Cashu but takes L402: pay its invoice by melting ecash.
+        const methods = await deps.gatewayPaymentMethods();
+        if (methods && !methods.includes("xcashu") && methods.includes("l402"))
+          return chatWithL402(server, deps, ctx, args, {
+            model: model.id,
+            messages,
+            maxTokens,
+            temperature: args.temperature,
+          });
         const pay = withMargin(estimateSats(model, estimatePromptTokens(messages), maxTokens));
 
         // Pay from a mint the gateway accepts, the one holding the most.
@@ -187,15 +206,9 @@ export function registerChatTool(server: McpServer, deps: ToolDeps): void {
           received = s.state === "changed" ? s.sats : 0;
           changeSettled = s.state !== "open";
         }
-        const c = answer.completion;
-        const choice = c.choices[0]!;
         const cost = answer.costSats ?? pay - received;
         const out = {
-          answer: choice.message.content ?? "",
-          model: c.model ?? model.id,
-          finish_reason: choice.finish_reason ?? null,
-          prompt_tokens: c.usage?.prompt_tokens ?? null,
-          completion_tokens: c.usage?.completion_tokens ?? null,
+          ...completionView(answer.completion, model.id),
           cost_sats: cost,
           paid_sats: pay,
           change_sats: changeSettled ? received : (answer.changeSats ?? 0),

@@ -10,7 +10,12 @@ import type {
   RequestStateCodec,
   ServerContext,
 } from "@modelcontextprotocol/server";
-import { GatewayApiError, type GatewayClient, GatewayUnavailableError } from "../src/client/index.js";
+import {
+  type ChatCompletion,
+  GatewayApiError,
+  type GatewayClient,
+  GatewayUnavailableError,
+} from "../src/client/index.js";
 import { EcashError } from "../src/shared/ecash/index.js";
 import { AppError, errorMessage, type Logger } from "../src/shared/index.js";
 import type { ResolveOptions } from "../src/shared/lnurl.js";
@@ -44,6 +49,8 @@ export interface ToolDeps {
   mintUrl(): Promise<string>;
   /** the mints the gateway accepts X-Cashu tokens from (first = preferred) */
   gatewayMints(): Promise<string[]>;
+  /** how the gateway takes payment (xcashu, accounts, l402, bsv); undefined when it does not say */
+  gatewayPaymentMethods(): Promise<string[] | undefined>;
   /** settles one journaled X-Cashu request: change from the gateway, or the unused token back */
   settleRequest(id: string): Promise<SettleResult>;
   /** X-Cashu requests this process is waiting on (background settlement leaves them alone) */
@@ -143,3 +150,15 @@ export async function progress(
 }
 
 export const sats = (n: number) => `${n} sat${n === 1 ? "" : "s"}`;
+
+/** The answer part of a chat tool result, from the gateway's completion. */
+export function completionView(c: ChatCompletion, fallbackModel: string) {
+  const choice = c.choices[0]!;
+  return {
+    answer: choice.message.content ?? "",
+    model: c.model ?? fallbackModel,
+    finish_reason: choice.finish_reason ?? null,
+    prompt_tokens: c.usage?.prompt_tokens ?? null,
+    completion_tokens: c.usage?.completion_tokens ?? null,
+  };
+}

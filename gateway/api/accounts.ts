@@ -11,7 +11,7 @@ import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
 import type { GatewayWallet } from "../payments/wallet.js";
-import { ApiError } from "./errors.js";
+import { ApiError, parseWith } from "./errors.js";
 
 export const RegisterRequestSchema = z.object({ name: z.string().max(200).optional() }).optional();
 export const TokenDepositSchema = z.object({ token: z.string().min(1).max(65_536) });
@@ -37,17 +37,17 @@ const capsOf = (a: AccountRow) => ({
 
 export const LightningTopupSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
 
-function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new ApiError(
-      400,
-      "invalid_request",
-      `invalid request: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim(),
-    );
-  }
-  return r.data;
+/** The key of `Authorization: Bearer <key>` (or 402ai's `X-Token: <key>`), if any. */
+export const bearerKey = (req: Request) =>
+  /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim() ||
+  req.get("x-token")?.trim() ||
+  undefined;
+
+/** The account behind the request's Bearer key; 401 when missing or unknown. */
+export async function authenticateRequest(accounts: AccountPayments, req: Request): Promise<AccountRow> {
+  const key = bearerKey(req);
+  if (!key) throw new PaymentError("invalid_key", "missing Authorization: Bearer <key>", 401);
+  return accounts.authenticate(key);
 }
 
 export interface AccountDeps {
@@ -60,11 +60,7 @@ export function accountRouter(deps: AccountDeps): Router {
   const r = Router();
   const store = deps.accounts.accounts;
 
-  const auth = async (req: Request): Promise<AccountRow> => {
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1];
-    if (!bearer) throw new PaymentError("invalid_key", "missing Authorization: Bearer <key>", 401);
-    return deps.accounts.authenticate(bearer);
-  };
+  const auth = (req: Request) => authenticateRequest(deps.accounts, req);
 
   /** Credits a cashu token to an account (claimed by swap first, so it cannot be spent twice). */
   const depositToken = async (accountId: string, token: string) => {
@@ -84,7 +80,7 @@ export function accountRouter(deps: AccountDeps): Router {
   });
 
   r.post("/v1/auth/register", (req, res) => {
-    const body = parse(RegisterRequestSchema, req.body);
+    const body = parseWith(RegisterRequestSchema, req.body);
     const { key } = store.register(body?.name ?? null);
     res.status(201).json({ api_key: key, quota_daily: 10 });
   });
@@ -97,14 +93,14 @@ export function accountRouter(deps: AccountDeps): Router {
 
   r.post("/v1/balance/topup", async (req, res) => {
     const account = await auth(req);
-    const token = req.get("x-cashu") ?? parse(TokenDepositSchema, req.body).token;
+    const token = req.get("x-cashu") ?? parseWith(TokenDepositSchema, req.body).token;
     const amount = await depositToken(store.payer(account.id).id, token);
     res.json({ deposited_sats: amount, ...(await balanceBody(account)) });
   });
 
   /** Routstr: a new sk- session key funded by a cashu token. */
   r.post("/v1/balance/create", async (req, res) => {
-    const token = req.get("x-cashu") ?? parse(TokenDepositSchema, req.body).token;
+    const token = req.get("x-cashu") ?? parseWith(TokenDepositSchema, req.body).token;
     const info = inspectToken(token);
     if (!deps.wallet.isTrusted(info.mint))
       throw new PaymentError("foreign_mint", `mint ${info.mint} is not trusted here`, 400);
@@ -121,7 +117,7 @@ export function accountRouter(deps: AccountDeps): Router {
         "forbidden",
         "child keys spend within their caps; only the parent key withdraws",
       );
-    const body = parse(WithdrawRequestSchema, req.body ?? {});
+    const body = parseWith(WithdrawRequestSchema, req.body ?? {});
     const balance = await deps.accounts.balanceSat(account);
     const amount = body.amount_sats ?? balance;
     if (amount <= 0 || amount > balance) {
@@ -149,7 +145,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const parent = await auth(req);
     if (parent.kind !== "rc")
       throw new ApiError(403, "forbidden", "only rc_ account keys can make child keys");
-    const body = parse(ChildKeyRequestSchema, req.body ?? {});
+    const body = parseWith(ChildKeyRequestSchema, req.body ?? {});
     const { id, key } = store.createChild(parent.id, body.name ?? null, toCaps(body.caps));
     res.status(201).json({ api_key: key, id, parent_id: parent.id, caps: capsOf(store.byId(id)!) });
   });
@@ -175,13 +171,13 @@ export function accountRouter(deps: AccountDeps): Router {
       target && (target.parent_id === caller.id || (target.id === caller.id && !caller.parent_id));
     if (!target || !allowed)
       throw new ApiError(403, "forbidden", "caps can be set by the parent key (or a root key on itself)");
-    store.setCaps(target.id, toCaps(parse(CapsSchema, req.body ?? {})));
+    store.setCaps(target.id, toCaps(parseWith(CapsSchema, req.body ?? {})));
     res.json({ id: target.id, caps: capsOf(store.byId(target.id)!) });
   });
 
   r.post("/v1/auth/topup", async (req, res) => {
     const account = await auth(req);
-    const { amount_sats } = parse(LightningTopupSchema, req.body);
+    const { amount_sats } = parseWith(LightningTopupSchema, req.body);
     const mint = deps.wallet.trustedMints[0]!;
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun top-up");
     store.addTopup({

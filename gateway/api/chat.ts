@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Request, Response } from "express";
-import type * as z from "zod";
+import * as z from "zod";
 import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
@@ -17,7 +17,8 @@ import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
 import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
 import { type Dispatcher, type JobOutcome, NoProviderError, type StreamChunk } from "../routing/types.js";
-import { ApiError, errorBody } from "./errors.js";
+import { ApiError, errorBody, parseWith } from "./errors.js";
+import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { JobLog } from "./joblog.js";
 import {
   type ChatCompletionRequest,
@@ -41,20 +42,16 @@ export interface ChatDeps {
   prices: PriceTable;
   oracle: Oracle;
   providerSharePct: number;
+  paywall: Paywall;
   log: Logger;
 }
 
-type Kind = "chat" | "completions";
+export type Kind = "chat" | "completions";
 
-function parseBody(kind: Kind, body: unknown): ChatCompletionRequest | CompletionRequest {
-  const schema: z.ZodType = kind === "chat" ? ChatCompletionRequestSchema : CompletionRequestSchema;
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
-    throw new ApiError(400, "invalid_request", `invalid request: ${where}${issue?.message ?? "bad body"}`);
-  }
-  return r.data as ChatCompletionRequest | CompletionRequest;
+export function parseBody(kind: Kind, body: unknown): ChatCompletionRequest | CompletionRequest {
+  return kind === "chat"
+    ? parseWith(ChatCompletionRequestSchema, body)
+    : parseWith(CompletionRequestSchema, body);
 }
 
 /** Accumulates a stream into one OpenAI response object for non-streaming clients. */
@@ -81,22 +78,59 @@ function costFields(settled: SettledPayment) {
   return { cost: { sats: settled.chargedSat, change_sats: settled.changeSat } };
 }
 
+/** The `payment` receipt of a paid response (BSVAPI style; extra field, OpenAI clients ignore it). */
+export const PaymentReceiptSchema = z.looseObject({
+  method: z.string(),
+  amount_sats: z.number().int().nonnegative(),
+  change_sats: z.number().int().nonnegative(),
+  request_id: z.string(),
+});
+
+function receipt(payment: RequestPayment, settled: SettledPayment): z.infer<typeof PaymentReceiptSchema> {
+  return {
+    method: payment.method,
+    amount_sats: settled.chargedSat,
+    change_sats: settled.changeSat,
+    request_id: payment.holdId,
+    ...payment.receiptFields,
+  };
+}
+
+/**
+ * What a request would be held or charged at: its prompt estimate plus the requested (or default)
+ * completion, at the oracle's rate. The 402 challenge and POST /v1/price both use it.
+ */
+export function estimateRequest(
+  kind: Kind,
+  body: ChatCompletionRequest | CompletionRequest,
+  model: string,
+  deps: Pick<ChatDeps, "prices" | "oracle">,
+) {
+  const btcUsd = deps.oracle.pricingRate();
+  const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
+  const requested: number =
+    (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
+    body.max_tokens ??
+    DEFAULT_MAX_TOKENS;
+  return {
+    promptTokens,
+    requested,
+    btcUsd,
+    sats: deps.prices.chargeSat(model, promptTokens, requested, btcUsd),
+  };
+}
+
 export function chatHandler(kind: Kind, deps: ChatDeps) {
   return async (req: Request, res: Response) => {
     const startedAt = Date.now();
     const body = parseBody(kind, req.body);
     const owlrunFormat = req.get("x-stream-format") === "owlrun" || req.query.format === "owlrun";
-    const cashuHeader = req.get("x-cashu");
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1];
-    if (!cashuHeader && !bearer) {
-      throw new ApiError(
-        402,
-        "payment_required",
-        "pay with an X-Cashu token, or use an API key (rc_…, sk-…) or a cashu token as the Bearer key",
-      );
-    }
+    const route = req.path;
+    const credential = readCredential(req, deps.paywall.methods);
+    const cashuHeader = credential.kind === "xcashu" ? credential.token : undefined;
     // X-Cashu alone is a complete credential: a Bearer key next to it is not used for payment.
-    const account = cashuHeader ? undefined : await deps.accounts.authenticate(bearer!);
+    const account =
+      credential.kind === "bearer" ? await deps.accounts.authenticate(credential.key) : undefined;
     if (account) deps.accounts.rateLimit(account);
 
     // Which models may serve this: the requested one, then the fallbacks the client listed.
@@ -126,12 +160,10 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
       );
     }
 
-    const btcUsd = deps.oracle.pricingRate();
-    const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
-    const requested: number =
-      (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
-      body.max_tokens ??
-      DEFAULT_MAX_TOKENS;
+    const { promptTokens, requested, sats: estimateSat, btcUsd } = estimateRequest(kind, body, model, deps);
+    if (credential.kind === "none") throw await paymentChallenge(deps.paywall, route, estimateSat);
+    const memo = `${kind} ${model}`;
+    const minimum = deps.prices.chargeSat(model, promptTokens, 1, btcUsd);
     let payment: RequestPayment;
     let maxTokens: number;
     if (account) {
@@ -141,12 +173,21 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
         requestedMaxTokens: requested,
         prices: deps.prices,
         btcUsd,
-        memo: `${kind} ${model}`,
+        memo,
       }));
+    } else if (credential.kind === "l402" || credential.kind === "bsv") {
+      const oneShot =
+        credential.kind === "l402"
+          ? await deps.paywall.l402.open(credential, route, minimum, memo)
+          : await deps.paywall.bsv!.open(credential.txid, route, minimum, memo);
+      payment = oneShot;
+      maxTokens = Math.min(
+        requested,
+        deps.prices.affordableCompletionTokens(model, promptTokens, oneShot.row.amount_sat, btcUsd),
+      );
     } else {
       // Cheap checks before the swap: format, trusted mint, enough value for the minimum charge.
       const info = deps.payments.inspect(cashuHeader!);
-      const minimum = deps.prices.chargeSat(model, promptTokens, 1, btcUsd);
       if (info.amountSat < minimum) {
         throw new PaymentError(
           "insufficient_balance",
@@ -163,7 +204,7 @@ export function chatHandler(kind: Kind, deps: ChatDeps) {
       if (requestId !== undefined && !UUID.test(requestId)) {
         throw new ApiError(400, "invalid_request", "X-Owlrun-Request-Id must be a UUID");
       }
-      payment = await deps.payments.open(info, `${kind} ${model}`, requestId?.toLowerCase());
+      payment = await deps.payments.open(info, memo, requestId?.toLowerCase());
     }
     deps.live.add(payment.holdId);
     try {
@@ -223,7 +264,13 @@ async function settleOutcome(
   const usage = outcome.billableUsage;
   const delivered = usage.completionTokens > 0 || outcome.status === "completed";
   const chargeSat = delivered
-    ? deps.prices.chargeSat(model, usage.promptTokens, usage.completionTokens, deps.oracle.pricingRate())
+    ? deps.prices.chargeSat(
+        model,
+        usage.promptTokens,
+        usage.completionTokens,
+        deps.oracle.pricingRate(),
+        payment.discountPct ?? 0,
+      )
     : 0;
   const settled = await payment.settle(
     chargeSat,
@@ -306,6 +353,14 @@ async function streamResponse(
   } else {
     sse(res, { id, object, created, model: ctx.model, choices: [], usage });
   }
+  // The receipt, then the change: ARCHITECTURE.md §4 keeps cashu_change the last event before [DONE].
+  const paid = receipt(payment, settled);
+  sse(
+    res,
+    ctx.owlrunFormat
+      ? { type: "payment", payment: paid }
+      : { id, object, created, model: ctx.model, choices: [], payment: paid },
+  );
   if (settled.changeSat > 0 || settled.changeToken) {
     // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
     const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
@@ -345,6 +400,7 @@ async function jsonResponse(
       model: ctx.model,
       choices: [{ index: 0, message: { role: "assistant", content: collector.text }, finish_reason: finish }],
       usage,
+      payment: receipt(payment, settled),
     });
   } else {
     res.json({
@@ -354,6 +410,7 @@ async function jsonResponse(
       model: ctx.model,
       choices: [{ index: 0, text: collector.text, finish_reason: finish }],
       usage,
+      payment: receipt(payment, settled),
     });
   }
 }

@@ -3,6 +3,7 @@
  * machine word in `type`. Everything that goes wrong on a request ends here as a 4xx/5xx JSON body.
  */
 import type { NextFunction, Request, Response } from "express";
+import type * as z from "zod";
 import { AppError, type Logger } from "../../src/shared/index.js";
 import { InsufficientBalanceError } from "../ledger/index.js";
 
@@ -54,4 +55,15 @@ export function errorMiddleware(log: Logger) {
     log.error("unexpected gateway error", { err: String((err as Error)?.stack ?? err) });
     sendError(res, new ApiError(500, "internal_error", "internal error"));
   };
+}
+
+/** Validates input against its zod shape; the first issue becomes a 400 invalid_request. */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new ApiError(400, "invalid_request", `invalid request: ${where}${issue?.message ?? "bad input"}`);
+  }
+  return r.data;
 }

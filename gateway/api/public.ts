@@ -16,6 +16,8 @@ export interface PublicDeps {
   wallet: GatewayWallet;
   providerSharePct: number;
   jobs: JobLog;
+  /** how paid routes can be paid (see api/paywall.ts) */
+  paymentMethods: string[];
 }
 
 export function publicRouter(deps: PublicDeps): Router {
@@ -30,7 +32,7 @@ export function publicRouter(deps: PublicDeps): Router {
       name: "owlrun gateway",
       version: VERSION,
       mints: deps.wallet.trustedMints,
-      payment_methods: ["x-cashu", "bearer-cashu-token"],
+      payment_methods: deps.paymentMethods,
       stream_formats: { default: "openai", owlrun: "X-Stream-Format: owlrun (or ?format=owlrun)" },
       fee_split: { provider_pct: deps.providerSharePct, gateway_pct: 100 - deps.providerSharePct },
       min_charge_sats: MIN_CHARGE_SAT,

@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { Accounts } from "./accounts.js";
-import { type HoldRow, LedgerStore, type Posting } from "./store.js";
+import { type HoldRow, LedgerStore, type Posting, type StatementEntry } from "./store.js";
 import { splitCharge } from "./split.js";
 
 export { Accounts, accountKind } from "./accounts.js";
@@ -16,7 +16,7 @@ export {
   MIN_PROVIDER_SHARE_PCT,
   splitCharge,
 } from "./split.js";
-export type { HoldRow, Posting } from "./store.js";
+export type { HoldRow, Posting, StatementEntry } from "./store.js";
 
 export interface JobSettlement {
   chargedMsat: number;
@@ -150,6 +150,11 @@ export class Ledger {
   /** Free-form balanced transfer for the few flows that need it (tests, admin). */
   async transfer(kind: string, ref: string | null, postings: Posting[]): Promise<boolean> {
     return this.store.transfer(kind, ref, postings);
+  }
+
+  /** The entries of one account in a time range (statements). */
+  async entries(account: string, fromMs: number, toMs: number): Promise<StatementEntry[]> {
+    return this.store.entriesOf(account, fromMs, toMs);
   }
 
   /** Every non-zero balance and the books' imbalance (always 0 unless the store is corrupt). */

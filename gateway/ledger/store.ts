@@ -16,6 +16,15 @@ export interface Posting {
   msat: number;
 }
 
+export interface StatementEntry {
+  kind: string;
+  ref: string | null;
+  at: number;
+  memo: string | null;
+  /** signed: + when the account grew */
+  msat: number;
+}
+
 export type HoldState = "active" | "settled" | "released";
 
 export interface HoldRow {
@@ -192,6 +201,37 @@ export class LedgerStore extends SqliteStore {
       )
       .get(account, sinceMs) as { v: number };
     return row.v;
+  }
+
+  /**
+   * Every entry touching `account` in [fromMs, toMs), oldest first, signed from the account's side
+   * (credit-normal: + when credited). Hold memos come along for the request lines of statements.
+   */
+  entriesOf(account: string, fromMs: number, toMs: number): StatementEntry[] {
+    const sign = isDebitNormal(account) ? -1 : 1;
+    const rows = this.db
+      .prepare(
+        `SELECT t.kind, t.ref, t.created_at, e.debit, e.credit, e.msat, h.memo
+         FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id LEFT JOIN holds h ON h.id = t.ref
+         WHERE (e.debit = ? OR e.credit = ?) AND t.created_at >= ? AND t.created_at < ?
+         ORDER BY e.id`,
+      )
+      .all(account, account, fromMs, toMs) as {
+      kind: string;
+      ref: string | null;
+      created_at: number;
+      debit: string;
+      credit: string;
+      msat: number;
+      memo: string | null;
+    }[];
+    return rows.map((r) => ({
+      kind: r.kind,
+      ref: r.ref,
+      at: r.created_at,
+      memo: r.memo,
+      msat: (r.credit === account ? r.msat : -r.msat) * sign,
+    }));
   }
 
   holdsOwnedLike(pattern: string): HoldRow[] {

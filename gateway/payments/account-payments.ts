@@ -6,7 +6,12 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../src/shared/index.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
-import { type AccountRow, type AccountStore } from "./accounts.js";
+import {
+  type AccountRow,
+  type AccountStore,
+  type BusinessTier,
+  DEFAULT_TIER_DISCOUNT_PCT,
+} from "./accounts.js";
 import { PaymentError } from "./errors.js";
 import type { PriceTable } from "./pricing.js";
 import { RateLimiter } from "./ratelimit.js";
@@ -17,6 +22,12 @@ import type { SettledPayment } from "./xcashu.js";
 /** What the chat route needs from any way of paying. */
 export interface RequestPayment {
   readonly holdId: string;
+  /** how it was paid, for the receipt: xcashu, account, l402, bsv */
+  readonly method: string;
+  /** method-specific receipt fields (payment_hash, txid, …) */
+  readonly receiptFields?: Record<string, unknown>;
+  /** a business key's discount on the charge (percent) */
+  readonly discountPct?: number;
   settle(
     chargedSat: number,
     nodeId: string,
@@ -28,6 +39,7 @@ export interface RequestPayment {
 
 export class AccountPayment implements RequestPayment {
   private ended = false;
+  readonly method = "account";
 
   constructor(
     readonly holdId: string,
@@ -39,7 +51,12 @@ export class AccountPayment implements RequestPayment {
     readonly free: boolean,
     private readonly ledger: Ledger,
     private readonly accounts: AccountStore,
+    readonly discountPct = 0,
   ) {}
+
+  get receiptFields() {
+    return { account_id: this.account.id, ...(this.discountPct ? { discount_pct: this.discountPct } : {}) };
+  }
 
   async settle(
     chargedSat: number,
@@ -79,7 +96,14 @@ export class AccountPayments {
     private readonly ledger: Ledger,
     private readonly wallet: GatewayWallet,
     private readonly log: Logger,
+    private readonly tierDiscounts: Record<BusinessTier, number> = DEFAULT_TIER_DISCOUNT_PCT,
   ) {}
+
+  /** The discount a key pays at: its payer's business tier, else none. */
+  discountPct(account: AccountRow): number {
+    const tier = this.accounts.payer(account.id).tier;
+    return tier ? (this.tierDiscounts[tier] ?? 0) : 0;
+  }
 
   /** rc_ / sk- keys, or a raw cashu token that becomes (or already is) a session. */
   async authenticate(bearer: string): Promise<AccountRow> {
@@ -144,13 +168,14 @@ export class AccountPayments {
     const balanceMsat = await this.ledger.balance(Accounts.user(payer.id));
     const { room, reason } = this.accounts.spendRoom(account.id);
     const budget = Math.min(Math.floor(balanceMsat / 1000), room);
-    const minimum = q.prices.chargeSat(q.model, q.promptTokens, 1, q.btcUsd);
+    const discount = this.discountPct(account);
+    const minimum = q.prices.chargeSat(q.model, q.promptTokens, 1, q.btcUsd, discount);
     const holdId = randomUUID();
     if (budget < minimum) {
       if (balanceMsat < minimum * 1000 && this.accounts.takeFree(payer.id)) {
         await this.ledger.hold(holdId, Accounts.user(payer.id), 0, "free", q.memo);
         return {
-          payment: new AccountPayment(holdId, account, payer, 0, true, this.ledger, this.accounts),
+          payment: new AccountPayment(holdId, account, payer, 0, true, this.ledger, this.accounts, discount),
           maxTokens: q.requestedMaxTokens,
         };
       }
@@ -172,13 +197,25 @@ export class AccountPayments {
       1,
       Math.min(
         q.requestedMaxTokens,
-        q.prices.affordableCompletionTokens(q.model, q.promptTokens, budget, q.btcUsd),
+        q.prices.affordableCompletionTokens(q.model, q.promptTokens, budget, q.btcUsd, discount),
       ),
     );
-    const holdSat = Math.min(budget, q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd));
+    const holdSat = Math.min(
+      budget,
+      q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd, discount),
+    );
     await this.ledger.hold(holdId, Accounts.user(payer.id), holdSat * 1000, "chat", q.memo);
     return {
-      payment: new AccountPayment(holdId, account, payer, holdSat, false, this.ledger, this.accounts),
+      payment: new AccountPayment(
+        holdId,
+        account,
+        payer,
+        holdSat,
+        false,
+        this.ledger,
+        this.accounts,
+        discount,
+      ),
       maxTokens,
     };
   }

@@ -11,6 +11,15 @@ export const FREE_REQUESTS_PER_DAY = 10;
 
 export type AccountKind = "rc" | "session";
 
+/** Business tiers (BSVAPI): usage metered to the key at a discount. */
+export const BUSINESS_TIERS = ["internal", "partner", "external"] as const;
+export type BusinessTier = (typeof BUSINESS_TIERS)[number];
+export const DEFAULT_TIER_DISCOUNT_PCT: Record<BusinessTier, number> = {
+  internal: 50,
+  partner: 25,
+  external: 0,
+};
+
 export interface AccountRow {
   id: string;
   kind: AccountKind;
@@ -25,6 +34,8 @@ export interface AccountRow {
   spent_day: string | null;
   spent_day_sat: number;
   spent_lifetime_sat: number;
+  /** a business key's tier; null for ordinary keys */
+  tier: BusinessTier | null;
 }
 
 const SCHEMA = `
@@ -51,6 +62,16 @@ export interface Caps {
 export class AccountStore extends SqliteStore {
   constructor(path: string) {
     super(path, SCHEMA);
+    // Added with business keys: older files get the column on open.
+    const cols = this.db.prepare("PRAGMA table_info(accounts)").all() as { name: string }[];
+    if (!cols.some((c) => c.name === "tier")) this.db.exec("ALTER TABLE accounts ADD COLUMN tier TEXT");
+  }
+
+  /** A business rc_ key of `tier` (made by the operator); shown once. */
+  registerBusiness(name: string | null, tier: BusinessTier): { id: string; key: string } {
+    const made = this.register(name);
+    this.db.prepare("UPDATE accounts SET tier = ? WHERE id = ?").run(tier, made.id);
+    return made;
   }
 
   private insert(
@@ -153,7 +174,7 @@ export class AccountStore extends SqliteStore {
   }
 
   freeRemaining(a: AccountRow): number {
-    if (a.kind !== "rc") return 0;
+    if (a.kind !== "rc" || a.tier) return 0; // business keys are metered, not free
     return a.free_day === utcDay() ? Math.max(0, FREE_REQUESTS_PER_DAY - a.free_used) : FREE_REQUESTS_PER_DAY;
   }
 
@@ -163,7 +184,7 @@ export class AccountStore extends SqliteStore {
     return this.db
       .transaction(() => {
         const a = this.byId(id);
-        if (!a || a.kind !== "rc") return false;
+        if (!a || a.kind !== "rc" || a.tier) return false;
         const used = a.free_day === day ? a.free_used : 0;
         if (used >= FREE_REQUESTS_PER_DAY) return false;
         this.db

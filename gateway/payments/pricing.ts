@@ -29,9 +29,19 @@ export class PriceTable {
     return Math.ceil((usd / btcUsd) * 1e11);
   }
 
-  /** Whole sats charged for the usage (2-sat floor). */
-  chargeSat(model: string, promptTokens: number, completionTokens: number, btcUsd: number): number {
-    return chargeSats(this.costMsat(model, promptTokens, completionTokens, btcUsd));
+  /**
+   * Whole sats charged for the usage (2-sat floor). The one place a business key's discount is
+   * applied: to the cost, before the floor.
+   */
+  chargeSat(
+    model: string,
+    promptTokens: number,
+    completionTokens: number,
+    btcUsd: number,
+    discountPct = 0,
+  ): number {
+    const cost = this.costMsat(model, promptTokens, completionTokens, btcUsd);
+    return chargeSats(Math.ceil((cost * (100 - discountPct)) / 100));
   }
 
   /** Sats per 1M tokens, for the RouteCat pricing shape. */
@@ -45,9 +55,16 @@ export class PriceTable {
    * The largest completion a budget pays for, given the prompt: used to cap max_tokens to what an
    * X-Cashu token covers.
    */
-  affordableCompletionTokens(model: string, promptTokens: number, budgetSat: number, btcUsd: number): number {
+  affordableCompletionTokens(
+    model: string,
+    promptTokens: number,
+    budgetSat: number,
+    btcUsd: number,
+    discountPct = 0,
+  ): number {
     const r = this.rate(model);
-    const budgetUsd = (budgetSat * btcUsd) / 1e8;
+    if (discountPct >= 100) return Number.MAX_SAFE_INTEGER;
+    const budgetUsd = (budgetSat * btcUsd * 100) / (100 - discountPct) / 1e8;
     const left = budgetUsd * 1_000_000 - promptTokens * r.per_m_input_usd;
     if (left <= 0) return 0;
     return r.per_m_output_usd > 0 ? Math.floor(left / r.per_m_output_usd) : Number.MAX_SAFE_INTEGER;

@@ -20,6 +20,7 @@ export interface SettledPayment {
 
 export class CashuPayment {
   private ended = false;
+  readonly method = "xcashu";
 
   constructor(
     readonly holdId: string,

@@ -43,6 +43,8 @@ export const GatewayInfoSchema = z.object({
   name: z.string().optional(),
   version: z.string().optional(),
   mints: z.array(z.string()),
+  /** how paid routes can be paid (xcashu, accounts, l402, bsv); absent on older gateways */
+  payment_methods: z.array(z.string()).optional(),
   unit: z.string().optional(),
   min_charge_sats: z.number().optional(),
 });
@@ -90,6 +92,8 @@ export type ChatCompletion = z.infer<typeof ChatCompletionSchema>;
 const ErrorBodySchema = z.object({
   error: z.object({ message: z.string(), type: z.string().optional(), code: z.unknown().optional() }),
 });
+
+const ChallengeBodySchema = z.object({ error: z.object({ amount_sats: z.number().int().positive() }) });
 
 const ChangeSchema = z.object({ token: z.string(), change_sats: z.number() });
 
@@ -217,17 +221,52 @@ export class GatewayClient {
   }
 
   /**
-   * POST /v1/chat/completions (non-streaming) paid with `X-Cashu: token`. `requestId` (a UUID the
+   * POST /v1/chat/completions without credentials, to read its L402 challenge: the invoice to pay
+   * and the macaroon to send back with the preimage (402ai / L402).
+   */
+  async l402Challenge(
+    body: ChatRequest,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ macaroon: string; invoice: string; amountSats?: number }> {
+    const res = await this.request("/v1/chat/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...body, stream: false }),
+      signal: opts.signal,
+    });
+    const header = res.headers.get("www-authenticate") ?? "";
+    const m = /^L402\s+macaroon="([^"]+)",\s*invoice="([^"]+)"/i.exec(header);
+    if (res.status !== 402 || !m) {
+      if (res.ok) await res.body?.cancel();
+      throw res.ok
+        ? new GatewayApiError("the gateway served the request without payment", "invalid_response", 502)
+        : await this.apiError(res, "POST /v1/chat/completions (L402 challenge)");
+    }
+    const body402 = ChallengeBodySchema.safeParse(await res.json().catch(() => null));
+    return {
+      macaroon: m[1]!,
+      invoice: m[2]!,
+      amountSats: body402.success ? body402.data.error.amount_sats : undefined,
+    };
+  }
+
+  /**
+   * POST /v1/chat/completions (non-streaming) paid with `X-Cashu: token`, or with an L402
+   * credential (`<macaroon>:<preimage>`) after paying its invoice. `requestId` (a UUID the
    * caller journaled first) lets the change be fetched later with `change()` if the answer is lost.
    * Throws GatewayApiError (with `changeToken` when the gateway refunded) or GatewayUnavailableError.
    */
   async chat(
     body: ChatRequest,
-    payment: { token: string; requestId?: string },
+    payment: { token: string; requestId?: string } | { l402: string },
     opts: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<ChatAnswer> {
-    const headers: Record<string, string> = { "content-type": "application/json", "x-cashu": payment.token };
-    if (payment.requestId) headers["x-owlrun-request-id"] = payment.requestId;
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if ("l402" in payment) headers.authorization = `L402 ${payment.l402}`;
+    else {
+      headers["x-cashu"] = payment.token;
+      if (payment.requestId) headers["x-owlrun-request-id"] = payment.requestId;
+    }
     const res = await this.request("/v1/chat/completions", {
       method: "POST",
       headers,

@@ -67,13 +67,15 @@ export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
   const unanswered = new Map<string, number>();
   const running = new Map<string, Promise<SettleResult>>();
 
-  let info: { mints: string[]; at: number } | undefined;
-  const gatewayMints = async (): Promise<string[]> => {
-    if (info && Date.now() - info.at < 60_000) return info.mints;
+  let info: { mints: string[]; methods?: string[]; at: number } | undefined;
+  const gatewayInfo = async () => {
+    if (info && Date.now() - info.at < 60_000) return info;
     const i = await gateway.info();
-    info = { mints: i.mints.map(normalizeMintUrl), at: Date.now() };
-    return info.mints;
+    info = { mints: i.mints.map(normalizeMintUrl), methods: i.payment_methods, at: Date.now() };
+    return info;
   };
+  const gatewayMints = async (): Promise<string[]> => (await gatewayInfo()).mints;
+  const gatewayPaymentMethods = async () => (await gatewayInfo()).methods;
   const mintUrl = async (): Promise<string> => {
     if (opts.mintUrl) return normalizeMintUrl(opts.mintUrl);
     let mints: string[];
@@ -207,6 +209,7 @@ export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
     ready,
     mintUrl,
     gatewayMints,
+    gatewayPaymentMethods,
     settleRequest,
     inflight,
     confirmations: { codec, used: new Set() },

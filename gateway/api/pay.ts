@@ -1,0 +1,176 @@
+/**
+ * Paying without an account, and the bookkeeping of accounts that have one:
+ * - `POST /v1/price` (no auth, BSVAPI): the sats a chat or completion request would be held or
+ *   charged at right now — exactly what its 402 challenge asks.
+ * - `POST /v1/topup` → Lightning invoice, `POST /v1/topup/claim` with the preimage → a bearer key
+ *   (402ai prepaid tokens); with `Authorization: Bearer <key>` the top-up refills that key.
+ * - `GET /v1/account/statement?month=YYYY-MM&format=json|csv`: a key's monthly statement, read
+ *   from the ledger (business keys: usage at their tier's discount).
+ */
+import { createHash } from "node:crypto";
+import { type Request, Router } from "express";
+import * as z from "zod";
+import { Accounts, type Ledger } from "../ledger/index.js";
+import type { AccountPayments } from "../payments/account-payments.js";
+import { PaymentError } from "../payments/errors.js";
+import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
+import type { OneShotStore } from "../payments/oneshot.js";
+import type { PriceTable } from "../payments/pricing.js";
+import { buildStatement, StatementQuerySchema, statementCsv } from "../payments/statement.js";
+import type { GatewayWallet } from "../payments/wallet.js";
+import type { Oracle } from "../oracle/index.js";
+import { authenticateRequest, bearerKey } from "./accounts.js";
+import { estimateRequest, type Kind, parseBody } from "./chat.js";
+import { parseWith } from "./errors.js";
+import type { Paywall } from "./paywall.js";
+
+export const PriceResponseSchema = z.object({
+  model: z.string(),
+  sats: z.number().int().positive(),
+  msat: z.number().int().positive(),
+  prompt_tokens_estimate: z.number().int().nonnegative(),
+  max_tokens: z.number().int().positive(),
+  minimum_sats: z.number().int().positive(),
+  btc_usd: z.number().positive(),
+  bsv_satoshis: z.number().int().positive().optional(),
+});
+
+export const TopupRequestSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
+export const TopupResponseSchema = z.object({
+  invoice: z.string(),
+  payment_hash: z.string(),
+  amount_sats: z.number().int().positive(),
+  expires_at: z.string().nullable(),
+  refill: z.boolean(),
+});
+export const TopupClaimRequestSchema = z.object({
+  preimage: z.string().regex(/^[0-9a-fA-F]{64}$/, "preimage must be 32 bytes of hex"),
+  token: z.string().max(200).optional(),
+});
+export const TopupClaimResponseSchema = z.object({
+  token: z.string().optional(),
+  amount_sats: z.number().int().positive(),
+  balance_sats: z.number().int().nonnegative(),
+});
+
+export interface PayDeps {
+  accounts: AccountPayments;
+  ledger: Ledger;
+  wallet: GatewayWallet;
+  store: OneShotStore;
+  prices: PriceTable;
+  oracle: Oracle;
+  paywall: Paywall;
+}
+
+export function payRouter(deps: PayDeps): Router {
+  const r = Router();
+  const keys = deps.accounts.accounts;
+
+  const auth = (req: Request) => authenticateRequest(deps.accounts, req);
+
+  r.post("/v1/price", (req, res) => {
+    const kind: Kind =
+      req.body && typeof req.body === "object" && "prompt" in req.body ? "completions" : "chat";
+    const body = parseBody(kind, req.body);
+    const e = estimateRequest(kind, body, body.model, deps);
+    const bsv = deps.paywall.bsv ? { bsv_satoshis: deps.paywall.bsv.required(e.sats) } : {};
+    res.json({
+      model: body.model,
+      sats: e.sats,
+      msat: e.sats * 1000,
+      prompt_tokens_estimate: e.promptTokens,
+      max_tokens: e.requested,
+      minimum_sats: deps.prices.chargeSat(body.model, e.promptTokens, 1, e.btcUsd),
+      btc_usd: e.btcUsd,
+      ...bsv,
+    } satisfies z.infer<typeof PriceResponseSchema>);
+  });
+
+  r.post("/v1/topup", async (req, res) => {
+    const { amount_sats } = parseWith(TopupRequestSchema, req.body);
+    // A refill names its key; a bad key is refused before any invoice exists.
+    const account = bearerKey(req) ? await auth(req) : undefined;
+    const mint = deps.wallet.trustedMints[0];
+    if (!mint) throw new PaymentError("mint_unavailable", "the gateway has no mint", 503);
+    const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun prepaid top-up");
+    const paymentHash = paymentHashOf(quote.request);
+    deps.store.addTopupClaim({
+      payment_hash: paymentHash,
+      quote: quote.quote,
+      mint,
+      amount_sat: amount_sats,
+      account_id: account ? keys.payer(account.id).id : null,
+    });
+    res.status(201).json({
+      invoice: quote.request,
+      payment_hash: paymentHash,
+      amount_sats,
+      expires_at: quote.expiry ? new Date(quote.expiry * 1000).toISOString() : null,
+      refill: account !== undefined,
+    } satisfies z.infer<typeof TopupResponseSchema>);
+  });
+
+  r.post("/v1/topup/claim", async (req, res) => {
+    const body = parseWith(TopupClaimRequestSchema, req.body);
+    const paymentHash = createHash("sha256").update(Buffer.from(body.preimage, "hex")).digest("hex");
+    const row = deps.store.topupClaim(paymentHash);
+    if (!row) throw new PaymentError("invalid_token", "no top-up invoice has this preimage", 401);
+    if (row.state !== "pending")
+      throw new PaymentError("token_spent", "this top-up was already claimed", 401);
+    if (row.account_id && body.token) {
+      const named = keys.byKey(body.token);
+      if (!named || keys.payer(named.id).id !== row.account_id)
+        throw new PaymentError("invalid_key", "this top-up refills another key", 401);
+    }
+    if (!(await mintWhenPaid(deps.wallet, row.mint, row.quote, row.amount_sat)))
+      throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
+    const made = row.account_id ? undefined : keys.createSession();
+    const accountId = row.account_id ?? made!.id;
+    if (!deps.store.markClaimed(paymentHash, accountId)) {
+      if (made) keys.forgetTokenSession(made.id);
+      throw new PaymentError("token_spent", "this top-up was already claimed", 401);
+    }
+    await deps.ledger.deposit(
+      Accounts.user(accountId),
+      row.amount_sat * 1000,
+      row.mint,
+      `topup-claim:${paymentHash}`,
+    );
+    res.json({
+      ...(made ? { token: made.key } : {}),
+      amount_sats: row.amount_sat,
+      balance_sats: await deps.accounts.balanceSat(keys.byId(accountId)!),
+    } satisfies z.infer<typeof TopupClaimResponseSchema>);
+  });
+
+  r.get("/v1/account/statement", async (req, res) => {
+    const account = await auth(req);
+    const q = parseWith(StatementQuerySchema, req.query);
+    // A child key's money is its root's: the statement is the root's account.
+    const payer = keys.payer(account.id);
+    const statement = await buildStatement(deps.ledger, payer, q.month, deps.accounts.discountPct(payer));
+    if (q.format === "csv") {
+      res
+        .type("text/csv")
+        .setHeader("Content-Disposition", `attachment; filename="statement-${q.month}.csv"`);
+      res.send(statementCsv(statement));
+      return;
+    }
+    res.json(statement);
+  });
+
+  return r;
+}
+
+/** After a crash between marking a top-up claimed and crediting it: credit it (idempotent by ref). */
+export async function repairClaimedTopups(ledger: Ledger, store: OneShotStore): Promise<void> {
+  for (const t of store.claimedTopups()) {
+    await ledger.deposit(
+      Accounts.user(t.account_id!),
+      t.amount_sat * 1000,
+      t.mint,
+      `topup-claim:${t.payment_hash}`,
+    );
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * One-shot payments made outside the gateway (an L402 Lightning invoice, a BSV transaction): the
+ * paid amount is credited once to a ledger account of its own (`user:<kind>:<id>`), then one
+ * request holds all of it and, once anything is served, is charged all of it (402ai semantics: no
+ * refund or extra charge after the response). A request that was not served releases the hold and
+ * the credential may be presented again; a credential that paid for a served request is spent for
+ * good. The state lives in SQLite and every change of it is one atomic statement:
+ * pending (not yet paid) → paid → in_use → spent, and in_use → paid on a refund.
+ */
+import { randomUUID } from "node:crypto";
+import { SqliteStore } from "../../src/shared/sqlite.js";
+import { Accounts, type Ledger } from "../ledger/index.js";
+import type { RequestPayment } from "./account-payments.js";
+import { PaymentError } from "./errors.js";
+import type { SettledPayment } from "./xcashu.js";
+
+export type OneShotKind = "l402" | "bsv";
+export type OneShotState = "pending" | "paid" | "in_use" | "spent";
+
+export interface OneShotRow {
+  id: string;
+  kind: OneShotKind;
+  amount_sat: number;
+  route: string | null;
+  state: OneShotState;
+  /** where the money is: the mint quote (L402) or nothing (BSV) */
+  mint: string | null;
+  quote: string | null;
+  created_at: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS oneshot (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, amount_sat INTEGER NOT NULL, route TEXT, state TEXT NOT NULL,
+  mint TEXT, quote TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS topup_claims (
+  payment_hash TEXT PRIMARY KEY, quote TEXT NOT NULL, mint TEXT NOT NULL, amount_sat INTEGER NOT NULL,
+  account_id TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL);
+`;
+
+export interface TopupClaimRow {
+  payment_hash: string;
+  quote: string;
+  mint: string;
+  amount_sat: number;
+  account_id: string | null;
+  state: "pending" | "claimed";
+}
+
+/** External payments (L402, BSV) and 402ai-style top-up claims, in `<data>/payments.sqlite`. */
+export class OneShotStore extends SqliteStore {
+  constructor(path: string) {
+    super(path, SCHEMA);
+  }
+
+  /** Records a credential; false when the id is already known (a replayed BSV txid). */
+  add(row: Omit<OneShotRow, "created_at">): boolean {
+    const now = Date.now();
+    return (
+      this.db
+        .prepare(
+          "INSERT OR IGNORE INTO oneshot (id, kind, amount_sat, route, state, mint, quote, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .run(row.id, row.kind, row.amount_sat, row.route, row.state, row.mint, row.quote, now, now)
+        .changes === 1
+    );
+  }
+
+  get(id: string): OneShotRow | undefined {
+    return this.db.prepare("SELECT * FROM oneshot WHERE id = ?").get(id) as OneShotRow | undefined;
+  }
+
+  /** Moves `id` from one state to another, atomically; false when it was not in `from`. */
+  move(id: string, from: OneShotState, to: OneShotState): boolean {
+    return (
+      this.db
+        .prepare("UPDATE oneshot SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
+        .run(to, Date.now(), id, from).changes === 1
+    );
+  }
+
+  /** After a restart no request is being served: in_use credentials become presentable again. */
+  releaseInUse(): number {
+    return this.db.prepare("UPDATE oneshot SET state = 'paid' WHERE state = 'in_use'").run().changes;
+  }
+
+  addTopupClaim(t: Omit<TopupClaimRow, "state">): void {
+    this.db
+      .prepare(
+        "INSERT INTO topup_claims (payment_hash, quote, mint, amount_sat, account_id, state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+      )
+      .run(t.payment_hash, t.quote, t.mint, t.amount_sat, t.account_id, Date.now());
+  }
+
+  topupClaim(paymentHash: string): TopupClaimRow | undefined {
+    return this.db.prepare("SELECT * FROM topup_claims WHERE payment_hash = ?").get(paymentHash) as
+      TopupClaimRow | undefined;
+  }
+
+  /** pending → claimed for `accountId`, exactly once. */
+  markClaimed(paymentHash: string, accountId: string): boolean {
+    return (
+      this.db
+        .prepare(
+          "UPDATE topup_claims SET state = 'claimed', account_id = ? WHERE payment_hash = ? AND state = 'pending'",
+        )
+        .run(accountId, paymentHash).changes === 1
+    );
+  }
+
+  claimedTopups(): TopupClaimRow[] {
+    return this.db.prepare("SELECT * FROM topup_claims WHERE state = 'claimed'").all() as TopupClaimRow[];
+  }
+}
+
+/** The ledger account a one-shot credential's money sits in between its payment and its request. */
+export const oneShotAccount = (id: string) => Accounts.user(id);
+
+/** One request paid by a one-shot credential: holds the whole amount, charges all of it once served. */
+export class OneShotPayment implements RequestPayment {
+  private ended = false;
+
+  constructor(
+    readonly holdId: string,
+    readonly row: OneShotRow,
+    readonly method: OneShotKind,
+    readonly receiptFields: Record<string, unknown>,
+    private readonly ledger: Ledger,
+    private readonly store: OneShotStore,
+  ) {}
+
+  async settle(
+    chargedSat: number,
+    nodeId: string,
+    providerSharePct: number,
+    memo?: string,
+  ): Promise<SettledPayment> {
+    if (chargedSat <= 0) return this.refund(memo);
+    this.end();
+    const owner = oneShotAccount(this.row.id);
+    const charged = this.row.amount_sat;
+    await this.ledger.settleJob(
+      this.holdId,
+      { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct },
+      owner,
+      memo,
+    );
+    this.store.move(this.row.id, "in_use", "spent");
+    return { chargedSat: charged, changeSat: 0 };
+  }
+
+  async refund(memo?: string): Promise<SettledPayment> {
+    this.end();
+    await this.ledger.releaseHold(this.holdId, oneShotAccount(this.row.id), memo);
+    this.store.move(this.row.id, "in_use", "paid");
+    return { chargedSat: 0, changeSat: 0 };
+  }
+
+  private end() {
+    if (this.ended) throw new Error("payment already ended");
+    this.ended = true;
+  }
+}
+
+/**
+ * Takes a paid credential for one request: paid → in_use (refused when spent or already in use),
+ * then holds its whole amount. Checks the amount covers at least the request's minimum first.
+ */
+export async function openOneShot(
+  ledger: Ledger,
+  store: OneShotStore,
+  row: OneShotRow,
+  minimumSat: number,
+  receiptFields: Record<string, unknown>,
+  memo?: string,
+): Promise<OneShotPayment> {
+  if (row.amount_sat < minimumSat) {
+    throw new PaymentError(
+      "insufficient_balance",
+      `this payment covers ${row.amount_sat} sats; this request needs at least ${minimumSat}`,
+      402,
+      { required_sats: minimumSat },
+    );
+  }
+  if (!store.move(row.id, "paid", "in_use")) {
+    throw new PaymentError("token_spent", "this payment credential was already used", 401);
+  }
+  const holdId = randomUUID();
+  try {
+    await ledger.hold(holdId, oneShotAccount(row.id), row.amount_sat * 1000, row.kind, memo);
+  } catch (err) {
+    store.move(row.id, "in_use", "paid");
+    throw err;
+  }
+  return new OneShotPayment(holdId, row, row.kind, receiptFields, ledger, store);
+}
