@@ -554,7 +554,15 @@ export class CashuMint extends EventEmitter<MintEvents> {
   /** Pays (or settles internally) a PENDING melt and records the outcome. */
   private async settleMelt(quote: string): Promise<MeltQuoteResponse> {
     const row = this.store.getMeltQuote(quote)!;
-    if (row.internal_mint_quote) return this.finishMelt(row, { state: "PAID", feeSat: 0 });
+    if (row.internal_mint_quote) {
+      const paid = this.store.getMintQuote(row.internal_mint_quote);
+      const preimage = paid
+        ? await this.lightning
+            .invoicePreimage?.({ paymentHash: paid.payment_hash, request: paid.request })
+            .catch(() => undefined)
+        : undefined;
+      return this.finishMelt(row, { state: "PAID", feeSat: 0, preimage });
+    }
     let result: Awaited<ReturnType<LightningBackend["payInvoice"]>>;
     try {
       result = await this.lightning.payInvoice(row.request, row.amount * 1000, row.fee_reserve);

@@ -1,7 +1,10 @@
 /**
  * Paying an invoice this mint issued settles inside the mint: no routing fee, and the mint quote
- * behind the invoice becomes PAID so its owner can mint. A second payment of it is refused.
+ * behind the invoice becomes PAID so its owner can mint, and the payer learns the preimage. A second
+ * payment of it is refused.
  */
+import { createHash } from "node:crypto";
+import bolt11 from "bolt11";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
@@ -28,6 +31,11 @@ describe("internal settlement", () => {
     const melted = await payer.meltProofsBolt11(meltQuote, funds);
     expect(melted.quote.state).toBe("PAID");
     expect(sumAmounts(melted.change)).toBe(30);
+    // The payer gets the invoice's preimage, as from a Lightning payment (L402 proves payment with it).
+    const preimage = melted.quote.payment_preimage!;
+    expect(createHash("sha256").update(Buffer.from(preimage, "hex")).digest("hex")).toBe(
+      bolt11.decode(invoiceQuote.request).tagsObject.payment_hash,
+    );
 
     expect((await payee.checkMintQuoteBolt11(invoiceQuote.quote)).state).toBe("PAID");
     const minted = await payee.mintProofsBolt11(20, invoiceQuote.quote);

@@ -101,6 +101,13 @@ export function createFakeLightning(opts: FakeLightningOptions = {}): LightningB
       return Date.now() > inv.expiresAt * 1000 ? "EXPIRED" : "UNPAID";
     },
 
+    async invoicePreimage({ paymentHash, request }) {
+      const inv = decode(request);
+      if (inv.payee !== FAKE_NODE_PUBKEY || !inv.paymentSecret) return undefined;
+      const preimage = preimageFor(inv.paymentSecret);
+      return sha256hex(preimage) === paymentHash ? preimage.toString("hex") : undefined;
+    },
+
     feeReserveSat(amountMsat) {
       return Math.max(2, Math.ceil((amountMsat * 0.01) / 1000));
     },

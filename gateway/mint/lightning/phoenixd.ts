@@ -34,7 +34,11 @@ const MAX_DESCRIPTION = 128; // phoenixd refuses longer descriptions
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/i);
 // phoenixd omits null fields (explicitNulls = false); nullish also accepts an explicit null.
 const GeneratedInvoice = z.looseObject({ paymentHash: hex32, serialized: z.string().min(1) });
-const IncomingPayment = z.looseObject({ isPaid: z.boolean(), isExpired: z.boolean().nullish() });
+const IncomingPayment = z.looseObject({
+  isPaid: z.boolean(),
+  isExpired: z.boolean().nullish(),
+  preimage: hex32.nullish(),
+});
 const PaymentSent = z.looseObject({
   paymentHash: hex32,
   paymentPreimage: hex32,
@@ -197,6 +201,12 @@ export function createPhoenixdLightning(opts: PhoenixdOptions): LightningBackend
         expired = expiresAt !== undefined && Date.now() / 1000 > expiresAt;
       }
       return expired ? "EXPIRED" : "UNPAID";
+    },
+
+    async invoicePreimage({ paymentHash }) {
+      const a = await read("incoming payment", `/payments/incoming/${paymentHash}`);
+      if (a.status !== 200) return undefined;
+      return parse(IncomingPayment, a, "incoming payment").preimage?.toLowerCase() ?? undefined;
     },
 
     feeReserveSat(amountMsat) {

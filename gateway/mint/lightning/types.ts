@@ -42,6 +42,12 @@ export interface LightningBackend {
   payInvoice(request: string, amountMsat: number, maxFeeSat: number): Promise<OutgoingResult>;
   /** State of an earlier payInvoice, by payment hash: used to resolve PENDING melts after a crash. */
   paymentState(paymentHash: string): Promise<OutgoingResult>;
+  /**
+   * The preimage of an invoice this backend created, when it knows it. A melt to the mint's own
+   * invoice settles internally and hands the payer this preimage, as a Lightning payment would
+   * (L402 clients prove payment with it).
+   */
+  invoicePreimage?(invoice: { paymentHash: string; request: string }): Promise<string | undefined>;
   /** Push notification of incoming payments, where the backend can; the mint also polls. */
   onInvoicePaid?(listener: (paymentHash: string) => void): void;
   close(): Promise<void>;
