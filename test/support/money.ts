@@ -72,6 +72,10 @@ export class Purse {
     return sumAmounts(this.proofs);
   }
 
+  secrets(): string[] {
+    return this.proofs.map((p) => p.secret);
+  }
+
   fund(sats: number): Promise<void> {
     return this.serial(async () => {
       this.proofs.push(...(await mintProofs(this.wallet, sats)));
