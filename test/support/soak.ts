@@ -147,9 +147,16 @@ export interface SoakRun {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One X-Cashu job from the purse; an answer lost to a crash leaves the request to settle later. */
-async function rawJob(run: SoakRun, stream: boolean, amount: number): Promise<string> {
-  const token = await run.purse.token(amount);
+/**
+ * One X-Cashu job with a token taken from the purse beforehand; an answer lost to a crash leaves
+ * the request to settle later. The change is handed back, not received here: the purse's own swaps
+ * happen outside the kill window (a test purse has no seed to recover from).
+ */
+async function rawJob(
+  run: SoakRun,
+  stream: boolean,
+  token: string,
+): Promise<{ line: string; change?: string }> {
   const requestId = randomUUID();
   try {
     const res = await fetch(`${run.cluster.gatewayUrl}/v1/chat/completions`, {
@@ -168,15 +175,14 @@ async function rawJob(run: SoakRun, stream: boolean, amount: number): Promise<st
       change = res.headers.get("x-cashu-change") ?? undefined;
       await res.arrayBuffer();
     }
-    if (change) await run.purse.receive(change);
-    return `raw ${stream ? "stream" : "json"} ${res.status}`;
+    return { line: `raw ${stream ? "stream" : "json"} ${res.status}`, change };
   } catch (err) {
     run.unsettled.push({ requestId, token });
-    return `raw lost: ${(err as Error).message.slice(0, 60)}`;
+    return { line: `raw lost: ${(err as Error).message.slice(0, 60)}` };
   }
 }
 
-async function mcpJob(run: SoakRun): Promise<string> {
+async function mcpJob(run: SoakRun): Promise<{ line: string; change?: string }> {
   try {
     const r = outcome(
       await run.cluster.mcpClient.client.callTool({
@@ -184,9 +190,9 @@ async function mcpJob(run: SoakRun): Promise<string> {
         arguments: { prompt: "hi", model: SOAK_MODEL, max_tokens: 16 },
       }),
     );
-    return `mcp ${r.isError ? `error: ${r.text.slice(0, 60)}` : "ok"}`;
+    return { line: `mcp ${r.isError ? `error: ${r.text.slice(0, 60)}` : "ok"}` };
   } catch (err) {
-    return `mcp lost: ${(err as Error).message.slice(0, 60)}`;
+    return { line: `mcp lost: ${(err as Error).message.slice(0, 60)}` };
   }
 }
 
@@ -224,14 +230,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakRun> {
     const role = killAt.has(i) ? rng.pick(["gateway", "gateway", "provider", "mcp"] as const) : undefined;
     // Killing the MCP server only bites in the middle of one of its own chats.
     const kind = role === "mcp" ? "mcp" : rng.pick(["raw-json", "raw-stream", "mcp"] as const);
-    const job = kind === "mcp" ? mcpJob(run) : rawJob(run, kind === "raw-stream", rng.int(3, 20));
+    const token = kind === "mcp" ? "" : await run.purse.token(rng.int(3, 20));
+    const job = kind === "mcp" ? mcpJob(run) : rawJob(run, kind === "raw-stream", token);
     if (role) {
       await sleep(rng.int(0, 80)); // somewhere in the job: claim, dispatch, stream or settle
       await cluster.crash(role);
-      run.log.push(`${i}: ${await job} (killed ${role})`);
-    } else {
-      run.log.push(`${i}: ${await job}`);
     }
+    const { line, change } = await job;
+    run.log.push(`${i}: ${line}${role ? ` (killed ${role})` : ""}`);
+    if (change) await run.purse.receive(change);
   }
   return run;
 }
