@@ -10,6 +10,7 @@ import type { AccountPayments } from "../payments/account-payments.js";
 import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
+import { claimOp } from "../payments/claims.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import { ApiError, parseWith } from "./errors.js";
 
@@ -64,13 +65,9 @@ export function accountRouter(deps: AccountDeps): Router {
 
   /** Credits a cashu token to an account (claimed by swap first, so it cannot be spent twice). */
   const depositToken = async (accountId: string, token: string) => {
-    const claimed = await deps.wallet.claim(inspectToken(token));
-    await deps.ledger.deposit(
-      Accounts.user(accountId),
-      claimed.amountSat * 1000,
-      claimed.mint,
-      `deposit:${randomUUID()}`,
-    );
+    const op = claimOp.user(accountId);
+    const claimed = await deps.wallet.claim(inspectToken(token), op);
+    await deps.ledger.deposit(Accounts.user(accountId), claimed.amountSat * 1000, claimed.mint, op);
     return claimed.amountSat;
   };
 

@@ -15,7 +15,8 @@ import {
 import { PaymentError } from "./errors.js";
 import type { PriceTable } from "./pricing.js";
 import { RateLimiter } from "./ratelimit.js";
-import { inspectToken } from "../../src/shared/ecash/index.js";
+import { EcashError, inspectToken } from "../../src/shared/ecash/index.js";
+import { claimOp } from "./claims.js";
 import type { GatewayWallet } from "./wallet.js";
 import type { SettledPayment } from "./xcashu.js";
 
@@ -118,16 +119,14 @@ export class AccountPayments {
     const { id, created } = this.accounts.sessionForToken(token);
     if (created) {
       try {
-        const info = inspectToken(token);
-        const claimed = await this.wallet.claim(info);
-        await this.ledger.deposit(
-          Accounts.user(id),
-          claimed.amountSat * 1000,
-          claimed.mint,
-          `token-session:${id}`,
-        );
+        const op = claimOp.user(id);
+        const claimed = await this.wallet.claim(inspectToken(token), op);
+        await this.ledger.deposit(Accounts.user(id), claimed.amountSat * 1000, claimed.mint, op);
       } catch (err) {
-        this.accounts.forgetTokenSession(id);
+        // Refused: the token can be tried again. Unanswered: the mint may have swapped, and the
+        // next start credits this session, which the same token must still open.
+        if (!(err instanceof EcashError && err.type === "mint_unavailable"))
+          this.accounts.forgetTokenSession(id);
         throw err;
       }
     }

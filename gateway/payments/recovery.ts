@@ -5,8 +5,10 @@
  * It works on a snapshot taken before the server listens, so it never touches live requests.
  */
 import type { Logger } from "../../src/shared/index.js";
+import type { RestoredClaim } from "../../src/shared/ecash/index.js";
 import { Accounts, type HoldRow, type Ledger } from "../ledger/index.js";
 import type { GatewayWallet } from "./wallet.js";
+import { parseClaimOp } from "./claims.js";
 import { payOutChange } from "./xcashu.js";
 
 export interface RecoveryReport {
@@ -71,7 +73,8 @@ export async function recoverAfterRestart(
   wallet: GatewayWallet,
   log: Logger,
 ): Promise<RecoveryReport> {
-  const { restoredSat, freedSat } = await wallet.recover();
+  const { restoredSat, freedSat, claims } = await wallet.recover();
+  await creditRestoredClaims(claims, ledger, wallet, log);
   let refundedHolds = 0;
   for (const hold of snapshot.activeHolds) {
     if (await refundHold(hold, ledger, wallet, log, "refunded after restart")) refundedHolds++;
@@ -90,4 +93,28 @@ export async function recoverAfterRestart(
   if (restoredSat || freedSat || refundedHolds || changeTokensMade)
     log.info("recovered after restart", { ...report });
   return report;
+}
+
+/** Credits value restored for claims whose ledger entry was never written; returns how many. */
+export async function creditRestoredClaims(
+  claims: RestoredClaim[],
+  ledger: Ledger,
+  wallet: GatewayWallet,
+  log: Logger,
+): Promise<number> {
+  let n = 0;
+  for (const c of claims) {
+    const claim = parseClaimOp(c.op);
+    if (claim?.kind === "user") {
+      if (await ledger.deposit(Accounts.user(claim.accountId), c.sat * 1000, c.mint, c.op)) n++;
+    } else if (claim?.kind === "xcashu" && !(await ledger.getHold(claim.holdId))) {
+      // The request never got its hold: open it with what was claimed and refund it as change.
+      await ledger.holdClaimedEcash(claim.holdId, c.mint, c.sat * 1000, claim.format, "claimed, answer lost");
+      const hold = (await ledger.getHold(claim.holdId))!;
+      await refundHold(hold, ledger, wallet, log, "claimed, answer lost: refunded");
+      n++;
+    }
+  }
+  if (n) log.warn("credited tokens claimed before a crash", { count: n });
+  return n;
 }

@@ -85,8 +85,8 @@ export class GatewayWallet extends EcashWallet {
     return this.mints.includes(normalizeMintUrl(mint));
   }
 
-  /** Swaps a client's token into the pool, if its mint is trusted. */
-  async claim(info: TokenInfo): Promise<{ mint: string; amountSat: number }> {
+  /** Swaps a client's token into the pool, if its mint is trusted; `op` says whose it is (claims.ts). */
+  async claim(info: TokenInfo, op?: string): Promise<{ mint: string; amountSat: number }> {
     if (!this.isTrusted(info.mint)) {
       throw new EcashError(
         "foreign_mint",
@@ -94,7 +94,7 @@ export class GatewayWallet extends EcashWallet {
         400,
       );
     }
-    return this.receive(info);
+    return this.receive(info, op);
   }
 
   /** Pays change and keeps the token server-side under `id` before anyone sees it. */

@@ -9,6 +9,7 @@ import type { Logger } from "../../src/shared/index.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
 import { inspectToken, type TokenFormat, type TokenInfo } from "../../src/shared/ecash/index.js";
+import { claimOp } from "./claims.js";
 import type { GatewayWallet } from "./wallet.js";
 
 export interface SettledPayment {
@@ -129,7 +130,7 @@ export class CashuPayments {
     if (requestId && (await this.ledger.getHold(requestId))) {
       throw new PaymentError("invalid_request", "X-Owlrun-Request-Id was already used", 409);
     }
-    const claimed = await this.wallet.claim(info);
+    const claimed = await this.wallet.claim(info, claimOp.xcashu(info.format, holdId));
     await this.ledger.holdClaimedEcash(holdId, claimed.mint, claimed.amountSat * 1000, info.format, memo);
     return new CashuPayment(holdId, info, claimed.amountSat, this.ledger, this.wallet, this.log);
   }

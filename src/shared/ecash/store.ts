@@ -30,6 +30,16 @@ CREATE TABLE IF NOT EXISTS reservations (
   count INTEGER NOT NULL, op TEXT, created_at INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);
 `;
 
+/** A counter range reserved by one wallet operation (`op`), unresolved until its outputs are stored. */
+export interface Reservation {
+  id: number;
+  mint: string;
+  keyset_id: string;
+  start: number;
+  count: number;
+  op: string | null;
+}
+
 /** The wallet operation a counter reservation belongs to (set around each swap). */
 export const currentOp = new AsyncLocalStorage<string>();
 
@@ -136,14 +146,10 @@ export class EcashStore extends SqliteStore {
     return !!this.db.prepare("SELECT 1 FROM proofs WHERE secret = ?").get(secret);
   }
 
-  unresolvedReservations(): { id: number; mint: string; keyset_id: string; start: number; count: number }[] {
-    return this.db.prepare("SELECT * FROM reservations WHERE resolved = 0 ORDER BY id").all() as {
-      id: number;
-      mint: string;
-      keyset_id: string;
-      start: number;
-      count: number;
-    }[];
+  unresolvedReservations(): Reservation[] {
+    return this.db
+      .prepare("SELECT * FROM reservations WHERE resolved = 0 ORDER BY id")
+      .all() as Reservation[];
   }
 
   /** The operation finished and its outputs are stored (or handed out): never restore them. */

@@ -16,7 +16,7 @@ import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
 import { verifyProofDleq } from "./curve.js";
 import { nativeOutputCreator } from "./native-outputs.js";
-import { currentOp, type EcashStore, type StoredProof } from "./store.js";
+import { currentOp, type EcashStore, type Reservation, type StoredProof } from "./store.js";
 import { encodeToken, type TokenFormat, type TokenInfo } from "./tokens.js";
 
 export const toProof = (p: StoredProof): Proof => ({
@@ -96,19 +96,29 @@ export class EcashWallet {
     });
   }
 
-  /** Swaps a token into the pool; afterwards the sender's proofs are spent. */
-  async receive(info: TokenInfo): Promise<{ mint: string; amountSat: number }> {
+  /**
+   * Swaps a token into the pool; afterwards the sender's proofs are spent. `op` names the swap's
+   * counter range: a caller that credits the value elsewhere (the gateway's ledger) passes an op it
+   * can recognise in `recover().claims`, so value restored after a crash reaches its owner.
+   */
+  async receive(info: TokenInfo, op: string = randomUUID()): Promise<{ mint: string; amountSat: number }> {
     if (info.unit !== "sat")
       throw new EcashError("invalid_token", `unit ${info.unit} is not accepted; use sat`, 400);
     const wallet = await this.wallet(info.mint);
     const incoming = this.checkedProofs(wallet, info.token);
-    const op = randomUUID();
     let proofs: Proof[];
     try {
       proofs = await currentOp.run(op, () => wallet.receive(incoming));
     } catch (err) {
-      // A refused swap signed nothing; an unanswered one is restored from the seed on next start.
-      if (err instanceof MintOperationError) this.store.resolveOp(op);
+      // A refused swap signed nothing.
+      if (err instanceof MintOperationError) {
+        this.store.resolveOp(op);
+        throw mintFailure(err, info.mint);
+      }
+      // Unanswered: the mint may have swapped (the sender's proofs are then spent). Ask it for our
+      // outputs now; if it cannot answer, recover() restores them on the next start.
+      const restored = await this.restoreOp(op).catch(() => 0);
+      if (restored > 0) return { mint: info.mint, amountSat: restored };
       throw mintFailure(err, info.mint);
     }
     this.store.addProofs(proofs.map((p) => toStored(info.mint, p)));
@@ -332,27 +342,21 @@ export class EcashWallet {
    * Repairs what a crash interrupted: outputs of unfinished counter ranges are restored from the
    * seed (NUT-09) and added when unspent; proofs left reserved are settled by asking the mint.
    */
-  async recover(): Promise<{ restoredSat: number; freedSat: number }> {
+  async recover(): Promise<{ restoredSat: number; freedSat: number; claims: RestoredClaim[] }> {
     let restoredSat = 0;
     let freedSat = 0;
+    const claims: RestoredClaim[] = [];
     for (const r of this.store.unresolvedReservations()) {
       try {
-        const wallet = await this.wallet(r.mint);
-        const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
-        const fresh = proofs.filter((p) => !this.store.hasProof(p.secret));
-        if (fresh.length > 0) {
-          const states = await wallet.checkProofsStates(fresh);
-          const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
-          this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
-          restoredSat += sumProofs(unspent);
-        }
-        this.store.resolveReservation(r.id);
+        const sat = await this.restoreReservation(r);
+        restoredSat += sat;
+        if (sat > 0 && r.op?.startsWith(CLAIM_OP_PREFIX)) claims.push({ op: r.op, mint: r.mint, sat });
       } catch (err) {
         this.log.warn("could not restore a counter range; will retry on next start", {
           ...r,
           err: String(err),
         });
-        return { restoredSat, freedSat };
+        return { restoredSat, freedSat, claims };
       }
     }
     for (const p of this.store.reservedProofs()) {
@@ -367,6 +371,48 @@ export class EcashWallet {
         this.log.warn("could not check a reserved proof; will retry on next start", { err: String(err) });
       }
     }
-    return { restoredSat, freedSat };
+    return { restoredSat, freedSat, claims };
   }
+
+  /** Restores the outputs of one counter range (NUT-09), keeps the unspent ones, resolves it. */
+  private async restoreReservation(r: Reservation): Promise<number> {
+    const wallet = await this.wallet(r.mint);
+    const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
+    const fresh = proofs.filter((p) => !this.store.hasProof(p.secret));
+    let sat = 0;
+    if (fresh.length > 0) {
+      const states = await wallet.checkProofsStates(fresh);
+      const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
+      this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
+      sat = sumProofs(unspent);
+    }
+    this.store.resolveReservation(r.id);
+    return sat;
+  }
+
+  /**
+   * Restores what one unanswered operation got signed. Nothing found leaves the ranges open: the
+   * mint may still be working on the request, and recover() looks again on the next start.
+   */
+  private async restoreOp(op: string): Promise<number> {
+    let sat = 0;
+    const ranges = this.store.unresolvedReservations().filter((r) => r.op === op);
+    for (const r of ranges) {
+      const wallet = await this.wallet(r.mint);
+      const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
+      if (proofs.length === 0) return 0;
+    }
+    for (const r of ranges) sat += await this.restoreReservation(r);
+    return sat;
+  }
+}
+
+/** Ops of swaps whose value a caller credits elsewhere start with this (see `receive`). */
+export const CLAIM_OP_PREFIX = "claim:";
+
+/** Value a crash left restored from the seed for a claim op: the caller credits its owner. */
+export interface RestoredClaim {
+  op: string;
+  mint: string;
+  sat: number;
 }
