@@ -20,6 +20,7 @@ import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
 import { earningsOf, providerRouter } from "./api/providers.js";
 import { publicRouter } from "./api/public.js";
+import { defaultWebDir, webRouter } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
@@ -59,6 +60,8 @@ export interface GatewayOptions {
   staleHoldMs?: number;
   /** how often the sweeper runs (default 60 s; 0 disables the loop) */
   sweepIntervalMs?: number;
+  /** the built browser chat served at / (default: dist/web next to the compiled gateway) */
+  webDir?: string;
   log?: Logger;
 }
 
@@ -191,6 +194,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       jobs,
     }),
   );
+  app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));
   app.use((req, _res, next) => next(new ApiError(404, "not_found", `no route ${req.method} ${req.path}`)));
   app.use(errorMiddleware(log));
 
