@@ -19,7 +19,7 @@ interface Chunk {
   token?: string;
   change_sats?: number;
   choices?: { delta?: { content?: string } }[];
-  usage?: { cost?: { sats?: number } };
+  usage?: { cost?: { sats?: number; change_sats?: number } };
   error?: { message?: string };
 }
 
@@ -30,20 +30,23 @@ export async function sendPrompt(
 ): Promise<PromptResult> {
   const requestId = crypto.randomUUID();
   const token = await wallet.payFor(req.paySats, requestId);
-  const res = await fetch("/v1/chat/completions", {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-cashu": token,
-      "x-owlrun-request-id": requestId,
-    },
-    body: JSON.stringify({
-      model: req.model,
-      messages: req.messages,
-      max_tokens: req.maxTokens,
-      stream: true,
-    }),
-  });
+  let res: Response;
+  try {
+    res = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-cashu": token, "x-owlrun-request-id": requestId },
+      body: JSON.stringify({
+        model: req.model,
+        messages: req.messages,
+        max_tokens: req.maxTokens,
+        stream: true,
+      }),
+    });
+  } catch (err) {
+    // Never reached the gateway (the token is unspent) or lost on the way (the change is stored there).
+    await wallet.recoverInFlight();
+    throw new Error(`the gateway could not be reached: ${(err as Error).message}`);
+  }
   if (!res.ok || !res.body) {
     // Refused before streaming: the whole token comes back in X-Cashu-Change (or was never claimed).
     const refund = res.headers.get("x-cashu-change") ?? undefined;
@@ -58,25 +61,40 @@ export async function sendPrompt(
   let changeSats = 0;
   let error: string | undefined;
   let changeToken: string | undefined;
-  for await (const event of sseEvents(res.body)) {
-    if (event === "[DONE]" || typeof event !== "object" || event === null) continue;
-    const chunk = event as Chunk;
-    if (chunk.type === "cashu_change") {
-      changeToken = chunk.token || undefined;
-      changeSats = chunk.change_sats ?? 0;
-      // Saved before anything else is rendered.
-      wallet.settled(requestId, changeToken);
-      continue;
+  let changeDue: number | undefined;
+  try {
+    for await (const event of sseEvents(res.body)) {
+      if (event === "[DONE]" || typeof event !== "object" || event === null) continue;
+      const chunk = event as Chunk;
+      if (chunk.type === "cashu_change") {
+        changeToken = chunk.token || undefined;
+        changeSats = chunk.change_sats ?? 0;
+        // Saved before anything else is rendered.
+        wallet.settled(requestId, changeToken);
+        continue;
+      }
+      if (chunk.error) error = chunk.error.message ?? "the provider failed";
+      if (chunk.usage?.cost?.sats !== undefined) {
+        charged = chunk.usage.cost.sats;
+        changeDue = chunk.usage.cost.change_sats;
+      }
+      const delta = (chunk.choices ?? []).map((c) => c.delta?.content ?? "").join("");
+      if (delta) {
+        text += delta;
+        onText(text);
+      }
     }
-    if (chunk.error) error = chunk.error.message ?? "the provider failed";
-    if (chunk.usage?.cost?.sats !== undefined) charged = chunk.usage.cost.sats;
-    const delta = (chunk.choices ?? []).map((c) => c.delta?.content ?? "").join("");
-    if (delta) {
-      text += delta;
-      onText(text);
+  } catch (err) {
+    error = `the answer was cut off: ${(err as Error).message}`;
+  }
+  if (!changeToken) {
+    if (charged !== undefined && !changeDue) {
+      wallet.settled(requestId); // all of it was charged
+    } else {
+      // The stream broke before its change: the gateway keeps it under our request id.
+      await wallet.recoverInFlight();
+      changeSats = changeDue ?? 0;
     }
   }
-  // No change event: the whole amount was charged (or the stream broke; repair() asks the gateway).
-  if (!changeToken && charged !== undefined) wallet.settled(requestId);
   return { text, chargedSats: charged, changeSats, error };
 }

@@ -40,6 +40,8 @@ let minCharge = 2;
 let models: ModelInfo[] = [];
 const history: ChatMessage[] = [];
 let topupAbort: AbortController | undefined;
+/** the model picked last, remembered across reloads */
+const MODEL_KEY = "owlrun-chat/model";
 
 const sats = (n: number) => `${n.toLocaleString("en-US")} sat${n === 1 ? "" : "s"}`;
 
@@ -68,7 +70,7 @@ async function act(button: HTMLButtonElement | null, fn: () => Promise<void>) {
 
 async function loadModels() {
   models = await api.models();
-  const chosen = els.model.value;
+  const chosen = els.model.value || localStorage.getItem(MODEL_KEY);
   els.model.replaceChildren(
     ...models.map((m) => {
       const p = m.routecat_pricing;
@@ -131,7 +133,7 @@ async function onPrompt() {
   const li = addMessage("assistant", "…");
   li.setAttribute("aria-busy", "true");
   const body = li.querySelector<HTMLElement>(".body")!;
-  const before = wallet.balance() + paySats;
+  const before = wallet.balance();
   const result = await sendPrompt(wallet, { model: model.id, messages, maxTokens, paySats }, (text) => {
     body.innerHTML = renderMarkdown(text);
   });
@@ -148,7 +150,7 @@ async function onPrompt() {
   meta.textContent =
     result.chargedSats !== undefined
       ? `cost ${sats(result.chargedSats)} · change ${sats(result.changeSats)} · balance ${sats(wallet.balance())}`
-      : `not charged: ${sats(Math.max(0, paySats - spent))} came back · balance ${sats(wallet.balance())}`;
+      : `paid ${sats(spent)} · balance ${sats(wallet.balance())}`;
   if (result.error) {
     const e = document.createElement("span");
     e.className = "meta error";
@@ -274,7 +276,10 @@ function wire() {
   };
   els.prompt.addEventListener("input", reprice);
   els.maxTokens.addEventListener("input", reprice);
-  els.model.addEventListener("change", reprice);
+  els.model.addEventListener("change", () => {
+    localStorage.setItem(MODEL_KEY, els.model.value);
+    reprice();
+  });
 }
 
 async function start() {

@@ -6,10 +6,11 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
+import { getEncodedToken, getTokenMetadata } from "@cashu/cashu-ts";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
-import { newWallet, sumAmounts } from "../support/cashu.js";
+import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 
 const CHROMIUM = process.env.OWLRUN_CHROMIUM ?? "/usr/bin/chromium";
@@ -29,7 +30,12 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    devnet = await startCli(["devnet", "--port", "0", "--embedded", "--data-dir", tempDir()], {}, 60_000);
+    // At 50 USD/BTC a 512-token answer may cost tens of sats: the page pays that and gets change back.
+    devnet = await startCli(
+      ["devnet", "--port", "0", "--embedded", "--btc-usd", "50", "--data-dir", tempDir()],
+      {},
+      60_000,
+    );
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on("console", (m) => {
@@ -78,17 +84,25 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
     expect(await page.isHidden("#invoice")).toBe(true);
   });
 
-  it("pays a prompt, streams the answer in markdown and drops the balance by the charged amount", async () => {
+  it("pays a prompt with its exact max cost, streams the answer and keeps the change", async () => {
     await page.selectOption("#model", SCRIPTED_MODEL_ID);
     await page.fill("#prompt", "Say hello");
+    const price = page.locator("#price").filter({ hasText: /^up to \d+ sats/ });
+    await price.waitFor();
+    const quoted = Number(/up to (\d+)/.exec((await price.textContent())!)![1]);
+    const sent = page.waitForRequest("**/v1/chat/completions");
     await page.click("#send");
+    // The X-Cashu token carries exactly the quoted maximum.
+    const paid = getTokenMetadata((await sent).headers()["x-cashu"]!).amount;
+    expect(Number(paid)).toBe(quoted);
     const meta = page.locator("li.assistant .meta").first();
     await meta.waitFor();
     expect((await page.textContent("li.assistant .body"))!.trim()).toBe(SCRIPTED_ANSWER);
     const charged = Number(await meta.getAttribute("data-cost"));
     expect(charged).toBeGreaterThanOrEqual(2);
-    expect(await meta.textContent()).toMatch(
-      new RegExp(`^cost ${charged} sats · change \\d+ sats · balance ${100 - charged} sats$`),
+    expect(quoted - charged).toBeGreaterThan(0);
+    expect(await meta.textContent()).toBe(
+      `cost ${charged} sats · change ${quoted - charged} sats · balance ${100 - charged} sats`,
     );
     expect(await balanceOf(page)).toBe(100 - charged);
     await shot("chat-answer");
@@ -99,6 +113,32 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
     await page.reload();
     await page.waitForSelector("body[data-ready=true]");
     expect(await balanceOf(page)).toBe(before);
+  });
+
+  it("recovers the change the gateway kept when the stream is cut before the change event", async () => {
+    const before = await balanceOf(page);
+    let charged = 0;
+    // The gateway answers in full (and stores the change); the page only sees the answer's first event.
+    await page.route("**/v1/chat/completions", async (route) => {
+      const res = await route.fetch();
+      const body = await res.text();
+      charged = JSON.parse(/"usage":\{.*?"cost":(\{[^}]*\})/.exec(body)![1]!).sats;
+      await route.fulfill({ response: res, body: body.split("\n\n")[0] + "\n\n" });
+    });
+    await page.fill("#prompt", "Say hello again");
+    await page.click("#send");
+    await page.locator("li.assistant .meta").last().waitFor();
+    await page.unroute("**/v1/chat/completions");
+    expect(charged).toBeGreaterThanOrEqual(2);
+    expect(await balanceOf(page)).toBe(before - charged);
+    expect(await page.locator("li.assistant .meta").last().textContent()).toBe(
+      `paid ${charged} sats · balance ${before - charged} sats`,
+    );
+    // Nothing is left in flight: the change was claimed from the gateway by request id.
+    const saved = await page.evaluate(() =>
+      (globalThis as any).localStorage.getItem("owlrun-chat/wallet/v1"),
+    );
+    expect(JSON.parse(saved).inFlight).toEqual([]);
   });
 
   it("gets the whole payment back from X-Cashu-Change when no provider serves the model", async () => {
@@ -120,6 +160,41 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
     expect(await error.textContent()).toMatch(/no provider/);
     expect(await balanceOf(page)).toBe(before);
     await page.unroute("**/v1/models");
+  });
+
+  it("adds a pasted cashu token to the balance", async () => {
+    const before = await balanceOf(page);
+    const sender = await newWallet(`${devnet.url}/mint`);
+    const proofs = await mintProofs(sender, 21);
+    await page.fill("#token-in", getEncodedToken({ mint: `${devnet.url}/mint`, unit: "sat", proofs }));
+    await page.click("#token-form button");
+    await page.locator("#wallet-message").filter({ hasText: "Added 21 sats." }).waitFor();
+    expect(await balanceOf(page)).toBe(before + 21);
+  });
+
+  it("restores the same balance in another browser from the backup phrase", async () => {
+    await page.click(".backup summary");
+    await page.click("#phrase-show");
+    const phrase = (await page.textContent("#phrase"))!;
+    expect(phrase.split(" ")).toHaveLength(12);
+    const other = await browser.newContext();
+    try {
+      const fresh = await other.newPage();
+      await fresh.goto(`${devnet.url}/`);
+      await fresh.waitForSelector("body[data-ready=true]");
+      expect(await balanceOf(fresh)).toBe(0);
+      await fresh.click(".backup summary");
+      await fresh.fill("#restore-phrase", phrase);
+      await fresh.click("#restore-form button");
+      await fresh
+        .locator("#wallet-message")
+        .filter({ hasText: /^Restored/ })
+        .waitFor();
+      expect(await balanceOf(page)).toBeGreaterThan(0);
+      expect(await balanceOf(fresh)).toBe(await balanceOf(page));
+    } finally {
+      await other.close();
+    }
   });
 
   it("withdraws everything as a token (with QR) that a cashu-ts wallet redeems for the exact amount", async () => {
