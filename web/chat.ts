@@ -45,7 +45,7 @@ export async function sendPrompt(
   } catch (err) {
     // Never reached the gateway (the token is unspent) or lost on the way (the change is stored there).
     await wallet.recoverInFlight();
-    throw new Error(`the gateway could not be reached: ${(err as Error).message}`);
+    throw new Error(`the gateway could not be reached: ${(err as Error).message}`, { cause: err });
   }
   if (!res.ok || !res.body) {
     // Refused before streaming: the whole token comes back in X-Cashu-Change (or was never claimed).

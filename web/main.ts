@@ -150,7 +150,9 @@ async function onPrompt() {
   meta.textContent =
     result.chargedSats !== undefined
       ? `cost ${sats(result.chargedSats)} · change ${sats(result.changeSats)} · balance ${sats(wallet.balance())}`
-      : `paid ${sats(spent)} · balance ${sats(wallet.balance())}`;
+      : spent > 0
+        ? `paid ${sats(spent)} · balance ${sats(wallet.balance())}`
+        : `not charged: the payment came back · balance ${sats(wallet.balance())}`;
   if (result.error) {
     const e = document.createElement("span");
     e.className = "meta error";

@@ -158,6 +158,9 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
     const error = page.locator("li.assistant .meta.error");
     await error.waitFor();
     expect(await error.textContent()).toMatch(/no provider/);
+    expect(await page.locator("li.assistant .meta:not(.error)").last().textContent()).toBe(
+      `not charged: the payment came back · balance ${before} sats`,
+    );
     expect(await balanceOf(page)).toBe(before);
     await page.unroute("**/v1/models");
   });
