@@ -39,6 +39,8 @@ export interface VaultData {
   inbox: string[];
   inFlight: InFlight[];
   quotes: SavedQuote[];
+  /** set while the mint may be signing outputs for us that are not saved yet (cleared with them) */
+  signing?: boolean;
   /** the last "withdraw all" token, shown until the user starts over */
   lastWithdrawal?: { token: string; amount: number; at: number };
 }

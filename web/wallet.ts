@@ -17,7 +17,7 @@ import {
 } from "@cashu/cashu-ts";
 import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from "@scure/bip39";
 import { wordlist } from "@scure/bip39/wordlists/english.js";
-import { type SavedProof, type SavedQuote, Vault } from "./vault.js";
+import { type SavedProof, type SavedQuote, Vault, type VaultData } from "./vault.js";
 
 const toSaved = (p: Proof): SavedProof => ({
   id: p.id,
@@ -95,11 +95,13 @@ export class BrowserWallet {
   }
 
   private async mintPaid(quote: SavedQuote): Promise<number> {
-    const proofs = await this.cashu.mintProofsBolt11(quote.amount, quote.quote);
-    this.vault.update((d) => {
-      d.proofs.push(...proofs.map(toSaved));
-      d.quotes = d.quotes.filter((q) => q.quote !== quote.quote);
-    });
+    await this.signing(
+      () => this.cashu.mintProofsBolt11(quote.amount, quote.quote),
+      (d, proofs) => {
+        d.proofs.push(...proofs.map(toSaved));
+        d.quotes = d.quotes.filter((q) => q.quote !== quote.quote);
+      },
+    );
     return quote.amount;
   }
 
@@ -112,17 +114,18 @@ export class BrowserWallet {
   async claimInbox(): Promise<number> {
     let added = 0;
     for (const token of [...this.vault.data.inbox]) {
-      let proofs: Proof[] = [];
-      try {
-        proofs = await this.cashu.receive(token);
-      } catch (err) {
-        // Spent already (e.g. swapped before a reload cut us off): repair() finds our outputs.
-        if (!(err instanceof MintOperationError && err.code === 11001)) throw err;
-      }
-      this.vault.update((d) => {
-        d.proofs.push(...proofs.map(toSaved));
-        d.inbox = d.inbox.filter((t) => t !== token);
-      });
+      const proofs = await this.signing(
+        () =>
+          this.cashu.receive(token).catch((err: unknown) => {
+            // Spent already (e.g. swapped before a reload cut us off): repair() finds our outputs.
+            if (err instanceof MintOperationError && err.code === 11001) return [] as Proof[];
+            throw err;
+          }),
+        (d, proofs) => {
+          d.proofs.push(...proofs.map(toSaved));
+          d.inbox = d.inbox.filter((t) => t !== token);
+        },
+      );
       added += sum(proofs.map(toSaved));
     }
     return added;
@@ -144,12 +147,15 @@ export class BrowserWallet {
   async payFor(amount: number, requestId: string): Promise<string> {
     if (amount > this.balance())
       throw new Error(`this prompt needs ${amount} sats; the wallet holds ${this.balance()}`);
-    const { keep, send } = await this.cashu.send(amount, this.vault.data.proofs.map(toLike));
-    const token = this.encode(send);
-    this.vault.update((d) => {
-      d.proofs = keep.map(toSaved);
-      d.inFlight.push({ requestId, token, amount, createdAt: Date.now() });
-    });
+    let token = "";
+    await this.signing(
+      () => this.cashu.send(amount, this.vault.data.proofs.map(toLike)),
+      (d, { keep, send }) => {
+        token = this.encode(send);
+        d.proofs = keep.map(toSaved);
+        d.inFlight.push({ requestId, token, amount, createdAt: Date.now() });
+      },
+    );
     return token;
   }
 
@@ -170,8 +176,10 @@ export class BrowserWallet {
     if (proofs.length > 4) {
       // One proof per power of two, so the token stays short enough for a QR code. Our own outputs:
       // if the tab dies mid-swap, repair() restores them from the phrase.
-      const fewer = await this.cashu.receive(proofs.map(toLike), {}, { type: "deterministic", counter: 0 });
-      this.vault.update((d) => (d.proofs = fewer.map(toSaved)));
+      await this.signing(
+        () => this.cashu.receive(proofs.map(toLike), {}, { type: "deterministic", counter: 0 }),
+        (d, fewer) => (d.proofs = fewer.map(toSaved)),
+      );
       proofs = this.vault.data.proofs;
     }
     const token = this.encode(proofs.map((p) => ({ ...p, amount: Amount.from(p.amount) })));
@@ -197,7 +205,31 @@ export class BrowserWallet {
     await this.recoverInFlight();
     await this.claimInbox().catch(() => undefined);
     await this.dropSpent();
-    await this.restoreRange(REPAIR_WINDOW);
+    if (this.vault.data.signing) {
+      await this.restoreRange(REPAIR_WINDOW);
+      this.vault.update((d) => (d.signing = false));
+    }
+  }
+
+  /**
+   * Runs a mint call that signs outputs for us, flagged in the vault until `save` stores its result
+   * in the same write that clears the flag: a tab closed in between is repaired from the phrase.
+   */
+  private async signing<T>(run: () => Promise<T>, save: (d: VaultData, result: T) => void): Promise<T> {
+    this.vault.update((d) => (d.signing = true));
+    let result: T;
+    try {
+      result = await run();
+    } catch (err) {
+      // A refusal signed nothing; anything else (no answer) may have: leave the flag for repair().
+      if (err instanceof MintOperationError) this.vault.update((d) => (d.signing = false));
+      throw err;
+    }
+    this.vault.update((d) => {
+      save(d, result);
+      d.signing = false;
+    });
+    return result;
   }
 
   /**

@@ -200,6 +200,22 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
     }
   });
 
+  it("brings back outputs a tab closed mid-swap never saved, from the phrase (NUT-09)", async () => {
+    const before = await balanceOf(page);
+    // As if the tab died after the mint signed but before the page stored the last proof.
+    const lost = await page.evaluate(() => {
+      const storage = (globalThis as any).localStorage;
+      const vault = JSON.parse(storage.getItem("owlrun-chat/wallet/v1"));
+      const proof = vault.proofs.pop();
+      storage.setItem("owlrun-chat/wallet/v1", JSON.stringify({ ...vault, signing: true }));
+      return proof.amount as number;
+    });
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]");
+    expect(lost).toBeGreaterThan(0);
+    expect(await balanceOf(page)).toBe(before);
+  });
+
   it("withdraws everything as a token (with QR) that a cashu-ts wallet redeems for the exact amount", async () => {
     const total = await balanceOf(page);
     await page.click("#withdraw");

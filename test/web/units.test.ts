@@ -2,7 +2,12 @@
 import { describe, expect, it } from "vitest";
 import { renderMarkdown } from "../../web/markdown.js";
 import { sseEvents } from "../../web/stream.js";
-import { contentSecurityPolicy } from "../../gateway/api/web.js";
+import { createServer } from "node:http";
+import express from "express";
+import { errorMiddleware } from "../../gateway/api/errors.js";
+import { contentSecurityPolicy, webRouter } from "../../gateway/api/web.js";
+import { closeServer, createLogger, listen } from "../../src/shared/index.js";
+import { tempDir } from "../support/cli-process.js";
 
 const streamOf = (...parts: string[]) =>
   new ReadableStream<Uint8Array>({
@@ -70,5 +75,24 @@ describe("Content-Security-Policy of the page", () => {
       "connect-src 'self' https://mint.example.com wss://mint.example.com http://127.0.0.1:3338 ws://127.0.0.1:3338",
     );
     expect(csp).not.toMatch(/unsafe|\*/);
+  });
+});
+
+describe("the page's route", () => {
+  it("answers a JSON 404 naming the fix when the bundle was not built", async () => {
+    const app = express();
+    app.use(webRouter({ dir: tempDir(), mints: () => [] }));
+    app.use(errorMiddleware(createLogger("test")));
+    const server = createServer(app);
+    const url = await listen(server, "127.0.0.1", 0);
+    try {
+      const res = await fetch(`${url}/`);
+      expect(res.status).toBe(404);
+      const body = (await res.json()) as any;
+      expect(body.error.type).toBe("not_found");
+      expect(body.error.message).toMatch(/npm run build/);
+    } finally {
+      await closeServer(server);
+    }
   });
 });
