@@ -236,6 +236,13 @@ describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
     });
     expect(overflow).toBeLessThanOrEqual(0);
     await shot("chat-mobile");
+    // Every field has a label a screen reader announces.
+    const unlabelled = await page.evaluate(() =>
+      [...(globalThis as any).document.querySelectorAll("input, select, textarea")]
+        .filter((el: any) => el.labels.length === 0)
+        .map((el: any) => el.id),
+    );
+    expect(unlabelled).toEqual([]);
     expect(cspViolations).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
