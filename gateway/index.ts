@@ -22,6 +22,7 @@ import { earningsOf, providerRouter } from "./api/providers.js";
 import { payRouter, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
 import { publicRouter } from "./api/public.js";
+import { defaultWebDir, webRouter } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
@@ -85,6 +86,8 @@ export interface GatewayOptions {
   tierDiscounts?: Record<BusinessTier, number>;
   /** how long an L402 macaroon is valid (default 600 s) */
   l402TtlSeconds?: number;
+  /** the built browser chat served at / (default: dist/web next to the compiled gateway) */
+  webDir?: string;
   log?: Logger;
 }
 
@@ -235,6 +238,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       paymentMethods: [...methods],
     }),
   );
+  app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));
   app.use((req, _res, next) => next(new ApiError(404, "not_found", `no route ${req.method} ${req.path}`)));
   app.use(errorMiddleware(log));
 

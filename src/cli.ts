@@ -54,7 +54,7 @@ Usage:
                                      [--input-fee-ppk N]
   owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
   owlrun-mcp provider --gateway URL [--lightning-address A] [--ollama-url URL] [--embedded]
-  owlrun-mcp devnet [--reset]
+  owlrun-mcp devnet [--reset] [--btc-usd N]
   owlrun-mcp wallet <balance|receive|send|topup|withdraw|restore>
 
 Common flags (also read from OWLRUN_<FLAG> env vars):
@@ -266,7 +266,12 @@ async function fundDemoWallet(
 async function runDevnet(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...COMMON, reset: { type: "boolean" }, embedded: { type: "boolean" } },
+    options: {
+      ...COMMON,
+      reset: { type: "boolean" },
+      embedded: { type: "boolean" },
+      "btc-usd": { type: "string" },
+    },
     allowPositionals: false,
   });
   if (values.help) return void process.stdout.write(USAGE);
@@ -281,6 +286,8 @@ async function runDevnet(argv: string[]): Promise<void> {
   const gateway = await startGateway({
     dataDir: join(base, "gateway"),
     trustedMints: [],
+    // A fixed BTC/USD rate (no price feed on a devnet); a low one makes prompts cost more than 2 sats.
+    offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),

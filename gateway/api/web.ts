@@ -1,0 +1,71 @@
+/**
+ * Owlrun Chat, the browser page, served at `/` from the bundle `npm run build` writes to dist/web.
+ * A strict Content-Security-Policy allows this origin only (plus the trusted mints the wallet in the
+ * page talks to), which also proves the page loads no external script, font or style.
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import express, { type Response, Router } from "express";
+import { ApiError } from "./errors.js";
+
+/**
+ * Where the bundle is: next to the compiled gateway (dist/gateway/api → dist/web), or, when the
+ * gateway runs from its TypeScript sources, in the repo's dist/web.
+ */
+export function defaultWebDir(): string {
+  const compiled = resolve(import.meta.dirname, "../../web");
+  return existsSync(resolve(compiled, "app.js")) ? compiled : resolve(import.meta.dirname, "../../dist/web");
+}
+
+/** http(s) and ws(s) origins of the mints, for connect-src (REST and the NUT-17 websocket). */
+function mintOrigins(mints: string[]): string[] {
+  return mints.flatMap((m) => {
+    try {
+      const u = new URL(m);
+      const ws = u.protocol === "https:" ? "wss:" : "ws:";
+      return [u.origin, `${ws}//${u.host}`];
+    } catch {
+      return [];
+    }
+  });
+}
+
+export function contentSecurityPolicy(mints: string[]): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "font-src 'self'",
+    `connect-src 'self' ${mintOrigins(mints).join(" ")}`.trim(),
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
+
+export function webRouter(deps: { dir: string; mints: () => string[] }): Router {
+  const r = Router();
+  const built = existsSync(resolve(deps.dir, "index.html"));
+  const headers = (res: Response) => {
+    res.setHeader("Content-Security-Policy", contentSecurityPolicy(deps.mints()));
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    res.setHeader("Referrer-Policy", "no-referrer");
+  };
+  if (!built) {
+    r.get("/", () => {
+      throw new ApiError(404, "not_found", `the web chat is not built (no ${deps.dir}): run npm run build`);
+    });
+    return r;
+  }
+  r.use(
+    express.static(deps.dir, {
+      index: "index.html",
+      redirect: false,
+      fallthrough: true,
+      setHeaders: headers,
+    }),
+  );
+  return r;
+}
