@@ -1,4 +1,4 @@
-/** The gateway's public routes the page reads (same origin): info, models, rate, stats, price. */
+/** The gateway's public routes the page reads (same origin): info, models, stats, price. */
 
 export interface ModelInfo {
   id: string;
@@ -48,39 +48,25 @@ export const api = {
   info: () => getJson<{ mints: string[]; min_charge_sats: number }>("/v1/info"),
   models: () => getJson<{ data: ModelInfo[] }>("/v1/models").then((r) => r.data),
   stats: () => getJson<Stats>("/v1/stats"),
-  rate: () => getJson<{ pricing_rate: number }>("/v1/oracle/rate"),
 };
 
 /** The gateway's own prompt size estimate (≈ 1 token per 3 characters of the messages' JSON). */
-export function estimatePromptTokens(messages: ChatMessage[]): number {
-  return Math.ceil(JSON.stringify(messages).length / 3) + 8;
-}
-
 /**
- * The most a prompt can cost: `POST /v1/price` when the gateway has it, else the gateway's own
- * formula over `/v1/models` prices and `max_tokens` (2-sat floor, sats rounded up).
+ * The most a prompt can cost, from the gateway's own `POST /v1/price` (the same number it holds
+ * from the X-Cashu token), so the page never prices with a formula of its own.
  */
 export async function maxCostSats(
   model: ModelInfo,
   messages: ChatMessage[],
   maxTokens: number,
-  minCharge: number,
 ): Promise<number> {
   const res = await fetch("/v1/price", {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model: model.id, messages, max_tokens: maxTokens }),
-  }).catch(() => undefined);
-  if (res?.ok) {
-    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-    const sats = body.max_sats ?? body.max_cost_sats ?? body.sats;
-    if (typeof sats === "number" && Number.isSafeInteger(sats) && sats > 0) return sats;
-  }
-  const { pricing_rate } = await api.rate();
-  const usd =
-    (estimatePromptTokens(messages) * model.pricing.per_m_input_usd +
-      maxTokens * model.pricing.per_m_output_usd) /
-    1_000_000;
-  const msat = Math.ceil((usd / pricing_rate) * 1e11);
-  return Math.max(minCharge, Math.ceil(msat / 1000));
+  });
+  const body = (await res.json().catch(() => ({}))) as { sats?: unknown; error?: { message?: string } };
+  if (!res.ok || typeof body.sats !== "number" || !Number.isSafeInteger(body.sats) || body.sats <= 0)
+    throw new Error(body.error?.message ?? `the gateway could not price this prompt (HTTP ${res.status})`);
+  return body.sats;
 }

@@ -36,7 +36,6 @@ const els = {
 
 let wallet: BrowserWallet;
 let mint = "";
-let minCharge = 2;
 let models: ModelInfo[] = [];
 const history: ChatMessage[] = [];
 let topupAbort: AbortController | undefined;
@@ -96,9 +95,7 @@ function draft(): ChatMessage[] {
 async function updatePrice() {
   const model = models.find((m) => m.id === els.model.value);
   if (!model) return void (els.price.textContent = "");
-  const cost = await maxCostSats(model, draft(), Number(els.maxTokens.value) || 512, minCharge).catch(
-    () => undefined,
-  );
+  const cost = await maxCostSats(model, draft(), Number(els.maxTokens.value) || 512).catch(() => undefined);
   els.price.textContent = cost === undefined ? "" : `up to ${sats(cost)}; change comes back`;
 }
 
@@ -122,7 +119,7 @@ async function onPrompt() {
   if (!model || !content) return;
   const maxTokens = Number(els.maxTokens.value) || 512;
   const messages: ChatMessage[] = [...history, { role: "user", content }];
-  const paySats = await maxCostSats(model, messages, maxTokens, minCharge);
+  const paySats = await maxCostSats(model, messages, maxTokens);
   if (paySats > wallet.balance()) {
     await wallet.claimInbox();
     if (paySats > wallet.balance())
@@ -288,7 +285,6 @@ async function start() {
   wire();
   const info = await api.info();
   mint = info.mints[0] ?? "";
-  minCharge = info.min_charge_sats ?? 2;
   if (!mint) throw new Error("this gateway names no mint");
   wallet = await BrowserWallet.open(localStorage, mint);
   refreshBalance();
