@@ -14,12 +14,14 @@ import {
   listen,
   type Logger,
 } from "../src/shared/index.js";
-import { accountRouter } from "./api/accounts.js";
-import { chatHandler } from "./api/chat.js";
+import type { RouteGroup } from "../src/shared/discovery/index.js";
+import { accountRouter, accountRoutes } from "./api/accounts.js";
+import { chatHandler, chatRoutes } from "./api/chat.js";
+import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
-import { earningsOf, providerRouter } from "./api/providers.js";
-import { publicRouter } from "./api/public.js";
+import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
+import { publicRouter, publicRoutes } from "./api/public.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
@@ -34,7 +36,7 @@ import {
   takeRecoverySnapshot,
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { type AckInfo, createRouting, type Dispatcher } from "./routing/index.js";
+import { type AckInfo, createRouting, type Dispatcher, nodeRoutes } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
 
@@ -59,6 +61,12 @@ export interface GatewayOptions {
   staleHoldMs?: number;
   /** how often the sweeper runs (default 60 s; 0 disables the loop) */
   sweepIntervalMs?: number;
+  /** the URL clients reach this gateway at, for the discovery documents (default: where it listens) */
+  publicUrl?: string;
+  /** the owlrun-mcp server card pointing at this gateway (the composition root supplies it) */
+  mcpServerCard?: (gatewayUrl: string) => unknown;
+  /** routes mounted next to the gateway on the same server (the bundled mint), for OpenAPI */
+  mountedRoutes?: RouteGroup[];
   log?: Logger;
 }
 
@@ -70,6 +78,10 @@ export interface Gateway {
   dispatcher: Dispatcher;
   /** serves the provider WebSocket on this server */
   attach(server: Server): void;
+  /** every route this gateway's server answers, as documented in /openapi.json */
+  routeGroups(): RouteGroup[];
+  /** told the listening URL (the discovery documents use it unless publicUrl is set) */
+  listening(url: string): void;
   /** ends provider websockets (they keep server.close() waiting) */
   closeSockets(): void;
   payouts: ProviderPayouts;
@@ -181,6 +193,26 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
   app.use(accountRouter({ accounts, ledger, wallet }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
+  let listeningUrl: string | undefined;
+  const routeGroups = () => [
+    chatRoutes,
+    accountRoutes,
+    providerApiRoutes,
+    publicRoutes,
+    nodeRoutes,
+    discoveryRoutes,
+    ...(opts.mountedRoutes ?? []),
+  ];
+  app.use(
+    discoveryRouter({
+      groups: routeGroups,
+      baseUrl: (req) =>
+        (opts.publicUrl ?? listeningUrl ?? `${req.protocol}://${req.get("host")}`).replace(/\/+$/, ""),
+      model: () => routing.dispatcher.models()[0]?.model,
+      mintUrl: () => wallet.trustedMints[0],
+      mcpServerCard: opts.mcpServerCard,
+    }),
+  );
   app.use(
     publicRouter({
       dispatcher: routing.dispatcher,
@@ -205,6 +237,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     dispatcher: routing.dispatcher,
     attach(server) {
       detach.push(routing.attachWebSocket(server));
+    },
+    routeGroups,
+    listening(url) {
+      listeningUrl = url;
     },
     closeSockets,
     sweepStaleHolds,
@@ -237,11 +273,15 @@ export interface BundledMint {
   mount(app: Express, server: Server): { closeSockets(): void; close(): Promise<void> };
   /** told the public URL once the server listens */
   listening?(url: string): void;
+  /** its routes, documented in the gateway's /openapi.json */
+  routes?: RouteGroup;
 }
 
 export interface RunningGateway {
   url: string;
   gateway: Gateway;
+  /** the server's whole app: the bundled mint, then the gateway */
+  app: Express;
   server: Server;
   close(): Promise<void>;
 }
@@ -253,16 +293,19 @@ export interface RunningGateway {
 export async function startGateway(
   opts: GatewayOptions & { host?: string; port: number; bundledMint?: BundledMint },
 ): Promise<RunningGateway> {
-  const gateway = await createGateway(opts);
+  const mountedRoutes = [...(opts.mountedRoutes ?? []), ...(opts.bundledMint?.routes ? [opts.bundledMint.routes] : [])];
+  const gateway = await createGateway({ ...opts, mountedRoutes });
   const outer = express();
   outer.disable("x-powered-by");
   // Big enough for a cashu token of many proofs in X-Cashu (our own limit, 64 KiB, answers in JSON).
   const server = createServer({ maxHeaderSize: 128 * 1024 }, outer);
   jsonClientErrors(server);
   const mounted = opts.bundledMint?.mount(outer, server);
-  outer.use(gateway.app);
+  // The router itself, not the sub-app: same handlers, and a router walk (test/discovery) sees them.
+  outer.use(gateway.app.router);
   gateway.attach(server);
   const url = await listen(server, opts.host ?? DEFAULT_HOST, opts.port);
+  gateway.listening(url);
   if (opts.bundledMint) {
     gateway.wallet.trust(`${url}${opts.bundledMint.path}`, true);
     opts.bundledMint.listening?.(`${url}${opts.bundledMint.path}`);
@@ -271,6 +314,7 @@ export async function startGateway(
   return {
     url,
     gateway,
+    app: outer,
     server,
     async close() {
       // Sockets first (they hold server.close()), then in-flight requests drain, then the stores.

@@ -5,18 +5,17 @@
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { Express } from "express";
-import { type BundledMint, startGateway } from "../gateway/index.js";
+import { startGateway } from "../gateway/index.js";
 import {
+  createBundledMint,
   createLightningBackend,
-  createMintService,
   type LightningBackend,
   rotateKeyset,
   startMintServer,
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
 import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
-import { runMcpCommand, startMcpHttp } from "./mcp/index.js";
+import { gatewayServerCard, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
@@ -38,6 +37,7 @@ Usage:
   owlrun-mcp [stdio]                 MCP server on stdio
   owlrun-mcp http [--port N]         MCP over Streamable HTTP
   owlrun-mcp gateway [--port N] [--mint-url URL] [--provider-share 95] [--price-feed URL] [--btc-usd N]
+                                     [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
                                      [--input-fee-ppk N]
@@ -83,27 +83,13 @@ const GATEWAY_FLAGS = {
   "payout-threshold-sats": { type: "string" },
   "payout-interval-ms": { type: "string" },
   "allow-loopback-lnurl": { type: "boolean" },
+  "public-url": { type: "string" },
+  "mcp-url": { type: "string" },
 } as const;
 
 /** The bundled mint inside the gateway's server, at /mint. */
-async function bundledMint(
-  dataDir: string,
-  lightning: LightningBackend,
-  inputFeePpk: number,
-): Promise<BundledMint> {
-  const service = await createMintService({ dataDir, lightning, inputFeePpk, log: createLogger("mint") });
-  return {
-    path: "/mint",
-    mount(app: Express, server) {
-      app.use("/mint", service.router);
-      const closeWs = service.attachWebSocket(server, "/mint");
-      return { closeSockets: closeWs, close: () => service.close() };
-    },
-    listening(url) {
-      service.mint.options.urls = [url];
-    },
-  };
-}
+const bundledMint = (dataDir: string, lightning: LightningBackend, inputFeePpk: number) =>
+  createBundledMint({ dataDir, lightning, inputFeePpk, log: createLogger("mint") });
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
@@ -177,6 +163,9 @@ async function runGateway(argv: string[]): Promise<void> {
       60_000,
     ),
     allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? false,
+    publicUrl: flagOrEnv(values, "public-url"),
+    // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
+    mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
@@ -225,9 +214,11 @@ async function runDevnet(argv: string[]): Promise<void> {
   resolveDataDir(base);
   const log = createLogger("devnet");
   // A fixed port keeps the mint URL (and so the stored ecash) valid across runs.
+  let mcpUrl: string | undefined; // known once the MCP server below listens
   const gateway = await startGateway({
     dataDir: join(base, "gateway"),
     trustedMints: [],
+    mcpServerCard: (url) => gatewayServerCard(url, mcpUrl),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
@@ -253,6 +244,7 @@ async function runDevnet(argv: string[]): Promise<void> {
     port: 0,
     log: createLogger("mcp"),
   });
+  mcpUrl = mcp.mcpUrl;
   await mcp.runtime.recovered;
   if (mcp.runtime.wallet.balance().total_sats < 100)
     await mcp.runtime.wallet.receive(await demo.wallet.pay(mintUrl, 200));

@@ -6,6 +6,8 @@ import type { NextFunction, Request, Response } from "express";
 import { AppError, type Logger } from "../../src/shared/index.js";
 import { InsufficientBalanceError } from "../ledger/index.js";
 
+export { ErrorBodySchema } from "../../src/shared/discovery/index.js";
+
 export class ApiError extends AppError {
   constructor(
     status: number,

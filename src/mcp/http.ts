@@ -28,7 +28,8 @@ import {
   listen,
   type Logger,
 } from "../shared/index.js";
-import { type DiscoveryContext, llmsTxt, openApi, serverCard } from "./discovery.js";
+import { type DiscoveryContext, llmsFullTxt, llmsTxt, openApi, serverCard } from "./discovery.js";
+import { OPEN_CORS } from "../shared/discovery/index.js";
 import { type McpRuntime, type McpRuntimeOptions, openRuntime } from "./runtime.js";
 import { buildServer } from "./server.js";
 
@@ -195,7 +196,7 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     send(res, status, "application/json", JSON.stringify(body, null, 2), headers);
   const errorJson = (res: ServerResponse, status: number, type: string, message: string, headers = {}) =>
     sendJson(res, status, { error: { message, type, code: status } }, headers);
-  const CORS_OPEN = { "access-control-allow-origin": "*" };
+  const CORS_OPEN = OPEN_CORS;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -236,7 +237,6 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     if (req.method === "OPTIONS") {
       res.writeHead(204, {
         ...CORS_OPEN,
-        "access-control-allow-methods": "GET, OPTIONS",
         "access-control-max-age": "600",
       });
       return res.end();
@@ -247,6 +247,8 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
       return sendJson(res, 200, serverCard(discovery), CORS_OPEN);
     if (path === "/llms.txt")
       return send(res, 200, "text/markdown; charset=utf-8", llmsTxt(discovery), CORS_OPEN);
+    if (path === "/llms-full.txt")
+      return send(res, 200, "text/markdown; charset=utf-8", llmsFullTxt(discovery), CORS_OPEN);
     if (path === "/openapi.json") return sendJson(res, 200, openApi(discovery), CORS_OPEN);
     if (path === "/" || path === "/healthz")
       return sendJson(res, 200, {
