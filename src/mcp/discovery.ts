@@ -58,6 +58,7 @@ export function npmPackage(gatewayUrl?: string) {
     version: VERSION,
     runtimeHint: "npx",
     transport: { type: "stdio" },
+    packageArguments: [{ type: "positional", value: "stdio", valueHint: "transport" }],
     environmentVariables: MCP_ENV_VARS.map((v) => ({
       name: v.name,
       description: v.description,
