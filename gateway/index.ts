@@ -293,7 +293,10 @@ export interface RunningGateway {
 export async function startGateway(
   opts: GatewayOptions & { host?: string; port: number; bundledMint?: BundledMint },
 ): Promise<RunningGateway> {
-  const mountedRoutes = [...(opts.mountedRoutes ?? []), ...(opts.bundledMint?.routes ? [opts.bundledMint.routes] : [])];
+  const mountedRoutes = [
+    ...(opts.mountedRoutes ?? []),
+    ...(opts.bundledMint?.routes ? [opts.bundledMint.routes] : []),
+  ];
   const gateway = await createGateway({ ...opts, mountedRoutes });
   const outer = express();
   outer.disable("x-powered-by");

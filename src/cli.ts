@@ -214,11 +214,11 @@ async function runDevnet(argv: string[]): Promise<void> {
   resolveDataDir(base);
   const log = createLogger("devnet");
   // A fixed port keeps the mint URL (and so the stored ecash) valid across runs.
-  let mcpUrl: string | undefined; // known once the MCP server below listens
+  const devnetMcp: { url?: string } = {}; // known once the MCP server below listens
   const gateway = await startGateway({
     dataDir: join(base, "gateway"),
     trustedMints: [],
-    mcpServerCard: (url) => gatewayServerCard(url, mcpUrl),
+    mcpServerCard: (url) => gatewayServerCard(url, devnetMcp.url),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
@@ -244,7 +244,7 @@ async function runDevnet(argv: string[]): Promise<void> {
     port: 0,
     log: createLogger("mcp"),
   });
-  mcpUrl = mcp.mcpUrl;
+  devnetMcp.url = mcp.mcpUrl;
   await mcp.runtime.recovered;
   if (mcp.runtime.wallet.balance().total_sats < 100)
     await mcp.runtime.wallet.receive(await demo.wallet.pay(mintUrl, 200));

@@ -257,7 +257,8 @@ const authErrors = { 400: "malformed body", 401: "missing or unknown key" };
 
 export const accountRoutes: RouteGroup = {
   name: "accounts",
-  description: "RouteCat-style accounts (rc_ keys, free tier, Lightning top-up) and Routstr-style sk- sessions",
+  description:
+    "RouteCat-style accounts (rc_ keys, free tier, Lightning top-up) and Routstr-style sk- sessions",
   errorSchema: ErrorBodySchema,
   routes: [
     {

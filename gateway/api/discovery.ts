@@ -91,14 +91,22 @@ export function gatewayLlmsTxt(baseUrl: string, groups: RouteGroup[], hasMcpCard
     summary: GATEWAY_SUMMARY,
     notes: [
       `Base URL for OpenAI clients: ${baseUrl}/v1 (model names are Ollama tags). Pay each request with \`X-Cashu: <cashu token>\` (change comes back in \`X-Cashu-Change\`, or as the last SSE event), or send \`Authorization: Bearer <rc_ key | sk- key | cashu token>\`. Prices are in sats: GET /v1/models.`,
-      "Errors are JSON `{\"error\":{\"message\",\"type\",\"code\"}}`; nothing is charged for refused or malformed requests.",
+      'Errors are JSON `{"error":{"message","type","code"}}`; nothing is charged for refused or malformed requests.',
     ],
     sections: [
       {
         name: "Docs",
         links: [
-          { title: "Payment flows in full", url: `${baseUrl}/llms-full.txt`, description: "step by step, with curl" },
-          { title: "OpenAPI 3.1", url: `${baseUrl}/openapi.json`, description: "every route, schemas, payment headers" },
+          {
+            title: "Payment flows in full",
+            url: `${baseUrl}/llms-full.txt`,
+            description: "step by step, with curl",
+          },
+          {
+            title: "OpenAPI 3.1",
+            url: `${baseUrl}/openapi.json`,
+            description: "every route, schemas, payment headers",
+          },
           { title: "AI plugin manifest", url: `${baseUrl}/.well-known/ai-plugin.json` },
           ...(hasMcpCard
             ? [

@@ -38,7 +38,7 @@ export function llmsFullTxt(ctx: LlmsFullContext): string {
     "",
     "Every `bash` block below runs as is against this gateway once `CASHU_TOKEN` holds a Cashu token",
     `(cashuA… or cashuB…) of at least 50 sats from a mint it trusts${ctx.mintUrl ? ` (the bundled mint: ${ctx.mintUrl})` : ""}; see GET /v1/info for the list.`,
-    "Errors are JSON `{\"error\":{\"message\",\"type\",\"code\"}}` with a stable `type` word.",
+    'Errors are JSON `{"error":{"message","type","code"}}` with a stable `type` word.',
     "",
     "## 1. Get ecash",
     "",
@@ -72,7 +72,7 @@ export function llmsFullTxt(ctx: LlmsFullContext): string {
     ),
     "## 4. Streaming with X-Cashu",
     "",
-    "With `\"stream\": true` the answer is Server-Sent Events in OpenAI's chunk format. The last chunk",
+    'With `"stream": true` the answer is Server-Sent Events in OpenAI\'s chunk format. The last chunk',
     'before `data: [DONE]` carries `{"type":"cashu_change","token":"cashu…","change_sats":N}`.',
     "",
     ...fence(

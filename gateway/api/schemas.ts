@@ -114,10 +114,9 @@ export const PaymentRequestHeaders = z.object({
 
 /** Response headers of a served (or refunded) paid request. */
 export const PaymentResponseHeaders = z.object({
-  "X-Cashu-Change": z
-    .string()
-    .optional()
-    .meta({ description: "the unused part of the X-Cashu token, as a fresh token (non-streaming answers and refunds)" }),
+  "X-Cashu-Change": z.string().optional().meta({
+    description: "the unused part of the X-Cashu token, as a fresh token (non-streaming answers and refunds)",
+  }),
   "X-Cost-Sats": z.string().optional().meta({ description: "sats charged (non-streaming)" }),
   "X-Owlrun-Request-Id": z
     .string()

@@ -128,7 +128,11 @@ export const MintInfoResponse = z.looseObject({
   version: z.string(),
   nuts: z.record(z.string(), z.unknown()),
 });
-const KeysetKeys = z.looseObject({ id: z.string(), unit: z.string(), keys: z.record(z.string(), z.string()) });
+const KeysetKeys = z.looseObject({
+  id: z.string(),
+  unit: z.string(),
+  keys: z.record(z.string(), z.string()),
+});
 export const KeysResponse = z.object({ keysets: z.array(KeysetKeys) });
 export const KeysetsResponse = z.object({
   keysets: z.array(
@@ -142,4 +146,6 @@ export const RestoreResponse = z.object({
   signatures: z.array(BlindSignature),
 });
 /** NUT-00 error body. */
-export const MintErrorBody = z.object({ detail: z.string(), code: z.number().int() }).meta({ id: "MintError" });
+export const MintErrorBody = z
+  .object({ detail: z.string(), code: z.number().int() })
+  .meta({ id: "MintError" });

@@ -128,7 +128,11 @@ export const nodeRoutes: RouteGroup = {
       security: ["provider"],
       query: ProviderKeyQuery,
       responses: { 200: { description: "the OpenAI request body", schema: z.looseObject({}) } },
-      errors: { 401: "unknown provider key", 403: "job assigned to another node", 404: "no such job waiting" },
+      errors: {
+        401: "unknown provider key",
+        403: "job assigned to another node",
+        404: "no such job waiting",
+      },
     },
   ],
 };

@@ -135,14 +135,26 @@ export function llmsTxt(ctx: DiscoveryContext): string {
       {
         name: "MCP",
         links: [
-          { title: "MCP endpoint", url: `${ctx.baseUrl}/mcp`, description: "Streamable HTTP (POST JSON-RPC)" },
+          {
+            title: "MCP endpoint",
+            url: `${ctx.baseUrl}/mcp`,
+            description: "Streamable HTTP (POST JSON-RPC)",
+          },
           {
             title: "Server card",
             url: `${ctx.baseUrl}/.well-known/mcp/server-card.json`,
             description: "name, transport, tools",
           },
-          { title: "Tools in full", url: `${ctx.baseUrl}/llms-full.txt`, description: "every tool's arguments" },
-          { title: "OpenAPI", url: `${ctx.baseUrl}/openapi.json`, description: "the HTTP endpoints of this server" },
+          {
+            title: "Tools in full",
+            url: `${ctx.baseUrl}/llms-full.txt`,
+            description: "every tool's arguments",
+          },
+          {
+            title: "OpenAPI",
+            url: `${ctx.baseUrl}/openapi.json`,
+            description: "the HTTP endpoints of this server",
+          },
         ],
       },
       {
@@ -226,7 +238,10 @@ export const mcpHttpRoutes: RouteGroup = {
         },
         202: { description: "notification accepted" },
       },
-      errors: { 401: "missing or wrong bearer token", 403: "Host or Origin not allowed (DNS-rebinding protection)" },
+      errors: {
+        401: "missing or wrong bearer token",
+        403: "Host or Origin not allowed (DNS-rebinding protection)",
+      },
     },
     { path: "/.well-known/mcp/server-card.json", ...jsonDoc("MCP server card") },
     { path: "/.well-known/mcp.json", ...jsonDoc("MCP server card (alternate path)") },
@@ -247,7 +262,12 @@ export function openApi(ctx: DiscoveryContext) {
     },
     [
       ctx.bearerRequired
-        ? { ...mcpHttpRoutes, routes: mcpHttpRoutes.routes.map((r) => (r.path === "/mcp" ? { ...r, security: ["bearer" as const] } : r)) }
+        ? {
+            ...mcpHttpRoutes,
+            routes: mcpHttpRoutes.routes.map((r) =>
+              r.path === "/mcp" ? { ...r, security: ["bearer" as const] } : r,
+            ),
+          }
         : mcpHttpRoutes,
     ],
   );

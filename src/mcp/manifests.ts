@@ -58,7 +58,9 @@ export function mcpbManifest() {
       mcp_config: {
         command: "node",
         args: ["${__dirname}/dist/src/cli.js", "stdio"],
-        env: Object.fromEntries(Object.entries(USER_CONFIG).map(([key, c]) => [c.env, `\${user_config.${key}}`])),
+        env: Object.fromEntries(
+          Object.entries(USER_CONFIG).map(([key, c]) => [c.env, `\${user_config.${key}}`]),
+        ),
       },
     },
     tools: describeTools().map((t) => ({ name: t.name, description: t.description ?? t.title ?? t.name })),

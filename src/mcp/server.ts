@@ -8,7 +8,11 @@ import { wellKnownJson } from "../shared/discovery/index.js";
 import { VERSION } from "../shared/index.js";
 
 // Name, title and description live once, in the static server card (.well-known/mcp/server-card.json).
-const card = wellKnownJson("mcp/server-card.json", "") as { name: string; title: string; description: string };
+const card = wellKnownJson("mcp/server-card.json", "") as {
+  name: string;
+  title: string;
+  description: string;
+};
 export const SERVER_NAME = card.name;
 export const SERVER_TITLE = card.title;
 export const SERVER_DESCRIPTION = card.description;

@@ -15,7 +15,8 @@ import { describeTools } from "../../src/mcp/index.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { connect, DEAD_GATEWAY } from "../mcp/harness.js";
 
-const readJson = (path: string) => JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
+const readJson = (path: string) =>
+  JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
 const pkg = readJson("package.json");
 const server = readJson("manifest/server.json");
 const bundle = readJson("manifest/manifest.json");
@@ -87,14 +88,22 @@ describe("manifest/manifest.json (MCPB bundle)", () => {
 
 describe("tool lists agree with the live server", () => {
   it("tools/list = the registrations = manifest.json tools = the server card's tools", async () => {
-    expect(describeTools().map((t) => t.name).sort()).toEqual(liveTools);
+    expect(
+      describeTools()
+        .map((t) => t.name)
+        .sort(),
+    ).toEqual(liveTools);
     expect(
       bundle.tools.map((t: { name: string }) => t.name).sort(),
       `manifest/manifest.json tools differ from the live tools/list: ${STALE}`,
     ).toEqual(liveTools);
     const card = (await (await fetch(`${mcp.url}/.well-known/mcp/server-card.json`)).json()) as any;
     expect(card.tools.map((t: { name: string }) => t.name).sort()).toEqual(liveTools);
-    expect(card).toMatchObject({ name: pkg.name, version: pkg.version, remotes: [{ url: `${mcp.url}/mcp` }] });
+    expect(card).toMatchObject({
+      name: pkg.name,
+      version: pkg.version,
+      remotes: [{ url: `${mcp.url}/mcp` }],
+    });
   });
 });
 
@@ -102,7 +111,7 @@ describe("owlrun-mcp http discovery", () => {
   it("serves valid OpenAPI 3.1, llms.txt and llms-full.txt with every tool's arguments", async () => {
     const doc = await (await fetch(`${mcp.url}/openapi.json`)).json();
     const v = new Validator();
-    const result = await v.validate(doc as object);
+    const result = await v.validate(doc as Parameters<Validator["validate"]>[0]);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(Object.keys((doc as any).paths)).toEqual(

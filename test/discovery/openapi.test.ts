@@ -73,16 +73,24 @@ describe("openapi.json", () => {
     expect(doc.components.schemas.CompletionStream.description).toContain("cashu_change");
     expect(Object.keys(chat.responses["402"].headers)).toContain("WWW-Authenticate");
     expect(chat.security).toEqual([{ cashu: [] }, { bearer: [] }, { l402: [] }]);
-    expect(doc.components.securitySchemes.cashu).toMatchObject({ type: "apiKey", in: "header", name: "X-Cashu" });
+    expect(doc.components.securitySchemes.cashu).toMatchObject({
+      type: "apiKey",
+      in: "header",
+      name: "X-Cashu",
+    });
     // the request body is the very schema the handler validates with
     expect(chat.requestBody.content["application/json"].schema.required).toEqual(["model", "messages"]);
     for (const status of ["400", "401", "429", "503"]) {
-      expect(chat.responses[status].content["application/json"].schema.$ref).toBe("#/components/schemas/Error");
+      expect(chat.responses[status].content["application/json"].schema.$ref).toBe(
+        "#/components/schemas/Error",
+      );
     }
     expect(doc.components.schemas.Error.properties.error.required).toEqual(["message", "type", "code"]);
     // the mint's errors are NUT-00 bodies
     const swap = doc.paths["/mint/v1/swap"].post;
-    expect(swap.responses["400"].content["application/json"].schema.$ref).toBe("#/components/schemas/MintError");
+    expect(swap.responses["400"].content["application/json"].schema.$ref).toBe(
+      "#/components/schemas/MintError",
+    );
     expect(doc.paths["/v1/keys/{id}/caps"].post.parameters).toEqual([
       expect.objectContaining({ in: "path", name: "id", required: true }),
     ]);
@@ -103,7 +111,8 @@ describe("openapi.json", () => {
         if (r.errors?.[404]) continue; // optional documents
         const res = await fetch(`${gw.url}${path}`);
         expect(res.status, path).toBe(200);
-        const body = ok.contentType && ok.contentType !== "application/json" ? await res.text() : await res.json();
+        const body =
+          ok.contentType && ok.contentType !== "application/json" ? await res.text() : await res.json();
         const parsed = ok.schema.safeParse(body);
         expect(parsed.success, `${path}: ${parsed.error?.message}`).toBe(true);
         checked++;

@@ -41,7 +41,7 @@ const SECURITY_SCHEMES = {
     type: "http",
     scheme: "L402",
     description:
-      "L402: a 402 answer carries `WWW-Authenticate: L402 macaroon=\"…\", invoice=\"…\"`; pay the invoice, then send `Authorization: L402 <macaroon>:<preimage>`.",
+      'L402: a 402 answer carries `WWW-Authenticate: L402 macaroon="…", invoice="…"`; pay the invoice, then send `Authorization: L402 <macaroon>:<preimage>`.',
   },
 } as const;
 

@@ -59,9 +59,7 @@ export const openApiPath = (path: string) => path.replace(/:([A-Za-z_][A-Za-z0-9
 
 /** Every documented `METHOD /path` (express style, prefix applied), for comparing with a router. */
 export function documentedRoutes(groups: RouteGroup[]): string[] {
-  return groups.flatMap((g) =>
-    g.routes.map((r) => `${r.method.toUpperCase()} ${(g.prefix ?? "") + r.path}`),
-  );
+  return groups.flatMap((g) => g.routes.map((r) => `${r.method.toUpperCase()} ${(g.prefix ?? "") + r.path}`));
 }
 
 /** `{"error":{"message","type","code"}}`: the error body of the gateway and the MCP HTTP server. */
