@@ -128,3 +128,29 @@ describe("owlrun-mcp http discovery", () => {
     expect(text).toContain('"required": [\n    "prompt"\n  ]');
   });
 });
+
+describe("docs/integrations.md", () => {
+  const md = readFileSync(new URL("../../docs/integrations.md", import.meta.url), "utf8");
+  it("has a section per client, with parseable JSON configs pointing at the gateway", () => {
+    const sections = md.split("\n").filter((l) => l.startsWith("## "));
+    for (const client of [
+      "Claude Code",
+      "Continue",
+      "Cursor",
+      "Open WebUI",
+      "ChatBox",
+      "OpenCode",
+      "Python",
+      "JavaScript",
+    ])
+      expect(
+        sections.some((s) => s.includes(client)),
+        client,
+      ).toBe(true);
+    const json = [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!));
+    expect(json.length).toBeGreaterThanOrEqual(2);
+    expect(JSON.stringify(json)).toContain("http://127.0.0.1:8402");
+    expect(md).toContain("claude mcp add owlrun -- npx owlrun-mcp");
+    expect(md).toContain("apiBase: http://127.0.0.1:8402/v1");
+  });
+});
