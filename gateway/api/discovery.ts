@@ -81,7 +81,7 @@ export function gatewayLlmsTxt(baseUrl: string, groups: RouteGroup[], hasMcpCard
       title: `${r.method.toUpperCase()} ${path}`,
       url: direct
         ? `${baseUrl}${path}`
-        : `${baseUrl}/openapi.json#/paths/${path.replaceAll("~", "~0").replaceAll("/", "~1")}/${r.method}`,
+        : `${baseUrl}/openapi.json#/paths/${encodeURIComponent(path.replaceAll("~", "~0").replaceAll("/", "~1"))}/${r.method}`,
       description: r.summary,
     };
   };
@@ -137,13 +137,15 @@ function cors(req: Request, res: Response, next: NextFunction) {
 export function discoveryRouter(deps: DiscoveryDeps): Router {
   const r = Router();
   for (const path of discoveryRoutes.routes.map((d) => d.path)) r.use(path, cors);
+  // The routes are fixed once the server runs: build the document once per base URL (the last one).
+  let cached: { baseUrl: string; doc: unknown } | undefined;
   r.get("/openapi.json", (req, res) => {
-    res.json(
-      buildOpenApi(
-        { title: GATEWAY_TITLE, version: VERSION, description: GATEWAY_SUMMARY, baseUrl: deps.baseUrl(req) },
-        deps.groups(),
-      ),
-    );
+    const baseUrl = deps.baseUrl(req);
+    if (cached?.baseUrl !== baseUrl) {
+      const info = { title: GATEWAY_TITLE, version: VERSION, description: GATEWAY_SUMMARY, baseUrl };
+      cached = { baseUrl, doc: buildOpenApi(info, deps.groups()) };
+    }
+    res.json(cached.doc);
   });
   r.get("/llms.txt", (req, res) => {
     res

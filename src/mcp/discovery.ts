@@ -19,7 +19,9 @@ import { VERSION } from "../shared/index.js";
 import { MCP_ENV_VARS } from "./config.js";
 import { SERVER_DESCRIPTION, SERVER_NAME, SERVER_TITLE } from "./server.js";
 
-export const MODERN_PROTOCOL_VERSION = "2026-07-28";
+/** The newest protocol version the server speaks: the first of the static card's list. */
+const MODERN_PROTOCOL_VERSION = (wellKnownJson("mcp/server-card.json", "") as { protocolVersions: string[] })
+  .protocolVersions[0];
 
 export interface ToolSummary {
   name: string;
@@ -226,6 +228,20 @@ export const mcpHttpRoutes: RouteGroup = {
   errorSchema: ErrorBodySchema,
   routes: [
     {
+      method: "get",
+      path: "/mcp",
+      summary: "Server-to-client SSE stream of a 2025-era session (Mcp-Session-Id header)",
+      responses: { 200: { description: "SSE stream", schema: z.string(), contentType: "text/event-stream" } },
+      errors: { 400: "no session id", 404: "unknown session" },
+    },
+    {
+      method: "delete",
+      path: "/mcp",
+      summary: "End a 2025-era session (Mcp-Session-Id header)",
+      responses: { 200: { description: "session closed" } },
+      errors: { 404: "unknown session" },
+    },
+    {
       method: "post",
       path: "/mcp",
       summary: "MCP Streamable HTTP endpoint (JSON-RPC 2.0 messages)",
@@ -249,6 +265,7 @@ export const mcpHttpRoutes: RouteGroup = {
     { path: "/llms-full.txt", ...textDoc("Every tool with its arguments") },
     { path: "/openapi.json", ...jsonDoc("This OpenAPI document") },
     { path: "/healthz", ...jsonDoc("Liveness and the MCP URL") },
+    { path: "/", ...jsonDoc("Liveness and the MCP URL (same as /healthz)") },
   ],
 };
 

@@ -11,7 +11,7 @@ import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mcpbManifest, REGISTRY_NAME, serverJson } from "../../src/mcp/manifests.js";
-import { describeTools } from "../../src/mcp/index.js";
+import { describeTools, mcpHttpRoutes } from "../../src/mcp/index.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { connect, DEAD_GATEWAY } from "../mcp/harness.js";
 
@@ -126,6 +126,17 @@ describe("owlrun-mcp http discovery", () => {
     for (const name of liveTools) expect(text).toContain(`### ${name}`);
     expect(text).toContain(`claude mcp add --transport http owlrun ${mcp.url}/mcp`);
     expect(text).toContain('"required": [\n    "prompt"\n  ]');
+  });
+
+  it("every documented GET document answers 200, with open CORS", async () => {
+    const docs = mcpHttpRoutes.routes.filter((r) => r.method === "get" && r.path !== "/mcp");
+    expect(docs.length).toBeGreaterThanOrEqual(6);
+    for (const r of docs) {
+      const res = await fetch(`${mcp.url}${r.path}`);
+      expect(res.status, r.path).toBe(200);
+      if (r.path !== "/" && r.path !== "/healthz")
+        expect(res.headers.get("access-control-allow-origin"), r.path).toBe("*");
+    }
   });
 });
 
