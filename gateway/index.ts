@@ -14,14 +14,16 @@ import {
   listen,
   type Logger,
 } from "../src/shared/index.js";
-import { accountRouter } from "./api/accounts.js";
-import { chatHandler } from "./api/chat.js";
+import type { RouteGroup } from "../src/shared/discovery/index.js";
+import { accountRouter, accountRoutes } from "./api/accounts.js";
+import { chatHandler, chatRoutes } from "./api/chat.js";
+import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
-import { earningsOf, providerRouter } from "./api/providers.js";
-import { payRouter, repairClaimedTopups } from "./api/pay.js";
+import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
+import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
-import { publicRouter } from "./api/public.js";
+import { publicRouter, publicRoutes } from "./api/public.js";
 import { defaultWebDir, webRouter } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Oracle } from "./oracle/index.js";
@@ -40,7 +42,7 @@ import {
   takeRecoverySnapshot,
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { type AckInfo, createRouting, type Dispatcher } from "./routing/index.js";
+import { type AckInfo, createRouting, type Dispatcher, nodeRoutes } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -88,6 +90,12 @@ export interface GatewayOptions {
   l402TtlSeconds?: number;
   /** the built browser chat served at / (default: dist/web next to the compiled gateway) */
   webDir?: string;
+  /** the URL clients reach this gateway at, for the discovery documents (default: where it listens) */
+  publicUrl?: string;
+  /** the owlrun-mcp server card pointing at this gateway (the composition root supplies it) */
+  mcpServerCard?: (gatewayUrl: string) => unknown;
+  /** routes mounted next to the gateway on the same server (the bundled mint), for OpenAPI */
+  mountedRoutes?: RouteGroup[];
   log?: Logger;
 }
 
@@ -99,6 +107,10 @@ export interface Gateway {
   dispatcher: Dispatcher;
   /** serves the provider WebSocket on this server */
   attach(server: Server): void;
+  /** every route this gateway's server answers, as documented in /openapi.json */
+  routeGroups(): RouteGroup[];
+  /** told the listening URL (the discovery documents use it unless publicUrl is set) */
+  listening(url: string): void;
   /** ends provider websockets (they keep server.close() waiting) */
   closeSockets(): void;
   payouts: ProviderPayouts;
@@ -227,6 +239,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.use(accountRouter({ accounts, ledger, wallet }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
+  let listeningUrl: string | undefined;
+  const routeGroups = () => [
+    chatRoutes,
+    accountRoutes,
+    payRoutes,
+    providerApiRoutes,
+    publicRoutes,
+    nodeRoutes,
+    discoveryRoutes,
+    ...(opts.mountedRoutes ?? []),
+  ];
+  app.use(
+    discoveryRouter({
+      groups: routeGroups,
+      baseUrl: (req) =>
+        (opts.publicUrl ?? listeningUrl ?? `${req.protocol}://${req.get("host")}`).replace(/\/+$/, ""),
+      model: () => routing.dispatcher.models()[0]?.model,
+      mintUrl: () => wallet.trustedMints[0],
+      mcpServerCard: opts.mcpServerCard,
+    }),
+  );
   app.use(
     publicRouter({
       dispatcher: routing.dispatcher,
@@ -253,6 +286,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     dispatcher: routing.dispatcher,
     attach(server) {
       detach.push(routing.attachWebSocket(server));
+    },
+    routeGroups,
+    listening(url) {
+      listeningUrl = url;
     },
     closeSockets,
     sweepStaleHolds,
@@ -289,11 +326,15 @@ export interface BundledMint {
   mount(app: Express, server: Server): { closeSockets(): void; close(): Promise<void> };
   /** told the public URL once the server listens */
   listening?(url: string): void;
+  /** its routes, documented in the gateway's /openapi.json */
+  routes?: RouteGroup;
 }
 
 export interface RunningGateway {
   url: string;
   gateway: Gateway;
+  /** the server's whole app: the bundled mint, then the gateway */
+  app: Express;
   server: Server;
   close(): Promise<void>;
 }
@@ -305,16 +346,22 @@ export interface RunningGateway {
 export async function startGateway(
   opts: GatewayOptions & { host?: string; port: number; bundledMint?: BundledMint },
 ): Promise<RunningGateway> {
-  const gateway = await createGateway(opts);
+  const mountedRoutes = [
+    ...(opts.mountedRoutes ?? []),
+    ...(opts.bundledMint?.routes ? [opts.bundledMint.routes] : []),
+  ];
+  const gateway = await createGateway({ ...opts, mountedRoutes });
   const outer = express();
   outer.disable("x-powered-by");
   // Big enough for a cashu token of many proofs in X-Cashu (our own limit, 64 KiB, answers in JSON).
   const server = createServer({ maxHeaderSize: 128 * 1024 }, outer);
   jsonClientErrors(server);
   const mounted = opts.bundledMint?.mount(outer, server);
-  outer.use(gateway.app);
+  // The router itself, not the sub-app: same handlers, and a router walk (test/discovery) sees them.
+  outer.use(gateway.app.router);
   gateway.attach(server);
   const url = await listen(server, opts.host ?? DEFAULT_HOST, opts.port);
+  gateway.listening(url);
   if (opts.bundledMint) {
     gateway.wallet.trust(`${url}${opts.bundledMint.path}`, true);
     opts.bundledMint.listening?.(`${url}${opts.bundledMint.path}`);
@@ -323,6 +370,7 @@ export async function startGateway(
   return {
     url,
     gateway,
+    app: outer,
     server,
     async close() {
       // Sockets first (they hold server.close()), then in-flight requests drain, then the stores.

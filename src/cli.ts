@@ -5,26 +5,24 @@
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { Express } from "express";
 import {
   BUSINESS_TIERS,
   type BusinessTier,
-  type BundledMint,
   createBusinessKey,
   PAYMENT_METHODS,
   type PaymentMethod,
   startGateway,
 } from "../gateway/index.js";
 import {
+  createBundledMint,
   createLightningBackend,
-  createMintService,
   type LightningBackend,
   rotateKeyset,
   startMintServer,
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
 import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
-import { runMcpCommand, startMcpHttp } from "./mcp/index.js";
+import { gatewayServerCard, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
@@ -48,6 +46,7 @@ Usage:
   owlrun-mcp gateway [--port N] [--mint-url URL] [--provider-share 95] [--price-feed URL] [--btc-usd N]
                                      [--payment-methods xcashu,accounts,l402,bsv]
                                      [--bsv-chain-api URL --bsv-address ADDR [--bsv-per-sat N]]
+                                     [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
@@ -100,6 +99,8 @@ const GATEWAY_FLAGS = {
   "bsv-per-sat": { type: "string" },
   tier: { type: "string" },
   name: { type: "string" },
+  "public-url": { type: "string" },
+  "mcp-url": { type: "string" },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -128,24 +129,8 @@ function bsvFlags(values: { [k: string]: string | boolean | string[] | undefined
 }
 
 /** The bundled mint inside the gateway's server, at /mint. */
-async function bundledMint(
-  dataDir: string,
-  lightning: LightningBackend,
-  inputFeePpk: number,
-): Promise<BundledMint> {
-  const service = await createMintService({ dataDir, lightning, inputFeePpk, log: createLogger("mint") });
-  return {
-    path: "/mint",
-    mount(app: Express, server) {
-      app.use("/mint", service.router);
-      const closeWs = service.attachWebSocket(server, "/mint");
-      return { closeSockets: closeWs, close: () => service.close() };
-    },
-    listening(url) {
-      service.mint.options.urls = [url];
-    },
-  };
-}
+const bundledMint = (dataDir: string, lightning: LightningBackend, inputFeePpk: number) =>
+  createBundledMint({ dataDir, lightning, inputFeePpk, log: createLogger("mint") });
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
@@ -230,6 +215,9 @@ async function runGateway(argv: string[]): Promise<void> {
     allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? false,
     paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
     bsv: bsvFlags(values),
+    publicUrl: flagOrEnv(values, "public-url"),
+    // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
+    mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
@@ -283,11 +271,13 @@ async function runDevnet(argv: string[]): Promise<void> {
   resolveDataDir(base);
   const log = createLogger("devnet");
   // A fixed port keeps the mint URL (and so the stored ecash) valid across runs.
+  const devnetMcp: { url?: string } = {}; // known once the MCP server below listens
   const gateway = await startGateway({
     dataDir: join(base, "gateway"),
     trustedMints: [],
     // A fixed BTC/USD rate (no price feed on a devnet); a low one makes prompts cost more than 2 sats.
     offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
+    mcpServerCard: (url) => gatewayServerCard(url, devnetMcp.url),
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
@@ -313,6 +303,7 @@ async function runDevnet(argv: string[]): Promise<void> {
     port: 0,
     log: createLogger("mcp"),
   });
+  devnetMcp.url = mcp.mcpUrl;
   await mcp.runtime.recovered;
   if (mcp.runtime.wallet.balance().total_sats < 100)
     await mcp.runtime.wallet.receive(await demo.wallet.pay(mintUrl, 200));

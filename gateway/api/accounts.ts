@@ -9,10 +9,11 @@ import { Accounts, type Ledger } from "../ledger/index.js";
 import type { AccountPayments } from "../payments/account-payments.js";
 import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
+import { createdJson, okJson, type RouteGroup } from "../../src/shared/discovery/index.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
 import { claimOp } from "../payments/claims.js";
 import type { GatewayWallet } from "../payments/wallet.js";
-import { ApiError, parseWith } from "./errors.js";
+import { ApiError, ErrorBodySchema, parseWith } from "./errors.js";
 
 export const RegisterRequestSchema = z.object({ name: z.string().max(200).optional() }).optional();
 export const TokenDepositSchema = z.object({ token: z.string().min(1).max(65_536) });
@@ -37,6 +38,53 @@ const capsOf = (a: AccountRow) => ({
 });
 
 export const LightningTopupSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
+
+// ---- responses ----
+const SatCount = z.number().int().nonnegative();
+const CapsOut = z.object({
+  per_request_sats: z.number().int().nullable(),
+  per_day_sats: z.number().int().nullable(),
+  lifetime_sats: z.number().int().nullable(),
+});
+export const RegisterResponseSchema = z.object({
+  api_key: z.string().meta({ description: "rc_… account key" }),
+  quota_daily: z.number().int().meta({ description: "free requests a day" }),
+});
+export const BalanceResponseSchema = z.object({ balance_sats: SatCount, free_remaining: SatCount });
+export const DepositResponseSchema = BalanceResponseSchema.extend({ deposited_sats: SatCount });
+export const SessionResponseSchema = z.object({
+  api_key: z.string().meta({ description: "sk-… session key" }),
+  balance_sats: SatCount,
+});
+export const WithdrawResponseSchema = BalanceResponseSchema.extend({
+  token: z.string().meta({ description: "cashuB… token of the withdrawn sats" }),
+  amount_sats: SatCount,
+});
+export const ChildKeyResponseSchema = z.object({
+  api_key: z.string(),
+  id: z.string(),
+  parent_id: z.string(),
+  caps: CapsOut,
+});
+export const KeysResponseSchema = z.object({
+  id: z.string(),
+  caps: CapsOut,
+  spent_today_sats: SatCount,
+  spent_lifetime_sats: SatCount,
+  children: z.array(
+    z.object({ id: z.string(), name: z.string().nullable(), caps: CapsOut, spent_lifetime_sats: SatCount }),
+  ),
+});
+export const CapsResponseSchema = z.object({ id: z.string(), caps: CapsOut });
+export const LightningTopupResponseSchema = z.object({
+  invoice: z.string().meta({ description: "bolt11 invoice to pay" }),
+  amount_sats: SatCount,
+  expires_at: z.string().nullable(),
+  quote: z.string(),
+});
+const TokenHeader = z.object({
+  "X-Cashu": z.string().optional().meta({ description: "the token, instead of the JSON body" }),
+});
 
 /** The key of `Authorization: Bearer <key>` (or 402ai's `X-Token: <key>`), if any. */
 export const bearerKey = (req: Request) =>
@@ -195,6 +243,96 @@ export function accountRouter(deps: AccountDeps): Router {
 
   return r;
 }
+
+const authErrors = { 400: "malformed body", 401: "missing or unknown key" };
+
+export const accountRoutes: RouteGroup = {
+  name: "accounts",
+  description:
+    "RouteCat-style accounts (rc_ keys, free tier, Lightning top-up) and Routstr-style sk- sessions",
+  errorSchema: ErrorBodySchema,
+  routes: [
+    {
+      method: "post",
+      path: "/v1/auth/register",
+      summary: "Create an account; answers an rc_ key with a daily free quota",
+      body: RegisterRequestSchema,
+      responses: createdJson("the new key", RegisterResponseSchema),
+      errors: { 400: "malformed body" },
+    },
+    {
+      method: "get",
+      path: "/v1/balance",
+      summary: "Balance of the key's account (credits paid Lightning top-ups first)",
+      security: ["bearer"],
+      responses: okJson("balance", BalanceResponseSchema),
+      errors: { 401: "missing or unknown key" },
+    },
+    {
+      method: "post",
+      path: "/v1/balance/topup",
+      summary: "Deposit a cashu token into the account (instant)",
+      security: ["bearer"],
+      headers: TokenHeader,
+      body: TokenDepositSchema,
+      responses: okJson("deposited", DepositResponseSchema),
+      errors: { ...authErrors, 402: "token already spent" },
+    },
+    {
+      method: "post",
+      path: "/v1/balance/create",
+      summary: "Routstr: a new sk- session key funded by a cashu token",
+      headers: TokenHeader,
+      body: TokenDepositSchema,
+      responses: createdJson("the session key", SessionResponseSchema),
+      errors: { 400: "malformed token or untrusted mint", 402: "token already spent" },
+    },
+    {
+      method: "post",
+      path: "/v1/balance/withdraw",
+      summary: "Withdraw the balance (or amount_sats of it) as a cashu token",
+      security: ["bearer"],
+      body: WithdrawRequestSchema,
+      responses: okJson("the token", WithdrawResponseSchema),
+      errors: { ...authErrors, 402: "insufficient balance", 403: "child keys cannot withdraw" },
+    },
+    {
+      method: "post",
+      path: "/v1/keys",
+      summary: "Make a child key that spends this account within its own caps",
+      security: ["bearer"],
+      body: ChildKeyRequestSchema,
+      responses: createdJson("the child key", ChildKeyResponseSchema),
+      errors: { ...authErrors, 403: "only rc_ keys make child keys" },
+    },
+    {
+      method: "get",
+      path: "/v1/keys",
+      summary: "This key's caps, spending and child keys",
+      security: ["bearer"],
+      responses: okJson("keys", KeysResponseSchema),
+      errors: { 401: "missing or unknown key" },
+    },
+    {
+      method: "post",
+      path: "/v1/keys/:id/caps",
+      summary: "Set the spending caps of a child key (or of a root key itself)",
+      security: ["bearer"],
+      body: CapsSchema,
+      responses: okJson("the caps now", CapsResponseSchema),
+      errors: { ...authErrors, 403: "not your key" },
+    },
+    {
+      method: "post",
+      path: "/v1/auth/topup",
+      summary: "Top up over Lightning: answers a bolt11 invoice; the balance grows once it is paid",
+      security: ["bearer"],
+      body: LightningTopupSchema,
+      responses: createdJson("the invoice", LightningTopupResponseSchema),
+      errors: authErrors,
+    },
+  ],
+};
 
 /** Mints the ecash of paid Lightning top-ups and credits the accounts, once per quote. */
 export async function creditPaidTopups(deps: AccountDeps, accountId?: string): Promise<void> {

@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import type { Request, Response } from "express";
 import * as z from "zod";
+import type { RouteDoc, RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
@@ -17,14 +18,20 @@ import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
 import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
 import { type Dispatcher, type JobOutcome, NoProviderError, type StreamChunk } from "../routing/types.js";
-import { ApiError, errorBody, parseWith } from "./errors.js";
+import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
 import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { JobLog } from "./joblog.js";
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
+  ChatCompletionResponseSchema,
   type CompletionRequest,
   CompletionRequestSchema,
+  CompletionResponseSchema,
+  CompletionStreamSchema,
+  PaymentRequestHeaders,
+  PaymentRequiredHeaders,
+  PaymentResponseHeaders,
 } from "./schemas.js";
 
 export const DEFAULT_MAX_TOKENS = 1024;
@@ -414,3 +421,56 @@ async function jsonResponse(
     });
   }
 }
+
+/** A paid inference route as OpenAPI sees it: X-Cashu or a Bearer key, JSON or SSE, change back. */
+const paidRoute = (path: string, summary: string, body: z.ZodType, answer: z.ZodType): RouteDoc => ({
+  method: "post",
+  path,
+  summary,
+  description:
+    "OpenAI-compatible. Pay with `X-Cashu: <token>` (change in `X-Cashu-Change`, or the last SSE event when streaming) or with `Authorization: Bearer <rc_…|sk-…|cashu token>`. Set `stream: true` for Server-Sent Events.",
+  security: ["cashu", "bearer", "l402"],
+  headers: PaymentRequestHeaders,
+  body,
+  responses: {
+    200: {
+      description: "the answer, as JSON or (stream: true) as an SSE stream",
+      schema: answer,
+      alternatives: { "text/event-stream": CompletionStreamSchema },
+      headers: PaymentResponseHeaders,
+    },
+    402: {
+      description: "no payment, or the token is spent or too small, or the balance is short",
+      schema: ErrorBodySchema,
+      headers: PaymentRequiredHeaders,
+    },
+  },
+  errors: {
+    400: "malformed body or token, or a mint that is not trusted",
+    401: "unknown key",
+    413: "request too large",
+    429: "rate limited (see Retry-After)",
+    502: "the provider failed before answering",
+    503: "no provider online serves the model (the X-Cashu token comes back in X-Cashu-Change)",
+  },
+});
+
+export const chatRoutes: RouteGroup = {
+  name: "inference",
+  description: "OpenAI-compatible inference, paid per request with ecash or from an account",
+  errorSchema: ErrorBodySchema,
+  routes: [
+    paidRoute(
+      "/v1/chat/completions",
+      "Chat completion (OpenAI format, streaming or not)",
+      ChatCompletionRequestSchema,
+      ChatCompletionResponseSchema,
+    ),
+    paidRoute(
+      "/v1/completions",
+      "Text completion (OpenAI legacy format, streaming or not)",
+      CompletionRequestSchema,
+      CompletionResponseSchema,
+    ),
+  ],
+};

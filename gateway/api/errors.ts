@@ -7,6 +7,8 @@ import type * as z from "zod";
 import { AppError, type Logger } from "../../src/shared/index.js";
 import { InsufficientBalanceError } from "../ledger/index.js";
 
+export { ErrorBodySchema } from "../../src/shared/discovery/index.js";
+
 export class ApiError extends AppError {
   constructor(
     status: number,

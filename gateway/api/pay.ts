@@ -16,12 +16,19 @@ import { PaymentError } from "../payments/errors.js";
 import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
 import type { OneShotStore } from "../payments/oneshot.js";
 import type { PriceTable } from "../payments/pricing.js";
-import { buildStatement, StatementQuerySchema, statementCsv } from "../payments/statement.js";
+import {
+  buildStatement,
+  StatementQuerySchema,
+  StatementSchema,
+  statementCsv,
+} from "../payments/statement.js";
+import { createdJson, okJson, type RouteGroup } from "../../src/shared/discovery/index.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { Oracle } from "../oracle/index.js";
 import { authenticateRequest, bearerKey } from "./accounts.js";
 import { estimateRequest, type Kind, parseBody } from "./chat.js";
-import { parseWith } from "./errors.js";
+import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./schemas.js";
+import { ErrorBodySchema, parseWith } from "./errors.js";
 import type { Paywall } from "./paywall.js";
 
 export const PriceResponseSchema = z.object({
@@ -174,3 +181,55 @@ export async function repairClaimedTopups(ledger: Ledger, store: OneShotStore): 
     );
   }
 }
+
+export const payRoutes: RouteGroup = {
+  name: "pay-per-request",
+  description: "Prices before paying (BSVAPI), 402ai prepaid tokens over Lightning, monthly statements",
+  errorSchema: ErrorBodySchema,
+  routes: [
+    {
+      method: "post",
+      path: "/v1/price",
+      summary: "The sats a chat or completion request would be held at now (what its 402 asks); no auth",
+      body: z.union([ChatCompletionRequestSchema, CompletionRequestSchema]),
+      responses: okJson("the price", PriceResponseSchema),
+      errors: { 400: "malformed body", 404: "unknown model" },
+    },
+    {
+      method: "post",
+      path: "/v1/topup",
+      summary: "A Lightning invoice for a prepaid key; with a Bearer key it refills that key instead (402ai)",
+      security: ["bearer"],
+      body: TopupRequestSchema,
+      responses: createdJson("the invoice to pay", TopupResponseSchema),
+      errors: { 400: "malformed body", 401: "unknown key", 503: "no mint" },
+    },
+    {
+      method: "post",
+      path: "/v1/topup/claim",
+      summary: "Claim a paid top-up with its preimage: a new sk- key (token) or the refilled balance",
+      body: TopupClaimRequestSchema,
+      responses: okJson("the key and its balance", TopupClaimResponseSchema),
+      errors: {
+        400: "malformed body",
+        401: "unknown preimage, already claimed, or another key's refill",
+        402: "invoice not paid yet",
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/account/statement",
+      summary: "The key's monthly statement from the ledger (JSON, or CSV with format=csv)",
+      security: ["bearer"],
+      query: StatementQuerySchema,
+      responses: {
+        200: {
+          description: "the statement",
+          schema: StatementSchema,
+          alternatives: { "text/csv": z.string() },
+        },
+      },
+      errors: { 400: "malformed month", 401: "missing or unknown key" },
+    },
+  ],
+};

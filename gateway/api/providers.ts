@@ -6,12 +6,14 @@
 import { randomUUID } from "node:crypto";
 import { type Request, Router } from "express";
 import bolt11 from "bolt11";
+import * as z from "zod";
+import type { RouteGroup } from "../../src/shared/discovery/index.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
 import type { ProviderPayouts } from "../payments/payouts.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { Routing } from "../routing/index.js";
-import { ApiError } from "./errors.js";
+import { ApiError, ErrorBodySchema } from "./errors.js";
 
 export interface ProviderDeps {
   ledger: Ledger;
@@ -49,6 +51,57 @@ export async function earningsOf(deps: ProviderDeps, nodeId: string) {
     })),
   };
 }
+
+export const EarningsResponseSchema = z.looseObject({
+  node_id: z.string(),
+  balance_sats: z.number().int(),
+  earned_total_sats: z.number().int(),
+  earned_today_sats: z.number().int(),
+  withdraw_history: z.array(
+    z.object({
+      amount_sats: z.number().int().meta({ description: "msat, as Owlrun nodes expect" }),
+      payment_hash: z.string(),
+      timestamp: z.string(),
+    }),
+  ),
+  payout_threshold_sats: z.number().int(),
+  lightning_address: z.string().nullable(),
+  payouts: z.array(
+    z.object({
+      id: z.string(),
+      amount_sats: z.number().int(),
+      fee_sats: z.number().int().nullable(),
+      state: z.string(),
+      address: z.string().nullable(),
+      at: z.string(),
+    }),
+  ),
+});
+export const WithdrawEcashResponseSchema = z.object({ token: z.string(), amount_sats: z.number().int() });
+
+export const providerApiRoutes: RouteGroup = {
+  name: "providers",
+  description: "What a provider node earned, and its balance as ecash",
+  errorSchema: ErrorBodySchema,
+  routes: [
+    {
+      method: "get",
+      path: "/v1/provider/earnings",
+      summary: "Earnings, balance and payouts of the node that owns the provider key",
+      security: ["provider"],
+      responses: { 200: { description: "earnings", schema: EarningsResponseSchema } },
+      errors: { 401: "missing or unknown provider key" },
+    },
+    {
+      method: "post",
+      path: "/v1/provider/withdraw-ecash",
+      summary: "The node's whole balance as a cashu token (RouteCat's withdraw-ecash)",
+      security: ["provider"],
+      responses: { 200: { description: "the token", schema: WithdrawEcashResponseSchema } },
+      errors: { 401: "missing or unknown provider key", 402: "nothing to withdraw yet" },
+    },
+  ],
+};
 
 export function providerRouter(deps: ProviderDeps): Router {
   const r = Router();

@@ -48,3 +48,87 @@ export const CompletionRequestSchema = z.looseObject({
   prompt: z.union([z.string().max(4_000_000), z.array(z.string().max(4_000_000)).max(100)]),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
+
+// ---- responses (documented in OpenAPI; the handlers build these shapes) ----
+
+const Usage = z.looseObject({
+  prompt_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  total_tokens: z.number().int(),
+  cost: z
+    .object({ sats: z.number().int(), change_sats: z.number().int() })
+    .optional()
+    .meta({ description: "what this request cost in sats and what came back as change" }),
+});
+
+export const ChatCompletionResponseSchema = z
+  .looseObject({
+    id: z.string(),
+    object: z.literal("chat.completion"),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.object({
+        index: z.number().int(),
+        message: z.object({ role: z.literal("assistant"), content: z.string() }),
+        finish_reason: z.string().nullable(),
+      }),
+    ),
+    usage: Usage,
+  })
+  .meta({ id: "ChatCompletion" });
+
+export const CompletionResponseSchema = z
+  .looseObject({
+    id: z.string(),
+    object: z.literal("text_completion"),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.object({ index: z.number().int(), text: z.string(), finish_reason: z.string().nullable() }),
+    ),
+    usage: Usage,
+  })
+  .meta({ id: "Completion" });
+
+/** With `stream: true`: Server-Sent Events, OpenAI chunks, then usage, then change, then `[DONE]`. */
+export const CompletionStreamSchema = z.string().meta({
+  id: "CompletionStream",
+  description:
+    'Server-Sent Events. Each event is `data: <json>`: OpenAI chunks (`chat.completion.chunk` or `text_completion`), then a chunk with `usage` (and `usage.cost`), then, when paid with X-Cashu, `{"type":"cashu_change","token":"cashuB…","change_sats":N}`, then `data: [DONE]`. With `X-Stream-Format: owlrun` the chunks are Owlrun\'s `{model,message,done}` objects.',
+  example:
+    'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\ndata: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6,"cost":{"sats":2,"change_sats":18}}}\n\ndata: {"type":"cashu_change","token":"cashuB…","change_sats":18}\n\ndata: [DONE]\n\n',
+});
+
+/** Request headers of the paid routes: pay per request with ecash, or pick the stream format. */
+export const PaymentRequestHeaders = z.object({
+  "X-Cashu": z
+    .string()
+    .optional()
+    .meta({ description: "a cashuA/cashuB token from a trusted mint that pays this request" }),
+  "X-Stream-Format": z
+    .enum(["openai", "owlrun"])
+    .optional()
+    .meta({ description: "stream chunks in OpenAI (default) or Owlrun shape" }),
+});
+
+/** Response headers of a served (or refunded) paid request. */
+export const PaymentResponseHeaders = z.object({
+  "X-Cashu-Change": z.string().optional().meta({
+    description: "the unused part of the X-Cashu token, as a fresh token (non-streaming answers and refunds)",
+  }),
+  "X-Cost-Sats": z.string().optional().meta({ description: "sats charged (non-streaming)" }),
+  "X-Owlrun-Request-Id": z
+    .string()
+    .optional()
+    .meta({ description: "claim lost change later at GET /v1/cashu/change/{id}" }),
+  "X-Owlrun-Node": z.string().optional().meta({ description: "the provider node that served the job" }),
+});
+
+/** A 402 names how to pay; an L402 challenge (when offered) rides in WWW-Authenticate. */
+export const PaymentRequiredHeaders = z.object({
+  "WWW-Authenticate": z.string().optional().meta({
+    description: 'L402 challenge when offered: `L402 macaroon="…", invoice="lnbc…"`',
+  }),
+  "X-Cashu": z.string().optional().meta({ description: "NUT-24 payment request (creqA…) when offered" }),
+});

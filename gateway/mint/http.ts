@@ -4,16 +4,26 @@
  */
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type * as z from "zod";
+import type { RouteDoc, RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { MintError, MintErrorCode } from "./errors.js";
 import type { CashuMint } from "./mint.js";
 import {
   CheckStateRequest,
+  CheckStateResponse,
+  KeysetsResponse,
+  KeysResponse,
   MeltQuoteRequest,
+  MeltQuoteResponse,
   MeltRequest,
+  MintErrorBody,
+  MintInfoResponse,
   MintQuoteRequest,
+  MintQuoteResponse,
   MintRequest,
   RestoreRequest,
+  RestoreResponse,
+  SignaturesResponse,
   SwapRequest,
 } from "./schemas.js";
 
@@ -76,6 +86,81 @@ function cors(req: Request, res: Response, next: NextFunction) {
 }
 
 const param = (req: Request, name: string) => String(req.params[name] ?? "");
+
+const nut = (
+  method: "get" | "post",
+  path: string,
+  summary: string,
+  answer: z.ZodType,
+  body?: z.ZodType,
+): RouteDoc => ({
+  method,
+  path,
+  summary,
+  ...(body ? { body } : {}),
+  responses: { 200: { description: summary, schema: answer } },
+  errors: { 400: "bad request, spent or pending proofs, unknown quote (NUT-00 error code in `code`)" },
+});
+
+/** The NUT endpoints (Cashu protocol), for OpenAPI; `prefix` is where the router is mounted. */
+export function mintRoutes(prefix = ""): RouteGroup {
+  return {
+    name: "mint",
+    description: "The bundled Cashu mint (NUT-00..09, 12, 13, 17; bolt11 only); NUT-00 error bodies",
+    prefix,
+    errorSchema: MintErrorBody,
+    routes: [
+      nut("get", "/v1/info", "NUT-06 mint info", MintInfoResponse),
+      nut("get", "/v1/keys", "NUT-01 public keys of the active keysets", KeysResponse),
+      nut("get", "/v1/keys/:id", "NUT-01 public keys of one keyset", KeysResponse),
+      nut("get", "/v1/keysets", "NUT-02 all keysets and their fees", KeysetsResponse),
+      nut("post", "/v1/swap", "NUT-03 swap proofs for new signatures", SignaturesResponse, SwapRequest),
+      nut(
+        "post",
+        "/v1/mint/quote/bolt11",
+        "NUT-04 mint quote (a Lightning invoice)",
+        MintQuoteResponse,
+        MintQuoteRequest,
+      ),
+      nut("get", "/v1/mint/quote/bolt11/:quote", "NUT-04 mint quote state", MintQuoteResponse),
+      nut(
+        "post",
+        "/v1/mint/bolt11",
+        "NUT-04 mint the ecash of a paid quote",
+        SignaturesResponse,
+        MintRequest,
+      ),
+      nut(
+        "post",
+        "/v1/melt/quote/bolt11",
+        "NUT-05 melt quote (pay an invoice)",
+        MeltQuoteResponse,
+        MeltQuoteRequest,
+      ),
+      nut("get", "/v1/melt/quote/bolt11/:quote", "NUT-05 melt quote state", MeltQuoteResponse),
+      nut(
+        "post",
+        "/v1/melt/bolt11",
+        "NUT-05 pay the quote's invoice with proofs",
+        MeltQuoteResponse,
+        MeltRequest,
+      ),
+      nut("post", "/v1/checkstate", "NUT-07 proof states", CheckStateResponse, CheckStateRequest),
+      nut(
+        "post",
+        "/v1/restore",
+        "NUT-09 restore signatures from blinded messages",
+        RestoreResponse,
+        RestoreRequest,
+      ),
+      {
+        ...nut("get", "/v1/ws", "NUT-17 WebSocket subscriptions", MintInfoResponse),
+        websocket: true,
+        responses: { 101: { description: "switching to the WebSocket protocol" } },
+      },
+    ],
+  };
+}
 
 export function createMintRouter(mint: CashuMint): Router {
   const r = express.Router();

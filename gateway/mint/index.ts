@@ -5,9 +5,10 @@
 import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import express, { type Router } from "express";
+import express, { type Express, type Router } from "express";
+import type { RouteGroup } from "../../src/shared/discovery/index.js";
 import { closeServer, createLogger, DEFAULT_HOST, type Logger, listen } from "../../src/shared/index.js";
-import { createMintRouter } from "./http.js";
+import { createMintRouter, mintRoutes } from "./http.js";
 import { KeysetManager, loadOrCreateMasterSecret } from "./keys.js";
 import type { LightningBackend } from "./lightning/types.js";
 import { CashuMint, type MintOptions, SUPPORTED_UNIT } from "./mint.js";
@@ -16,6 +17,7 @@ import { attachMintWebSocket } from "./ws.js";
 
 export { MintError, MintErrorCode } from "./errors.js";
 export * from "./lightning/index.js";
+export { mintRoutes } from "./http.js";
 export { CashuMint, splitAmount } from "./mint.js";
 export { MintStore } from "./store.js";
 
@@ -63,6 +65,33 @@ export async function createMintService(opts: MintServiceOptions): Promise<MintS
       await mint.close();
       store.close();
     },
+  };
+}
+
+/**
+ * The mint inside another server (the gateway's), at `path`: the shape the gateway's `bundledMint`
+ * option takes (structurally, so this room imports nothing of the gateway).
+ */
+export interface MountableMint {
+  path: string;
+  mount(app: Express, server: Server): { closeSockets(): void; close(): Promise<void> };
+  listening(url: string): void;
+  routes: RouteGroup;
+}
+
+export async function createBundledMint(opts: MintServiceOptions, path = "/mint"): Promise<MountableMint> {
+  const service = await createMintService(opts);
+  return {
+    path,
+    mount(app, server) {
+      app.use(path, service.router);
+      const closeWs = service.attachWebSocket(server, path);
+      return { closeSockets: closeWs, close: () => service.close() };
+    },
+    listening(url) {
+      service.mint.options.urls = [url];
+    },
+    routes: mintRoutes(path),
   };
 }
 

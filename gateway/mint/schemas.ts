@@ -121,3 +121,31 @@ export type MeltQuoteResponse = z.infer<typeof MeltQuoteResponse>;
 
 export const ProofStateEntry = z.object({ Y: z.string(), state: ProofState, witness: z.string().nullable() });
 export type ProofStateEntry = z.infer<typeof ProofStateEntry>;
+
+// ---- other responses (documented in OpenAPI) ----
+export const MintInfoResponse = z.looseObject({
+  name: z.string(),
+  version: z.string(),
+  nuts: z.record(z.string(), z.unknown()),
+});
+const KeysetKeys = z.looseObject({
+  id: z.string(),
+  unit: z.string(),
+  keys: z.record(z.string(), z.string()),
+});
+export const KeysResponse = z.object({ keysets: z.array(KeysetKeys) });
+export const KeysetsResponse = z.object({
+  keysets: z.array(
+    z.looseObject({ id: z.string(), unit: z.string(), active: z.boolean(), input_fee_ppk: z.number().int() }),
+  ),
+});
+export const SignaturesResponse = z.object({ signatures: z.array(BlindSignature) });
+export const CheckStateResponse = z.object({ states: z.array(ProofStateEntry) });
+export const RestoreResponse = z.object({
+  outputs: z.array(z.object({ amount: z.number().int(), id: z.string(), B_: z.string() })),
+  signatures: z.array(BlindSignature),
+});
+/** NUT-00 error body. */
+export const MintErrorBody = z
+  .object({ detail: z.string(), code: z.number().int() })
+  .meta({ id: "MintError" });

@@ -4,6 +4,8 @@
  * the gateway's shape `{"error":{"message","type","code"}}`.
  */
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import * as z from "zod";
+import { ErrorBodySchema, type RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import type { Attempt } from "./attempt.js";
 import { RegisterBody } from "./protocol.js";
@@ -76,6 +78,64 @@ export class SignupLimiter {
     }
   }
 }
+
+const ProviderKeyQuery = z.object({
+  api_key: z.string().optional().meta({ description: "the provider key, when not sent as a Bearer key" }),
+});
+
+/** The Owlrun node protocol's HTTP side (shared/protocols/owlrun-node.md). */
+export const nodeRoutes: RouteGroup = {
+  name: "provider nodes",
+  description: "The Owlrun node protocol: signup, registration, the job WebSocket and the job-body pull",
+  errorSchema: ErrorBodySchema,
+  routes: [
+    {
+      method: "post",
+      path: "/v1/gateway/signup",
+      summary: "Get a provider key (owlr_prov_…); rate limited per address, may be closed",
+      responses: { 201: { description: "the key", schema: z.object({ api_key: z.string() }) } },
+      errors: { 403: "signup closed by the operator", 429: "too many signups from this address" },
+    },
+    {
+      method: "post",
+      path: "/v1/gateway/register",
+      summary: "Register a node (id, GPU, models, Lightning address)",
+      security: ["provider"],
+      query: ProviderKeyQuery,
+      body: RegisterBody,
+      responses: {
+        201: {
+          description: "registered",
+          schema: z.object({ status: z.literal("registered"), node_id: z.string() }),
+        },
+      },
+      errors: { 400: "malformed registration", 401: "unknown provider key", 403: "node id of another key" },
+    },
+    {
+      method: "get",
+      path: "/v1/gateway/ws",
+      summary: "The node's WebSocket: heartbeats, job offers, streamed answers (Owlrun protocol)",
+      security: ["provider"],
+      query: ProviderKeyQuery,
+      websocket: true,
+      responses: { 101: { description: "switching to the WebSocket protocol" } },
+      errors: { 401: "unknown provider key" },
+    },
+    {
+      method: "get",
+      path: "/v1/gateway/jobs/:id/proxy/request",
+      summary: "The body of a job offered to this node (only the assigned node may pull it)",
+      security: ["provider"],
+      query: ProviderKeyQuery,
+      responses: { 200: { description: "the OpenAI request body", schema: z.looseObject({}) } },
+      errors: {
+        401: "unknown provider key",
+        403: "job assigned to another node",
+        404: "no such job waiting",
+      },
+    },
+  ],
+};
 
 export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
   const { store, registry, attempts, log } = deps;

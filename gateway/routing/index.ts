@@ -39,6 +39,7 @@ export {
   MIN_REDEEM_THRESHOLD_SATS,
   PROVIDER_KEY_PREFIX,
 } from "./protocol.js";
+export { nodeRoutes } from "./http.js";
 export { USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 
 export const WS_PATH = "/v1/gateway/ws";

@@ -94,3 +94,13 @@ export function parseMcpArgs(argv: string[]): ParsedMcpArgs {
     },
   };
 }
+
+/** The environment the stdio server reads, as the MCP registry's server.json lists it. */
+export const MCP_ENV_VARS = [
+  { name: "OWLRUN_GATEWAY_URL", description: "Gateway to buy inference from", default: DEFAULT_GATEWAY_URL },
+  { name: "OWLRUN_MINT_URL", description: "Mint for top-ups (default: the first mint the gateway trusts)" },
+  { name: "OWLRUN_DATA_DIR", description: "Wallet data directory (default ~/.owlrun)" },
+  { name: "OWLRUN_MAX_PER_CALL", description: "Sats a tool may spend without confirmation", default: "1000" },
+  { name: "OWLRUN_MAX_PER_DAY", description: "Sats all tools may spend per day", default: "10000" },
+  { name: "OWLRUN_GATEWAY_API_KEY", description: "rc_ or sk- key sent to the gateway", isSecret: true },
+] as const;

@@ -20,6 +20,7 @@ import {
   validateOriginHeader,
   WebStandardStreamableHTTPServerTransport,
 } from "@modelcontextprotocol/server";
+import { OPEN_CORS } from "../shared/discovery/index.js";
 import {
   closeServer,
   createLogger,
@@ -28,7 +29,7 @@ import {
   listen,
   type Logger,
 } from "../shared/index.js";
-import { type DiscoveryContext, llmsTxt, openApi, serverCard } from "./discovery.js";
+import { type DiscoveryContext, llmsFullTxt, llmsTxt, openApi, serverCard } from "./discovery.js";
 import { type McpRuntime, type McpRuntimeOptions, openRuntime } from "./runtime.js";
 import { buildServer } from "./server.js";
 
@@ -195,7 +196,6 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     send(res, status, "application/json", JSON.stringify(body, null, 2), headers);
   const errorJson = (res: ServerResponse, status: number, type: string, message: string, headers = {}) =>
     sendJson(res, status, { error: { message, type, code: status } }, headers);
-  const CORS_OPEN = { "access-control-allow-origin": "*" };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -235,8 +235,7 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     }
     if (req.method === "OPTIONS") {
       res.writeHead(204, {
-        ...CORS_OPEN,
-        "access-control-allow-methods": "GET, OPTIONS",
+        ...OPEN_CORS,
         "access-control-max-age": "600",
       });
       return res.end();
@@ -244,10 +243,12 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     if (req.method !== "GET" && req.method !== "HEAD")
       return errorJson(res, 405, "method_not_allowed", `${req.method} ${path} is not allowed`);
     if (path === "/.well-known/mcp/server-card.json" || path === "/.well-known/mcp.json")
-      return sendJson(res, 200, serverCard(discovery), CORS_OPEN);
+      return sendJson(res, 200, serverCard(discovery), OPEN_CORS);
     if (path === "/llms.txt")
-      return send(res, 200, "text/markdown; charset=utf-8", llmsTxt(discovery), CORS_OPEN);
-    if (path === "/openapi.json") return sendJson(res, 200, openApi(discovery), CORS_OPEN);
+      return send(res, 200, "text/markdown; charset=utf-8", llmsTxt(discovery), OPEN_CORS);
+    if (path === "/llms-full.txt")
+      return send(res, 200, "text/markdown; charset=utf-8", llmsFullTxt(discovery), OPEN_CORS);
+    if (path === "/openapi.json") return sendJson(res, 200, openApi(discovery), OPEN_CORS);
     if (path === "/" || path === "/healthz")
       return sendJson(res, 200, {
         status: "ok",

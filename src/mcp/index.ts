@@ -8,7 +8,15 @@ import { startMcpHttp } from "./http.js";
 import { startMcpStdio } from "./stdio.js";
 
 export { MCP_USAGE, parseMcpArgs } from "./config.js";
-export { describeTools, llmsTxt, serverCard } from "./discovery.js";
+export {
+  describeTools,
+  gatewayServerCard,
+  llmsTxt,
+  mcpHttpRoutes,
+  npmPackage,
+  serverCard,
+} from "./discovery.js";
+export { MCP_ENV_VARS } from "./config.js";
 export { type McpHttpOptions, type RunningMcpHttp, startMcpHttp } from "./http.js";
 export { type McpRuntime, type McpRuntimeOptions, openRuntime } from "./runtime.js";
 export { buildServer, instructions, SERVER_NAME } from "./server.js";

@@ -5,12 +5,18 @@
 import { McpServer, type ServerContext } from "@modelcontextprotocol/server";
 import type { LogRelay } from "./log-relay.js";
 import { registerTools, type ToolDeps } from "../../tools/index.js";
+import { wellKnownJson } from "../shared/discovery/index.js";
 import { VERSION } from "../shared/index.js";
 
-export const SERVER_NAME = "owlrun-mcp";
-export const SERVER_TITLE = "Owlrun";
-export const SERVER_DESCRIPTION =
-  "Buy LLM inference with Bitcoin ecash: a local Cashu wallet pays an Owlrun gateway per request.";
+// Name, title and description live once, in the static server card (.well-known/mcp/server-card.json).
+const card = wellKnownJson("mcp/server-card.json", "") as {
+  name: string;
+  title: string;
+  description: string;
+};
+export const SERVER_NAME = card.name;
+export const SERVER_TITLE = card.title;
+export const SERVER_DESCRIPTION = card.description;
 
 export function instructions(deps: Pick<ToolDeps, "wallet">): string {
   const { perCallSat, perDaySat } = deps.wallet.limits;

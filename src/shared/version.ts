@@ -1,19 +1,24 @@
 import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 
-/** The package version, read once from package.json (works from src/ under vitest and from dist/). */
-function readVersion(): string {
+/** The package root (where package.json is): ../.. from src/shared under vitest, ../../.. from dist/. */
+function findPackage(): { root: string; version: string } {
   for (const rel of ["../../package.json", "../../../package.json"]) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "owlrun-mcp" && pkg.version) return pkg.version;
+      const url = new URL(rel, import.meta.url);
+      const pkg = JSON.parse(readFileSync(url, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "owlrun-mcp" && pkg.version)
+        return { root: dirname(fileURLToPath(url)), version: pkg.version };
     } catch {
       // try the next location
     }
   }
-  return "0.0.0";
+  return { root: process.cwd(), version: "0.0.0" };
 }
 
-export const VERSION = readVersion();
+const pkg = findPackage();
+
+export const VERSION = pkg.version;
+/** Files shipped next to dist/ (the `.well-known/` documents, `manifest/`) are read from here. */
+export const PACKAGE_ROOT = pkg.root;
