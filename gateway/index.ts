@@ -18,6 +18,7 @@ import { accountRouter } from "./api/accounts.js";
 import { chatHandler } from "./api/chat.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
+import { ollamaRouter } from "./api/ollama.js";
 import { earningsOf, providerRouter } from "./api/providers.js";
 import { publicRouter } from "./api/public.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
@@ -179,6 +180,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
+  app.use(ollamaRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   app.use(

@@ -3,6 +3,18 @@
  * generate OpenAPI and MCP tool schemas later.
  */
 import * as z from "zod";
+import { ApiError } from "./errors.js";
+
+/** Validates a request body; a bad one is a 400 naming the first problem (nothing is charged). */
+export function parseRequest<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new ApiError(400, "invalid_request", `invalid request: ${where}${issue?.message ?? "bad body"}`);
+  }
+  return r.data;
+}
 
 export const RoutingPreferencesSchema = z.object({
   order: z.array(z.string().max(200)).max(50).optional(),
@@ -48,3 +60,42 @@ export const CompletionRequestSchema = z.looseObject({
   prompt: z.union([z.string().max(4_000_000), z.array(z.string().max(4_000_000)).max(100)]),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
+
+/** Ollama's generation `options` (what we map onto OpenAI fields; the rest is ignored). */
+const OllamaOptionsSchema = z
+  .looseObject({
+    num_predict: z.number().int().nullish(),
+    temperature: z.number().nullish(),
+    top_p: z.number().nullish(),
+  })
+  .nullish();
+
+const ollamaCommon = {
+  model: ModelName,
+  /** Ollama streams unless told `false` */
+  stream: z.boolean().nullish(),
+  options: OllamaOptionsSchema,
+};
+
+/** POST /api/chat (Ollama); an empty `messages` only loads the model. */
+export const OllamaChatRequestSchema = z.looseObject({
+  ...ollamaCommon,
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(["system", "user", "assistant", "tool"]),
+        content: z.string().max(4_000_000).nullish(),
+      }),
+    )
+    .max(2000)
+    .optional(),
+});
+export type OllamaChatRequest = z.infer<typeof OllamaChatRequestSchema>;
+
+/** POST /api/generate (Ollama); no `prompt` only loads the model. */
+export const OllamaGenerateRequestSchema = z.looseObject({
+  ...ollamaCommon,
+  prompt: z.string().max(4_000_000).nullish(),
+  system: z.string().max(4_000_000).nullish(),
+});
+export type OllamaGenerateRequest = z.infer<typeof OllamaGenerateRequestSchema>;
