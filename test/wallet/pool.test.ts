@@ -5,7 +5,13 @@
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { EcashStore, selectDenominations, type StoredProof } from "../../src/shared/ecash/index.js";
+import {
+  EcashStore,
+  POOL_STOCK,
+  selectDenominations,
+  stockingSplit,
+  type StoredProof,
+} from "../../src/shared/ecash/index.js";
 import { tempDir } from "../support/cli-process.js";
 
 const MINT = "http://127.0.0.1:1/mint";
@@ -80,5 +86,28 @@ describe("proof pool", () => {
     const spent = store.spendExact(MINT, 10, (ps) => ps.map((p) => p.amount).sort((a, b) => a - b));
     expect(spent).toEqual([2, 8]);
     expect(store.balance(MINT)).toBe(0);
+  });
+
+  it("receiving into an empty pool splits so that any change up to the amount is paid exactly", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 5000 }), (amount, c) => {
+        const change = c % (amount + 1);
+        const out = stockingSplit([], amount);
+        expect(out.reduce((s, a) => s + a, 0)).toBe(amount);
+        for (const a of out) expect(Math.log2(a) % 1).toBe(0);
+        const counts = new Map<number, number>();
+        for (const a of out) counts.set(a, (counts.get(a) ?? 0) + 1);
+        const pool = [...counts].sort((x, y) => y[0] - x[0]).map(([a, n]) => ({ amount: a, n }));
+        if (change === 0) return;
+        const plan = selectDenominations(pool, change)!;
+        expect(plan.reduce((s, d) => s + d.amount * d.n, 0)).toBe(change);
+      }),
+    );
+  });
+
+  it("a stocked pool receives in the plain binary split (no extra outputs)", () => {
+    const stocked = [64, 32, 16, 8, 4, 2, 1].map((a) => ({ amount: a, n: POOL_STOCK }));
+    expect(stockingSplit(stocked, 10).sort((a, b) => a - b)).toEqual([2, 8]);
+    expect(stockingSplit([{ amount: 8, n: 5 }], 8).sort((a, b) => a - b)).toEqual([1, 1, 2, 4]);
   });
 });

@@ -101,12 +101,16 @@ export class EcashStore extends SqliteStore {
     });
   }
 
-  /** Which denominations would pay `amount`; reads counts only, so it is cheap on a large pool. */
-  private plan(mint: string, amount: number): Denomination[] | undefined {
-    const pool = this.prepared(
+  /** How many available proofs of each amount the pool holds at a mint, largest first. */
+  denominations(mint: string): Denomination[] {
+    return this.prepared(
       "SELECT amount, COUNT(*) AS n FROM proofs WHERE mint = ? AND state = 'available' GROUP BY amount ORDER BY amount DESC",
     ).all(mint) as Denomination[];
-    return selectDenominations(pool, amount);
+  }
+
+  /** Which denominations would pay `amount`; reads counts only, so it is cheap on a large pool. */
+  private plan(mint: string, amount: number): Denomination[] | undefined {
+    return selectDenominations(this.denominations(mint), amount);
   }
 
   private take(mint: string, plan: Denomination[], state: "reserved" | "spent", op: string | null) {
@@ -223,6 +227,34 @@ export function selectDenominations(pool: Denomination[], amount: number): Denom
     if (sum >= amount) return picked;
   }
   return undefined;
+}
+
+/** Keep at least this many proofs of each small power of two, so change is paid without a swap. */
+export const POOL_STOCK = 2;
+
+/**
+ * Output amounts for receiving `amount` into a pool: first each power of two the pool holds fewer
+ * than POOL_STOCK of (smallest first, while they fit), then the rest in the usual binary split. In
+ * a stocked pool that is the plain split; in a depleted one a few more outputs now save a whole swap
+ * when change is paid later.
+ */
+export function stockingSplit(pool: Denomination[], amount: number): number[] {
+  const have = new Map(pool.map((d) => [d.amount, d.n]));
+  const out: number[] = [];
+  let left = amount;
+  for (let d = 1; d <= left; d *= 2) {
+    if ((have.get(d) ?? 0) < POOL_STOCK) {
+      out.push(d);
+      left -= d;
+    }
+  }
+  for (let bit = 1; left > 0; bit *= 2) {
+    if (Math.floor(left / bit) % 2 === 1) {
+      out.push(bit);
+      left -= bit;
+    }
+  }
+  return out;
 }
 
 /** A random 64-byte wallet seed kept in `dir/wallet-seed`, created on first start (0600). */

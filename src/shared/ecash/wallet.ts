@@ -15,7 +15,7 @@ import {
 import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
 import { nativeOutputCreator } from "./native-outputs.js";
-import { currentOp, type EcashStore, type StoredProof } from "./store.js";
+import { currentOp, type EcashStore, stockingSplit, type StoredProof } from "./store.js";
 import { encodeToken, type TokenFormat, type TokenInfo } from "./tokens.js";
 
 export const toProof = (p: StoredProof): Proof => ({
@@ -104,7 +104,14 @@ export class EcashWallet {
     const op = randomUUID();
     let proofs: Proof[];
     try {
-      proofs = await currentOp.run(op, () => wallet.receive(incoming));
+      // Denominations that keep the pool able to pay change exactly (no second swap later).
+      const amount = sumProofs(incoming) - Number(wallet.getFeesForProofs(incoming).toString());
+      const denominations = stockingSplit(this.store.denominations(info.mint), amount);
+      proofs = await currentOp.run(op, () =>
+        amount > 0
+          ? wallet.receive(incoming, undefined, { type: "deterministic", counter: 0, denominations })
+          : wallet.receive(incoming),
+      );
     } catch (err) {
       // A refused swap signed nothing; an unanswered one is restored from the seed on next start.
       if (err instanceof MintOperationError) this.store.resolveOp(op);
