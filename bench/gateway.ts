@@ -110,7 +110,6 @@ async function main() {
       send: { type: "random", denominations: Array<number>(count).fill(8) },
     },
   );
-  purse = split.keep;
   const tokens = split.send.map((p) => getEncodedToken({ mint: mintUrl, proofs: [p] }));
 
   const direct = await time(N, async () => {
