@@ -78,17 +78,20 @@ async function main() {
     });
 
   const wallet = await newWallet(mintUrl);
-  let purse: Proof[] = await mintProofs(wallet, 20_000);
+  // Each key pays for 50 requests of a few sats; each token is one 8-sat proof.
+  const keyCount = Math.ceil((N + 1 + 2 * REQUESTS) / 50) + 1;
+  const count = N + 5 + 2 * REQUESTS;
+  let purse: Proof[] = await mintProofs(wallet, keyCount * 500 + count * 8 + 100);
   // Keys are limited to 60 requests a minute: rotate through enough funded keys.
   const keys: string[] = [];
-  for (let i = 0; i < Math.ceil((N + 1 + 2 * REQUESTS) / 50) + 1; i++) {
+  for (let i = 0; i < keyCount; i++) {
     const reg = await fetch(`${url}/v1/auth/register`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{}",
     });
     const { api_key } = (await reg.json()) as { api_key: string };
-    const { send, keep } = await wallet.send(2_000, purse);
+    const { send, keep } = await wallet.send(500, purse);
     purse = keep;
     await fetch(`${url}/v1/balance/topup`, {
       method: "POST",
@@ -101,7 +104,6 @@ async function main() {
   const nextKey = () => keys[Math.floor(k++ / 50) % keys.length]!;
   // Tokens are made before the clock starts: client-side wallet work is not the gateway's latency.
   // One swap makes them all: each token is a single 8-sat proof (more than one request costs).
-  const count = N + 5 + 2 * REQUESTS;
   const split = await wallet.send(
     8 * count,
     purse,
