@@ -3,11 +3,12 @@
  *   direct   — routing.dispatch on the provider connection (no HTTP, no payment)
  *   api key  — POST /v1/chat/completions with an rc_ key (hold + settle in the ledger)
  *   x-cashu  — the same paid per request with an X-Cashu token (claim swap + hold + change token)
- * The provider is a scripted Owlrun agent (instant replies), so the numbers are the gateway's own.
+ * then the paid requests per second the gateway sustains with 16 concurrent clients vs 1 (API key
+ * and X-Cashu). The provider is a scripted Owlrun agent (instant replies), so the numbers are the
+ * gateway's own (with the bundled mint in the same process, as `owlrun-mcp gateway` runs it).
  *
- *   npm run bench            (BENCH_N=… to change the sample count)
+ *   npm run bench            (BENCH_N=… latency samples, BENCH_REQUESTS=… per throughput run)
  */
-import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
 import express from "express";
@@ -17,14 +18,12 @@ import { closeServer, listen, silentLogger } from "../src/shared/index.js";
 import { mintProofs, newWallet } from "../test/support/cashu.js";
 import { tempDir } from "../test/support/cli-process.js";
 import { startAgent } from "../test/support/owlrun-agent.js";
+import { pct, saveSection } from "./results.js";
 
 const N = Number(process.env.BENCH_N ?? 60);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 160);
+const CLIENTS = 16;
 const MODEL = "owlrun-bench:tiny";
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
 
 async function time(n: number, fn: () => Promise<void>): Promise<number[]> {
   const out: number[] = [];
@@ -34,6 +33,18 @@ async function time(n: number, fn: () => Promise<void>): Promise<number[]> {
     out.push(performance.now() - t0);
   }
   return out;
+}
+
+/** Requests per second when `clients` loops share `total` requests. */
+async function throughput(total: number, clients: number, fn: () => Promise<void>): Promise<number> {
+  let left = total;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (left-- > 0) await fn();
+    }),
+  );
+  return total / ((performance.now() - t0) / 1000);
 }
 
 async function main() {
@@ -67,17 +78,20 @@ async function main() {
     });
 
   const wallet = await newWallet(mintUrl);
-  let purse: Proof[] = await mintProofs(wallet, 20_000);
+  // Each key pays for 50 requests of a few sats; each token is one 8-sat proof.
+  const keyCount = Math.ceil((N + 1 + 2 * REQUESTS) / 50) + 1;
+  const count = N + 5 + 2 * REQUESTS;
+  let purse: Proof[] = await mintProofs(wallet, keyCount * 500 + count * 8 + 100);
   // Keys are limited to 60 requests a minute: rotate through enough funded keys.
   const keys: string[] = [];
-  for (let i = 0; i < Math.ceil((N + 1) / 50); i++) {
+  for (let i = 0; i < keyCount; i++) {
     const reg = await fetch(`${url}/v1/auth/register`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{}",
     });
     const { api_key } = (await reg.json()) as { api_key: string };
-    const { send, keep } = await wallet.send(2_000, purse);
+    const { send, keep } = await wallet.send(500, purse);
     purse = keep;
     await fetch(`${url}/v1/balance/topup`, {
       method: "POST",
@@ -89,12 +103,16 @@ async function main() {
   let k = 0;
   const nextKey = () => keys[Math.floor(k++ / 50) % keys.length]!;
   // Tokens are made before the clock starts: client-side wallet work is not the gateway's latency.
-  const tokens: string[] = [];
-  for (let i = 0; i < N + 5; i++) {
-    const s = await wallet.send(10, purse);
-    purse = s.keep;
-    tokens.push(getEncodedToken({ mint: mintUrl, proofs: s.send }));
-  }
+  // One swap makes them all: each token is a single 8-sat proof (more than one request costs).
+  const split = await wallet.send(
+    8 * count,
+    purse,
+    {},
+    {
+      send: { type: "random", denominations: Array<number>(count).fill(8) },
+    },
+  );
+  const tokens = split.send.map((p) => getEncodedToken({ mint: mintUrl, proofs: [p] }));
 
   const direct = await time(N, async () => {
     const job = await gateway.dispatcher.dispatch({
@@ -119,16 +137,28 @@ async function main() {
     p50_ms: +pct(xs, 50).toFixed(2),
     p99_ms: +pct(xs, 99).toFixed(2),
     added_p50_ms: +(pct(xs, 50) - pct(direct, 50)).toFixed(2),
+    added_p99_ms: +(pct(xs, 99) - pct(direct, 99)).toFixed(2),
     ratio_p50: +(pct(xs, 50) / pct(direct, 50)).toFixed(2),
   });
   const rows = [row("direct (routing only)", direct), row("API key (rc_)", keyed), row("X-Cashu", cashu)];
   console.log(`gateway added latency, ${N} requests each (one run)`);
   console.table(rows);
-  const result = { date: new Date().toISOString(), node: process.version, n: N, rows, goal_added_p50_ms: 10 };
-  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-  const file = new URL(`./results/gateway-${result.date.slice(0, 10)}.json`, import.meta.url);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`written ${file.pathname}`);
+
+  const keyed1 = await throughput(REQUESTS, 1, () => post({ authorization: `Bearer ${nextKey()}` }));
+  const keyed16 = await throughput(REQUESTS, CLIENTS, () => post({ authorization: `Bearer ${nextKey()}` }));
+  const cashu1 = await throughput(REQUESTS, 1, () => post({ "x-cashu": tokens[t++]! }));
+  const cashu16 = await throughput(REQUESTS, CLIENTS, () => post({ "x-cashu": tokens[t++]! }));
+  const tput = (path: string, one: number, many: number) => ({
+    path,
+    one_client_rps: Math.round(one),
+    [`${CLIENTS}_clients_rps`]: Math.round(many),
+    ratio: +(many / one).toFixed(2),
+  });
+  const throughputRows = [tput("API key (rc_)", keyed1, keyed16), tput("X-Cashu", cashu1, cashu16)];
+  console.log(`paid requests/s, ${REQUESTS} requests per run, ${CLIENTS} concurrent clients vs 1 (one run)`);
+  console.table(throughputRows);
+  saveSection("gateway", { n: N, rows, goal_added_p50_ms: 10 });
+  saveSection("gateway_throughput", { requests: REQUESTS, clients: CLIENTS, rows: throughputRows });
 
   await agent.close();
   gateway.closeSockets();

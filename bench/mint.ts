@@ -5,7 +5,6 @@
  *   npm run bench            (builds first; the mint runs as a child process)
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
 import {
   blindMessage,
   createBlindSignature,
@@ -18,6 +17,7 @@ import secp from "secp256k1";
 import { hashToCurve, publicKeyOf, signOutput, verifyProof } from "../gateway/mint/crypto.js";
 import { newWallet } from "../test/support/cashu.js";
 import { startCli, tempDir } from "../test/support/cli-process.js";
+import { saveSection } from "./results.js";
 
 const PROOFS = Number(process.env.BENCH_PROOFS ?? 1000);
 const PER_SWAP = 10;
@@ -150,7 +150,6 @@ async function main() {
     const nativeLimit = 1000 / costs.native;
     const nobleLimit = 1000 / costs.noble;
     const result = {
-      date: new Date().toISOString(),
       node: process.version,
       proofs: proofs.length,
       per_swap: PER_SWAP,
@@ -173,10 +172,7 @@ async function main() {
       "  speed-up over the cashu-ts/noble limit": `${result.speedup_vs_cashu_ts_limit}×`,
       "cashu-ts wallet receive (client-bound)": `${result.wallet_receive_proofs_per_s} proofs/s`,
     });
-    mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-    const file = new URL(`./results/mint-${result.date.slice(0, 10)}.json`, import.meta.url);
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`written ${file.pathname}`);
+    saveSection("mint", result);
   } finally {
     await mint.stop();
   }

@@ -20,6 +20,7 @@ import { chatHandler, chatRoutes } from "./api/chat.js";
 import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
+import { ollamaRouter, ollamaRoutes } from "./api/ollama.js";
 import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
 import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
@@ -236,6 +237,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
+  app.use(ollamaRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
@@ -244,6 +246,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     chatRoutes,
     accountRoutes,
     payRoutes,
+    ollamaRoutes,
     providerApiRoutes,
     publicRoutes,
     nodeRoutes,

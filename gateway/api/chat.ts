@@ -17,7 +17,13 @@ import { PaymentError } from "../payments/errors.js";
 import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
 import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
-import { type Dispatcher, type JobOutcome, NoProviderError, type StreamChunk } from "../routing/types.js";
+import {
+  type Dispatcher,
+  type JobHandle,
+  type JobOutcome,
+  NoProviderError,
+  type StreamChunk,
+} from "../routing/types.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
 import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { JobLog } from "./joblog.js";
@@ -62,7 +68,7 @@ export function parseBody(kind: Kind, body: unknown): ChatCompletionRequest | Co
 }
 
 /** Accumulates a stream into one OpenAI response object for non-streaming clients. */
-class Collector {
+export class Collector {
   text = "";
   finishReason: string | null = null;
   id?: string;
@@ -127,141 +133,168 @@ export function estimateRequest(
   };
 }
 
+/** A request that is paid for and dispatched: what a response writer needs. */
+export interface PaidJob {
+  payment: RequestPayment;
+  job: JobHandle;
+  model: string;
+  startedAt: number;
+}
+
 export function chatHandler(kind: Kind, deps: ChatDeps) {
   return async (req: Request, res: Response) => {
-    const startedAt = Date.now();
     const body = parseBody(kind, req.body);
     const owlrunFormat = req.get("x-stream-format") === "owlrun" || req.query.format === "owlrun";
-    const route = req.path;
-    const credential = readCredential(req, deps.paywall.methods);
-    const cashuHeader = credential.kind === "xcashu" ? credential.token : undefined;
-    // X-Cashu alone is a complete credential: a Bearer key next to it is not used for payment.
-    const account =
-      credential.kind === "bearer" ? await deps.accounts.authenticate(credential.key) : undefined;
-    if (account) deps.accounts.rateLimit(account);
-
-    // Which models may serve this: the requested one, then the fallbacks the client listed.
-    const candidates = [body.model, ...(body.models ?? [])];
-    const served = new Set(deps.dispatcher.models().map((m) => m.model));
-    // OpenRouter's max_price (USD per 1M tokens): models priced above it are not candidates.
-    const maxPrice = body.provider?.max_price;
-    const affordable = (m: string) => {
-      const r = deps.prices.rate(m);
-      return (
-        (maxPrice?.prompt === undefined || r.per_m_input_usd <= maxPrice.prompt) &&
-        (maxPrice?.completion === undefined || r.per_m_output_usd <= maxPrice.completion)
-      );
-    };
-    const model = candidates.find((m) => served.has(m) && affordable(m));
-    if (!model) {
-      // Nothing was claimed: the client's own token comes back as the "refund" (Owlrun clients read
-      // X-Cashu-Change and may have dropped the proofs they sent).
-      throw new ApiError(
-        503,
-        "no_providers",
-        `no provider online serves ${candidates.join(", ")}; see GET /v1/models`,
-        {
-          "Retry-After": "5",
-          ...(cashuHeader ? { "X-Cashu-Change": cashuHeader.trim() } : {}),
-        },
-      );
-    }
-
-    const { promptTokens, requested, sats: estimateSat, btcUsd } = estimateRequest(kind, body, model, deps);
-    if (credential.kind === "none") throw await paymentChallenge(deps.paywall, route, estimateSat);
-    const memo = `${kind} ${model}`;
-    const minimum = deps.prices.chargeSat(model, promptTokens, 1, btcUsd);
-    let payment: RequestPayment;
-    let maxTokens: number;
-    if (account) {
-      ({ payment, maxTokens } = await deps.accounts.open(account, {
-        model,
-        promptTokens,
-        requestedMaxTokens: requested,
-        prices: deps.prices,
-        btcUsd,
-        memo,
-      }));
-    } else if (credential.kind === "l402" || credential.kind === "bsv") {
-      const oneShot =
-        credential.kind === "l402"
-          ? await deps.paywall.l402.open(credential, route, minimum, memo)
-          : await deps.paywall.bsv!.open(credential.txid, route, minimum, memo);
-      payment = oneShot;
-      maxTokens = Math.min(
-        requested,
-        deps.prices.affordableCompletionTokens(model, promptTokens, oneShot.row.amount_sat, btcUsd),
-      );
-    } else {
-      // Cheap checks before the swap: format, trusted mint, enough value for the minimum charge.
-      const info = deps.payments.inspect(cashuHeader!);
-      if (info.amountSat < minimum) {
-        throw new PaymentError(
-          "insufficient_balance",
-          `token carries ${info.amountSat} sats; this request needs at least ${minimum}`,
-          402,
-          { required_sats: minimum },
-        );
-      }
-      maxTokens = Math.min(
-        requested,
-        deps.prices.affordableCompletionTokens(model, promptTokens, info.amountSat, btcUsd),
-      );
-      const requestId = req.get("x-owlrun-request-id");
-      if (requestId !== undefined && !UUID.test(requestId)) {
-        throw new ApiError(400, "invalid_request", "X-Owlrun-Request-Id must be a UUID");
-      }
-      payment = await deps.payments.open(info, memo, requestId?.toLowerCase());
-    }
-    deps.live.add(payment.holdId);
-    try {
-      const abort = new AbortController();
-      res.on("close", () => {
-        if (!res.writableFinished) abort.abort();
-      });
-
-      let job;
-      try {
-        job = await deps.dispatcher.dispatch({
-          jobId: payment.holdId,
-          model,
-          kind,
-          body: { ...body, model, max_tokens: maxTokens },
-          maxTokens,
-          preferences: body.provider
-            ? {
-                order: body.provider.order,
-                only: body.provider.only,
-                ignore: body.provider.ignore,
-                allowFallbacks: body.provider.allow_fallbacks,
-                sort: body.provider.sort,
-              }
-            : undefined,
-          signal: abort.signal,
-        });
-      } catch (err) {
-        const refund = await payment.refund(`not served: ${(err as Error).message}`);
-        if (refund.changeToken) res.setHeader("X-Cashu-Change", refund.changeToken);
-        if (err instanceof NoProviderError) {
-          throw new ApiError(503, "no_providers", `no provider could take the job: ${err.message}`, {
-            "Retry-After": "5",
-          });
-        }
-        throw err;
-      }
-
-      res.setHeader("X-Owlrun-Request-Id", payment.holdId);
-      res.setHeader("X-Owlrun-Node", job.nodeId);
-      if (body.stream)
-        return streamResponse(res, job, payment, deps, { model, kind, owlrunFormat, startedAt });
-      return jsonResponse(res, job, payment, deps, { model, kind, startedAt });
-    } finally {
-      deps.live.delete(payment.holdId);
-    }
+    await runPaidJob(req, res, deps, kind, body, (paid) =>
+      body.stream
+        ? streamResponse(res, paid, deps, { kind, owlrunFormat })
+        : jsonResponse(res, paid, deps, { kind }),
+    );
   };
 }
 
-async function settleOutcome(
+/**
+ * The payment pipeline every paid inference route shares (OpenAI and Ollama shapes alike):
+ * credentials → model choice → price checks → claim/hold → dispatch, then `respond` writes the
+ * answer and settles through `settleOutcome`. Anything failing before dispatch succeeds refunds in
+ * full (`X-Cashu-Change`); the hold is marked live for the sweeper while `respond` runs.
+ */
+export async function runPaidJob(
+  req: Request,
+  res: Response,
+  deps: ChatDeps,
+  kind: Kind,
+  body: ChatCompletionRequest | CompletionRequest,
+  respond: (paid: PaidJob) => Promise<void>,
+): Promise<void> {
+  const startedAt = Date.now();
+  const route = req.path;
+  const credential = readCredential(req, deps.paywall.methods);
+  const cashuHeader = credential.kind === "xcashu" ? credential.token : undefined;
+  // X-Cashu alone is a complete credential: a Bearer key next to it is not used for payment.
+  const account = credential.kind === "bearer" ? await deps.accounts.authenticate(credential.key) : undefined;
+  if (account) deps.accounts.rateLimit(account);
+
+  // Which models may serve this: the requested one, then the fallbacks the client listed.
+  const candidates = [body.model, ...(body.models ?? [])];
+  const served = new Set(deps.dispatcher.models().map((m) => m.model));
+  // OpenRouter's max_price (USD per 1M tokens): models priced above it are not candidates.
+  const maxPrice = body.provider?.max_price;
+  const affordable = (m: string) => {
+    const r = deps.prices.rate(m);
+    return (
+      (maxPrice?.prompt === undefined || r.per_m_input_usd <= maxPrice.prompt) &&
+      (maxPrice?.completion === undefined || r.per_m_output_usd <= maxPrice.completion)
+    );
+  };
+  const model = candidates.find((m) => served.has(m) && affordable(m));
+  if (!model) {
+    // Nothing was claimed: the client's own token comes back as the "refund" (Owlrun clients read
+    // X-Cashu-Change and may have dropped the proofs they sent).
+    throw new ApiError(
+      503,
+      "no_providers",
+      `no provider online serves ${candidates.join(", ")}; see GET /v1/models`,
+      {
+        "Retry-After": "5",
+        ...(cashuHeader ? { "X-Cashu-Change": cashuHeader.trim() } : {}),
+      },
+    );
+  }
+
+  const { promptTokens, requested, sats: estimateSat, btcUsd } = estimateRequest(kind, body, model, deps);
+  if (credential.kind === "none") throw await paymentChallenge(deps.paywall, route, estimateSat);
+  const memo = `${kind} ${model}`;
+  const minimum = deps.prices.chargeSat(model, promptTokens, 1, btcUsd);
+  let payment: RequestPayment;
+  let maxTokens: number;
+  if (account) {
+    ({ payment, maxTokens } = await deps.accounts.open(account, {
+      model,
+      promptTokens,
+      requestedMaxTokens: requested,
+      prices: deps.prices,
+      btcUsd,
+      memo,
+    }));
+  } else if (credential.kind === "l402" || credential.kind === "bsv") {
+    const oneShot =
+      credential.kind === "l402"
+        ? await deps.paywall.l402.open(credential, route, minimum, memo)
+        : await deps.paywall.bsv!.open(credential.txid, route, minimum, memo);
+    payment = oneShot;
+    maxTokens = Math.min(
+      requested,
+      deps.prices.affordableCompletionTokens(model, promptTokens, oneShot.row.amount_sat, btcUsd),
+    );
+  } else {
+    // Cheap checks before the swap: format, trusted mint, enough value for the minimum charge.
+    const info = deps.payments.inspect(cashuHeader!);
+    if (info.amountSat < minimum) {
+      throw new PaymentError(
+        "insufficient_balance",
+        `token carries ${info.amountSat} sats; this request needs at least ${minimum}`,
+        402,
+        { required_sats: minimum },
+      );
+    }
+    maxTokens = Math.min(
+      requested,
+      deps.prices.affordableCompletionTokens(model, promptTokens, info.amountSat, btcUsd),
+    );
+    const requestId = req.get("x-owlrun-request-id");
+    if (requestId !== undefined && !UUID.test(requestId)) {
+      throw new ApiError(400, "invalid_request", "X-Owlrun-Request-Id must be a UUID");
+    }
+    payment = await deps.payments.open(info, memo, requestId?.toLowerCase());
+  }
+  deps.live.add(payment.holdId);
+  try {
+    const abort = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    let job;
+    try {
+      job = await deps.dispatcher.dispatch({
+        jobId: payment.holdId,
+        model,
+        kind,
+        body: { ...body, model, max_tokens: maxTokens },
+        maxTokens,
+        preferences: body.provider
+          ? {
+              order: body.provider.order,
+              only: body.provider.only,
+              ignore: body.provider.ignore,
+              allowFallbacks: body.provider.allow_fallbacks,
+              sort: body.provider.sort,
+            }
+          : undefined,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      const refund = await payment.refund(`not served: ${(err as Error).message}`);
+      if (refund.changeToken) res.setHeader("X-Cashu-Change", refund.changeToken);
+      if (err instanceof NoProviderError) {
+        throw new ApiError(503, "no_providers", `no provider could take the job: ${err.message}`, {
+          "Retry-After": "5",
+        });
+      }
+      throw err;
+    }
+
+    res.setHeader("X-Owlrun-Request-Id", payment.holdId);
+    res.setHeader("X-Owlrun-Node", job.nodeId);
+    await respond({ payment, job, model, startedAt });
+  } finally {
+    deps.live.delete(payment.holdId);
+  }
+}
+
+/** Bills what was delivered (nothing when nothing was) and returns the change. */
+export async function settleOutcome(
   payment: RequestPayment,
   outcome: JobOutcome,
   deps: ChatDeps,
@@ -315,10 +348,9 @@ function usageBody(outcome: JobOutcome, settled: SettledPayment) {
 
 async function streamResponse(
   res: Response,
-  job: Awaited<ReturnType<Dispatcher["dispatch"]>>,
-  payment: RequestPayment,
+  { job, payment, model, startedAt }: PaidJob,
   deps: ChatDeps,
-  ctx: { model: string; kind: Kind; owlrunFormat: boolean; startedAt: number },
+  ctx: { kind: Kind; owlrunFormat: boolean },
 ) {
   res.status(200);
   res.setHeader("Content-Type", "text/event-stream");
@@ -336,13 +368,13 @@ async function streamResponse(
     if (choices.length === 0) continue; // the node's own usage chunk: we send ours at the end
     if (ctx.owlrunFormat) {
       const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
-      sse(res, { model: ctx.model, message: { role: "assistant", content }, done: false });
+      sse(res, { model: model, message: { role: "assistant", content }, done: false });
     } else {
-      sse(res, { id, object, created, model: ctx.model, choices });
+      sse(res, { id, object, created, model: model, choices });
     }
   }
   const outcome = await job.outcome;
-  const settled = await settleOutcome(payment, outcome, deps, ctx.model, ctx.startedAt);
+  const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (res.destroyed) return; // change is stored server-side under X-Owlrun-Request-Id
   const usage = usageBody(outcome, settled);
   if (outcome.status === "failed") {
@@ -356,9 +388,9 @@ async function streamResponse(
     );
   }
   if (ctx.owlrunFormat) {
-    sse(res, { model: ctx.model, message: { role: "assistant", content: "" }, done: true, usage });
+    sse(res, { model: model, message: { role: "assistant", content: "" }, done: true, usage });
   } else {
-    sse(res, { id, object, created, model: ctx.model, choices: [], usage });
+    sse(res, { id, object, created, model: model, choices: [], usage });
   }
   // The receipt, then the change: ARCHITECTURE.md §4 keeps cashu_change the last event before [DONE].
   const paid = receipt(payment, settled);
@@ -366,12 +398,12 @@ async function streamResponse(
     res,
     ctx.owlrunFormat
       ? { type: "payment", payment: paid }
-      : { id, object, created, model: ctx.model, choices: [], payment: paid },
+      : { id, object, created, model: model, choices: [], payment: paid },
   );
   if (settled.changeSat > 0 || settled.changeToken) {
     // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
     const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
-    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: ctx.model, choices: [], ...change });
+    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: model, choices: [], ...change });
   }
   sse(res, "[DONE]");
   res.end();
@@ -379,15 +411,14 @@ async function streamResponse(
 
 async function jsonResponse(
   res: Response,
-  job: Awaited<ReturnType<Dispatcher["dispatch"]>>,
-  payment: RequestPayment,
+  { job, payment, model, startedAt }: PaidJob,
   deps: ChatDeps,
-  ctx: { model: string; kind: Kind; startedAt: number },
+  ctx: { kind: Kind },
 ) {
   const collector = new Collector();
   for await (const chunk of job.chunks) collector.add(chunk);
   const outcome = await job.outcome;
-  const settled = await settleOutcome(payment, outcome, deps, ctx.model, ctx.startedAt);
+  const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
   res.setHeader("X-Cost-Sats", String(settled.chargedSat));
   if (outcome.status === "failed" && collector.text === "") {
@@ -404,7 +435,7 @@ async function jsonResponse(
       id: `chatcmpl-${randomUUID()}`,
       object: "chat.completion",
       created,
-      model: ctx.model,
+      model: model,
       choices: [{ index: 0, message: { role: "assistant", content: collector.text }, finish_reason: finish }],
       usage,
       payment: receipt(payment, settled),
@@ -414,7 +445,7 @@ async function jsonResponse(
       id: `cmpl-${randomUUID()}`,
       object: "text_completion",
       created,
-      model: ctx.model,
+      model: model,
       choices: [{ index: 0, text: collector.text, finish_reason: finish }],
       usage,
       payment: receipt(payment, settled),

@@ -30,12 +30,33 @@ export function errorBody(
   return { error: { message, type, code: status, ...extra } };
 }
 
-export function sendError(res: Response, err: ApiError | AppError): void {
+/** How an error body is shaped: ours (OpenAI/Routstr) by default; the Ollama routes pass theirs. */
+export type ErrorRenderer = (
+  status: number,
+  type: string,
+  message: string,
+  extra: Record<string, unknown>,
+) => unknown;
+
+export function sendError(res: Response, err: ApiError | AppError, render: ErrorRenderer = errorBody): void {
   if (err instanceof ApiError) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   const extra = (err as { extra?: Record<string, unknown> }).extra ?? {};
   if (err.status === 429 && typeof extra.retry_after === "number")
     res.setHeader("Retry-After", String(extra.retry_after));
-  res.status(err.status).json(errorBody(err.status, err.type, err.message, extra));
+  res.status(err.status).json(render(err.status, err.type, err.message, extra));
+}
+
+/** Any error thrown by a route as the ApiError/AppError it answers with (unknown ones are logged, 500). */
+export function classifyError(err: unknown, log: Logger): ApiError | AppError {
+  if (err instanceof ApiError || err instanceof AppError) return err;
+  if (err instanceof InsufficientBalanceError) return new ApiError(402, "insufficient_balance", err.message);
+  const e = err as { type?: string; status?: number };
+  if (e?.type === "entity.too.large") return new ApiError(413, "request_too_large", "request body too large");
+  if (e?.type === "entity.parse.failed" || e?.status === 400) {
+    return new ApiError(400, "invalid_request", "malformed JSON body");
+  }
+  log.error("unexpected gateway error", { err: String((err as Error)?.stack ?? err) });
+  return new ApiError(500, "internal_error", "internal error");
 }
 
 export function errorMiddleware(log: Logger) {
@@ -44,18 +65,7 @@ export function errorMiddleware(log: Logger) {
       res.end();
       return;
     }
-    if (err instanceof ApiError || err instanceof AppError) return sendError(res, err);
-    if (err instanceof InsufficientBalanceError) {
-      return sendError(res, new ApiError(402, "insufficient_balance", err.message));
-    }
-    const e = err as { type?: string; status?: number };
-    if (e?.type === "entity.too.large")
-      return sendError(res, new ApiError(413, "request_too_large", "request body too large"));
-    if (e?.type === "entity.parse.failed" || e?.status === 400) {
-      return sendError(res, new ApiError(400, "invalid_request", "malformed JSON body"));
-    }
-    log.error("unexpected gateway error", { err: String((err as Error)?.stack ?? err) });
-    sendError(res, new ApiError(500, "internal_error", "internal error"));
+    sendError(res, classifyError(err, log));
   };
 }
 

@@ -30,34 +30,33 @@ export class JobLog extends SqliteStore {
   }
 
   record(job: JobRecord): void {
-    this.db
-      .prepare(
-        "INSERT INTO jobs (id, model, tokens_in, tokens_out, duration_ms, cost_sats, status, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
-        `job_${randomBytes(6).toString("hex")}`,
-        job.model,
-        job.tokensIn,
-        job.tokensOut,
-        job.durationMs,
-        job.costSats,
-        job.status,
-        Date.now(),
-      );
+    this.prepared(
+      "INSERT INTO jobs (id, model, tokens_in, tokens_out, duration_ms, cost_sats, status, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(
+      `job_${randomBytes(6).toString("hex")}`,
+      job.model,
+      job.tokensIn,
+      job.tokensOut,
+      job.durationMs,
+      job.costSats,
+      job.status,
+      Date.now(),
+    );
   }
 
   last24h(): { jobs_24h: number; tokens_24h: number } {
-    const row = this.db
-      .prepare("SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in + tokens_out), 0) AS t FROM jobs WHERE at > ?")
-      .get(Date.now() - 24 * 3600_000) as { n: number; t: number };
+    const row = this.prepared(
+      "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in + tokens_out), 0) AS t FROM jobs WHERE at > ?",
+    ).get(Date.now() - 24 * 3600_000) as { n: number; t: number };
     return { jobs_24h: row.n, tokens_24h: row.t };
   }
 
   page(page: number): { jobs: unknown[]; total: number; page: number; page_size: number } {
-    const total = (this.db.prepare("SELECT COUNT(*) AS n FROM jobs").get() as { n: number }).n;
-    const rows = this.db
-      .prepare("SELECT * FROM jobs ORDER BY at DESC LIMIT ? OFFSET ?")
-      .all(AUDIT_PAGE_SIZE, (page - 1) * AUDIT_PAGE_SIZE) as {
+    const total = (this.prepared("SELECT COUNT(*) AS n FROM jobs").get() as { n: number }).n;
+    const rows = this.prepared("SELECT * FROM jobs ORDER BY at DESC LIMIT ? OFFSET ?").all(
+      AUDIT_PAGE_SIZE,
+      (page - 1) * AUDIT_PAGE_SIZE,
+    ) as {
       id: string;
       model: string;
       tokens_in: number;

@@ -132,3 +132,42 @@ export const PaymentRequiredHeaders = z.object({
   }),
   "X-Cashu": z.string().optional().meta({ description: "NUT-24 payment request (creqA…) when offered" }),
 });
+
+/** Ollama's generation `options` (what we map onto OpenAI fields; the rest is ignored). */
+const OllamaOptionsSchema = z
+  .looseObject({
+    num_predict: z.number().int().nullish(),
+    temperature: z.number().nullish(),
+    top_p: z.number().nullish(),
+  })
+  .nullish();
+
+const ollamaCommon = {
+  model: ModelName,
+  /** Ollama streams unless told `false` */
+  stream: z.boolean().nullish(),
+  options: OllamaOptionsSchema,
+};
+
+/** POST /api/chat (Ollama); an empty `messages` only loads the model. */
+export const OllamaChatRequestSchema = z.looseObject({
+  ...ollamaCommon,
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(["system", "user", "assistant", "tool"]),
+        content: z.string().max(4_000_000).nullish(),
+      }),
+    )
+    .max(2000)
+    .optional(),
+});
+export type OllamaChatRequest = z.infer<typeof OllamaChatRequestSchema>;
+
+/** POST /api/generate (Ollama); no `prompt` only loads the model. */
+export const OllamaGenerateRequestSchema = z.looseObject({
+  ...ollamaCommon,
+  prompt: z.string().max(4_000_000).nullish(),
+  system: z.string().max(4_000_000).nullish(),
+});
+export type OllamaGenerateRequest = z.infer<typeof OllamaGenerateRequestSchema>;

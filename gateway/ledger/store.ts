@@ -66,30 +66,28 @@ export class LedgerStore extends SqliteStore {
   }
 
   balance(account: string): number {
-    const row = this.db.prepare("SELECT msat FROM balances WHERE account = ?").get(account) as
+    const row = this.prepared("SELECT msat FROM balances WHERE account = ?").get(account) as
       { msat: number } | undefined;
     return row?.msat ?? 0;
   }
 
   private bump(account: string, delta: number): void {
-    this.db
-      .prepare(
-        "INSERT INTO balances (account, msat) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET msat = msat + excluded.msat",
-      )
-      .run(account, delta);
+    this.prepared(
+      "INSERT INTO balances (account, msat) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET msat = msat + excluded.msat",
+    ).run(account, delta);
   }
 
   /** Writes one balanced transaction; with `ref`, a second write of the same (kind, ref) is a no-op. */
   private post(kind: string, ref: string | null, postings: Posting[]): number | null {
     if (ref !== null) {
-      const seen = this.db.prepare("SELECT id FROM ledger_tx WHERE kind = ? AND ref = ?").get(kind, ref);
+      const seen = this.prepared("SELECT id FROM ledger_tx WHERE kind = ? AND ref = ?").get(kind, ref);
       if (seen) return null;
     }
     const txId = Number(
-      this.db.prepare("INSERT INTO ledger_tx (kind, ref, created_at) VALUES (?, ?, ?)").run(kind, ref, now())
+      this.prepared("INSERT INTO ledger_tx (kind, ref, created_at) VALUES (?, ?, ?)").run(kind, ref, now())
         .lastInsertRowid,
     );
-    const insert = this.db.prepare(
+    const insert = this.prepared(
       "INSERT INTO ledger_entries (tx_id, debit, credit, msat) VALUES (?, ?, ?, ?)",
     );
     for (const p of postings) {
@@ -126,11 +124,9 @@ export class LedgerStore extends SqliteStore {
     this.tx(() => {
       const have = this.balance(account);
       if (have < msat) throw new InsufficientBalanceError(account, have, msat);
-      this.db
-        .prepare(
-          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
-        )
-        .run(holdId, account, msat, kind, now(), now(), memo ?? null);
+      this.prepared(
+        "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
+      ).run(holdId, account, msat, kind, now(), now(), memo ?? null);
       this.post("hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
     });
   }
@@ -148,11 +144,9 @@ export class LedgerStore extends SqliteStore {
     memo?: string,
   ): void {
     this.tx(() => {
-      this.db
-        .prepare(
-          "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
-        )
-        .run(holdId, owner, msat, kind, now(), now(), memo ?? null);
+      this.prepared(
+        "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
+      ).run(holdId, owner, msat, kind, now(), now(), memo ?? null);
       this.post("hold", holdId, postings);
       if (this.balance(Accounts.hold(holdId)) !== msat)
         throw new LedgerError("funded hold does not match its postings");
@@ -160,7 +154,7 @@ export class LedgerStore extends SqliteStore {
   }
 
   getHold(holdId: string): HoldRow | undefined {
-    return this.db.prepare("SELECT * FROM holds WHERE id = ?").get(holdId) as HoldRow | undefined;
+    return this.prepared("SELECT * FROM holds WHERE id = ?").get(holdId) as HoldRow | undefined;
   }
 
   /**
@@ -180,26 +174,25 @@ export class LedgerStore extends SqliteStore {
       if (spend > held) throw new LedgerError(`hold ${holdId}: spending ${spend} msat of ${held}`);
       this.post("settle", holdId, [...postings, { from: holdAccount, to: remainderTo, msat: held - spend }]);
       const state: HoldState = postings.length > 0 ? "settled" : "released";
-      this.db
-        .prepare("UPDATE holds SET state = ?, updated_at = ?, memo = COALESCE(?, memo) WHERE id = ?")
-        .run(state, now(), memo ?? null, holdId);
+      this.prepared("UPDATE holds SET state = ?, updated_at = ?, memo = COALESCE(?, memo) WHERE id = ?").run(
+        state,
+        now(),
+        memo ?? null,
+        holdId,
+      );
       return true;
     });
   }
 
   activeHolds(): HoldRow[] {
-    return this.db
-      .prepare("SELECT * FROM holds WHERE state = 'active' ORDER BY created_at")
-      .all() as HoldRow[];
+    return this.prepared("SELECT * FROM holds WHERE state = 'active' ORDER BY created_at").all() as HoldRow[];
   }
 
   /** Everything ever credited to an account (a provider's lifetime earnings). */
   credited(account: string, sinceMs = 0): number {
-    const row = this.db
-      .prepare(
-        "SELECT COALESCE(SUM(e.msat), 0) AS v FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id WHERE e.credit = ? AND t.created_at >= ? AND t.kind IN ('settle', 'free_job')",
-      )
-      .get(account, sinceMs) as { v: number };
+    const row = this.prepared(
+      "SELECT COALESCE(SUM(e.msat), 0) AS v FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id WHERE e.credit = ? AND t.created_at >= ? AND t.kind IN ('settle', 'free_job')",
+    ).get(account, sinceMs) as { v: number };
     return row.v;
   }
 
@@ -235,14 +228,14 @@ export class LedgerStore extends SqliteStore {
   }
 
   holdsOwnedLike(pattern: string): HoldRow[] {
-    return this.db
-      .prepare("SELECT * FROM holds WHERE account LIKE ? AND state != 'active'")
-      .all(pattern) as HoldRow[];
+    return this.prepared("SELECT * FROM holds WHERE account LIKE ? AND state != 'active'").all(
+      pattern,
+    ) as HoldRow[];
   }
 
   /** All balances; used by audits and tests. */
   balances(): Map<string, number> {
-    const rows = this.db.prepare("SELECT account, msat FROM balances WHERE msat != 0").all() as {
+    const rows = this.prepared("SELECT account, msat FROM balances WHERE msat != 0").all() as {
       account: string;
       msat: number;
     }[];

@@ -113,26 +113,24 @@ export class MintStore extends SqliteStore {
 
   // ---- keysets ----------------------------------------------------------------------------------
   listKeysets(): KeysetRow[] {
-    return this.db.prepare("SELECT * FROM keysets ORDER BY unit, derivation_index").all() as KeysetRow[];
+    return this.prepared("SELECT * FROM keysets ORDER BY unit, derivation_index").all() as KeysetRow[];
   }
 
   /** Adds a keyset and makes it the only active one of its unit. */
   addActiveKeyset(row: Omit<KeysetRow, "active" | "created_at">): void {
     this.tx(() => {
-      this.db.prepare("UPDATE keysets SET active = 0 WHERE unit = ?").run(row.unit);
-      this.db
-        .prepare(
-          `INSERT INTO keysets (id, unit, derivation_index, active, input_fee_ppk, final_expiry, created_at)
+      this.prepared("UPDATE keysets SET active = 0 WHERE unit = ?").run(row.unit);
+      this.prepared(
+        `INSERT INTO keysets (id, unit, derivation_index, active, input_fee_ppk, final_expiry, created_at)
            VALUES (@id, @unit, @derivation_index, 1, @input_fee_ppk, @final_expiry, @created_at)`,
-        )
-        .run({ ...row, created_at: now() });
+      ).run({ ...row, created_at: now() });
     });
   }
 
   // ---- proofs and promises ----------------------------------------------------------------------
   private assertInputsFree(ys: string[]): void {
-    const used = this.db.prepare("SELECT 1 FROM proofs_used WHERE y = ?");
-    const pending = this.db.prepare("SELECT 1 FROM proofs_pending WHERE y = ?");
+    const used = this.prepared("SELECT 1 FROM proofs_used WHERE y = ?");
+    const pending = this.prepared("SELECT 1 FROM proofs_pending WHERE y = ?");
     for (const y of ys) {
       if (used.get(y)) throw new MintError(MintErrorCode.ProofsAlreadySpent, "Token already spent.");
     }
@@ -142,7 +140,7 @@ export class MintStore extends SqliteStore {
   }
 
   private assertOutputsUnsigned(bs: string[]): void {
-    const signed = this.db.prepare("SELECT 1 FROM promises WHERE b_ = ?");
+    const signed = this.prepared("SELECT 1 FROM promises WHERE b_ = ?");
     for (const b of bs) {
       if (signed.get(b))
         throw new MintError(MintErrorCode.OutputsAlreadySigned, "Blinded message already signed.");
@@ -150,7 +148,7 @@ export class MintStore extends SqliteStore {
   }
 
   private insertUsed(proofs: SpentProofRow[], meltQuote: string | null): void {
-    const stmt = this.db.prepare(
+    const stmt = this.prepared(
       `INSERT INTO proofs_used (y, amount, keyset_id, secret, c, witness, melt_quote, created_at)
        VALUES (@y, @amount, @keyset_id, @secret, @c, @witness, @melt_quote, @created_at)`,
     );
@@ -159,7 +157,7 @@ export class MintStore extends SqliteStore {
   }
 
   private insertPromises(promises: PromiseRow[]): void {
-    const stmt = this.db.prepare(
+    const stmt = this.prepared(
       `INSERT INTO promises (b_, amount, keyset_id, c_, dleq_e, dleq_s, created_at)
        VALUES (@b_, @amount, @keyset_id, @c_, @dleq_e, @dleq_s, @created_at)`,
     );
@@ -179,8 +177,8 @@ export class MintStore extends SqliteStore {
 
   proofStates(ys: string[]): Map<string, { state: "SPENT" | "PENDING"; witness: string | null }> {
     const out = new Map<string, { state: "SPENT" | "PENDING"; witness: string | null }>();
-    const used = this.db.prepare("SELECT witness FROM proofs_used WHERE y = ?");
-    const pending = this.db.prepare("SELECT witness FROM proofs_pending WHERE y = ?");
+    const used = this.prepared("SELECT witness FROM proofs_used WHERE y = ?");
+    const pending = this.prepared("SELECT witness FROM proofs_pending WHERE y = ?");
     this.db.transaction(() => {
       for (const y of ys) {
         const u = used.get(y) as { witness: string | null } | undefined;
@@ -196,9 +194,7 @@ export class MintStore extends SqliteStore {
   }
 
   findPromises(bs: string[]): Map<string, PromiseRow> {
-    const stmt = this.db.prepare(
-      "SELECT b_, amount, keyset_id, c_, dleq_e, dleq_s FROM promises WHERE b_ = ?",
-    );
+    const stmt = this.prepared("SELECT b_, amount, keyset_id, c_, dleq_e, dleq_s FROM promises WHERE b_ = ?");
     const out = new Map<string, PromiseRow>();
     for (const b of bs) {
       const row = stmt.get(b) as PromiseRow | undefined;
@@ -209,29 +205,26 @@ export class MintStore extends SqliteStore {
 
   // ---- mint quotes (NUT-04) ---------------------------------------------------------------------
   insertMintQuote(row: Omit<MintQuoteRow, "paid_at" | "issued_at">): void {
-    this.db
-      .prepare(
-        `INSERT INTO mint_quotes (quote, method, request, payment_hash, unit, amount, state, description, pubkey, created_at, expiry)
+    this.prepared(
+      `INSERT INTO mint_quotes (quote, method, request, payment_hash, unit, amount, state, description, pubkey, created_at, expiry)
          VALUES (@quote, @method, @request, @payment_hash, @unit, @amount, @state, @description, @pubkey, @created_at, @expiry)`,
-      )
-      .run(row);
+    ).run(row);
   }
 
   getMintQuote(quote: string): MintQuoteRow | undefined {
-    return this.db.prepare("SELECT * FROM mint_quotes WHERE quote = ?").get(quote) as
-      MintQuoteRow | undefined;
+    return this.prepared("SELECT * FROM mint_quotes WHERE quote = ?").get(quote) as MintQuoteRow | undefined;
   }
 
   getMintQuoteByPaymentHash(hash: string): MintQuoteRow | undefined {
-    return this.db.prepare("SELECT * FROM mint_quotes WHERE payment_hash = ?").get(hash) as
+    return this.prepared("SELECT * FROM mint_quotes WHERE payment_hash = ?").get(hash) as
       MintQuoteRow | undefined;
   }
 
   /** UNPAID → PAID; returns true when this call made the change. */
   markMintQuotePaid(quote: string): boolean {
-    const res = this.db
-      .prepare("UPDATE mint_quotes SET state = 'PAID', paid_at = ? WHERE quote = ? AND state = 'UNPAID'")
-      .run(now(), quote);
+    const res = this.prepared(
+      "UPDATE mint_quotes SET state = 'PAID', paid_at = ? WHERE quote = ? AND state = 'UNPAID'",
+    ).run(now(), quote);
     return res.changes === 1;
   }
 
@@ -245,9 +238,10 @@ export class MintStore extends SqliteStore {
       if (row.state !== "PAID") throw new MintError(MintErrorCode.QuoteNotPaid, "Quote not paid.");
       this.assertOutputsUnsigned(promises.map((p) => p.b_));
       this.insertPromises(promises);
-      this.db
-        .prepare("UPDATE mint_quotes SET state = 'ISSUED', issued_at = ? WHERE quote = ?")
-        .run(now(), quote);
+      this.prepared("UPDATE mint_quotes SET state = 'ISSUED', issued_at = ? WHERE quote = ?").run(
+        now(),
+        quote,
+      );
     });
   }
 
@@ -267,21 +261,18 @@ export class MintStore extends SqliteStore {
       | "internal_mint_quote"
     >,
   ): void {
-    this.db
-      .prepare(
-        `INSERT INTO melt_quotes (quote, method, request, payment_hash, unit, amount, fee_reserve, state, created_at, expiry, internal_mint_quote)
+    this.prepared(
+      `INSERT INTO melt_quotes (quote, method, request, payment_hash, unit, amount, fee_reserve, state, created_at, expiry, internal_mint_quote)
          VALUES (@quote, @method, @request, @payment_hash, @unit, @amount, @fee_reserve, 'UNPAID', @created_at, @expiry, @internal_mint_quote)`,
-      )
-      .run(row);
+    ).run(row);
   }
 
   getMeltQuote(quote: string): MeltQuoteRow | undefined {
-    return this.db.prepare("SELECT * FROM melt_quotes WHERE quote = ?").get(quote) as
-      MeltQuoteRow | undefined;
+    return this.prepared("SELECT * FROM melt_quotes WHERE quote = ?").get(quote) as MeltQuoteRow | undefined;
   }
 
   listPendingMelts(): MeltQuoteRow[] {
-    return this.db.prepare("SELECT * FROM melt_quotes WHERE state = 'PENDING'").all() as MeltQuoteRow[];
+    return this.prepared("SELECT * FROM melt_quotes WHERE state = 'PENDING'").all() as MeltQuoteRow[];
   }
 
   /**
@@ -303,17 +294,15 @@ export class MintStore extends SqliteStore {
         throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
       this.assertInputsFree(inputs.map((p) => p.y));
       this.assertOutputsUnsigned(blankOutputs.map((o) => o.B_));
-      const stmt = this.db.prepare(
+      const stmt = this.prepared(
         `INSERT INTO proofs_pending (y, amount, keyset_id, secret, c, witness, melt_quote, created_at)
          VALUES (@y, @amount, @keyset_id, @secret, @c, @witness, @melt_quote, @created_at)`,
       );
       const t = now();
       for (const p of inputs) stmt.run({ ...p, melt_quote: quote, created_at: t });
-      this.db
-        .prepare(
-          `UPDATE melt_quotes SET state = 'PENDING', inputs_total = ?, input_fee = ?, blank_outputs = ? WHERE quote = ?`,
-        )
-        .run(totals.inputsTotal, totals.inputFee, blankOutputsJson, quote);
+      this.prepared(
+        `UPDATE melt_quotes SET state = 'PENDING', inputs_total = ?, input_fee = ?, blank_outputs = ? WHERE quote = ?`,
+      ).run(totals.inputsTotal, totals.inputFee, blankOutputsJson, quote);
     });
   }
 
@@ -330,15 +319,15 @@ export class MintStore extends SqliteStore {
       const row = this.getMeltQuote(quote);
       if (row?.state !== "PENDING") return "not_pending";
       if (row.internal_mint_quote) {
-        const paid = this.db
-          .prepare("UPDATE mint_quotes SET state = 'PAID', paid_at = ? WHERE quote = ? AND state = 'UNPAID'")
-          .run(now(), row.internal_mint_quote);
+        const paid = this.prepared(
+          "UPDATE mint_quotes SET state = 'PAID', paid_at = ? WHERE quote = ? AND state = 'UNPAID'",
+        ).run(now(), row.internal_mint_quote);
         if (paid.changes !== 1) return "internal_already_paid";
       }
-      const pending = this.db
-        .prepare("SELECT * FROM proofs_pending WHERE melt_quote = ?")
-        .all(quote) as SpentProofRow[];
-      this.db.prepare("DELETE FROM proofs_pending WHERE melt_quote = ?").run(quote);
+      const pending = this.prepared("SELECT * FROM proofs_pending WHERE melt_quote = ?").all(
+        quote,
+      ) as SpentProofRow[];
+      this.prepared("DELETE FROM proofs_pending WHERE melt_quote = ?").run(quote);
       this.insertUsed(
         pending.map(({ y, amount, keyset_id, secret, c, witness }) => ({
           y,
@@ -351,11 +340,9 @@ export class MintStore extends SqliteStore {
         quote,
       );
       this.insertPromises(result.change);
-      this.db
-        .prepare(
-          "UPDATE melt_quotes SET state = 'PAID', paid_at = ?, fee_paid = ?, preimage = ?, change = ? WHERE quote = ?",
-        )
-        .run(now(), result.feePaid, result.preimage, result.changeJson, quote);
+      this.prepared(
+        "UPDATE melt_quotes SET state = 'PAID', paid_at = ?, fee_paid = ?, preimage = ?, change = ? WHERE quote = ?",
+      ).run(now(), result.feePaid, result.preimage, result.changeJson, quote);
       return "done";
     });
   }
@@ -365,19 +352,17 @@ export class MintStore extends SqliteStore {
     return this.tx(() => {
       const row = this.getMeltQuote(quote);
       if (row?.state !== "PENDING") return false;
-      this.db.prepare("DELETE FROM proofs_pending WHERE melt_quote = ?").run(quote);
-      this.db
-        .prepare(
-          "UPDATE melt_quotes SET state = 'UNPAID', inputs_total = NULL, input_fee = NULL, blank_outputs = NULL WHERE quote = ?",
-        )
-        .run(quote);
+      this.prepared("DELETE FROM proofs_pending WHERE melt_quote = ?").run(quote);
+      this.prepared(
+        "UPDATE melt_quotes SET state = 'UNPAID', inputs_total = NULL, input_fee = NULL, blank_outputs = NULL WHERE quote = ?",
+      ).run(quote);
       return true;
     });
   }
 
   pendingYsOfMelt(quote: string): string[] {
     return (
-      this.db.prepare("SELECT y FROM proofs_pending WHERE melt_quote = ?").all(quote) as { y: string }[]
+      this.prepared("SELECT y FROM proofs_pending WHERE melt_quote = ?").all(quote) as { y: string }[]
     ).map((r) => r.y);
   }
 }

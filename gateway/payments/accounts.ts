@@ -82,22 +82,20 @@ export class AccountStore extends SqliteStore {
     caps: Caps = {},
   ) {
     const id = randomUUID();
-    this.db
-      .prepare(
-        `INSERT INTO accounts (id, kind, key_hash, name, parent_id, created_at, cap_per_request_sat, cap_per_day_sat, cap_lifetime_sat)
+    this.prepared(
+      `INSERT INTO accounts (id, kind, key_hash, name, parent_id, created_at, cap_per_request_sat, cap_per_day_sat, cap_lifetime_sat)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        kind,
-        keyHash,
-        name,
-        parentId,
-        Date.now(),
-        caps.perRequestSat ?? null,
-        caps.perDaySat ?? null,
-        caps.lifetimeSat ?? null,
-      );
+    ).run(
+      id,
+      kind,
+      keyHash,
+      name,
+      parentId,
+      Date.now(),
+      caps.perRequestSat ?? null,
+      caps.perDaySat ?? null,
+      caps.lifetimeSat ?? null,
+    );
     return id;
   }
 
@@ -117,17 +115,15 @@ export class AccountStore extends SqliteStore {
   }
 
   setCaps(id: string, caps: Caps): void {
-    this.db
-      .prepare(
-        "UPDATE accounts SET cap_per_request_sat = ?, cap_per_day_sat = ?, cap_lifetime_sat = ? WHERE id = ?",
-      )
-      .run(caps.perRequestSat ?? null, caps.perDaySat ?? null, caps.lifetimeSat ?? null, id);
+    this.prepared(
+      "UPDATE accounts SET cap_per_request_sat = ?, cap_per_day_sat = ?, cap_lifetime_sat = ? WHERE id = ?",
+    ).run(caps.perRequestSat ?? null, caps.perDaySat ?? null, caps.lifetimeSat ?? null, id);
   }
 
   children(parentId: string): AccountRow[] {
-    return this.db
-      .prepare("SELECT * FROM accounts WHERE parent_id = ? ORDER BY created_at")
-      .all(parentId) as AccountRow[];
+    return this.prepared("SELECT * FROM accounts WHERE parent_id = ? ORDER BY created_at").all(
+      parentId,
+    ) as AccountRow[];
   }
 
   /** The account whose ledger balance a key spends: itself, or its topmost ancestor. */
@@ -151,7 +147,7 @@ export class AccountStore extends SqliteStore {
     const keyHash = hashKey(token);
     return this.db
       .transaction(() => {
-        const row = this.db.prepare("SELECT id FROM accounts WHERE key_hash = ?").get(keyHash) as
+        const row = this.prepared("SELECT id FROM accounts WHERE key_hash = ?").get(keyHash) as
           { id: string } | undefined;
         if (row) return { id: row.id, created: false };
         return { id: this.insert("session", keyHash, null, null), created: true };
@@ -161,16 +157,16 @@ export class AccountStore extends SqliteStore {
 
   /** Drops a token session whose claim failed, so the token can be tried again. */
   forgetTokenSession(id: string): void {
-    this.db.prepare("DELETE FROM accounts WHERE id = ? AND spent_lifetime_sat = 0").run(id);
+    this.prepared("DELETE FROM accounts WHERE id = ? AND spent_lifetime_sat = 0").run(id);
   }
 
   byKey(key: string): AccountRow | undefined {
-    return this.db.prepare("SELECT * FROM accounts WHERE key_hash = ?").get(hashKey(key)) as
+    return this.prepared("SELECT * FROM accounts WHERE key_hash = ?").get(hashKey(key)) as
       AccountRow | undefined;
   }
 
   byId(id: string): AccountRow | undefined {
-    return this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(id) as AccountRow | undefined;
+    return this.prepared("SELECT * FROM accounts WHERE id = ?").get(id) as AccountRow | undefined;
   }
 
   freeRemaining(a: AccountRow): number {
@@ -187,9 +183,7 @@ export class AccountStore extends SqliteStore {
         if (!a || a.kind !== "rc" || a.tier) return false;
         const used = a.free_day === day ? a.free_used : 0;
         if (used >= FREE_REQUESTS_PER_DAY) return false;
-        this.db
-          .prepare("UPDATE accounts SET free_day = ?, free_used = ? WHERE id = ?")
-          .run(day, used + 1, id);
+        this.prepared("UPDATE accounts SET free_day = ?, free_used = ? WHERE id = ?").run(day, used + 1, id);
         return true;
       })
       .immediate();
@@ -197,9 +191,10 @@ export class AccountStore extends SqliteStore {
 
   /** Gives back a free request that was not served (no provider). */
   returnFree(id: string): void {
-    this.db
-      .prepare("UPDATE accounts SET free_used = MAX(0, free_used - 1) WHERE id = ? AND free_day = ?")
-      .run(id, utcDay());
+    this.prepared("UPDATE accounts SET free_used = MAX(0, free_used - 1) WHERE id = ? AND free_day = ?").run(
+      id,
+      utcDay(),
+    );
   }
 
   /** How many sats this account (and its parents) may still spend on one request; Infinity if uncapped. */
@@ -231,11 +226,9 @@ export class AccountStore extends SqliteStore {
       .transaction(() => {
         for (let a = this.byId(id); a; a = a.parent_id ? this.byId(a.parent_id) : undefined) {
           const today = a.spent_day === day ? a.spent_day_sat : 0;
-          this.db
-            .prepare(
-              "UPDATE accounts SET spent_day = ?, spent_day_sat = ?, spent_lifetime_sat = spent_lifetime_sat + ? WHERE id = ?",
-            )
-            .run(day, today + sats, sats, a.id);
+          this.prepared(
+            "UPDATE accounts SET spent_day = ?, spent_day_sat = ?, spent_lifetime_sat = spent_lifetime_sat + ? WHERE id = ?",
+          ).run(day, today + sats, sats, a.id);
         }
       })
       .immediate();
@@ -250,18 +243,16 @@ export class AccountStore extends SqliteStore {
     request: string;
     expiry: number | null;
   }): void {
-    this.db
-      .prepare(
-        "INSERT INTO topups (quote, account_id, mint, amount, request, expiry, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-      )
-      .run(t.quote, t.accountId, t.mint, t.amount, t.request, t.expiry, Date.now());
+    this.prepared(
+      "INSERT INTO topups (quote, account_id, mint, amount, request, expiry, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+    ).run(t.quote, t.accountId, t.mint, t.amount, t.request, t.expiry, Date.now());
   }
 
   pendingTopups(accountId?: string): { quote: string; account_id: string; mint: string; amount: number }[] {
     const sql = accountId
       ? "SELECT * FROM topups WHERE state = 'pending' AND account_id = ?"
       : "SELECT * FROM topups WHERE state = 'pending'";
-    return (accountId ? this.db.prepare(sql).all(accountId) : this.db.prepare(sql).all()) as {
+    return (accountId ? this.prepared(sql).all(accountId) : this.prepared(sql).all()) as {
       quote: string;
       account_id: string;
       mint: string;
@@ -272,7 +263,7 @@ export class AccountStore extends SqliteStore {
   /** pending → credited, once. */
   markTopupCredited(quote: string): boolean {
     return (
-      this.db.prepare("UPDATE topups SET state = 'credited' WHERE quote = ? AND state = 'pending'").run(quote)
+      this.prepared("UPDATE topups SET state = 'credited' WHERE quote = ? AND state = 'pending'").run(quote)
         .changes === 1
     );
   }

@@ -28,18 +28,24 @@ class GatewayEcashStore extends EcashStore {
   }
 
   saveChange(id: string, mint: string, amount: number, token: string): void {
-    this.db
-      .prepare("INSERT OR IGNORE INTO change (id, mint, amount, token, created_at) VALUES (?, ?, ?, ?, ?)")
-      .run(id, mint, amount, token, Date.now());
+    this.prepared(
+      "INSERT OR IGNORE INTO change (id, mint, amount, token, created_at) VALUES (?, ?, ?, ?, ?)",
+    ).run(id, mint, amount, token, Date.now());
+  }
+
+  /** The stored change token, without marking it fetched. */
+  findChange(id: string): { token: string } | undefined {
+    return this.prepared("SELECT token FROM change WHERE id = ?").get(id) as { token: string } | undefined;
   }
 
   getChange(id: string): { id: string; mint: string; amount: number; token: string } | undefined {
-    const row = this.db.prepare("SELECT id, mint, amount, token FROM change WHERE id = ?").get(id) as
+    const row = this.prepared("SELECT id, mint, amount, token FROM change WHERE id = ?").get(id) as
       { id: string; mint: string; amount: number; token: string } | undefined;
     if (row)
-      this.db
-        .prepare("UPDATE change SET fetched_at = COALESCE(fetched_at, ?) WHERE id = ?")
-        .run(Date.now(), id);
+      this.prepared("UPDATE change SET fetched_at = COALESCE(fetched_at, ?) WHERE id = ?").run(
+        Date.now(),
+        id,
+      );
     return row;
   }
 }
@@ -99,11 +105,11 @@ export class GatewayWallet extends EcashWallet {
 
   /** Pays change and keeps the token server-side under `id` before anyone sees it. */
   async payChange(id: string, mint: string, amountSat: number, format: TokenFormat): Promise<string> {
-    const existing = this.changeStore.getChange(id);
+    const existing = this.changeStore.findChange(id);
     if (existing) return existing.token;
-    const token = await this.pay(mint, amountSat, format);
-    this.changeStore.saveChange(id, mint, amountSat, token);
-    return token;
+    return this.pay(mint, amountSat, format, undefined, (token) =>
+      this.changeStore.saveChange(id, mint, amountSat, token),
+    );
   }
 
   change(id: string): { amount: number; token: string } | undefined {

@@ -24,9 +24,20 @@ export function immediate<T>(db: Db, fn: () => T): T {
 /** A store over one SQLite file: the connection, closing it, and atomic write transactions. */
 export abstract class SqliteStore {
   readonly db: Db;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string, schema: string) {
     this.db = openDatabase(path, schema);
+  }
+
+  /** A prepared statement, compiled once per connection (preparing costs more than most hot queries). */
+  protected prepared(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
   }
 
   close(): void {

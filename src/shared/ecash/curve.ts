@@ -73,22 +73,3 @@ export function verifyDleq(
     return false; // a zero or out-of-range scalar is an invalid proof
   }
 }
-
-/**
- * NUT-12 check of a proof's DLEQ (the wallet keeps r): re-blind B_ = Y + r·G, C_ = C + r·A, then
- * verify (e, s) on (B_, C_, A).
- */
-export function verifyProofDleq(
-  secret: string,
-  C: Uint8Array,
-  dleq: { e: Uint8Array; s: Uint8Array; r: Uint8Array },
-  A: Uint8Array,
-): boolean {
-  try {
-    const B_ = blind(new TextEncoder().encode(secret), dleq.r);
-    const C_ = secp.publicKeyCombine([C, secp.publicKeyTweakMul(A, dleq.r, true)], true);
-    return verifyDleq(dleq, B_, C_, A);
-  } catch {
-    return false;
-  }
-}

@@ -52,141 +52,213 @@ export class EcashStore extends SqliteStore {
   counterSource(mint: string): CounterSource {
     const reserve = (keysetId: string, n: number): CounterRange =>
       this.tx(() => {
-        const row = this.db.prepare("SELECT next FROM counters WHERE keyset_id = ?").get(keysetId) as
+        const row = this.prepared("SELECT next FROM counters WHERE keyset_id = ?").get(keysetId) as
           { next: number } | undefined;
         const start = row?.next ?? 0;
         if (n === 0) return { start, count: 0 };
-        this.db
-          .prepare(
-            "INSERT INTO counters (keyset_id, next) VALUES (?, ?) ON CONFLICT(keyset_id) DO UPDATE SET next = excluded.next",
-          )
-          .run(keysetId, start + n);
-        this.db
-          .prepare(
-            "INSERT INTO reservations (mint, keyset_id, start, count, op, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-          )
-          .run(mint, keysetId, start, n, currentOp.getStore() ?? null, Date.now());
+        this.prepared(
+          "INSERT INTO counters (keyset_id, next) VALUES (?, ?) ON CONFLICT(keyset_id) DO UPDATE SET next = excluded.next",
+        ).run(keysetId, start + n);
+        this.prepared(
+          "INSERT INTO reservations (mint, keyset_id, start, count, op, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ).run(mint, keysetId, start, n, currentOp.getStore() ?? null, Date.now());
         return { start, count: n };
       });
     return {
       reserve: async (keysetId, n) => reserve(keysetId, n),
       advanceToAtLeast: async (keysetId, minNext) => {
-        this.db
-          .prepare(
-            "INSERT INTO counters (keyset_id, next) VALUES (?, ?) ON CONFLICT(keyset_id) DO UPDATE SET next = MAX(next, excluded.next)",
-          )
-          .run(keysetId, minNext);
+        this.prepared(
+          "INSERT INTO counters (keyset_id, next) VALUES (?, ?) ON CONFLICT(keyset_id) DO UPDATE SET next = MAX(next, excluded.next)",
+        ).run(keysetId, minNext);
       },
     };
   }
 
-  addProofs(proofs: StoredProof[]): void {
+  /** Stores proofs; with `op`, that operation's counter ranges are resolved in the same transaction. */
+  addProofs(proofs: StoredProof[], op?: string): void {
     this.tx(() => {
-      const stmt = this.db.prepare(
+      const stmt = this.prepared(
         `INSERT OR IGNORE INTO proofs (secret, mint, keyset_id, amount, c, dleq, state, op, created_at)
          VALUES (@secret, @mint, @keyset_id, @amount, @c, @dleq, 'available', NULL, @created_at)`,
       );
       for (const p of proofs) stmt.run({ ...p, created_at: Date.now() });
+      if (op !== undefined) this.resolveOp(op);
     });
   }
 
   /**
    * Reserves available proofs of a mint for one operation: the smallest set found greedily from the
-   * largest denominations down that covers `amount` (exact when the pool allows).
+   * largest denominations down that covers `amount` (exact when the pool allows). Selection works on
+   * the count of each denomination, so its cost does not grow with the pool.
    */
   reserveProofs(mint: string, amount: number, op: string): StoredProof[] | undefined {
     return this.tx(() => {
-      const pool = this.db
-        .prepare("SELECT * FROM proofs WHERE mint = ? AND state = 'available' ORDER BY amount DESC")
-        .all(mint) as StoredProof[];
-      const picked = selectProofs(pool, amount);
-      if (!picked) return undefined;
-      const mark = this.db.prepare(
-        "UPDATE proofs SET state = 'reserved', op = ? WHERE secret = ? AND state = 'available'",
-      );
-      for (const p of picked) mark.run(op, p.secret);
-      return picked;
+      const plan = this.plan(mint, amount);
+      return plan && this.take(mint, plan, "reserved", op);
+    });
+  }
+
+  /**
+   * Pays exactly `amount` from the pool when its denominations allow, with no swap: the proofs are
+   * marked spent and `use` (which stores what they became, e.g. a change token) runs in the same
+   * transaction, so a crash never leaves them spent here yet unrecorded. Undefined when not exact.
+   */
+  spendExact<T>(mint: string, amount: number, use: (proofs: StoredProof[]) => T): T | undefined {
+    return this.tx(() => {
+      const plan = this.plan(mint, amount);
+      if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
+      return use(this.take(mint, plan, "spent", null));
+    });
+  }
+
+  /** How many available proofs of each amount the pool holds at a mint, largest first. */
+  denominations(mint: string): Denomination[] {
+    return this.prepared(
+      "SELECT amount, COUNT(*) AS n FROM proofs WHERE mint = ? AND state = 'available' GROUP BY amount ORDER BY amount DESC",
+    ).all(mint) as Denomination[];
+  }
+
+  /** Which denominations would pay `amount`; reads counts only, so it is cheap on a large pool. */
+  private plan(mint: string, amount: number): Denomination[] | undefined {
+    return selectDenominations(this.denominations(mint), amount);
+  }
+
+  private take(mint: string, plan: Denomination[], state: "reserved" | "spent", op: string | null) {
+    const pick = this.prepared(
+      "SELECT * FROM proofs WHERE mint = ? AND state = 'available' AND amount = ? LIMIT ?",
+    );
+    const mark = this.prepared(
+      "UPDATE proofs SET state = ?, op = ? WHERE secret = ? AND state = 'available'",
+    );
+    const picked = plan.flatMap((d) => pick.all(mint, d.amount, d.n) as StoredProof[]);
+    for (const p of picked) mark.run(state, op, p.secret);
+    return picked;
+  }
+
+  /**
+   * A swap of `op` succeeded: its inputs are spent, the proofs it kept are stored, its counters
+   * resolved, and `record` (what the sent proofs became) runs in the same transaction.
+   */
+  finishSwap(op: string, keep: StoredProof[], record?: () => void): void {
+    this.tx(() => {
+      this.addProofs(keep, op);
+      this.finishOp(op, true);
+      record?.();
     });
   }
 
   /** Ends an operation: its reserved proofs are spent (success) or available again (failure). */
   finishOp(op: string, spent: boolean): void {
-    this.db
-      .prepare(`UPDATE proofs SET state = ?, op = NULL WHERE op = ? AND state = 'reserved'`)
-      .run(spent ? "spent" : "available", op);
+    this.prepared(`UPDATE proofs SET state = ?, op = NULL WHERE op = ? AND state = 'reserved'`).run(
+      spent ? "spent" : "available",
+      op,
+    );
   }
 
   reservedProofs(): (StoredProof & { op: string })[] {
-    return this.db.prepare("SELECT * FROM proofs WHERE state = 'reserved'").all() as (StoredProof & {
+    return this.prepared("SELECT * FROM proofs WHERE state = 'reserved'").all() as (StoredProof & {
       op: string;
     })[];
   }
 
   markProof(secret: string, state: "available" | "spent"): void {
-    this.db.prepare("UPDATE proofs SET state = ?, op = NULL WHERE secret = ?").run(state, secret);
+    this.prepared("UPDATE proofs SET state = ?, op = NULL WHERE secret = ?").run(state, secret);
   }
 
   balance(mint?: string): number {
     const row = (
       mint
-        ? this.db.prepare("SELECT SUM(amount) AS v FROM proofs WHERE state != 'spent' AND mint = ?").get(mint)
-        : this.db.prepare("SELECT SUM(amount) AS v FROM proofs WHERE state != 'spent'").get()
+        ? this.prepared("SELECT SUM(amount) AS v FROM proofs WHERE state != 'spent' AND mint = ?").get(mint)
+        : this.prepared("SELECT SUM(amount) AS v FROM proofs WHERE state != 'spent'").get()
     ) as { v: number | null };
     return row.v ?? 0;
   }
 
   balancesByMint(): Record<string, number> {
-    const rows = this.db
-      .prepare("SELECT mint, SUM(amount) AS v FROM proofs WHERE state = 'available' GROUP BY mint")
-      .all() as { mint: string; v: number }[];
+    const rows = this.prepared(
+      "SELECT mint, SUM(amount) AS v FROM proofs WHERE state = 'available' GROUP BY mint",
+    ).all() as { mint: string; v: number }[];
     return Object.fromEntries(rows.map((r) => [r.mint, r.v]));
   }
 
   hasProof(secret: string): boolean {
-    return !!this.db.prepare("SELECT 1 FROM proofs WHERE secret = ?").get(secret);
+    return !!this.prepared("SELECT 1 FROM proofs WHERE secret = ?").get(secret);
   }
 
   unresolvedReservations(): Reservation[] {
-    return this.db
-      .prepare("SELECT * FROM reservations WHERE resolved = 0 ORDER BY id")
-      .all() as Reservation[];
+    return this.prepared("SELECT * FROM reservations WHERE resolved = 0 ORDER BY id").all() as Reservation[];
   }
 
   /** The operation finished and its outputs are stored (or handed out): never restore them. */
   resolveOp(op: string): void {
-    this.db.prepare("UPDATE reservations SET resolved = 1 WHERE op = ?").run(op);
+    this.prepared("UPDATE reservations SET resolved = 1 WHERE op = ?").run(op);
   }
 
   resolveReservation(id: number): void {
-    this.db.prepare("UPDATE reservations SET resolved = 1 WHERE id = ?").run(id);
+    this.prepared("UPDATE reservations SET resolved = 1 WHERE id = ?").run(id);
   }
 }
 
+export interface Denomination {
+  amount: number;
+  n: number;
+}
+
 /**
- * Picks proofs covering `amount`: prefers an exact subset from the largest denominations down (no
- * swap needed), else the smallest proof set that covers it. Pool must be sorted by amount desc.
+ * Picks how many proofs of each denomination cover `amount`: an exact subset from the largest
+ * denominations down when there is one (no swap needed), else the smallest single proof that covers
+ * it, else proofs from the top until covered. `pool` is sorted by amount desc.
  */
-export function selectProofs<T extends { amount: number }>(pool: T[], amount: number): T[] | undefined {
-  const exact: T[] = [];
+export function selectDenominations(pool: Denomination[], amount: number): Denomination[] | undefined {
+  const exact: Denomination[] = [];
   let left = amount;
-  for (const p of pool) {
-    if (p.amount <= left) {
-      exact.push(p);
-      left -= p.amount;
+  for (const d of pool) {
+    const n = Math.min(d.n, Math.floor(left / d.amount));
+    if (n > 0) {
+      exact.push({ amount: d.amount, n });
+      left -= n * d.amount;
       if (left === 0) return exact;
     }
   }
-  // No exact subset greedily: take the smallest single proof ≥ amount, or accumulate from the top.
-  const single = [...pool].reverse().find((p) => p.amount >= amount);
-  if (single) return [single];
-  const picked: T[] = [];
+  const single = [...pool].reverse().find((d) => d.amount >= amount && d.n > 0);
+  if (single) return [{ amount: single.amount, n: 1 }];
+  const picked: Denomination[] = [];
   let sum = 0;
-  for (const p of pool) {
-    picked.push(p);
-    sum += p.amount;
+  for (const d of pool) {
+    const n = Math.min(d.n, Math.ceil((amount - sum) / d.amount));
+    picked.push({ amount: d.amount, n });
+    sum += n * d.amount;
     if (sum >= amount) return picked;
   }
   return undefined;
+}
+
+/** Keep at least this many proofs of each small power of two, so change is paid without a swap. */
+export const POOL_STOCK = 2;
+
+/**
+ * Output amounts for receiving `amount` into a pool: first each power of two the pool holds fewer
+ * than POOL_STOCK of (smallest first, while they fit), then the rest in the usual binary split. In
+ * a stocked pool that is the plain split; in a depleted one a few more outputs now save a whole swap
+ * when change is paid later.
+ */
+export function stockingSplit(pool: Denomination[], amount: number): number[] {
+  const have = new Map(pool.map((d) => [d.amount, d.n]));
+  const out: number[] = [];
+  let left = amount;
+  for (let d = 1; d <= left; d *= 2) {
+    if ((have.get(d) ?? 0) < POOL_STOCK) {
+      out.push(d);
+      left -= d;
+    }
+  }
+  for (let bit = 1; left > 0; bit *= 2) {
+    if (Math.floor(left / bit) % 2 === 1) {
+      out.push(bit);
+      left -= bit;
+    }
+  }
+  return out;
 }
 
 /** A random 64-byte wallet seed kept in `dir/wallet-seed`, created on first start (0600). */

@@ -14,9 +14,8 @@ import {
 } from "@cashu/cashu-ts";
 import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
-import { verifyProofDleq } from "./curve.js";
 import { nativeOutputCreator } from "./native-outputs.js";
-import { currentOp, type EcashStore, type Reservation, type StoredProof } from "./store.js";
+import { currentOp, type EcashStore, type Reservation, stockingSplit, type StoredProof } from "./store.js";
 import { encodeToken, type TokenFormat, type TokenInfo } from "./tokens.js";
 
 export const toProof = (p: StoredProof): Proof => ({
@@ -108,7 +107,14 @@ export class EcashWallet {
     const incoming = this.checkedProofs(wallet, info.token);
     let proofs: Proof[];
     try {
-      proofs = await currentOp.run(op, () => wallet.receive(incoming));
+      // Denominations that keep the pool able to pay change exactly (no second swap later).
+      const amount = sumProofs(incoming) - Number(wallet.getFeesForProofs(incoming).toString());
+      const denominations = stockingSplit(this.store.denominations(info.mint), amount);
+      proofs = await currentOp.run(op, () =>
+        amount > 0
+          ? wallet.receive(incoming, undefined, { type: "deterministic", counter: 0, denominations })
+          : wallet.receive(incoming),
+      );
     } catch (err) {
       // A refused swap signed nothing.
       if (err instanceof MintOperationError) {
@@ -121,14 +127,17 @@ export class EcashWallet {
       if (restored > 0) return { mint: info.mint, amountSat: restored };
       throw mintFailure(err, info.mint);
     }
-    this.store.addProofs(proofs.map((p) => toStored(info.mint, p)));
-    this.store.resolveOp(op);
+    this.store.addProofs(
+      proofs.map((p) => toStored(info.mint, p)),
+      op,
+    );
     return { mint: info.mint, amountSat: sumProofs(proofs) };
   }
 
   /**
-   * The token's proofs with their DLEQ proofs checked here, natively (cashu-ts would re-check each
-   * in noble, tens of milliseconds per proof); an invalid one is refused as cashu-ts would.
+   * The token's proofs without their DLEQ proofs: the swap that follows has the mint check every
+   * signature, so a DLEQ (which lets an offline receiver check them) adds nothing here, and
+   * cashu-ts would re-check each one in noble.
    */
   private checkedProofs(wallet: Wallet, token: string): Proof[] {
     let decoded: ReturnType<Wallet["decodeToken"]>;
@@ -137,27 +146,26 @@ export class EcashWallet {
     } catch (err) {
       throw new EcashError("invalid_token", `malformed cashu token: ${(err as Error).message}`, 400);
     }
-    return decoded.proofs.map((p) => {
-      if (!p.dleq) return p;
-      const keys = wallet.keyChain.getKeyset(p.id)?.keys as Record<string, string> | undefined;
-      const key = keys?.[p.amount.toString()];
-      const { dleq, ...rest } = p;
-      const ok =
-        key !== undefined &&
-        dleq.r !== undefined &&
-        verifyProofDleq(
-          p.secret,
-          Buffer.from(p.C, "hex"),
-          { e: Buffer.from(dleq.e, "hex"), s: Buffer.from(dleq.s, "hex"), r: Buffer.from(dleq.r, "hex") },
-          Buffer.from(key, "hex"),
-        );
-      if (!ok) throw new EcashError("invalid_token", "Token contains a proof with an invalid DLEQ", 400);
-      return rest;
-    });
+    return decoded.proofs.map(({ dleq: _dleq, ...proof }) => proof);
   }
 
-  /** Pays `amountSat` out of the pool as a token; no swap when the pool has exact change. */
-  async pay(mint: string, amountSat: number, format: TokenFormat = "B", memo?: string): Promise<string> {
+  /**
+   * Pays `amountSat` out of the pool as a token; no swap when the pool has exact change. `record`
+   * (e.g. storing the token as change) runs in the transaction that marks the proofs spent.
+   */
+  async pay(
+    mint: string,
+    amountSat: number,
+    format: TokenFormat = "B",
+    memo?: string,
+    record?: (token: string) => void,
+  ): Promise<string> {
+    const exact = this.store.spendExact(mint, amountSat, (picked) => {
+      const token = encodeToken(mint, picked.map(toProof), format, memo);
+      record?.(token);
+      return token;
+    });
+    if (exact !== undefined) return exact;
     const op = randomUUID();
     const picked = this.store.reserveProofs(mint, amountSat, op);
     if (!picked) {
@@ -167,18 +175,17 @@ export class EcashWallet {
         402,
       );
     }
-    if (sumStored(picked) === amountSat) {
-      this.store.finishOp(op, true);
-      return encodeToken(mint, picked.map(toProof), format, memo);
-    }
     try {
       const wallet = await this.wallet(mint);
       const { keep, send } = await currentOp.run(op, () => wallet.send(amountSat, picked.map(toProof)));
-      this.store.addProofs(keep.map((p) => toStored(mint, p)));
-      this.store.finishOp(op, true);
+      const token = encodeToken(mint, send, format, memo);
       // Resolved before the token leaves: its proofs must never be restored into the pool.
-      this.store.resolveOp(op);
-      return encodeToken(mint, send, format, memo);
+      this.store.finishSwap(
+        op,
+        keep.map((p) => toStored(mint, p)),
+        () => record?.(token),
+      );
+      return token;
     } catch (err) {
       if (err instanceof MintOperationError) {
         this.store.finishOp(op, false);

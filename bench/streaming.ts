@@ -1,0 +1,149 @@
+/**
+ * End-to-end streaming tokens/s through the network (gateway + provider as child processes, paid
+ * with X-Cashu, SSE read by the client) vs the embedded backend called directly in this process:
+ * same generated model, same prompts, same token cap, one run. The ratio is the network's cost.
+ *
+ *   npm run bench            (BENCH_PROMPTS=…, BENCH_TOKENS=… to change the workload)
+ */
+import { getEncodedToken } from "@cashu/cashu-ts";
+import { createEmbeddedBackend, ensureTestModels, RANDOM_MODEL_ID } from "../provider/index.js";
+import { silentLogger } from "../src/shared/index.js";
+import { mintProofs, newWallet } from "../test/support/cashu.js";
+import { startCli, tempDir } from "../test/support/cli-process.js";
+import { pct, saveSection } from "./results.js";
+
+const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 8);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
+// The first prompt warms each path up (model pages, JIT, connections) and is not counted.
+const prompts = Array.from({ length: PROMPTS + 1 }, (_, i) => `Tell me story number ${i} about owls.`);
+
+interface Run {
+  tokens: number;
+  ms: number;
+  firstTokenMs: number;
+}
+
+const summary = (runs: Run[]) => {
+  const tokens = runs.reduce((s, r) => s + r.tokens, 0);
+  const ms = runs.reduce((s, r) => s + r.ms, 0);
+  return {
+    tokens,
+    tokens_per_s: Math.round(tokens / (ms / 1000)),
+    first_token_p50_ms: +pct(
+      runs.map((r) => r.firstTokenMs),
+      50,
+    ).toFixed(1),
+  };
+};
+
+async function direct(): Promise<Run[]> {
+  // As `owlrun-mcp provider --embedded` loads the test models: one thread, four sequences.
+  const backend = await createEmbeddedBackend({
+    models: { [RANDOM_MODEL_ID]: ensureTestModels(`${tempDir("owlrun-bench-models-")}`)[RANDOM_MODEL_ID]! },
+    threads: 1,
+    log: silentLogger,
+  });
+  const runs: Run[] = [];
+  try {
+    for (const content of prompts) {
+      const t0 = performance.now();
+      let first = 0;
+      let tokens = 0;
+      const body = {
+        model: RANDOM_MODEL_ID,
+        messages: [{ role: "user", content }],
+        max_tokens: TOKENS,
+        temperature: 0,
+      };
+      for await (const chunk of backend.chat(body, new AbortController().signal)) {
+        if (!first && chunk.choices.some((c) => c.delta.content)) first = performance.now() - t0;
+        if (chunk.usage) tokens = chunk.usage.completion_tokens;
+      }
+      runs.push({ tokens, ms: performance.now() - t0, firstTokenMs: first });
+    }
+  } finally {
+    await backend.close();
+  }
+  return runs.slice(1);
+}
+
+async function throughGateway(): Promise<Run[]> {
+  const gw = await startCli(["gateway", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "10"]);
+  const provider = await startCli(
+    ["provider", "--gateway", gw.url, "--embedded", "--data-dir", tempDir()],
+    { OWLRUN_LOG_LEVEL: "info" },
+    60_000,
+    /provider connected/,
+  );
+  try {
+    const mintUrl = `${gw.url}/mint`;
+    const wallet = await newWallet(mintUrl);
+    let purse = await mintProofs(wallet, 40 * prompts.length);
+    const tokens: string[] = [];
+    for (let i = 0; i < prompts.length; i++) {
+      const { send, keep } = await wallet.send(40, purse);
+      purse = keep;
+      tokens.push(getEncodedToken({ mint: mintUrl, proofs: send }));
+    }
+    for (let i = 0; i < 100; i++) {
+      const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: { id: string }[] };
+      if (models.data.some((m) => m.id === RANDOM_MODEL_ID)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const runs: Run[] = [];
+    for (const [i, content] of prompts.entries()) {
+      const t0 = performance.now();
+      const r = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-cashu": tokens[i]! },
+        body: JSON.stringify({
+          model: RANDOM_MODEL_ID,
+          messages: [{ role: "user", content }],
+          max_tokens: TOKENS,
+          temperature: 0,
+          stream: true,
+        }),
+      });
+      if (r.status !== 200 || !r.body) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
+      let first = 0;
+      let count = 0;
+      let buffered = "";
+      const decoder = new TextDecoder();
+      for await (const bytes of r.body) {
+        buffered += decoder.decode(bytes, { stream: true });
+        const events = buffered.split("\n\n");
+        buffered = events.pop()!;
+        for (const e of events) {
+          if (!e.startsWith("data: ") || e === "data: [DONE]") continue;
+          const chunk = JSON.parse(e.slice(6)) as {
+            choices?: { delta?: { content?: string } }[];
+            usage?: { completion_tokens: number };
+          };
+          if (!first && chunk.choices?.some((c) => c.delta?.content)) first = performance.now() - t0;
+          if (chunk.usage) count = chunk.usage.completion_tokens;
+        }
+      }
+      runs.push({ tokens: count, ms: performance.now() - t0, firstTokenMs: first });
+    }
+    return runs.slice(1);
+  } finally {
+    await provider.stop();
+    await gw.stop();
+  }
+}
+
+async function main() {
+  const viaGateway = summary(await throughGateway());
+  const embedded = summary(await direct());
+  const rows = [
+    { path: "embedded backend, direct", ...embedded },
+    { path: "gateway + provider (X-Cashu, SSE)", ...viaGateway },
+  ];
+  const ratio = +(viaGateway.tokens_per_s / embedded.tokens_per_s).toFixed(2);
+  console.log(`streaming ${RANDOM_MODEL_ID}, ${PROMPTS} prompts × ≤ ${TOKENS} tokens (one run)`);
+  console.table(rows);
+  console.log(`ratio gateway / direct tokens/s: ${ratio}`);
+  saveSection("streaming", { model: RANDOM_MODEL_ID, prompts: PROMPTS, max_tokens: TOKENS, rows, ratio });
+}
+
+await main();
