@@ -21,6 +21,7 @@ import { JobLog } from "./api/joblog.js";
 import { earningsOf, providerRouter } from "./api/providers.js";
 import { publicRouter } from "./api/public.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
+import { Market, type MarketOptions, marketRouter } from "./market/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
 import { AccountStore } from "./payments/accounts.js";
@@ -37,6 +38,7 @@ import { CashuPayments } from "./payments/xcashu.js";
 import { type AckInfo, createRouting, type Dispatcher } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
+export type { Market, MarketOptions } from "./market/index.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -59,6 +61,8 @@ export interface GatewayOptions {
   staleHoldMs?: number;
   /** how often the sweeper runs (default 60 s; 0 disables the loop) */
   sweepIntervalMs?: number;
+  /** the task marketplace: fees, review window, delivery size, its own sweeper interval */
+  market?: MarketOptions;
   log?: Logger;
 }
 
@@ -73,6 +77,8 @@ export interface Gateway {
   /** ends provider websockets (they keep server.close() waiting) */
   closeSockets(): void;
   payouts: ProviderPayouts;
+  /** the task marketplace (its sweeper can be run directly: `market.sweep()`) */
+  market: Market;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
@@ -158,9 +164,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sweepEvery > 0 ? setInterval(() => void sweepStaleHolds().catch(() => undefined), sweepEvery) : undefined;
   sweeper?.unref();
   const accounts = new AccountPayments(accountStore, ledger, wallet, log);
+  const market = await Market.open(
+    opts.dataDir,
+    { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market") },
+    opts.market,
+  );
+  market.start();
 
   const app = express();
   app.disable("x-powered-by");
+  // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
+  app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
   app.use(express.json({ limit: MAX_BODY_BYTES }));
   app.use(routing.router);
   const deps = {
@@ -211,9 +225,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();
+      await market.sweep();
       return report;
     },
     payouts,
+    market,
     async close() {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
@@ -224,6 +240,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await wallet.close();
       accountStore.close();
       jobs.close();
+      await market.close();
       await ledger.close();
     },
   };
