@@ -12,6 +12,7 @@ import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
 import type { CashuPayer, Market } from "./market.js";
 import {
+  AcceptRequestSchema,
   CollectRequestSchema,
   CreateTaskRequestSchema,
   DeliverRequestSchema,
@@ -109,7 +110,8 @@ export function marketRouter(deps: MarketHttpDeps): Router {
 
   r.post("/v1/market/tasks/:id/quotes/:qid/accept", async (req, res) => {
     const caller = await auth(req);
-    res.json(await market.accept(caller, id(req), id(req, "qid")));
+    const { price_sats } = parse(AcceptRequestSchema, req.body);
+    res.json(await market.accept(caller, id(req), id(req, "qid"), price_sats));
   });
 
   r.get("/v1/market/tasks/:id/quotes/:qid/messages", async (req, res) => {

@@ -369,11 +369,17 @@ export class Market {
   /**
    * The buyer accepts one quote: the task is claimed for it in the store (exactly one of two
    * concurrent accepts wins), then its price moves from the buyer's balance into escrow. When the
-   * buyer cannot pay, the claim is undone and the task takes quotes again.
+   * buyer cannot pay, the claim is undone and the task takes quotes again. With `expectPriceSats`,
+   * a quote whose price changed meanwhile is refused.
    */
-  async accept(caller: AccountRow, taskId: string, quoteId: string): Promise<TaskView> {
+  async accept(
+    caller: AccountRow,
+    taskId: string,
+    quoteId: string,
+    expectPriceSats?: number,
+  ): Promise<TaskView> {
     const buyer = this.partyId(caller);
-    const { quote } = this.store.beginAccept(taskId, quoteId, buyer, Date.now());
+    const { quote } = this.store.beginAccept(taskId, quoteId, buyer, Date.now(), expectPriceSats);
     try {
       this.checkCaps(caller, quote.price_sats);
       await this.deps.ledger.lockEscrow(taskId, Accounts.user(buyer), quote.price_sats * 1000);

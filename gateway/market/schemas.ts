@@ -44,6 +44,10 @@ export const EditQuoteRequestSchema = z
     message: "give price_sats or description",
   });
 
+export const AcceptRequestSchema = z.object({
+  price_sats: Sats.optional().describe("the price you agreed to: refused (409) if the quote changed since"),
+});
+
 export const MessageRequestSchema = z.object({ body: z.string().trim().min(1).max(10_000) });
 
 export const DeliverRequestSchema = z.object({

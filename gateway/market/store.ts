@@ -327,6 +327,7 @@ export class MarketStore extends SqliteStore {
     quoteId: string,
     buyerId: string,
     now: number,
+    expectPriceSats?: number,
   ): { task: TaskRow; quote: QuoteRow } {
     return this.tx(() => {
       const task = this.mustTask(taskId);
@@ -334,6 +335,10 @@ export class MarketStore extends SqliteStore {
       const actor = { account: buyerId };
       const to = checkTaskTransition("accept", task, actor, now);
       const quoteTo = checkQuoteTransition("accept", quote, task, actor);
+      if (expectPriceSats !== undefined && expectPriceSats !== quote.price_sats)
+        throw new MarketConflictError(
+          `the quote's price is now ${quote.price_sats} sats, not ${expectPriceSats}: look at it again`,
+        );
       this.db
         .prepare(
           "UPDATE tasks SET state = ?, quote_id = ?, worker_id = ?, price_sats = ?, escrow = 'locking', updated_at = ? WHERE id = ?",

@@ -282,6 +282,21 @@ describe("escrow under concurrency", () => {
     expect(await balanceOf(net, c.buyer)).toBe(before - 100);
   });
 
+  it("an accept naming the agreed price is refused when the quote changed meanwhile", async () => {
+    const c = await quotedTask();
+    await net.api(`${t(c)}/quotes/${c.quote}`, c.worker, { price_sats: 140 }, { method: "PATCH" });
+    refused(
+      await net.api(`${t(c)}/quotes/${c.quote}/accept`, c.buyer, { price_sats: 100 }),
+      409,
+      /the quote's price is now 140 sats, not 100/,
+    );
+    expect((await net.api(t(c), c.buyer)).body).toMatchObject({ state: "quoted", escrow: "none" });
+    expect((await net.api(`${t(c)}/quotes/${c.quote}/accept`, c.buyer, { price_sats: 140 })).status).toBe(
+      200,
+    );
+    expect(await escrowOf(net, c.task)).toBe(140_000);
+  });
+
   it("a buyer who cannot pay the escrow is refused and the task takes quotes again", async () => {
     const buyer = await net.account(60);
     const worker = await net.account(10);
