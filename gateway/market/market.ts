@@ -8,8 +8,8 @@
  *
  * Money and records live in two stores, so every step that spans both is ordered to be safe and
  * repairable: a state change is claimed in the market store first (exactly one caller wins), then
- * the ledger moves the money once (idempotent by task id), then the store notes it. `recover()` and
- * the sweeper finish whatever a crash interrupted.
+ * the ledger moves the money once (idempotent by task id), then the store notes it. Opening the
+ * market and the sweeper finish whatever a crash interrupted.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { join } from "node:path";
@@ -116,7 +116,8 @@ export class Market {
     private readonly deps: MarketDeps,
     opts: MarketOptions,
   ) {
-    this.options = { ...DEFAULTS, ...opts };
+    const given = Object.entries(opts).filter(([, v]) => v !== undefined);
+    this.options = { ...DEFAULTS, ...Object.fromEntries(given) };
     this.limiter = new RateLimiter(this.options.rateLimitPerMinute, 60_000);
   }
 
@@ -155,11 +156,7 @@ export class Market {
 
   /** Counts an authenticated market request against the key's per-minute limit. */
   rateLimit(caller: AccountRow): void {
-    const wait = this.limiter.take(caller.id);
-    if (wait > 0)
-      throw new PaymentError("rate_limited", `market rate limit; retry in ${wait}s`, 429, {
-        retry_after: wait,
-      });
+    this.limiter.enforce(caller.id, `${this.options.rateLimitPerMinute} market requests per minute`);
   }
 
   /** A USD fee in whole sats at the oracle's rate (at least 1 sat when the fee is not zero). */
@@ -568,7 +565,7 @@ export class Market {
     try {
       await this.deps.ledger.reservePayout(Accounts.user(owner), id, need * 1000);
     } catch (err) {
-      this.store.finishCollection(id, "failed", { error: errorMessage(err) });
+      this.store.dropCollection(id); // nothing was set aside, nothing will be paid
       if (err instanceof InsufficientBalanceError)
         throw await this.insufficient(
           caller,

@@ -471,6 +471,11 @@ export class MarketStore extends SqliteStore {
     );
   }
 
+  /** Forgets a collect that never got its money set aside. */
+  dropCollection(id: string): void {
+    this.db.prepare("DELETE FROM collections WHERE id = ? AND state = 'paying'").run(id);
+  }
+
   collection(id: string): CollectionRow | undefined {
     return this.db.prepare("SELECT * FROM collections WHERE id = ?").get(id) as CollectionRow | undefined;
   }

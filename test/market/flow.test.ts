@@ -284,6 +284,7 @@ describe("deliveries and collects at the edges", () => {
     // More than the balance (with the fee reserve): refused before anything is paid.
     const tooMuch = await net.api("/v1/market/collect", worker, { invoice: externalInvoice(199) });
     expect(tooMuch.status).toBe(402);
+    expect((await net.api("/v1/market/me", worker)).body.collections).toHaveLength(1);
     const mismatch = await net.api("/v1/market/collect", worker, {
       invoice: externalInvoice(50),
       amount_sats: 40,
