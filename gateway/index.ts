@@ -27,6 +27,7 @@ import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall
 import { publicRouter, publicRoutes } from "./api/public.js";
 import { defaultWebDir, webRouter } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
+import { Market, type MarketOptions, marketRouter, marketRoutes } from "./market/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments } from "./payments/account-payments.js";
 import { AccountStore, type BusinessTier } from "./payments/accounts.js";
@@ -59,6 +60,7 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
     store.close();
   }
 }
+export type { Market, MarketOptions } from "./market/index.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -97,6 +99,8 @@ export interface GatewayOptions {
   mcpServerCard?: (gatewayUrl: string) => unknown;
   /** routes mounted next to the gateway on the same server (the bundled mint), for OpenAPI */
   mountedRoutes?: RouteGroup[];
+  /** the task marketplace: fees, review window, delivery size, its own sweeper interval */
+  market?: MarketOptions;
   log?: Logger;
 }
 
@@ -115,6 +119,8 @@ export interface Gateway {
   /** ends provider websockets (they keep server.close() waiting) */
   closeSockets(): void;
   payouts: ProviderPayouts;
+  /** the task marketplace (its sweeper can be run directly: `market.sweep()`) */
+  market: Market;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
@@ -215,9 +221,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     wallet,
     log: log.child("paywall"),
   };
+  const market = await Market.open(
+    opts.dataDir,
+    { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market") },
+    opts.market,
+  );
+  market.start();
 
   const app = express();
   app.disable("x-powered-by");
+  // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
+  app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
   app.use(express.json({ limit: MAX_BODY_BYTES }));
   app.use(routing.router);
   const deps = {
@@ -246,6 +260,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     chatRoutes,
     accountRoutes,
     payRoutes,
+    marketRoutes,
     ollamaRoutes,
     providerApiRoutes,
     publicRoutes,
@@ -302,9 +317,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
       oneShots.releaseInUse();
       await repairClaimedTopups(ledger, oneShots);
+      await market.sweep();
       return report;
     },
     payouts,
+    market,
     async close() {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
@@ -316,6 +333,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       accountStore.close();
       oneShots.close();
       jobs.close();
+      await market.close();
       await ledger.close();
     },
   };

@@ -1,11 +1,21 @@
 /**
  * The MCP tool surface (ARCHITECTURE.md §7): one file per tool, all registered here. The names
  * are part of the contract; test/mcp/tool-surface.test.ts snapshots every name, annotation and
- * schema. The market_* tools arrive with the marketplace.
+ * schema. The market_* tools act for the gateway account whose key is configured.
  */
 import type { McpServer } from "@modelcontextprotocol/server";
 import { registerBalanceTool } from "./balance.js";
 import { registerChatTool } from "./chat.js";
+import { registerMarketAcceptTool } from "./market-accept.js";
+import { registerMarketCollectTool } from "./market-collect.js";
+import { registerMarketConfirmTool } from "./market-confirm.js";
+import { registerMarketCreateTool } from "./market-create.js";
+import { registerMarketDeliverTool } from "./market-deliver.js";
+import { registerMarketGetTool } from "./market-get.js";
+import { registerMarketListTool } from "./market-list.js";
+import { registerMarketMeTool } from "./market-me.js";
+import { registerMarketMessageTool } from "./market-message.js";
+import { registerMarketQuoteTool } from "./market-quote.js";
 import { registerModelsTool } from "./models.js";
 import { registerReceiveTool } from "./receive.js";
 import { registerSendTool } from "./send.js";
@@ -26,6 +36,16 @@ export const TOOL_NAMES = [
   "receive",
   "send",
   "withdraw",
+  "market_list",
+  "market_get",
+  "market_create",
+  "market_quote",
+  "market_accept",
+  "market_message",
+  "market_deliver",
+  "market_confirm",
+  "market_collect",
+  "market_me",
 ] as const;
 
 export function registerTools(server: McpServer, deps: ToolDeps): void {
@@ -37,4 +57,14 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
   registerReceiveTool(server, deps);
   registerSendTool(server, deps);
   registerWithdrawTool(server, deps);
+  registerMarketListTool(server, deps);
+  registerMarketGetTool(server, deps);
+  registerMarketCreateTool(server, deps);
+  registerMarketQuoteTool(server, deps);
+  registerMarketAcceptTool(server, deps);
+  registerMarketMessageTool(server, deps);
+  registerMarketDeliverTool(server, deps);
+  registerMarketConfirmTool(server, deps);
+  registerMarketCollectTool(server, deps);
+  registerMarketMeTool(server, deps);
 }

@@ -41,7 +41,8 @@ export const WithdrawOutput = z.object({
 /** The fee the mint may reserve on top of the amount: budgeted before paying so limits hold. */
 export const feeAllowance = (amountSat: number) => Math.max(2, Math.ceil(amountSat * 0.01));
 
-function invoiceAmount(invoice: string): number | null | "invalid" {
+/** The invoice's amount in sats, null when it has none, "invalid" when it is not a bolt11 invoice. */
+export function invoiceAmount(invoice: string): number | null | "invalid" {
   try {
     const d = bolt11.decode(invoice);
     if (d.millisatoshis) return Math.ceil(Number(d.millisatoshis) / 1000);

@@ -12,19 +12,23 @@ export const Accounts = {
   hold: (holdId: string) => `hold:${holdId}`,
   /** change owed to an X-Cashu client until its token is made */
   change: (holdId: string) => `change:${holdId}`,
-  /** a provider payout on its way over Lightning */
+  /** money on its way out over Lightning (a provider payout, a market collect) */
   payout: (payoutId: string) => `payout:${payoutId}`,
   /** what a provider node has earned and not been paid */
   provider: (nodeId: string) => `provider:${nodeId}`,
+  /** a market task's price, locked from the buyer until it goes to the worker or back */
+  escrow: (taskId: string) => `escrow:${taskId}`,
   /** the gateway's share of every job */
   fees: "equity:fees",
   /** free-tier jobs are paid to providers from here (goes negative: the gateway's cost) */
   promo: "equity:promo",
+  /** the market's posting and quoting fees */
+  marketFees: "equity:market_fees",
   /** Lightning routing fees the gateway paid out */
   lightningFees: "equity:lightning_fees",
 } as const;
 
-export type AccountKind = "asset" | "user" | "hold" | "change" | "payout" | "provider" | "equity";
+export type AccountKind = "asset" | "user" | "hold" | "change" | "payout" | "provider" | "escrow" | "equity";
 
 export function accountKind(account: string): AccountKind {
   return account.split(":", 1)[0] as AccountKind;

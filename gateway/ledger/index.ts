@@ -117,16 +117,41 @@ export class Ledger {
     return this.store.holdsOwnedLike("xcashu:%");
   }
 
-  /** Provider earnings set aside for a Lightning payout (refuses to overdraw the provider). */
-  async reservePayout(nodeId: string, payoutId: string, msat: number): Promise<boolean> {
-    return this.store.transfer("payout_reserve", payoutId, [
-      { from: Accounts.provider(nodeId), to: Accounts.payout(payoutId), msat },
-    ]);
+  /** A fixed charge from a hold (a market fee): `msat` to `to`, the rest to `remainderTo`. Exactly once per hold. */
+  async chargeHold(
+    holdId: string,
+    to: string,
+    msat: number,
+    remainderTo: string,
+    memo?: string,
+  ): Promise<boolean> {
+    return this.store.settleHold(holdId, [{ from: Accounts.hold(holdId), to, msat }], remainderTo, memo);
   }
 
-  /** The payout left: amount + routing fee leave as ecash; what the fee reserve did not use goes back. */
+  /**
+   * Locks a market task's price in escrow (`from`, the buyer, → `escrow:<task>`): at most once per
+   * task, never overdrawing the buyer. False when the task's escrow was already locked.
+   */
+  async lockEscrow(taskId: string, from: string, msat: number): Promise<boolean> {
+    return this.store.transfer("escrow_lock", taskId, [{ from, to: Accounts.escrow(taskId), msat }]);
+  }
+
+  /**
+   * Ends a task's escrow exactly once, whichever way it goes: all of it to `to` (the worker's
+   * account when released, the buyer's when refunded). False when it had already ended.
+   */
+  async settleEscrow(taskId: string, to: string): Promise<boolean> {
+    return this.store.moveAll("escrow_settle", taskId, Accounts.escrow(taskId), to);
+  }
+
+  /** Money set aside from `from` (a provider, or a market account collecting) for a Lightning payment. */
+  async reservePayout(from: string, payoutId: string, msat: number): Promise<boolean> {
+    return this.store.transfer("payout_reserve", payoutId, [{ from, to: Accounts.payout(payoutId), msat }]);
+  }
+
+  /** The payout left: amount + routing fee leave as ecash; what the fee reserve did not use goes back to `owner`. */
   async completePayout(
-    nodeId: string,
+    owner: string,
     payoutId: string,
     mintUrl: string,
     paidMsat: number,
@@ -135,16 +160,13 @@ export class Ledger {
     const held = this.store.balance(Accounts.payout(payoutId));
     return this.store.transfer("payout_done", payoutId, [
       { from: Accounts.payout(payoutId), to: Accounts.ecash(mintUrl), msat: paidMsat + feeMsat },
-      { from: Accounts.payout(payoutId), to: Accounts.provider(nodeId), msat: held - paidMsat - feeMsat },
+      { from: Accounts.payout(payoutId), to: owner, msat: held - paidMsat - feeMsat },
     ]);
   }
 
-  /** The payout failed: everything goes back to the provider. */
-  async failPayout(nodeId: string, payoutId: string): Promise<boolean> {
-    const held = this.store.balance(Accounts.payout(payoutId));
-    return this.store.transfer("payout_failed", payoutId, [
-      { from: Accounts.payout(payoutId), to: Accounts.provider(nodeId), msat: held },
-    ]);
+  /** The payout failed: everything goes back to `owner`. */
+  async failPayout(owner: string, payoutId: string): Promise<boolean> {
+    return this.store.moveAll("payout_failed", payoutId, Accounts.payout(payoutId), owner);
   }
 
   /** Free-form balanced transfer for the few flows that need it (tests, admin). */

@@ -117,6 +117,14 @@ export class LedgerStore extends SqliteStore {
   }
 
   /**
+   * Moves everything `from` holds to `to`, read and written in one transaction. Idempotent by
+   * (kind, ref): false when that move was already made.
+   */
+  moveAll(kind: string, ref: string, from: string, to: string): boolean {
+    return this.tx(() => this.post(kind, ref, [{ from, to, msat: this.balance(from) }]) !== null);
+  }
+
+  /**
    * Reserves `msat` of `account` for one request, atomically: balance >= msat or nothing happens.
    * The hold id is persisted before the caller dispatches anything.
    */

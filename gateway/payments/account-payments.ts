@@ -135,12 +135,7 @@ export class AccountPayments {
 
   /** Counts the request against the key's 60/min limit. */
   rateLimit(account: AccountRow): void {
-    const wait = this.limiter.take(account.id);
-    if (wait > 0) {
-      throw new PaymentError("rate_limited", `rate limit: 60 requests per minute; retry in ${wait}s`, 429, {
-        retry_after: wait,
-      });
-    }
+    this.limiter.enforce(account.id, "60 requests per minute");
   }
 
   /** The balance a key can spend (its root's, for child keys). */

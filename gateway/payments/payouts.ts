@@ -139,7 +139,11 @@ export class ProviderPayouts {
         Date.now(),
         Date.now(),
       );
-    await this.ledger.reservePayout(nodeId, id, (quote.amountSat + quote.feeReserveSat) * 1000);
+    await this.ledger.reservePayout(
+      Accounts.provider(nodeId),
+      id,
+      (quote.amountSat + quote.feeReserveSat) * 1000,
+    );
     return this.pay(id);
   }
 
@@ -148,11 +152,17 @@ export class ProviderPayouts {
     try {
       const result = await this.wallet.payMeltQuote(row.mint, row.quote);
       if (result.preimage !== null || result.paidSat > 0) {
-        await this.ledger.completePayout(row.node_id, id, row.mint, row.amount * 1000, result.feeSat * 1000);
+        await this.ledger.completePayout(
+          Accounts.provider(row.node_id),
+          id,
+          row.mint,
+          row.amount * 1000,
+          result.feeSat * 1000,
+        );
         this.update(id, { state: "paid", fee: result.feeSat, preimage: result.preimage });
       }
     } catch (err) {
-      await this.ledger.failPayout(row.node_id, id);
+      await this.ledger.failPayout(Accounts.provider(row.node_id), id);
       this.update(id, { state: "failed", error: String((err as Error).message ?? err) });
     }
     return this.get(id)!;
@@ -174,7 +184,7 @@ export class ProviderPayouts {
         const { state, preimage } = await this.wallet.meltState(row.mint, row.quote);
         if (state === "PAID") {
           await this.ledger.completePayout(
-            row.node_id,
+            Accounts.provider(row.node_id),
             row.id,
             row.mint,
             row.amount * 1000,
@@ -182,7 +192,7 @@ export class ProviderPayouts {
           );
           this.update(row.id, { state: "paid", fee: row.fee_reserve, preimage });
         } else if (state === "UNPAID") {
-          await this.ledger.failPayout(row.node_id, row.id);
+          await this.ledger.failPayout(Accounts.provider(row.node_id), row.id);
           this.update(row.id, { state: "failed", error: "not paid before restart" });
         }
       } catch (err) {

@@ -1,3 +1,5 @@
+import { PaymentError } from "./errors.js";
+
 /** Per-key sliding-window rate limit (RouteCat: 60 requests per minute per key). */
 export class RateLimiter {
   private readonly hits = new Map<string, number[]>();
@@ -18,6 +20,16 @@ export class RateLimiter {
     this.hits.set(key, recent);
     if (this.hits.size > 100_000) this.prune(now);
     return 0;
+  }
+
+  /** Counts a request; over the limit, throws 429 `rate_limited` with `retry_after` (`what`: the limit in words). */
+  enforce(key: string, what: string): void {
+    const wait = this.take(key);
+    if (wait > 0) {
+      throw new PaymentError("rate_limited", `rate limit: ${what}; retry in ${wait}s`, 429, {
+        retry_after: wait,
+      });
+    }
   }
 
   private prune(now: number): void {

@@ -55,6 +55,15 @@ export class CashuPayment {
     return { chargedSat: charged, ...(await this.payOutChange(this.amountSat - charged)) };
   }
 
+  /** A fixed fee (market posting and quoting): `feeSat` to the `to` account, the rest back as change. */
+  async chargeFee(feeSat: number, to: string, memo?: string): Promise<SettledPayment> {
+    if (this.ended) throw new Error("payment already ended");
+    this.ended = true;
+    const charged = Math.min(feeSat, this.amountSat);
+    await this.ledger.chargeHold(this.holdId, to, charged * 1000, Accounts.change(this.holdId), memo);
+    return { chargedSat: charged, ...(await this.payOutChange(this.amountSat - charged)) };
+  }
+
   /** Nothing was served: everything comes back. */
   async refund(memo?: string): Promise<SettledPayment> {
     if (this.ended) throw new Error("payment already ended");

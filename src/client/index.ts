@@ -6,6 +6,29 @@
  */
 import * as z from "zod";
 import { AppError } from "../shared/errors.js";
+import {
+  type MarketCollect,
+  MarketCollectSchema,
+  MarketCreatedQuoteSchema,
+  MarketCreatedTaskSchema,
+  type MarketDeliverRequest,
+  type MarketDelivery,
+  MarketDeliverySchema,
+  type MarketMe,
+  MarketMeSchema,
+  type MarketMessage,
+  MarketMessageSchema,
+  MarketMessagesSchema,
+  type MarketQuote,
+  type MarketQuoteRequest,
+  MarketQuoteSchema,
+  type MarketTask,
+  MarketTaskListSchema,
+  type MarketTaskRequest,
+  MarketTaskSchema,
+} from "./market.js";
+
+export * from "./market.js";
 
 export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8402";
 
@@ -121,7 +144,7 @@ export interface ChatAnswer {
 
 export interface GatewayClientOptions {
   baseUrl?: string;
-  /** sent as `Authorization: Bearer …` (an rc_ account key); X-Cashu requests do not need it */
+  /** sent as `Authorization: Bearer …` (an rc_ account key): the identity of market calls; X-Cashu requests do not need it */
   apiKey?: string;
   /** per-request timeout for the short calls (info, models, change) */
   timeoutMs?: number;
@@ -206,18 +229,39 @@ export class GatewayClient {
     );
   }
 
+  /** Whether an account key is configured (the market's identity). */
+  get hasApiKey(): boolean {
+    return this.apiKey !== undefined;
+  }
+
+  /** One JSON call: the answer validated with `schema`, a gateway error as GatewayApiError. */
+  private async call<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    body?: unknown,
+    timeoutMs?: number,
+  ): Promise<z.infer<S>> {
+    const what = `${method} ${path.split("?")[0]}`;
+    const res = await this.request(path, {
+      method,
+      timeoutMs,
+      ...(body === undefined
+        ? {}
+        : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+    });
+    if (!res.ok) throw await this.apiError(res, what);
+    return this.json(res, schema, what);
+  }
+
   /** GET /v1/info: the trusted mints (the first is where to mint) and the money rules. */
-  async info(): Promise<GatewayInfo> {
-    const res = await this.request("/v1/info");
-    if (!res.ok) throw await this.apiError(res, "GET /v1/info");
-    return this.json(res, GatewayInfoSchema, "GET /v1/info");
+  info(): Promise<GatewayInfo> {
+    return this.call("GET", "/v1/info", GatewayInfoSchema);
   }
 
   /** GET /v1/models: models online with their prices. */
   async models(): Promise<GatewayModel[]> {
-    const res = await this.request("/v1/models");
-    if (!res.ok) throw await this.apiError(res, "GET /v1/models");
-    return (await this.json(res, ModelListSchema, "GET /v1/models")).data;
+    return (await this.call("GET", "/v1/models", ModelListSchema)).data;
   }
 
   /**
@@ -296,6 +340,84 @@ export class GatewayClient {
     };
   }
 
+  // ---- the task marketplace (/v1/market): identity is the account key ---------------------------
+  async marketTasks(q: { state?: string; limit?: number; offset?: number } = {}): Promise<MarketTask[]> {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v !== undefined) query.set(k, String(v));
+    const qs = query.size ? `?${query}` : "";
+    return (await this.call("GET", `/v1/market/tasks${qs}`, MarketTaskListSchema)).tasks;
+  }
+
+  /** A task; with an account key also your part of it (quotes, delivery). */
+  marketTask(taskId: string): Promise<MarketTask> {
+    return this.call("GET", taskPath(taskId), MarketTaskSchema);
+  }
+
+  /** Posts a task; the posting fee is paid from the account balance. */
+  marketCreateTask(body: MarketTaskRequest) {
+    return this.call("POST", "/v1/market/tasks", MarketCreatedTaskSchema, body);
+  }
+
+  /** Quotes on a task; the quoting fee is paid from the account balance. */
+  marketQuote(taskId: string, body: MarketQuoteRequest & { price_sats: number }) {
+    return this.call("POST", `${taskPath(taskId)}/quotes`, MarketCreatedQuoteSchema, body);
+  }
+
+  /** Changes your pending quote. */
+  marketEditQuote(taskId: string, quoteId: string, body: MarketQuoteRequest): Promise<MarketQuote> {
+    return this.call("PATCH", quotePath(taskId, quoteId), MarketQuoteSchema, body);
+  }
+
+  /**
+   * Accepts a quote of your task: its price is locked in escrow from your balance. With
+   * `priceSats`, refused when the quote's price is no longer that.
+   */
+  marketAccept(taskId: string, quoteId: string, priceSats?: number): Promise<MarketTask> {
+    return this.call("POST", `${quotePath(taskId, quoteId)}/accept`, MarketTaskSchema, {
+      price_sats: priceSats,
+    });
+  }
+
+  async marketMessages(taskId: string, quoteId: string): Promise<MarketMessage[]> {
+    return (await this.call("GET", `${quotePath(taskId, quoteId)}/messages`, MarketMessagesSchema)).messages;
+  }
+
+  marketSendMessage(taskId: string, quoteId: string, body: string): Promise<MarketMessage> {
+    return this.call("POST", `${quotePath(taskId, quoteId)}/messages`, MarketMessageSchema, { body });
+  }
+
+  /** Uploads the delivery of a task you were hired for. */
+  marketDeliver(taskId: string, body: MarketDeliverRequest): Promise<MarketTask> {
+    return this.call("POST", `${taskPath(taskId)}/deliver`, MarketTaskSchema, body, 120_000);
+  }
+
+  marketDelivery(taskId: string): Promise<MarketDelivery> {
+    return this.call("GET", `${taskPath(taskId)}/delivery`, MarketDeliverySchema, undefined, 120_000);
+  }
+
+  /** confirm: release the escrow to the worker; dispute: stop the automatic release; cancel: close the task. */
+  marketClose(
+    taskId: string,
+    action: "confirm" | "dispute" | "cancel",
+    reason?: string,
+  ): Promise<MarketTask> {
+    return this.call(
+      "POST",
+      `${taskPath(taskId)}/${action}`,
+      MarketTaskSchema,
+      action === "dispute" ? { reason } : {},
+    );
+  }
+
+  /** Pays your balance to a bolt11 invoice through the gateway's mint. */
+  marketCollect(body: { invoice: string; amount_sats?: number }): Promise<MarketCollect> {
+    return this.call("POST", "/v1/market/collect", MarketCollectSchema, body, 120_000);
+  }
+
+  marketMe(): Promise<MarketMe> {
+    return this.call("GET", "/v1/market/me", MarketMeSchema);
+  }
+
   /** GET /v1/cashu/change/:id: change of a request whose answer was lost; null when none is stored. */
   async change(requestId: string): Promise<{ token: string; changeSats: number } | null> {
     const res = await this.request(`/v1/cashu/change/${encodeURIComponent(requestId)}`);
@@ -308,6 +430,10 @@ export class GatewayClient {
     return { token: body.token, changeSats: body.change_sats };
   }
 }
+
+const taskPath = (taskId: string) => `/v1/market/tasks/${encodeURIComponent(taskId)}`;
+const quotePath = (taskId: string, quoteId: string) =>
+  `${taskPath(taskId)}/quotes/${encodeURIComponent(quoteId)}`;
 
 function isNetworkError(err: unknown): boolean {
   const e = err as { name?: string };

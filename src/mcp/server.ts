@@ -26,6 +26,7 @@ export function instructions(deps: Pick<ToolDeps, "wallet">): string {
     "- `chat` sends one prompt and pays for it with a few sats; unused sats come back as change, and the result says what it cost.",
     "- When the wallet is empty: `topup` gives a Lightning invoice (text and QR image) for the user to pay, then `topup_status` with wait: true claims the ecash. `receive` takes a cashu token someone gave you.",
     "- `send` (a cashu token) and `withdraw` (a Lightning invoice or address) move money out of the wallet: use them only when the user asked for it.",
+    "- The AI-for-hire marketplace (`market_*`) acts for the user's gateway account (its key, OWLRUN_GATEWAY_API_KEY): `market_list`/`market_get` to browse, `market_create` to post a task, `market_quote` to offer work, `market_accept` to hire (locks the price in escrow), `market_message` to talk, `market_deliver` the result, `market_confirm` to release the escrow (or dispute/cancel), `market_collect` to take earnings out over Lightning, `market_me` for the account.",
     `Spending limits: up to ${perCallSat} sats per call without confirmation (above that the user is asked to confirm, or the call is refused), at most ${perDaySat} sats a day.`,
   ].join("\n");
 }

@@ -122,7 +122,11 @@ export class LocalWallet {
     return { overPerCall: amountSat > this.limits.perCallSat };
   }
 
-  private recordSpend(kind: string, amountSat: number): void {
+  /**
+   * Counts a spend against the daily limit. The wallet records its own; tools record money they
+   * spend from elsewhere (the gateway account: market escrow and collects).
+   */
+  recordSpend(kind: string, amountSat: number): void {
     if (amountSat === 0) return;
     this.store.sql
       .prepare("INSERT INTO spends (id, kind, amount, day, created_at) VALUES (?, ?, ?, ?, ?)")

@@ -335,7 +335,8 @@ describe("resilience", () => {
       expect(w).toBeLessThanOrEqual(step + 0.05);
     });
     await fake.start(); // same port
-    await fake.until(() => fake.connected, 5000);
+    // Both ends: the gateway sees the socket before the node's open handler has run.
+    await fake.until(() => fake.connected && node.connected, 5000);
     expect(fake.registrations).toHaveLength(2);
     expect(fake.connections).toBe(2);
     expect(node.stats.reconnects).toBe(1);
