@@ -20,6 +20,7 @@ import type { Oracle } from "../oracle/index.js";
 import type { AccountPayments } from "../payments/account-payments.js";
 import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
+import { type MeltOutcome, payReservedMelt, resolveReservedMelt } from "../payments/melt-payout.js";
 import { RateLimiter } from "../payments/ratelimit.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { CashuPayments } from "../payments/xcashu.js";
@@ -586,45 +587,28 @@ export class Market {
   }
 
   private async payCollection(c: CollectionRow): Promise<void> {
-    const owner = Accounts.user(c.account_id);
-    try {
-      const r = await this.deps.wallet.payMeltQuote(c.mint, c.quote);
-      if (r.preimage === null && r.paidSat === 0) return; // still in flight: the sweeper asks the mint later
-      await this.deps.ledger.completePayout(owner, c.id, c.mint, c.amount * 1000, r.feeSat * 1000);
-      this.store.finishCollection(c.id, "paid", { fee: r.feeSat, preimage: r.preimage });
-    } catch (err) {
-      // No answer from the mint: the payment may have gone out; the sweeper asks the mint later.
-      if (err instanceof EcashError && err.type === "mint_unavailable") {
-        this.deps.log.warn("collect outcome unknown; will ask the mint", { id: c.id, err: err.message });
-        return;
-      }
-      await this.deps.ledger.failPayout(owner, c.id);
-      this.store.finishCollection(c.id, "failed", { error: errorMessage(err) });
-    }
+    const outcome = await payReservedMelt(this.deps.wallet, this.deps.ledger, Accounts.user(c.account_id), c);
+    if (outcome.state === "open")
+      this.deps.log.warn("collect outcome unknown; will ask the mint", { id: c.id });
+    this.recordCollection(c.id, outcome);
   }
 
-  /** A collect left paying: PAID completes it (the fee reserve counts as spent), UNPAID reverts it. */
+  /** A collect left paying: the mint says whether it was paid (see melt-payout.ts). */
   private async resolveCollection(c: CollectionRow): Promise<boolean> {
-    const owner = Accounts.user(c.account_id);
-    let state: string;
-    let preimage: string | null;
-    try {
-      ({ state, preimage } = await this.deps.wallet.meltState(c.mint, c.quote));
-    } catch (err) {
-      this.deps.log.warn("could not ask the mint about a collect; will retry", {
-        id: c.id,
-        err: errorMessage(err),
-      });
-      return false;
-    }
-    if (state === "PAID") {
-      await this.deps.ledger.completePayout(owner, c.id, c.mint, c.amount * 1000, c.fee_reserve * 1000);
-      return this.store.finishCollection(c.id, "paid", { fee: c.fee_reserve, preimage });
-    }
-    if (state === "UNPAID") {
-      await this.deps.ledger.failPayout(owner, c.id);
-      return this.store.finishCollection(c.id, "failed", { error: "the mint did not pay the invoice" });
-    }
+    const outcome = await resolveReservedMelt(
+      this.deps.wallet,
+      this.deps.ledger,
+      Accounts.user(c.account_id),
+      c,
+    );
+    return this.recordCollection(c.id, outcome);
+  }
+
+  private recordCollection(id: string, outcome: MeltOutcome): boolean {
+    if (outcome.state === "paid")
+      return this.store.finishCollection(id, "paid", { fee: outcome.feeSat, preimage: outcome.preimage });
+    if (outcome.state === "failed")
+      return this.store.finishCollection(id, "failed", { error: outcome.error });
     return false;
   }
 

@@ -10,6 +10,7 @@ import type { EcashWallet } from "../../src/shared/ecash/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { invoiceForLightningAddress, type ResolveOptions } from "../../src/shared/lnurl.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
+import { type MeltOutcome, payReservedMelt, resolveReservedMelt } from "./melt-payout.js";
 
 export const DEFAULT_PAYOUT_THRESHOLD_SAT = 1000;
 
@@ -51,6 +52,8 @@ export interface PayoutOptions {
 export class ProviderPayouts {
   private readonly db: Db;
   private running = false;
+  /** payouts this process is paying right now (the open-payout check leaves them alone) */
+  private readonly inflight = new Set<string>();
 
   constructor(
     path: string,
@@ -88,6 +91,7 @@ export class ProviderPayouts {
     this.running = true;
     try {
       const done: PayoutRow[] = [];
+      await this.resolveOpen();
       const { balances } = await this.ledger.audit();
       for (const [account, msat] of balances) {
         if (!account.startsWith("provider:") || msat < this.thresholdSat * 1000) continue;
@@ -149,55 +153,45 @@ export class ProviderPayouts {
 
   private async pay(id: string): Promise<PayoutRow> {
     const row = this.get(id)!;
+    this.inflight.add(id);
     try {
-      const result = await this.wallet.payMeltQuote(row.mint, row.quote);
-      if (result.preimage !== null || result.paidSat > 0) {
-        await this.ledger.completePayout(
-          Accounts.provider(row.node_id),
-          id,
-          row.mint,
-          row.amount * 1000,
-          result.feeSat * 1000,
-        );
-        this.update(id, { state: "paid", fee: result.feeSat, preimage: result.preimage });
-      }
-    } catch (err) {
-      await this.ledger.failPayout(Accounts.provider(row.node_id), id);
-      this.update(id, { state: "failed", error: String((err as Error).message ?? err) });
+      this.record(id, await payReservedMelt(this.wallet, this.ledger, Accounts.provider(row.node_id), row));
+    } finally {
+      this.inflight.delete(id);
     }
     return this.get(id)!;
+  }
+
+  /** Writes how a payment ended; an open one stays "paying" until the mint is asked again. */
+  private record(id: string, outcome: MeltOutcome): void {
+    if (outcome.state === "paid")
+      this.update(id, { state: "paid", fee: outcome.feeSat, preimage: outcome.preimage });
+    else if (outcome.state === "failed") this.update(id, { state: "failed", error: outcome.error });
+  }
+
+  /** Payouts left "paying" (a lost answer, a PENDING melt, a restart) are settled by asking the mint. */
+  private async resolveOpen(): Promise<void> {
+    const open = this.db.prepare("SELECT * FROM payouts WHERE state = 'paying'").all() as PayoutRow[];
+    for (const row of open) {
+      if (this.inflight.has(row.id)) continue;
+      const outcome = await resolveReservedMelt(
+        this.wallet,
+        this.ledger,
+        Accounts.provider(row.node_id),
+        row,
+      );
+      if (outcome.state === "open")
+        this.opts.log.warn("payout still open; will ask the mint again", { id: row.id });
+      this.record(row.id, outcome);
+    }
   }
 
   get(id: string): PayoutRow | undefined {
     return this.db.prepare("SELECT * FROM payouts WHERE id = ?").get(id) as PayoutRow | undefined;
   }
 
-  /**
-   * After a restart: payouts still "paying" are asked about at the mint. PAID completes them
-   * (the fee reserve counts as spent: the melt's change, if any, was restored into the pool by the
-   * wallet's own recovery), UNPAID reverts them, PENDING waits for the next run.
-   */
+  /** After a restart: payouts still "paying" are settled by asking the mint (see resolveOpen). */
   async recover(): Promise<void> {
-    const open = this.db.prepare("SELECT * FROM payouts WHERE state = 'paying'").all() as PayoutRow[];
-    for (const row of open) {
-      try {
-        const { state, preimage } = await this.wallet.meltState(row.mint, row.quote);
-        if (state === "PAID") {
-          await this.ledger.completePayout(
-            Accounts.provider(row.node_id),
-            row.id,
-            row.mint,
-            row.amount * 1000,
-            row.fee_reserve * 1000,
-          );
-          this.update(row.id, { state: "paid", fee: row.fee_reserve, preimage });
-        } else if (state === "UNPAID") {
-          await this.ledger.failPayout(Accounts.provider(row.node_id), row.id);
-          this.update(row.id, { state: "failed", error: "not paid before restart" });
-        }
-      } catch (err) {
-        this.opts.log.warn("could not check a payout; will retry", { id: row.id, err: String(err) });
-      }
-    }
+    await this.resolveOpen();
   }
 }

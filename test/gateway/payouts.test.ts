@@ -10,6 +10,7 @@ import { GatewayWallet } from "../../gateway/payments/wallet.js";
 import { silentLogger } from "../../src/shared/index.js";
 import "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { startFlakyProxy } from "../support/flaky-proxy.js";
 import { type LnurlServer, startLnurlServer } from "../support/lnurl-server.js";
 
 let mint: CliProcess;
@@ -60,5 +61,51 @@ describe("provider payouts", () => {
     payouts.close();
     await wallet.close();
     await ledger.close();
+  });
+
+  it("a melt whose answer is lost stays open until the mint says it was paid: never paid twice", async () => {
+    const dir = tempDir();
+    const proxy = await startFlakyProxy(mint.url);
+    const ledger = Ledger.open(dir);
+    const wallet = await GatewayWallet.open(dir, [proxy.url], silentLogger);
+    const q = await wallet.createMintQuote(proxy.url, 3000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await wallet.mintPaid(proxy.url, q.quote, 3000)).toBe(true);
+    await ledger.transfer("test", "fund", [
+      { from: Accounts.ecash(proxy.url), to: Accounts.provider("n3"), msat: 1_200_000 },
+      { from: Accounts.ecash(proxy.url), to: Accounts.fees, msat: 1_800_000 },
+    ]);
+    const payouts = new ProviderPayouts(`${dir}/payouts.sqlite`, ledger, wallet, {
+      addressOf: (node) => lnurl.address(node),
+      mint: () => proxy.url,
+      lnurl: { allowLoopbackHttp: true },
+      log: silentLogger,
+    });
+    const invoicesBefore = lnurl.requests.length;
+
+    // The mint pays the invoice, but its answer never reaches the gateway: the gateway asks the
+    // mint about the quote instead of giving the money back (which would pay the provider twice).
+    proxy.dropAnswers.set("/v1/melt/bolt11", 1);
+    const [first] = await payouts.runOnce();
+    expect(proxy.dropAnswers.get("/v1/melt/bolt11")).toBe(0);
+    expect(first!.state).toBe("paid");
+    expect(first!.preimage).toMatch(/^[0-9a-f]{64}$/);
+    expect(await ledger.balance(Accounts.provider("n3"))).toBe((1200 - first!.amount - first!.fee!) * 1000);
+    // Nothing is owed any more: the next run pays nothing, and one invoice was ever asked for.
+    expect(await payouts.runOnce()).toEqual([]);
+    expect(payouts.history("n3")).toHaveLength(1);
+    expect(lnurl.requests.length - invoicesBefore).toBe(1);
+
+    const audit = await ledger.audit();
+    expect(audit.imbalanceMsat).toBe(0);
+    // The wallet learns what became of the melt's inputs at its next recovery (as after a restart).
+    // With the answer lost, the books count the whole fee reserve as spent; the melt's change
+    // (reserve minus the fee the fake node charged, 1 sat) comes back to the wallet on top.
+    await wallet.recover();
+    expect(wallet.balance(proxy.url) * 1000 - audit.ecashMsat).toBe((first!.fee! - 1) * 1000);
+    payouts.close();
+    await wallet.close();
+    await ledger.close();
+    await proxy.close();
   });
 });
