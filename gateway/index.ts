@@ -281,6 +281,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.use(
     publicRouter({
       dispatcher: routing.dispatcher,
+      ledger,
       prices,
       oracle,
       wallet,

@@ -12,6 +12,8 @@ import { PaymentError } from "../payments/errors.js";
 import { createdJson, okJson, type RouteGroup } from "../../src/shared/discovery/index.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
 import { claimOp } from "../payments/claims.js";
+import { collectChange } from "../payments/recovery.js";
+import { UUID } from "./schemas.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import { ApiError, ErrorBodySchema, parseWith } from "./errors.js";
 
@@ -59,6 +61,14 @@ export const SessionResponseSchema = z.object({
 export const WithdrawResponseSchema = BalanceResponseSchema.extend({
   token: z.string().meta({ description: "cashuB… token of the withdrawn sats" }),
   amount_sats: SatCount,
+  withdrawal_id: z.string().meta({ description: "send it as X-Owlrun-Request-Id to fetch this token again" }),
+});
+/** A withdrawal's id, chosen by the client so a lost answer can be fetched again (same token). */
+export const WithdrawalIdHeader = z.object({
+  "X-Owlrun-Request-Id": z.string().optional().meta({
+    description:
+      "a UUID naming this withdrawal: sending it again answers the same token, never a second withdrawal",
+  }),
 });
 export const ChildKeyResponseSchema = z.object({
   api_key: z.string(),
@@ -97,6 +107,40 @@ export async function authenticateRequest(accounts: AccountPayments, req: Reques
   const key = bearerKey(req);
   if (!key) throw new PaymentError("invalid_key", "missing Authorization: Bearer <key>", 401);
   return accounts.authenticate(key);
+}
+
+/**
+ * Pays `account`'s money out as a cashu token, crash-safe and retryable: the debit and the debt
+ * of a token are one ledger write under the withdrawal id (`X-Owlrun-Request-Id`, else a new
+ * UUID); the token is then made and stored under that id. Sending the same id again answers the
+ * same token (made now if a crash or a dead mint stopped it), never a second withdrawal.
+ */
+export async function withdrawAsEcash(
+  deps: { ledger: Ledger; wallet: GatewayWallet },
+  req: Request,
+  account: string,
+  amountSat: () => Promise<number>,
+): Promise<{ token: string; amount_sats: number; withdrawal_id: string }> {
+  const given = req.get("x-owlrun-request-id")?.toLowerCase();
+  if (given !== undefined && !UUID.test(given))
+    throw new ApiError(400, "invalid_request", "X-Owlrun-Request-Id must be a UUID");
+  const id = given ?? randomUUID();
+  const earlier = await deps.ledger.getHold(id);
+  if (earlier && (earlier.kind !== "withdraw" || earlier.memo !== account))
+    throw new ApiError(409, "conflict", "that X-Owlrun-Request-Id is already used by another request");
+  if (!earlier) {
+    const mint = deps.wallet.trustedMints[0]!;
+    await deps.ledger.withdrawAsChange(id, account, (await amountSat()) * 1000, mint);
+  }
+  const made = await collectChange(deps.ledger, deps.wallet, id).catch(() => undefined);
+  if (!made)
+    throw new ApiError(
+      503,
+      "mint_unavailable",
+      `the token could not be made now; your withdrawal is kept: retry with X-Owlrun-Request-Id: ${id}`,
+      { "Retry-After": "5", "X-Owlrun-Request-Id": id },
+    );
+  return { token: made.token, amount_sats: made.amount, withdrawal_id: id };
 }
 
 export interface AccountDeps {
@@ -163,26 +207,18 @@ export function accountRouter(deps: AccountDeps): Router {
         "child keys spend within their caps; only the parent key withdraws",
       );
     const body = parseWith(WithdrawRequestSchema, req.body ?? {});
-    const balance = await deps.accounts.balanceSat(account);
-    const amount = body.amount_sats ?? balance;
-    if (amount <= 0 || amount > balance) {
-      throw new PaymentError(
-        "insufficient_balance",
-        `cannot withdraw ${amount} sats: balance is ${balance}`,
-        402,
-      );
-    }
-    const mint = deps.wallet.trustedMints[0]!;
-    const ref = randomUUID();
-    // Debit first (refuses overdraft atomically), then make the token; give it back if that fails.
-    await deps.ledger.withdraw(Accounts.user(account.id), amount * 1000, mint, ref);
-    try {
-      const token = await deps.wallet.pay(mint, amount, "B");
-      res.json({ token, amount_sats: amount, ...(await balanceBody(account)) });
-    } catch (err) {
-      await deps.ledger.deposit(Accounts.user(account.id), amount * 1000, mint, `withdraw-undo:${ref}`);
-      throw err;
-    }
+    const out = await withdrawAsEcash(deps, req, Accounts.user(account.id), async () => {
+      const balance = await deps.accounts.balanceSat(account);
+      const amount = body.amount_sats ?? balance;
+      if (amount <= 0 || amount > balance)
+        throw new PaymentError(
+          "insufficient_balance",
+          `cannot withdraw ${amount} sats: balance is ${balance}`,
+          402,
+        );
+      return amount;
+    });
+    res.json({ ...out, ...(await balanceBody(account)) });
   });
 
   /** Child keys for agents: they spend this key's balance, never past their own caps. */
@@ -292,9 +328,16 @@ export const accountRoutes: RouteGroup = {
       path: "/v1/balance/withdraw",
       summary: "Withdraw the balance (or amount_sats of it) as a cashu token",
       security: ["bearer"],
+      headers: WithdrawalIdHeader,
       body: WithdrawRequestSchema,
       responses: okJson("the token", WithdrawResponseSchema),
-      errors: { ...authErrors, 402: "insufficient balance", 403: "child keys cannot withdraw" },
+      errors: {
+        ...authErrors,
+        402: "insufficient balance",
+        403: "child keys cannot withdraw",
+        409: "the id names another request",
+        503: "the mint is down: the withdrawal is kept, retry with the same id",
+      },
     },
     {
       method: "post",

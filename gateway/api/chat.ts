@@ -38,10 +38,10 @@ import {
   PaymentRequestHeaders,
   PaymentRequiredHeaders,
   PaymentResponseHeaders,
+  UUID,
 } from "./schemas.js";
 
 export const DEFAULT_MAX_TOKENS = 1024;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ChatDeps {
   jobs: JobLog;

@@ -3,7 +3,6 @@
  * balance as an ecash token (RouteCat's withdraw-ecash). Also computes what `heartbeat_ack` tells a
  * node about its money.
  */
-import { randomUUID } from "node:crypto";
 import { type Request, Router } from "express";
 import bolt11 from "bolt11";
 import * as z from "zod";
@@ -13,6 +12,7 @@ import type { Oracle } from "../oracle/index.js";
 import type { ProviderPayouts } from "../payments/payouts.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { Routing } from "../routing/index.js";
+import { WithdrawalIdHeader, withdrawAsEcash } from "./accounts.js";
 import { ApiError, ErrorBodySchema } from "./errors.js";
 
 export interface ProviderDeps {
@@ -77,7 +77,11 @@ export const EarningsResponseSchema = z.looseObject({
     }),
   ),
 });
-export const WithdrawEcashResponseSchema = z.object({ token: z.string(), amount_sats: z.number().int() });
+export const WithdrawEcashResponseSchema = z.object({
+  token: z.string(),
+  amount_sats: z.number().int(),
+  withdrawal_id: z.string().meta({ description: "send it as X-Owlrun-Request-Id to fetch this token again" }),
+});
 
 export const providerApiRoutes: RouteGroup = {
   name: "providers",
@@ -97,6 +101,7 @@ export const providerApiRoutes: RouteGroup = {
       path: "/v1/provider/withdraw-ecash",
       summary: "The node's whole balance as a cashu token (RouteCat's withdraw-ecash)",
       security: ["provider"],
+      headers: WithdrawalIdHeader,
       responses: { 200: { description: "the token", schema: WithdrawEcashResponseSchema } },
       errors: { 401: "missing or unknown provider key", 402: "nothing to withdraw yet" },
     },
@@ -137,23 +142,13 @@ export function providerRouter(deps: ProviderDeps): Router {
   });
 
   r.post("/v1/provider/withdraw-ecash", async (req, res) => {
-    const nodeId = node(req);
-    const sats = Math.floor((await deps.ledger.balance(Accounts.provider(nodeId))) / 1000);
-    if (sats < 1) throw new ApiError(402, "insufficient_balance", "nothing to withdraw yet");
-    const mint = deps.wallet.trustedMints[0]!;
-    const ref = randomUUID();
-    await deps.ledger.transfer("provider_withdraw_ecash", ref, [
-      { from: Accounts.provider(nodeId), to: Accounts.ecash(mint), msat: sats * 1000 },
-    ]);
-    try {
-      const token = await deps.wallet.pay(mint, sats, "B");
-      res.json({ token, amount_sats: sats });
-    } catch (err) {
-      await deps.ledger.transfer("provider_withdraw_undo", ref, [
-        { from: Accounts.ecash(mint), to: Accounts.provider(nodeId), msat: sats * 1000 },
-      ]);
-      throw err;
-    }
+    const account = Accounts.provider(node(req));
+    const out = await withdrawAsEcash(deps, req, account, async () => {
+      const sats = Math.floor((await deps.ledger.balance(account)) / 1000);
+      if (sats < 1) throw new ApiError(402, "insufficient_balance", "nothing to withdraw yet");
+      return sats;
+    });
+    res.json(out);
   });
   return r;
 }

@@ -10,9 +10,13 @@ import type { GatewayWallet } from "../payments/wallet.js";
 import type { Dispatcher } from "../routing/types.js";
 import { ApiError, ErrorBodySchema } from "./errors.js";
 import type { JobLog } from "./joblog.js";
+import type { Ledger } from "../ledger/index.js";
+import { collectChange } from "../payments/recovery.js";
+import { UUID } from "./schemas.js";
 
 export interface PublicDeps {
   dispatcher: Dispatcher;
+  ledger: Ledger;
   prices: PriceTable;
   oracle: Oracle;
   wallet: GatewayWallet;
@@ -204,10 +208,11 @@ export function publicRouter(deps: PublicDeps): Router {
   });
 
   /** Change of an X-Cashu request, for a client that went away mid-stream. */
-  r.get("/v1/cashu/change/:id", (req: Request, res: Response) => {
-    const id = String(req.params.id ?? "");
-    if (!/^[0-9a-f-]{36}$/.test(id)) throw new ApiError(400, "invalid_request", "change ids are UUIDs");
-    const change = deps.wallet.change(id);
+  r.get("/v1/cashu/change/:id", async (req: Request, res: Response) => {
+    const id = String(req.params.id ?? "").toLowerCase();
+    if (!UUID.test(id)) throw new ApiError(400, "invalid_request", "change ids are UUIDs");
+    // Change still owed (the mint was down when the request ended) is made now.
+    const change = await collectChange(deps.ledger, deps.wallet, id);
     if (!change) throw new ApiError(404, "not_found", "no change is stored under that id");
     res.json({ type: "cashu_change", token: change.token, change_sats: change.amount });
   });

@@ -4,6 +4,9 @@
  */
 import * as z from "zod";
 
+/** Request ids (X-Owlrun-Request-Id, change and withdrawal ids) are UUIDs. */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const RoutingPreferencesSchema = z.object({
   order: z.array(z.string().max(200)).max(50).optional(),
   only: z.array(z.string().max(200)).max(50).optional(),

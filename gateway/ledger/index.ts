@@ -104,6 +104,15 @@ export class Ledger {
     return this.store.credited(Accounts.provider(nodeId), sinceMs);
   }
 
+  /**
+   * A withdrawal as ecash: the amount leaves `account` and is owed as change under `ref` until the
+   * token is made and stored (`payOutChange`); a crash in between leaves it owed, and the restart
+   * (or the next fetch of the withdrawal) makes the token. Format B at `mintUrl`.
+   */
+  async withdrawAsChange(ref: string, account: string, msat: number, mintUrl: string): Promise<void> {
+    this.store.withdrawAsChange(ref, account, `xcashu:B:${mintUrl}`, msat, account);
+  }
+
   async getHold(holdId: string): Promise<HoldRow | undefined> {
     return this.store.getHold(holdId);
   }

@@ -161,6 +161,22 @@ export class LedgerStore extends SqliteStore {
     });
   }
 
+  /**
+   * Takes `msat` off `account` (never into overdraft) and owes it as change under `ref`, recorded
+   * as an ended hold owned like an X-Cashu one (`owner`), so a restart pays it out as a token.
+   * `payer` is kept in the memo so only that account may fetch the withdrawal again.
+   */
+  withdrawAsChange(ref: string, account: string, owner: string, msat: number, payer: string): void {
+    this.tx(() => {
+      const have = this.balance(account);
+      if (have < msat) throw new InsufficientBalanceError(account, have, msat);
+      this.prepared(
+        "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'settled', 'withdraw', ?, ?, ?)",
+      ).run(ref, owner, msat, now(), now(), payer);
+      this.post("withdraw", ref, [{ from: account, to: Accounts.change(ref), msat }]);
+    });
+  }
+
   getHold(holdId: string): HoldRow | undefined {
     return this.prepared("SELECT * FROM holds WHERE id = ?").get(holdId) as HoldRow | undefined;
   }

@@ -118,3 +118,32 @@ export async function creditRestoredClaims(
   if (n) log.warn("credited tokens claimed before a crash", { count: n });
   return n;
 }
+
+const collecting = new Map<string, Promise<{ amount: number; token: string } | undefined>>();
+
+/**
+ * The change stored under `id` (an X-Cashu request or an ecash withdrawal), made now when the
+ * ledger still owes it (the mint was down, or a crash came between the debit and the token).
+ * One call per id at a time, so a token is never made twice.
+ */
+export function collectChange(
+  ledger: Ledger,
+  wallet: GatewayWallet,
+  id: string,
+): Promise<{ amount: number; token: string } | undefined> {
+  const stored = wallet.change(id);
+  if (stored) return Promise.resolve(stored);
+  let running = collecting.get(id);
+  if (!running) {
+    running = (async () => {
+      const owedSat = Math.floor((await ledger.balance(Accounts.change(id))) / 1000);
+      const hold = owedSat > 0 ? await ledger.getHold(id) : undefined;
+      const owner = hold && parseCashuOwner(hold.account);
+      if (!owner) return wallet.change(id);
+      const token = await payOutChange(ledger, wallet, id, owner.mint, owedSat, owner.format);
+      return { amount: owedSat, token };
+    })().finally(() => collecting.delete(id));
+    collecting.set(id, running);
+  }
+  return running;
+}

@@ -3,6 +3,7 @@
  * child process with a protocol-exact provider: free tier, 402, top-up, rate limit, withdraw.
  */
 import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
+import { randomUUID } from "node:crypto";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
@@ -145,6 +146,38 @@ describe("Routstr-style keys", () => {
     expect(balance_sats).toBe(30);
     expect((await chat(api_key)).status).toBe(200);
     expect(((await (await api("/v1/balance", api_key)).json()) as any).balance_sats).toBe(28);
+  });
+
+  it("a withdrawal named by X-Owlrun-Request-Id answers the same token when retried, never pays twice", async () => {
+    const session = async () => {
+      const r = (await (
+        await api("/v1/balance/create", undefined, { token: await token(40) })
+      ).json()) as any;
+      return r.api_key as string;
+    };
+    const [key, other] = [await session(), await session()];
+    const id = randomUUID();
+    const withdraw = (k: string, amount_sats: number) =>
+      fetch(`${gw.url}/v1/balance/withdraw`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${k}`,
+          "x-owlrun-request-id": id,
+        },
+        body: JSON.stringify({ amount_sats }),
+      });
+    const first = (await (await withdraw(key, 15)).json()) as any;
+    expect(first).toMatchObject({ amount_sats: 15, withdrawal_id: id, balance_sats: 25 });
+    // The answer was lost, say: the retry gets the same token and the balance moves once.
+    const again = (await (await withdraw(key, 15)).json()) as any;
+    expect(again).toMatchObject({ token: first.token, amount_sats: 15, balance_sats: 25 });
+    // Another key cannot take over that id.
+    const stolen = await withdraw(other, 5);
+    expect(stolen.status).toBe(409);
+    expect(((await (await api("/v1/balance", other)).json()) as any).balance_sats).toBe(40);
+    const redeemed = await wallet.receive(first.token);
+    expect(sumAmounts(redeemed)).toBe(15);
   });
 });
 
