@@ -196,7 +196,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     let n = 0;
     for (const hold of await ledger.activeHolds()) {
       if (live.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
-      if (await refundHold(hold, ledger, wallet, log, "stale hold refunded by the sweeper")) n++;
+      if (!(await refundHold(hold, ledger, wallet, log, "stale hold refunded by the sweeper"))) continue;
+      oneShots.releaseRefunded(hold);
+      n++;
     }
     if (n) log.warn("refunded stale holds", { count: n });
     return n;

@@ -79,6 +79,15 @@ export class OneShotStore extends SqliteStore {
     );
   }
 
+  /**
+   * A refunded hold (the sweeper's, or a restart's) of a one-shot credential: nothing was served,
+   * so the credential may be presented again. Holds of other kinds are not ours: false.
+   */
+  releaseRefunded(hold: { kind: string; account: string }): boolean {
+    if (hold.kind !== "l402" && hold.kind !== "bsv") return false;
+    return this.move(hold.account.replace(/^user:/, ""), "in_use", "paid");
+  }
+
   /** After a restart no request is being served: in_use credentials become presentable again. */
   releaseInUse(): number {
     return this.db.prepare("UPDATE oneshot SET state = 'paid' WHERE state = 'in_use'").run().changes;
