@@ -11,7 +11,6 @@ import { createHash } from "node:crypto";
 import { type Request, Router } from "express";
 import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
-import type { AccountPayments } from "../payments/account-payments.js";
 import { PaymentError } from "../payments/errors.js";
 import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
 import type { OneShotStore } from "../payments/oneshot.js";
@@ -23,9 +22,8 @@ import {
   statementCsv,
 } from "../payments/statement.js";
 import { createdJson, okJson, type RouteGroup } from "../../src/shared/discovery/index.js";
-import type { GatewayWallet } from "../payments/wallet.js";
 import type { Oracle } from "../oracle/index.js";
-import { authenticateRequest, bearerKey } from "./accounts.js";
+import { type AccountDeps, authenticateRequest, bearerKey } from "./accounts.js";
 import { estimateRequest, type Kind, parseBody } from "./chat.js";
 import { ChatCompletionRequestSchema, CompletionRequestSchema } from "./schemas.js";
 import { ErrorBodySchema, parseWith } from "./errors.js";
@@ -60,10 +58,7 @@ export const TopupClaimResponseSchema = z.object({
   balance_sats: z.number().int().nonnegative(),
 });
 
-export interface PayDeps {
-  accounts: AccountPayments;
-  ledger: Ledger;
-  wallet: GatewayWallet;
+export interface PayDeps extends AccountDeps {
   store: OneShotStore;
   prices: PriceTable;
   oracle: Oracle;

@@ -18,6 +18,7 @@ import { RateLimiter } from "./ratelimit.js";
 import { EcashError, inspectToken } from "../../src/shared/ecash/index.js";
 import { claimOp } from "./claims.js";
 import type { GatewayWallet } from "./wallet.js";
+import { EndsOnce } from "./once.js";
 import type { SettledPayment } from "./xcashu.js";
 
 /** What the chat route needs from any way of paying. */
@@ -38,8 +39,7 @@ export interface RequestPayment {
   refund(memo?: string): Promise<SettledPayment>;
 }
 
-export class AccountPayment implements RequestPayment {
-  private ended = false;
+export class AccountPayment extends EndsOnce implements RequestPayment {
   readonly method = "account";
 
   constructor(
@@ -53,7 +53,9 @@ export class AccountPayment implements RequestPayment {
     private readonly ledger: Ledger,
     private readonly accounts: AccountStore,
     readonly discountPct = 0,
-  ) {}
+  ) {
+    super();
+  }
 
   get receiptFields() {
     return { account_id: this.account.id, ...(this.discountPct ? { discount_pct: this.discountPct } : {}) };
@@ -65,8 +67,7 @@ export class AccountPayment implements RequestPayment {
     providerSharePct: number,
     memo?: string,
   ): Promise<SettledPayment> {
-    if (this.ended) throw new Error("payment already ended");
-    this.ended = true;
+    this.end();
     const user = Accounts.user(this.payer.id);
     if (chargedSat <= 0) {
       await this.ledger.releaseHold(this.holdId, user, memo);

@@ -13,6 +13,7 @@ import { Accounts, type Ledger } from "../ledger/index.js";
 import type { RequestPayment } from "./account-payments.js";
 import { PaymentError } from "./errors.js";
 import type { SettledPayment } from "./xcashu.js";
+import { EndsOnce } from "./once.js";
 
 export type OneShotKind = "l402" | "bsv";
 export type OneShotState = "pending" | "paid" | "in_use" | "spent";
@@ -126,9 +127,7 @@ export class OneShotStore extends SqliteStore {
 export const oneShotAccount = (id: string) => Accounts.user(id);
 
 /** One request paid by a one-shot credential: holds the whole amount, charges all of it once served. */
-export class OneShotPayment implements RequestPayment {
-  private ended = false;
-
+export class OneShotPayment extends EndsOnce implements RequestPayment {
   constructor(
     readonly holdId: string,
     readonly row: OneShotRow,
@@ -136,7 +135,9 @@ export class OneShotPayment implements RequestPayment {
     readonly receiptFields: Record<string, unknown>,
     private readonly ledger: Ledger,
     private readonly store: OneShotStore,
-  ) {}
+  ) {
+    super();
+  }
 
   async settle(
     chargedSat: number,
@@ -163,11 +164,6 @@ export class OneShotPayment implements RequestPayment {
     await this.ledger.releaseHold(this.holdId, oneShotAccount(this.row.id), memo);
     this.store.move(this.row.id, "in_use", "paid");
     return { chargedSat: 0, changeSat: 0 };
-  }
-
-  private end() {
-    if (this.ended) throw new Error("payment already ended");
-    this.ended = true;
   }
 }
 

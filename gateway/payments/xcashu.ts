@@ -11,6 +11,7 @@ import { PaymentError } from "./errors.js";
 import { inspectToken, type TokenFormat, type TokenInfo } from "../../src/shared/ecash/index.js";
 import { claimOp } from "./claims.js";
 import type { GatewayWallet } from "./wallet.js";
+import { EndsOnce } from "./once.js";
 
 export interface SettledPayment {
   chargedSat: number;
@@ -19,8 +20,7 @@ export interface SettledPayment {
   changeToken?: string;
 }
 
-export class CashuPayment {
-  private ended = false;
+export class CashuPayment extends EndsOnce {
   readonly method = "xcashu";
 
   constructor(
@@ -30,7 +30,9 @@ export class CashuPayment {
     private readonly ledger: Ledger,
     private readonly wallet: GatewayWallet,
     private readonly log: Logger,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Charges `chargedSat` (capped at what was paid) for `nodeId`'s work and returns the change. */
   async settle(
@@ -39,8 +41,7 @@ export class CashuPayment {
     providerSharePct: number,
     memo?: string,
   ): Promise<SettledPayment> {
-    if (this.ended) throw new Error("payment already ended");
-    this.ended = true;
+    this.end();
     const charged = Math.min(chargedSat, this.amountSat);
     if (charged > 0) {
       await this.ledger.settleJob(
@@ -57,8 +58,7 @@ export class CashuPayment {
 
   /** A fixed fee (market posting and quoting): `feeSat` to the `to` account, the rest back as change. */
   async chargeFee(feeSat: number, to: string, memo?: string): Promise<SettledPayment> {
-    if (this.ended) throw new Error("payment already ended");
-    this.ended = true;
+    this.end();
     const charged = Math.min(feeSat, this.amountSat);
     await this.ledger.chargeHold(this.holdId, to, charged * 1000, Accounts.change(this.holdId), memo);
     return { chargedSat: charged, ...(await this.payOutChange(this.amountSat - charged)) };
@@ -66,8 +66,7 @@ export class CashuPayment {
 
   /** Nothing was served: everything comes back. */
   async refund(memo?: string): Promise<SettledPayment> {
-    if (this.ended) throw new Error("payment already ended");
-    this.ended = true;
+    this.end();
     await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
     return { chargedSat: 0, ...(await this.payOutChange(this.amountSat)) };
   }
