@@ -31,7 +31,19 @@ CREATE TABLE IF NOT EXISTS spends (
 CREATE TABLE IF NOT EXISTS requests (
   id TEXT PRIMARY KEY, gateway TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL, token TEXT NOT NULL,
   state TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS l402_credentials (
+  payment_hash TEXT PRIMARY KEY, gateway TEXT NOT NULL, credential TEXT NOT NULL, amount INTEGER NOT NULL,
+  state TEXT NOT NULL, created_at INTEGER NOT NULL);
 `;
+
+/** A paid L402 credential (`<macaroon>:<preimage>`) not yet spent on a served request. */
+export interface L402Credential {
+  payment_hash: string;
+  gateway: string;
+  credential: string;
+  amount: number;
+  created_at: number;
+}
 
 class LocalStore extends EcashStore {
   constructor(path: string) {
@@ -85,6 +97,34 @@ export class LocalWallet {
 
   close(): void {
     this.store.close();
+  }
+
+  /**
+   * Keeps a paid L402 credential until a request it pays is served: a request that fails after the
+   * invoice was paid leaves it here for the next one (the gateway releases unserved credentials).
+   */
+  saveL402(c: Omit<L402Credential, "created_at">): void {
+    this.store.sql
+      .prepare(
+        "INSERT OR IGNORE INTO l402_credentials (payment_hash, gateway, credential, amount, state, created_at) VALUES (?, ?, ?, ?, 'unused', ?)",
+      )
+      .run(c.payment_hash, c.gateway, c.credential, c.amount, Date.now());
+  }
+
+  /** The newest unused credential for `gateway` worth at least `minSat`, younger than `maxAgeMs`. */
+  unusedL402(gateway: string, minSat: number, maxAgeMs: number): L402Credential | undefined {
+    return this.store.sql
+      .prepare(
+        "SELECT * FROM l402_credentials WHERE gateway = ? AND state = 'unused' AND amount >= ? AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
+      )
+      .get(gateway, minSat, Date.now() - maxAgeMs) as L402Credential | undefined;
+  }
+
+  /** A credential that paid a served request (used) or that the gateway no longer takes (dead). */
+  endL402(paymentHash: string, state: "used" | "dead"): void {
+    this.store.sql
+      .prepare("UPDATE l402_credentials SET state = ? WHERE payment_hash = ?")
+      .run(state, paymentHash);
   }
 
   /** Spendable sats per mint and in total. */

@@ -13,10 +13,12 @@ import { readBooks } from "../support/payments.js";
 import { callOk, connect, type Connected, outcome, waitFor } from "../mcp/harness.js";
 
 const MODEL = "owlrun-test-scripted:tiny";
+const BUSY = "owlrun-test-busy:tiny";
 let gwDir: string;
 let gw: CliProcess;
 let walletMint: CliProcess;
 let agent: Agent;
+let busy: Agent;
 let mcp: RunningMcpHttp;
 let c: Connected;
 
@@ -37,9 +39,10 @@ beforeAll(async () => {
     startCli(["mint", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]),
   ]);
   agent = await startAgent(gw.url, { models: [MODEL], reply: ["The", " answer", " is", " 42", "."] });
+  busy = await startAgent(gw.url, { models: [BUSY], rejectWith: "busy" });
   await waitFor(async () => {
     const m = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: unknown[] };
-    return m.data.length > 0 || undefined;
+    return m.data.length > 1 || undefined;
   });
   mcp = await startMcpHttp({
     gatewayUrl: gw.url,
@@ -55,6 +58,7 @@ afterAll(async () => {
   await c?.close();
   await mcp?.close();
   await agent?.close();
+  await busy?.close();
   await Promise.all([gw?.child.exitCode === null ? gw.stop() : undefined, walletMint?.stop()]);
 });
 
@@ -78,12 +82,40 @@ describe("chat over L402", () => {
     expect(r.balance_sats).toBe(before - r.paid_sats);
     expect((await callOk(c.client, "balance")).total_sats).toBe(r.balance_sats);
 
-    // The gateway's books: the invoice became ecash it holds, earned by the provider and the gateway.
+    // A chat whose provider refuses after the invoice was paid: the credential is kept (the gateway
+    // released it unserved), and the next chat uses it instead of paying again.
+    const refused = outcome(
+      await c.client.callTool({
+        name: "chat",
+        arguments: { prompt: "What is the answer?", model: BUSY, max_tokens: 20 },
+      }),
+    );
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain("its L402 credential is kept");
+    const afterRefused = (await callOk(c.client, "balance")).total_sats;
+    expect(afterRefused).toBeLessThan(r.balance_sats); // that invoice was paid
+    const reused = await callOk(c.client, "chat", {
+      prompt: "What is the answer?",
+      model: MODEL,
+      max_tokens: 20,
+    });
+    expect(reused).toMatchObject({ answer: "The answer is 42.", paid_sats: 0, balance_sats: afterRefused });
+    // Used once: the chat after it pays a new invoice.
+    const third = await callOk(c.client, "chat", {
+      prompt: "What is the answer?",
+      model: MODEL,
+      max_tokens: 20,
+    });
+    expect(third.paid_sats).toBeGreaterThan(0);
+    const served = [r.cost_sats, reused.cost_sats, third.cost_sats].reduce((a, b) => a + b, 0);
+
+    // The gateway's books: the invoices became ecash it holds, earned by the provider and the gateway.
     await agent.close();
+    await busy.close();
     await gw.stop();
     const books = await readBooks(`${gwDir}/gateway`, `${gw.url}/mint`);
     expect(books.imbalanceMsat).toBe(0);
-    expect(books.earnedMsat).toBe(r.cost_sats * 1000);
+    expect(books.earnedMsat).toBe(served * 1000);
     expect(books.ecashMsat).toBe(books.walletMsat);
     expect(books.ecashMsat).toBe(books.earnedMsat);
   });
