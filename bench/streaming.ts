@@ -21,7 +21,11 @@ interface Run {
   tokens: number;
   ms: number;
   firstTokenMs: number;
+  /** when the last content arrived: last − first is the streaming phase, ms − last the tail */
+  lastTokenMs: number;
 }
+
+const p50 = (xs: number[]) => +pct(xs, 50).toFixed(1);
 
 const summary = (runs: Run[]) => {
   const tokens = runs.reduce((s, r) => s + r.tokens, 0);
@@ -29,10 +33,13 @@ const summary = (runs: Run[]) => {
   return {
     tokens,
     tokens_per_s: Math.round(tokens / (ms / 1000)),
-    first_token_p50_ms: +pct(
-      runs.map((r) => r.firstTokenMs),
-      50,
-    ).toFixed(1),
+    // First to last content: the relay's per-token rate without the per-request fixed costs.
+    stream_tokens_per_s: Math.round(
+      tokens / (runs.reduce((s, r) => s + r.lastTokenMs - r.firstTokenMs, 0) / 1000),
+    ),
+    first_token_p50_ms: p50(runs.map((r) => r.firstTokenMs)),
+    // After the last content: finish, usage, settlement and the change token, [DONE].
+    tail_p50_ms: p50(runs.map((r) => r.ms - r.lastTokenMs)),
   };
 };
 
@@ -48,6 +55,7 @@ async function direct(): Promise<Run[]> {
     for (const content of prompts) {
       const t0 = performance.now();
       let first = 0;
+      let last = 0;
       let tokens = 0;
       const body = {
         model: RANDOM_MODEL_ID,
@@ -56,10 +64,13 @@ async function direct(): Promise<Run[]> {
         temperature: 0,
       };
       for await (const chunk of backend.chat(body, new AbortController().signal)) {
-        if (!first && chunk.choices.some((c) => c.delta.content)) first = performance.now() - t0;
+        if (chunk.choices.some((c) => c.delta.content)) {
+          last = performance.now() - t0;
+          if (!first) first = last;
+        }
         if (chunk.usage) tokens = chunk.usage.completion_tokens;
       }
-      runs.push({ tokens, ms: performance.now() - t0, firstTokenMs: first });
+      runs.push({ tokens, ms: performance.now() - t0, firstTokenMs: first, lastTokenMs: last });
     }
   } finally {
     await backend.close();
@@ -106,6 +117,7 @@ async function throughGateway(): Promise<Run[]> {
       });
       if (r.status !== 200 || !r.body) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
       let first = 0;
+      let last = 0;
       let count = 0;
       let buffered = "";
       const decoder = new TextDecoder();
@@ -119,11 +131,14 @@ async function throughGateway(): Promise<Run[]> {
             choices?: { delta?: { content?: string } }[];
             usage?: { completion_tokens: number };
           };
-          if (!first && chunk.choices?.some((c) => c.delta?.content)) first = performance.now() - t0;
+          if (chunk.choices?.some((c) => c.delta?.content)) {
+            last = performance.now() - t0;
+            if (!first) first = last;
+          }
           if (chunk.usage) count = chunk.usage.completion_tokens;
         }
       }
-      runs.push({ tokens: count, ms: performance.now() - t0, firstTokenMs: first });
+      runs.push({ tokens: count, ms: performance.now() - t0, firstTokenMs: first, lastTokenMs: last });
     }
     return runs.slice(1);
   } finally {

@@ -14,6 +14,7 @@ import {
   type NodeMessage,
   parseGatewayFrame,
   type RegisterBody,
+  MAX_CHUNK_BYTES,
   splitUtf8,
   type WithdrawRecord,
 } from "./protocol.js";
@@ -44,6 +45,11 @@ export interface NodeOptions {
   maxJobs?: number;
   /** the most tokens one job may generate, whatever it asks; default 32768 */
   maxTokensCap?: number;
+  /**
+   * Coalescing window for a job's `proxy_chunk` frames: a chunk after a quiet spell goes out at once,
+   * a fast stream sends at most one frame per window (default 2 ms; 0 sends every chunk on its own).
+   */
+  relayWindowMs?: number;
   /** register and body-pull timeout; default 10 s */
   requestTimeoutMs?: number;
   /** one line per job (default: the logger at info) */
@@ -548,11 +554,25 @@ export class ProviderNode {
         ? this.opts.backend.chat({ ...request, messages: body.messages ?? [] }, job.abort.signal)
         : this.opts.backend.complete({ ...request, prompt: body.prompt ?? "" }, job.abort.signal);
 
-    const relay = (chunk: Chunk) => {
-      for (const data of splitUtf8(`data: ${JSON.stringify(chunk)}\n\n`)) {
-        this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
-      }
-    };
+    const frames = new FrameBatcher(
+      (data) => this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws),
+      this.opts.relayWindowMs ?? 2,
+    );
+    try {
+      return await this.relayStream(job, kind, stream, maxTokens, frames);
+    } finally {
+      frames.flush(); // what was generated goes out before any proxy_done the caller sends
+    }
+  }
+
+  private async relayStream(
+    job: Job,
+    kind: "chat" | "completions",
+    stream: AsyncIterable<Chunk>,
+    maxTokens: number,
+    frames: FrameBatcher,
+  ): Promise<Usage> {
+    const relay = (chunk: Chunk) => frames.push(`data: ${JSON.stringify(chunk)}\n\n`);
     let delivered = 0;
     let overLimit = false;
     let finished = false;
@@ -582,6 +602,7 @@ export class ProviderNode {
       relay(chunk);
     }
     if (job.stopped) {
+      frames.flush();
       this.send(this.done(job), job.ws);
       return usage ?? { prompt_tokens: 0, completion_tokens: delivered, total_tokens: delivered };
     }
@@ -593,10 +614,55 @@ export class ProviderNode {
       usage = { prompt_tokens: 0, completion_tokens: delivered, total_tokens: delivered };
       relay(same(make.usage(0, delivered)));
     }
-    for (const data of splitUtf8("data: [DONE]\n\n")) {
-      this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
-    }
+    frames.push("data: [DONE]\n\n");
+    frames.flush();
     this.send({ type: "proxy_done", job_id: job.id }, job.ws);
     return usage;
+  }
+}
+
+/**
+ * Coalesces SSE text into `proxy_chunk` frames of at most MAX_CHUNK_BYTES: the first text after a
+ * quiet spell of `windowMs` is sent at once (a model slower than the window never waits), later text
+ * waits for the window to pass, so a fast stream costs one WebSocket frame (one write on each side)
+ * per window instead of one per token. Text is never split inside a character or reordered.
+ */
+export class FrameBatcher {
+  private pending = "";
+  private pendingBytes = 0;
+  private lastSent = -Infinity;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly sendFrame: (data: string) => void,
+    private readonly windowMs: number,
+  ) {}
+
+  push(text: string): void {
+    const bytes = Buffer.byteLength(text, "utf8");
+    if (this.pendingBytes + bytes > MAX_CHUNK_BYTES) this.flush();
+    if (bytes > MAX_CHUNK_BYTES) {
+      for (const data of splitUtf8(text)) this.sendFrame(data);
+      this.lastSent = performance.now();
+      return;
+    }
+    this.pending += text;
+    this.pendingBytes += bytes;
+    if (this.timer) return;
+    const wait = this.lastSent + this.windowMs - performance.now();
+    if (wait <= 0) this.flush();
+    else this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  /** Sends what is pending now (before proxy_done, or when the job stops). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending === "") return;
+    const data = this.pending;
+    this.pending = "";
+    this.pendingBytes = 0;
+    this.lastSent = performance.now();
+    this.sendFrame(data);
   }
 }

@@ -360,8 +360,19 @@ async function streamResponse(
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const object = ctx.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+  // The chunks of one provider frame arrive together: one socket write for them all.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
   for await (const chunk of job.chunks) {
     if (res.destroyed) continue; // keep draining so the outcome settles
+    if (!corked) {
+      corked = true;
+      res.cork();
+      setImmediate(() => corked && uncork());
+    }
     const choices = (chunk.choices ?? []).filter(
       (c) => (c.delta?.content ?? c.text ?? "") !== "" || c.finish_reason || c.delta?.role,
     );
@@ -373,6 +384,7 @@ async function streamResponse(
       sse(res, { id, object, created, model: model, choices });
     }
   }
+  if (corked) uncork();
   const outcome = await job.outcome;
   const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (res.destroyed) return; // change is stored server-side under X-Owlrun-Request-Id

@@ -8,7 +8,14 @@
 import type { GatewayMessage } from "./protocol.js";
 import { SseDecoder } from "./sse.js";
 import type { JobOutcome, StreamChunk } from "./types.js";
-import { contentTokens, judgeUsage, type PromptBounds, reportedUsage, type Usage } from "./usage.js";
+import {
+  contentTokens,
+  judgeUsage,
+  multiByteAllowance,
+  type PromptBounds,
+  reportedUsage,
+  type Usage,
+} from "./usage.js";
 
 /** Chunks without content a node may send per job (role/finish/usage chunks are a handful). */
 const MAX_EMPTY_CHUNKS = 512;
@@ -64,6 +71,8 @@ export class Attempt {
   private readonly queue: StreamChunk[] = [];
   private wake?: () => void;
   private counted = 0;
+  /** tokens the relayed multi-byte text may have cost beyond `counted` (byte-fallback tokens) */
+  private multiByte = 0;
   private emptyChunks = 0;
   private reported?: Usage;
   private lastChunk?: StreamChunk;
@@ -201,6 +210,7 @@ export class Attempt {
       return;
     }
     this.counted += tokens;
+    this.multiByte += multiByteAllowance(c);
     this.lastChunk = c;
     this.push(c);
     if (!this.firstSettled) {
@@ -254,6 +264,7 @@ export class Attempt {
     const verdict = judgeUsage({
       reported: this.reported,
       counted: this.counted,
+      multiByte: this.multiByte,
       maxTokens: this.opts.maxTokens,
       prompt: this.opts.prompt,
     });

@@ -47,6 +47,40 @@ export function contentTokens(chunk: StreamChunk): number {
   return n;
 }
 
+/**
+ * The most tokens an honest node may have spent on a chunk's text, beyond `contentTokens`' one per
+ * choice: a backend that streams decoded text (node-llama-cpp, llama.cpp's server) cannot emit a token
+ * that ends inside a UTF-8 character, so byte-fallback tokens (emoji, rare CJK, random test models)
+ * arrive merged, up to one token per byte of the multi-byte characters (an invalid byte shows as
+ * U+FFFD, 3 bytes). ASCII text adds nothing here: it keeps the per-delta count and its tolerance, so an
+ * inflating node gains headroom only where the delivered text could really have cost more tokens.
+ */
+export function multiByteAllowance(chunk: StreamChunk): number {
+  if (!Array.isArray(chunk.choices)) return 0;
+  let n = 0;
+  for (const choice of chunk.choices) {
+    if (typeof choice !== "object" || choice === null) continue;
+    const delta = (choice.delta ?? {}) as Record<string, unknown>;
+    let bytes = 0;
+    let ascii = false;
+    for (const v of [choice.text, delta.content, delta.reasoning, delta.reasoning_content]) {
+      if (typeof v !== "string") continue;
+      for (let i = 0; i < v.length; i++) {
+        const c = v.charCodeAt(i);
+        if (c < 0x80) ascii = true;
+        else if (c < 0x800) bytes += 2;
+        else if (c >= 0xd800 && c < 0xdc00) {
+          bytes += 4; // a surrogate pair: one 4-byte character
+          i++;
+        } else bytes += 3;
+      }
+    }
+    // The choice already counts one token; the extra is what its bytes could need beyond that.
+    if (bytes > 0) n += bytes + (ascii ? 1 : 0) - 1;
+  }
+  return n;
+}
+
 /** The usage a chunk reports, if it carries a usage object (Ollama: the last chunk before [DONE]). */
 export function reportedUsage(chunk: StreamChunk): Usage | undefined {
   const u = chunk.usage;
@@ -81,13 +115,15 @@ export interface UsageVerdict {
 
 /**
  * What to bill. Completion: the node's report clamped to [0, maxTokens] when it is within tolerance
- * of our count, else our count (clamped), disputed. Prompt: the report capped by the request-size
+ * of our count (plus the multi-byte allowance), else our count (clamped), disputed. Prompt: the report capped by the request-size
  * bound (a report above the bound is disputed too), or the size estimate when nothing was reported.
  * A node that under-reports only loses its own earnings, so that is not a dispute.
  */
 export function judgeUsage(input: {
   reported?: Usage;
   counted: number;
+  /** the sum of `multiByteAllowance` over the relayed chunks (0 when all text was ASCII) */
+  multiByte?: number;
   maxTokens: number;
   prompt: PromptBounds;
 }): UsageVerdict {
@@ -105,11 +141,15 @@ export function judgeUsage(input: {
   }
   const notes: string[] = [];
   let completionTokens: number;
-  if (r.completionTokens <= counted * USAGE_TOLERANCE_FACTOR + USAGE_TOLERANCE_SLACK) {
+  const multiByte = Math.max(0, input.multiByte ?? 0);
+  if (r.completionTokens <= counted * USAGE_TOLERANCE_FACTOR + USAGE_TOLERANCE_SLACK + multiByte) {
     completionTokens = Math.min(r.completionTokens, maxTokens);
   } else {
     completionTokens = counted;
-    notes.push(`reported ${r.completionTokens} completion tokens, counted ${counted}`);
+    notes.push(
+      `reported ${r.completionTokens} completion tokens, counted ${counted}` +
+        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text)` : ""),
+    );
   }
   const promptTokens = Math.min(r.promptTokens, input.prompt.cap);
   if (r.promptTokens > input.prompt.cap) {

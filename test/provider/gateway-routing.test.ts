@@ -130,4 +130,59 @@ describe("provider node ⇄ gateway routing", () => {
       await gw.close();
     }
   }, 30_000);
+
+  it("bills a streamed job the completion tokens the node's backend generated, byte tokens included", async () => {
+    // The random model streams mostly byte tokens; node-llama-cpp can only emit whole UTF-8
+    // characters, so several tokens arrive as one delta. The gateway used to count one token per
+    // delta, dispute the honest report and bill 56 of 100 tokens for the first prompt below.
+    const gw = await gateway(tempDir());
+    const node = new ProviderNode({
+      gateway: gw.url,
+      apiKey: gw.routing.keys.create(),
+      nodeId: "node-b",
+      backend,
+      version: "test",
+      log: silentLogger,
+    });
+    try {
+      await node.start();
+      await until(() => gw.routing.dispatcher.models().length === 2);
+      let deltasBelowTokens = false;
+      for (let i = 0; i < 3; i++) {
+        const body = {
+          model: RANDOM_MODEL_ID,
+          messages: [{ role: "user", content: `Tell me story number ${i} about owls.` }],
+          max_tokens: 100,
+          temperature: 0,
+        };
+        // What the backend generates for this body, asked directly (temperature 0: deterministic).
+        let generated = -1;
+        for await (const c of backend.chat(body, new AbortController().signal)) {
+          if (c.usage) generated = c.usage.completion_tokens;
+        }
+        const before = node.stats.tokens;
+        const job = await gw.routing.dispatcher.dispatch({
+          jobId: `billed-${i}`,
+          model: RANDOM_MODEL_ID,
+          kind: "chat",
+          body,
+          maxTokens: 100,
+          signal: new AbortController().signal,
+        });
+        for await (const _ of job.chunks) void _;
+        const outcome = await job.outcome;
+        await until(() => node.stats.tokens > before);
+        expect(outcome.status).toBe("completed");
+        expect(generated).toBeGreaterThan(90);
+        expect(node.stats.tokens - before).toBe(generated);
+        expect(outcome.billableUsage.completionTokens).toBe(generated);
+        if (outcome.countedCompletionTokens < generated) deltasBelowTokens = true;
+      }
+      // The case this guards: fewer deltas than tokens reached the gateway.
+      expect(deltasBelowTokens).toBe(true);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  }, 30_000);
 });

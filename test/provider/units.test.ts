@@ -16,6 +16,7 @@ import {
   SCRIPTED_MODEL_ID,
   splitUtf8,
 } from "../../provider/index.js";
+import { FrameBatcher } from "../../provider/node.js";
 import { silentLogger } from "../../src/shared/index.js";
 import { tempDir } from "../support/cli-process.js";
 import { type FakeGateway, startFakeGateway } from "../support/fake-gateway.js";
@@ -164,5 +165,33 @@ describe("generated test models", () => {
     expect(ensureTestModels(dir)).toEqual(paths);
     expect(statSync(paths[SCRIPTED_MODEL_ID]!).mtimeMs).toBe(mtime);
     expect(modelIdForFile("/models/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf")).toBe("qwen2.5-0.5b-instruct-q4_k_m");
+  });
+});
+
+describe("FrameBatcher", () => {
+  it("sends the first text at once, coalesces the rest in order, never over a frame's size", () => {
+    const frames: string[] = [];
+    const b = new FrameBatcher((d) => frames.push(d), 60_000);
+    b.push("data: 1\n\n");
+    expect(frames).toEqual(["data: 1\n\n"]);
+    b.push("data: 2\n\n");
+    b.push("data: 3\n\n");
+    expect(frames).toHaveLength(1); // inside the window: held
+    b.flush();
+    expect(frames).toEqual(["data: 1\n\n", "data: 2\n\ndata: 3\n\n"]);
+    const big = `data: ${"🦉".repeat(MAX_CHUNK_BYTES / 2)}\n\n`;
+    b.push("data: 4\n\n");
+    b.push(big);
+    b.flush();
+    expect(frames.slice(2, 3)).toEqual(["data: 4\n\n"]);
+    expect(frames.slice(3).join("")).toBe(big);
+    for (const f of frames) expect(Buffer.byteLength(f)).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
+  });
+
+  it("with a zero window sends every text as it comes", () => {
+    const frames: string[] = [];
+    const b = new FrameBatcher((d) => frames.push(d), 0);
+    for (const t of ["a", "b", "c"]) b.push(t);
+    expect(frames).toEqual(["a", "b", "c"]);
   });
 });

@@ -7,7 +7,7 @@ import { ipBucket, SignupLimiter } from "../../gateway/routing/http.js";
 import { nodeRequestBody } from "../../gateway/routing/index.js";
 import { parseNodeFrame, RegisterBody } from "../../gateway/routing/protocol.js";
 import { MAX_SSE_LINE, SseDecoder } from "../../gateway/routing/sse.js";
-import { contentTokens, judgeUsage, promptBounds } from "../../gateway/routing/usage.js";
+import { contentTokens, judgeUsage, multiByteAllowance, promptBounds } from "../../gateway/routing/usage.js";
 import { registrationBody } from "../support/owlrun-agent.js";
 
 describe("SseDecoder", () => {
@@ -49,7 +49,33 @@ describe("usage", () => {
     expect(contentTokens({ choices: [], usage: { completion_tokens: 9 } })).toBe(0);
   });
 
+  it("allows multi-byte text up to a token per byte beyond the per-delta count, ASCII nothing", () => {
+    expect(multiByteAllowance({ choices: [{ delta: { content: "hello world" } }] })).toBe(0);
+    expect(multiByteAllowance({ choices: [{ delta: { content: "é" } }] })).toBe(1); // 2 bytes
+    expect(multiByteAllowance({ choices: [{ delta: { content: "字" } }] })).toBe(2); // 3 bytes
+    expect(multiByteAllowance({ choices: [{ delta: { content: "🦉" } }] })).toBe(3); // 4 bytes
+    expect(multiByteAllowance({ choices: [{ delta: { content: "a\uFFFDb" } }] })).toBe(3); // 3 + ASCII − 1
+    expect(multiByteAllowance({ choices: [{ text: "字" }, { delta: { content: "x" } }] })).toBe(2);
+    expect(multiByteAllowance({ choices: [], usage: { completion_tokens: 9 } })).toBe(0);
+  });
+
   const prompt = { cap: 50, estimate: 20 };
+  it("believes byte-token reports within the multi-byte allowance, not beyond", () => {
+    // 56 deltas of gibberish carrying 100 tokens: 56 × 1.5 + 4 = 88 alone would dispute it.
+    const judge = (completionTokens: number, multiByte: number) =>
+      judgeUsage({
+        reported: { promptTokens: 1, completionTokens },
+        counted: 56,
+        multiByte,
+        maxTokens: 100,
+        prompt,
+      });
+    expect(judge(100, 0)).toMatchObject({ disputed: true, billable: { completionTokens: 56 } });
+    expect(judge(100, 12)).toEqual({ billable: { promptTokens: 1, completionTokens: 100 }, disputed: false });
+    const over = judge(101, 12);
+    expect(over).toMatchObject({ disputed: true, billable: { completionTokens: 56 } });
+    expect(over.note).toMatch(/\+12 allowed for multi-byte text/);
+  });
   it("believes a report within tolerance, clamped to max_tokens", () => {
     const v = judgeUsage({
       reported: { promptTokens: 30, completionTokens: 12 },
