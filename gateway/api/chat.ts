@@ -133,6 +133,29 @@ export function estimateRequest(
   };
 }
 
+/**
+ * The chunks of one provider frame arrive in one event-loop turn: they leave in one socket write
+ * (one write per token was the relay's top cost). `hold()` before each write, `release()` at the end.
+ */
+export function turnCork(res: Response): { hold(): void; release(): void } {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
+  return {
+    hold() {
+      if (corked) return;
+      corked = true;
+      res.cork();
+      setImmediate(() => corked && uncork());
+    },
+    release() {
+      if (corked) uncork();
+    },
+  };
+}
+
 /** A request that is paid for and dispatched: what a response writer needs. */
 export interface PaidJob {
   payment: RequestPayment;
@@ -360,19 +383,10 @@ async function streamResponse(
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const object = ctx.kind === "chat" ? "chat.completion.chunk" : "text_completion";
-  // The chunks of one provider frame arrive together: one socket write for them all.
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    res.uncork();
-  };
+  const cork = turnCork(res);
   for await (const chunk of job.chunks) {
     if (res.destroyed) continue; // keep draining so the outcome settles
-    if (!corked) {
-      corked = true;
-      res.cork();
-      setImmediate(() => corked && uncork());
-    }
+    cork.hold();
     const choices = (chunk.choices ?? []).filter(
       (c) => (c.delta?.content ?? c.text ?? "") !== "" || c.finish_reason || c.delta?.role,
     );
@@ -384,7 +398,7 @@ async function streamResponse(
       sse(res, { id, object, created, model: model, choices });
     }
   }
-  if (corked) uncork();
+  cork.release();
   const outcome = await job.outcome;
   const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (res.destroyed) return; // change is stored server-side under X-Owlrun-Request-Id

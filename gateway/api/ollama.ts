@@ -20,6 +20,7 @@ import {
   parseBody,
   runPaidJob,
   settleOutcome,
+  turnCork,
 } from "./chat.js";
 import { classifyError, type ErrorRenderer, parseWith, sendError } from "./errors.js";
 import {
@@ -85,14 +86,18 @@ async function ollamaResponse(res: Response, paid: PaidJob, deps: ChatDeps, kind
     res.flushHeaders();
   }
   const collector = new Collector();
+  const cork = turnCork(res);
   for await (const chunk of job.chunks) {
     if (res.destroyed) continue; // keep draining so the outcome settles
     collector.add(chunk);
     const text = (chunk.choices ?? []).map((c) => c.delta?.content ?? c.text ?? "").join("");
     if (!text) continue;
     firstAt ??= process.hrtime.bigint();
-    if (streaming) res.write(`${JSON.stringify(line(kind, model, text))}\n`);
+    if (!streaming) continue;
+    cork.hold();
+    res.write(`${JSON.stringify(line(kind, model, text))}\n`);
   }
+  cork.release();
   const outcome = await job.outcome;
   const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (res.destroyed) return; // change is stored server-side under X-Owlrun-Request-Id
