@@ -74,7 +74,13 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   /** An X-Cashu token paying this request's fee; its change goes out in X-Cashu-Change. */
   const cashuOf = (req: Request, res: Response): CashuPayer | undefined => {
     const token = req.get("x-cashu")?.trim();
-    return token ? { token, onChange: (change) => res.setHeader("X-Cashu-Change", change) } : undefined;
+    return token
+      ? {
+          token,
+          onChange: (change) => res.setHeader("X-Cashu-Change", change),
+          onOpen: (id) => res.setHeader("X-Owlrun-Request-Id", id),
+        }
+      : undefined;
   };
 
   const id = (req: Request, name = "id") => String(req.params[name]);

@@ -88,6 +88,8 @@ export interface MarketDeps {
 export interface CashuPayer {
   token: string;
   onChange(token: string): void;
+  /** the payment's request id: its change stays claimable at GET /v1/cashu/change/<id> */
+  onOpen?(requestId: string): void;
 }
 
 export interface FeeReceipt {
@@ -228,6 +230,7 @@ export class Market {
         );
       }
       const payment = await this.deps.cashu.open(info, `market: ${what}`);
+      cashu.onOpen?.(payment.holdId);
       let value: T;
       try {
         value = act();

@@ -174,6 +174,10 @@ describe("paying fees per request with X-Cashu", () => {
     expect(res.body).toMatchObject({ fee_sats: 50, paid_with: "x-cashu", change_sats: 14 });
     const change = res.headers.get("x-cashu-change")!;
     expect(change).toMatch(/^cashuB/);
+    // The same change stays claimable by the request id (a client that lost the answer).
+    const id = res.headers.get("x-owlrun-request-id")!;
+    const again = await net.api(`/v1/cashu/change/${id}`, undefined);
+    expect(again.body).toMatchObject({ token: change, change_sats: 14 });
     expect(await balanceOf(net, buyer)).toBe(0);
     // The change is real ecash: it deposits.
     const dep = await net.api(
