@@ -32,7 +32,7 @@ export async function payReservedMelt(
 ): Promise<MeltOutcome> {
   let paid;
   try {
-    paid = await wallet.payMeltQuote(melt.mint, melt.quote);
+    paid = await wallet.payMeltQuote(melt.mint, melt.quote, meltOp(melt));
   } catch (err) {
     const outcome = await resolveReservedMelt(wallet, ledger, owner, melt);
     return outcome.state === "failed" ? { state: "failed", error: errorMessage(err) } : outcome;
@@ -42,10 +42,14 @@ export async function payReservedMelt(
   return { state: "paid", feeSat: paid.feeSat, preimage: paid.preimage };
 }
 
+/** The wallet op of a payment's melt: known from the payment alone, so a restart finds it too. */
+const meltOp = (melt: ReservedMelt) => `melt:${melt.id}`;
+
 /**
- * Asks the mint about a melt left open. PAID completes it (the whole fee reserve counts as spent:
- * the melt's change, if any, comes back through the wallet's own recovery), UNPAID reverts it,
- * PENDING or no answer leaves it open.
+ * Asks the mint about a melt left open. PAID completes it with the fee the mint really kept: what
+ * the melt put in, less the amount and the change the mint signed back (the change proofs return
+ * through the wallet's recovery); when the inputs are unknown, the whole fee reserve. UNPAID
+ * reverts it; PENDING or no answer leaves it open.
  */
 export async function resolveReservedMelt(
   wallet: EcashWallet,
@@ -60,9 +64,11 @@ export async function resolveReservedMelt(
     return { state: "open" };
   }
   if (status.state === "PAID") {
-    const feeMsat = melt.fee_reserve * 1000;
-    await ledger.completePayout(owner, melt.id, melt.mint, melt.amount * 1000, feeMsat);
-    return { state: "paid", feeSat: melt.fee_reserve, preimage: status.preimage };
+    const inputs = wallet.meltInputsSat(meltOp(melt));
+    const kept = inputs - melt.amount - status.changeSat;
+    const feeSat = inputs > 0 && kept >= 0 && kept <= melt.fee_reserve ? kept : melt.fee_reserve;
+    await ledger.completePayout(owner, melt.id, melt.mint, melt.amount * 1000, feeSat * 1000);
+    return { state: "paid", feeSat, preimage: status.preimage };
   }
   if (status.state === "UNPAID") {
     await ledger.failPayout(owner, melt.id);

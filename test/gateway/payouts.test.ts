@@ -96,13 +96,37 @@ describe("provider payouts", () => {
     expect(payouts.history("n3")).toHaveLength(1);
     expect(lnurl.requests.length - invoicesBefore).toBe(1);
 
+    // The books charged the fee the mint kept (inputs − amount − signed change: the fake node's
+    // 1 sat), not the whole reserve. The wallet gets the change proofs back at its next recovery
+    // (as after a restart) and then holds exactly what the books say.
+    expect(first!.fee).toBe(1);
+    await wallet.recover();
+    expect((await ledger.audit()).ecashMsat).toBe(wallet.balance(proxy.url) * 1000);
+
+    // Lost again, and now the mint cannot be asked either: the payout stays open, its money set
+    // aside — never handed back to the provider (that melt may have been paid).
+    await ledger.transfer("test", "more", [
+      { from: Accounts.fees, to: Accounts.provider("n3"), msat: 1_200_000 },
+    ]);
+    proxy.dropAnswers.set("/v1/melt/bolt11", 1);
+    proxy.onDrop = () => proxy.refuse.add("/v1/melt/quote/bolt11/*");
+    expect(await payouts.runOnce()).toEqual([expect.objectContaining({ state: "paying" })]);
+    const reserved = await ledger.balance(Accounts.provider("n3"));
+    expect(await payouts.runOnce()).toEqual([]); // still open: asked again, nothing paid twice
+    expect(await ledger.balance(Accounts.provider("n3"))).toBe(reserved);
+    // The wallet's recovery (as after a restart) settles the melt's inputs and restores its
+    // change; once the mint answers again the payout completes with the fee it really cost.
+    await wallet.recover();
+    proxy.refuse.clear();
+    await payouts.recover();
+    const second = payouts.history("n3")[0]!;
+    expect(second).toMatchObject({ state: "paid", fee: 1 });
+    expect(await ledger.balance(Accounts.provider("n3"))).toBe(reserved + (second.fee_reserve - 1) * 1000);
+    expect(lnurl.requests.length - invoicesBefore).toBe(2);
+
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    // The wallet learns what became of the melt's inputs at its next recovery (as after a restart).
-    // With the answer lost, the books count the whole fee reserve as spent; the melt's change
-    // (reserve minus the fee the fake node charged, 1 sat) comes back to the wallet on top.
-    await wallet.recover();
-    expect(wallet.balance(proxy.url) * 1000 - audit.ecashMsat).toBe((first!.fee! - 1) * 1000);
+    expect(audit.ecashMsat).toBe(wallet.balance(proxy.url) * 1000);
     payouts.close();
     await wallet.close();
     await ledger.close();

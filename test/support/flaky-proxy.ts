@@ -11,8 +11,10 @@ export interface FlakyProxy {
   url: string;
   /** paths whose next answers are lost, with how many are left to lose */
   dropAnswers: Map<string, number>;
-  /** paths refused outright (connection cut before forwarding) */
+  /** paths refused outright (connection cut before forwarding); an entry ending in `*` is a prefix */
   refuse: Set<string>;
+  /** called when an answer has just been lost (e.g. to make the mint unreachable from then on) */
+  onDrop?: (path: string) => void;
   close(): Promise<void>;
 }
 
@@ -31,7 +33,8 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
     void (async () => {
       const path = (req.url ?? "/").split("?")[0]!;
       const sub = path.replace(new URL(target).pathname.replace(/\/$/, ""), "");
-      if (refuse.has(sub)) return req.socket.destroy();
+      const refused = [...refuse].some((r) => (r.endsWith("*") ? sub.startsWith(r.slice(0, -1)) : r === sub));
+      if (refused) return req.socket.destroy();
       const payload = await body(req);
       const answer = await fetch(`${new URL(target).origin}${req.url}`, {
         method: req.method,
@@ -42,6 +45,7 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
       const left = dropAnswers.get(sub) ?? 0;
       if (left > 0) {
         dropAnswers.set(sub, left - 1);
+        proxy.onDrop?.(sub);
         return req.socket.destroy(); // the mint did the work; the answer is lost
       }
       res.writeHead(answer.status, {
@@ -51,7 +55,7 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
     })().catch(() => req.socket.destroy());
   });
   const url = await listen(server, "127.0.0.1", 0);
-  return {
+  const proxy: FlakyProxy = {
     url: `${url}${new URL(target).pathname.replace(/\/$/, "")}`,
     dropAnswers,
     refuse,
@@ -61,4 +65,5 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
         server.close(() => resolve());
       }),
   };
+  return proxy;
 }

@@ -161,8 +161,19 @@ export class EcashStore extends SqliteStore {
     })[];
   }
 
+  /** A spent proof keeps its op, so what an operation spent stays known (`spentBy`). */
   markProof(secret: string, state: "available" | "spent"): void {
-    this.prepared("UPDATE proofs SET state = ?, op = NULL WHERE secret = ?").run(state, secret);
+    this.prepared(
+      "UPDATE proofs SET state = ?, op = CASE WHEN ? = 'spent' THEN op ELSE NULL END WHERE secret = ?",
+    ).run(state, state, secret);
+  }
+
+  /** Sats an unfinished operation holds reserved, or spent once recovery found its inputs spent. */
+  spentBy(op: string): number {
+    const row = this.prepared(
+      "SELECT COALESCE(SUM(amount), 0) AS sat FROM proofs WHERE op = ? AND state IN ('reserved', 'spent')",
+    ).get(op) as { sat: number };
+    return row.sat;
   }
 
   balance(mint?: string): number {

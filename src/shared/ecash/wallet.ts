@@ -250,16 +250,29 @@ export class EcashWallet {
     };
   }
 
-  /** The state of a melt quote at the mint (to finish a payout after a restart). */
+  /**
+   * The state of a melt quote at the mint (to finish a payout whose answer was lost). `changeSat`
+   * is what the mint signed back (NUT-08); the change proofs themselves return through `recover()`.
+   */
   async meltState(
     mint: string,
     quote: string,
-  ): Promise<{ state: "UNPAID" | "PENDING" | "PAID"; preimage: string | null }> {
+  ): Promise<{ state: "UNPAID" | "PENDING" | "PAID"; preimage: string | null; changeSat: number }> {
     const wallet = await this.wallet(mint);
     const q = await wallet.checkMeltQuoteBolt11(quote).catch((err) => {
       throw mintFailure(err, mint);
     });
-    return { state: q.state as "UNPAID" | "PENDING" | "PAID", preimage: q.payment_preimage ?? null };
+    const changeSat = (q.change ?? []).reduce((s, c) => s + Number(c.amount.toString()), 0);
+    return {
+      state: q.state as "UNPAID" | "PENDING" | "PAID",
+      preimage: q.payment_preimage ?? null,
+      changeSat,
+    };
+  }
+
+  /** What a melt named `op` put in (0 when unknown: finished normally, or never started). */
+  meltInputsSat(op: string): number {
+    return this.store.spentBy(op);
   }
 
   /** Pays a bolt11 invoice from the pool through the mint (NUT-05), keeping the NUT-08 change. */
@@ -267,14 +280,17 @@ export class EcashWallet {
     return this.payMeltQuote(mint, (await this.meltQuote(mint, invoice)).quote);
   }
 
-  /** Pays an existing melt quote from the pool; inputs stay reserved while the mint reports PENDING. */
-  async payMeltQuote(mint: string, quoteId: string): Promise<MeltResult> {
+  /**
+   * Pays an existing melt quote from the pool; inputs stay reserved while the mint reports PENDING.
+   * A caller that may have to settle the melt later (its answer lost) names it with `op`, and
+   * then learns what it put in with `meltInputsSat(op)`.
+   */
+  async payMeltQuote(mint: string, quoteId: string, op: string = randomUUID()): Promise<MeltResult> {
     const wallet = await this.wallet(mint);
     const quote = await wallet.checkMeltQuoteBolt11(quoteId).catch((err) => {
       throw mintFailure(err, mint);
     });
     const need = Number(quote.amount.toString()) + Number(quote.fee_reserve.toString());
-    const op = randomUUID();
     const picked = this.store.reserveProofs(mint, need, op);
     if (!picked) {
       throw new EcashError(
