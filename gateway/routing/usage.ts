@@ -90,20 +90,30 @@ export function reportedUsage(chunk: StreamChunk): Usage | undefined {
 }
 
 export interface PromptBounds {
-  /** the most prompt tokens a node may bill: the request's UTF-8 size / 2 + 16 */
+  /** the most prompt tokens a node may bill: UTF-8 size / 2 plus the chat template's tokens */
   cap: number;
   /** what to bill when the node reports nothing: UTF-8 size / 4 */
   estimate: number;
 }
 
+/** Tokens a chat template may add: a default system prompt and markers, plus per-message headers. */
+const TEMPLATE_TOKENS = 32;
+const TEMPLATE_TOKENS_PER_MESSAGE = 8;
+
 /**
  * Bounds on the prompt's token count from the request size. Measured on the serialized messages in
- * UTF-8 bytes: a token is rarely under 2 bytes of JSON (CJK characters take 3 bytes for 1–2 tokens),
- * and the JSON punctuation leaves room for the chat template's role markers.
+ * UTF-8 bytes: a token is rarely under 2 bytes of JSON (CJK characters take 3 bytes for 1–2 tokens).
+ * The node's backend bills the prompt as its chat template renders it, which adds role markers per
+ * message and often a default system prompt (Qwen's is ~20 tokens): the cap allows for that, or an
+ * honest report on a short prompt would be clipped and disputed.
  */
 export function promptBounds(body: Record<string, unknown>): PromptBounds {
   const bytes = Buffer.byteLength(JSON.stringify(body.messages ?? body.prompt ?? ""), "utf8");
-  return { cap: Math.ceil(bytes / 2) + 16, estimate: Math.ceil(bytes / 4) + 4 };
+  const messages = Array.isArray(body.messages) ? body.messages.length : 1;
+  return {
+    cap: Math.ceil(bytes / 2) + TEMPLATE_TOKENS + TEMPLATE_TOKENS_PER_MESSAGE * messages,
+    estimate: Math.ceil(bytes / 4) + 4,
+  };
 }
 
 export interface UsageVerdict {

@@ -176,6 +176,10 @@ describe("provider node ⇄ gateway routing", () => {
         expect(generated).toBeGreaterThan(90);
         expect(node.stats.tokens - before).toBe(generated);
         expect(outcome.billableUsage.completionTokens).toBe(generated);
+        // The prompt as the backend's chat template renders it is billed as reported, not clipped.
+        expect(outcome.reportedUsage!.promptTokens).toBeGreaterThan(50);
+        expect(outcome.billableUsage.promptTokens).toBe(outcome.reportedUsage!.promptTokens);
+        expect(outcome.usageDisputed).toBe(false);
         if (outcome.countedCompletionTokens < generated) deltasBelowTokens = true;
       }
       // The case this guards: fewer deltas than tokens reached the gateway.
