@@ -210,11 +210,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const accounts = new AccountPayments(accountStore, ledger, wallet, log, opts.tierDiscounts);
   const oneShots = new OneShotStore(join(opts.dataDir, "payments.sqlite"));
   const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
-  const methods = new Set(
-    (opts.paymentMethods ?? PAYMENT_METHODS.filter((m) => m !== "bsv" || bsv)).filter(
-      (m) => m !== "bsv" || bsv,
-    ),
-  );
+  // BSV is offered only when a chain API is configured, whatever the list says.
+  const methods = new Set((opts.paymentMethods ?? PAYMENT_METHODS).filter((m) => m !== "bsv" || bsv));
   const paywall: Paywall = {
     methods,
     l402: new L402Payments(opts.dataDir, wallet, ledger, oneShots, opts.l402TtlSeconds),

@@ -34,7 +34,8 @@ export async function chatWithL402(
     ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
   };
   const challenge = await deps.gateway.l402Challenge(body, { signal: ctx.mcpReq.signal });
-  const amount = Number(bolt11.decode(challenge.invoice).satoshis ?? challenge.amountSats ?? 0);
+  const invoice = bolt11.decode(challenge.invoice);
+  const amount = Number(invoice.satoshis ?? challenge.amountSats ?? 0);
   if (!amount) return fail("the gateway's L402 invoice has no amount");
   const gateway = deps.gateway.baseUrl;
   const send = (credential: string) =>
@@ -73,7 +74,7 @@ export async function chatWithL402(
     return fail(
       "the mint is still paying the L402 invoice; the ecash stays reserved until it settles — try again later",
     );
-  const paymentHash = bolt11.decode(challenge.invoice).tagsObject.payment_hash ?? paid.preimage;
+  const paymentHash = invoice.tagsObject.payment_hash ?? paid.preimage;
   const credential = `${challenge.macaroon}:${paid.preimage}`;
   deps.wallet.saveL402({ payment_hash: paymentHash, gateway, credential, amount });
   let answer;

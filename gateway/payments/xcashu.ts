@@ -53,7 +53,7 @@ export class CashuPayment extends EndsOnce {
     } else {
       await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
     }
-    return { chargedSat: charged, ...(await this.payOutChange(this.amountSat - charged)) };
+    return { chargedSat: charged, ...(await this.returnChange(this.amountSat - charged)) };
   }
 
   /** A fixed fee (market posting and quoting): `feeSat` to the `to` account, the rest back as change. */
@@ -61,23 +61,27 @@ export class CashuPayment extends EndsOnce {
     this.end();
     const charged = Math.min(feeSat, this.amountSat);
     await this.ledger.chargeHold(this.holdId, to, charged * 1000, Accounts.change(this.holdId), memo);
-    return { chargedSat: charged, ...(await this.payOutChange(this.amountSat - charged)) };
+    return { chargedSat: charged, ...(await this.returnChange(this.amountSat - charged)) };
   }
 
   /** Nothing was served: everything comes back. */
   async refund(memo?: string): Promise<SettledPayment> {
     this.end();
     await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
-    return { chargedSat: 0, ...(await this.payOutChange(this.amountSat)) };
+    return { chargedSat: 0, ...(await this.returnChange(this.amountSat)) };
   }
 
-  private async payOutChange(changeSat: number): Promise<{ changeSat: number; changeToken?: string }> {
+  private async returnChange(changeSat: number): Promise<{ changeSat: number; changeToken?: string }> {
     if (changeSat <= 0) return { changeSat: 0 };
     try {
-      const token = await this.wallet.payChange(this.holdId, this.info.mint, changeSat, this.info.format);
-      await this.ledger.transfer("change_paid", this.holdId, [
-        { from: Accounts.change(this.holdId), to: Accounts.ecash(this.info.mint), msat: changeSat * 1000 },
-      ]);
+      const token = await payOutChange(
+        this.ledger,
+        this.wallet,
+        this.holdId,
+        this.info.mint,
+        changeSat,
+        this.info.format,
+      );
       return { changeSat, changeToken: token };
     } catch (err) {
       // The change stays owed in the ledger (change:<id>); the client can claim it later.

@@ -32,6 +32,7 @@ import { promptBounds } from "./usage.js";
 
 export * from "./types.js";
 export { createProviderKey, hashProviderKey } from "./store.js";
+export { DEFAULT_ACK } from "./protocol.js";
 export type { AckInfo, Broadcast, WithdrawRecord } from "./protocol.js";
 export {
   LIGHTNING_ADDRESS_RE,

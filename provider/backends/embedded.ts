@@ -164,6 +164,14 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
     ...(typeof body.seed === "number" && Number.isSafeInteger(body.seed) ? { seed: body.seed } : {}),
   });
 
+  /** What chat and completion generation share: sampling, the chunk callbacks, stops. */
+  const generation = <C extends object>(body: GenerationParams, cb: C) => ({
+    ...sampling(body),
+    ...cb,
+    stopOnAbortSignal: true,
+    customStopTriggers: stopsOf(body),
+  });
+
   /**
    * Runs one generation on a free sequence of the body's model, turning its callbacks into chunks.
    * Stops when `signal` aborts or the consumer stops reading.
@@ -251,12 +259,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
           .contextText.tokenize(l.model.tokenizer).length;
         const chat = new lib.LlamaChat({ contextSequence: seq, chatWrapper: l.wrapper });
         try {
-          const result = await chat.generateResponse(history, {
-            ...sampling(body),
-            ...cb,
-            stopOnAbortSignal: true,
-            customStopTriggers: stopsOf(body),
-          });
+          const result = await chat.generateResponse(history, generation(body, cb));
           return { promptTokens, stopReason: result.metadata.stopReason };
         } finally {
           chat.dispose({ disposeSequence: false });
@@ -271,12 +274,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
           bos + l.model.tokenize(prompt, false, bos ? "trimLeadingSpace" : undefined).length;
         const completion = new lib.LlamaCompletion({ contextSequence: seq });
         try {
-          const result = await completion.generateCompletionWithMeta(prompt, {
-            ...sampling(body),
-            ...cb,
-            stopOnAbortSignal: true,
-            customStopTriggers: stopsOf(body),
-          });
+          const result = await completion.generateCompletionWithMeta(prompt, generation(body, cb));
           return { promptTokens, stopReason: result.metadata.stopReason };
         } finally {
           completion.dispose({ disposeSequence: false });

@@ -5,7 +5,7 @@
  * pull). The test decides what to send (jobs, garbage frames) and reads everything the node sent.
  * It can go down and come back on the same port, like a restarting gateway.
  */
-import type { AckInfo } from "../../gateway/routing/index.js";
+import { type AckInfo, DEFAULT_ACK } from "../../gateway/routing/index.js";
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -92,21 +92,11 @@ export class FakeGateway {
   signupOpen: boolean;
   /** what the next heartbeat_acks carry */
   ack: AckFields = {
-    status: "ok",
-    jobs_today: 0,
-    tokens_today: 0,
-    earned_today_sats: 0,
-    earned_total_sats: 0,
-    balance_sats: 0,
-    queue_depth_global: 0,
+    ...DEFAULT_ACK,
     btc_live_usd: 100_000,
     btc_daily_avg: 100_000,
     btc_price_status: "live",
-    broadcasts: [],
-    withdraw_history: [],
-    karma_score: 0,
     karma_tier: "new",
-    free_tier_jobs: 0,
   };
   readonly registrations: { authorization?: string; body: Record<string, any> }[] = [];
   readonly pulls: { jobId: string; authorization?: string; status: number }[] = [];
