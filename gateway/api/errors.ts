@@ -5,7 +5,7 @@
 import type { NextFunction, Request, Response } from "express";
 import type * as z from "zod";
 import { AppError, type Logger } from "../../src/shared/index.js";
-import { InsufficientBalanceError } from "../ledger/index.js";
+import { HoldExistsError, InsufficientBalanceError } from "../ledger/index.js";
 
 export { ErrorBodySchema } from "../../src/shared/discovery/index.js";
 
@@ -50,6 +50,8 @@ export function sendError(res: Response, err: ApiError | AppError, render: Error
 export function classifyError(err: unknown, log: Logger): ApiError | AppError {
   if (err instanceof ApiError || err instanceof AppError) return err;
   if (err instanceof InsufficientBalanceError) return new ApiError(402, "insufficient_balance", err.message);
+  if (err instanceof HoldExistsError)
+    return new ApiError(409, "conflict", "that X-Owlrun-Request-Id is already used by another request");
   const e = err as { type?: string; status?: number };
   if (e?.type === "entity.too.large") return new ApiError(413, "request_too_large", "request body too large");
   if (e?.type === "entity.parse.failed" || e?.status === 400) {

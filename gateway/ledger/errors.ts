@@ -24,3 +24,11 @@ export class HoldStateError extends LedgerError {
     this.name = "HoldStateError";
   }
 }
+
+/** A hold id that is already taken (a client-chosen request id sent twice). */
+export class HoldExistsError extends LedgerError {
+  constructor(readonly holdId: string) {
+    super(`hold ${holdId} already exists`);
+    this.name = "HoldExistsError";
+  }
+}

@@ -8,7 +8,7 @@ import { type HoldRow, LedgerStore, type Posting, type StatementEntry } from "./
 import { splitCharge } from "./split.js";
 
 export { Accounts, accountKind } from "./accounts.js";
-export { HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
+export { HoldExistsError, HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
 export {
   chargeSats,
   DEFAULT_PROVIDER_SHARE_PCT,
@@ -75,6 +75,37 @@ export class Ledger {
       [{ from: Accounts.ecash(mintUrl), to: Accounts.hold(holdId), msat }],
       memo,
     );
+  }
+
+  /**
+   * X-Cashu with a client-chosen id: takes the id before the token is claimed (HoldExistsError
+   * when another request has it), owned like `holdClaimedEcash`'s holds.
+   */
+  async reserveCashuHold(holdId: string, mintUrl: string, format: "A" | "B", memo?: string): Promise<void> {
+    this.store.reserveHold(holdId, `xcashu:${format}:${mintUrl}`, "xcashu", memo);
+  }
+
+  /**
+   * The claimed ecash funds a reserved hold, once: "funded" while it is active, "change" when the
+   * reservation had already ended (the value is then owed as change under its id), "already" when
+   * it was funded before.
+   */
+  async fundCashuHold(
+    holdId: string,
+    mintUrl: string,
+    msat: number,
+  ): Promise<"funded" | "change" | "already"> {
+    return this.store.fundReservedHold(holdId, msat, Accounts.ecash(mintUrl));
+  }
+
+  /** True once a hold's money was posted. */
+  async holdFunded(holdId: string): Promise<boolean> {
+    return this.store.holdFunded(holdId);
+  }
+
+  /** Frees a reserved id whose claim was refused (nothing was posted). */
+  async dropReservation(holdId: string): Promise<void> {
+    this.store.dropReservation(holdId);
   }
 
   /**

@@ -8,7 +8,7 @@
  */
 import { SqliteStore } from "../../src/shared/sqlite.js";
 import { Accounts, accountKind } from "./accounts.js";
-import { HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
+import { HoldExistsError, HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
 
 export interface Posting {
   from: string;
@@ -124,6 +124,62 @@ export class LedgerStore extends SqliteStore {
     return this.tx(() => this.post(kind, ref, [{ from, to, msat: this.balance(from) }]) !== null);
   }
 
+  /** Inserts a hold row; a taken id is a HoldExistsError (never a bare UNIQUE failure). */
+  private insertHold(
+    id: string,
+    account: string,
+    msat: number,
+    state: HoldState,
+    kind: string,
+    memo: string | null,
+  ): void {
+    if (this.getHold(id)) throw new HoldExistsError(id);
+    this.prepared(
+      "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(id, account, msat, state, kind, now(), now(), memo);
+  }
+
+  /**
+   * Takes a hold id before its money arrives (X-Cashu: before the token is claimed at the mint), so
+   * two requests naming the same id cannot both spend their tokens: the second gets HoldExistsError.
+   * The reservation is an active hold of 0 until `fundReservedHold`.
+   */
+  reserveHold(holdId: string, owner: string, kind: string, memo?: string): void {
+    this.tx(() => this.insertHold(holdId, owner, 0, "active", kind, memo ?? null));
+  }
+
+  /** True once the hold's money was posted (a reservation not yet funded is false). */
+  holdFunded(holdId: string): boolean {
+    return this.prepared("SELECT 1 FROM ledger_tx WHERE kind = 'hold' AND ref = ?").get(holdId) !== undefined;
+  }
+
+  /**
+   * Funds a reserved hold with `postings` (crediting `msat` to the hold), once. A reservation that
+   * already ended (released by the sweeper or a restart before the claim was known) gets the money
+   * as change owed under its id instead. Returns what happened; "already" when it was funded before.
+   */
+  fundReservedHold(holdId: string, msat: number, from: string): "funded" | "change" | "already" {
+    return this.tx(() => {
+      const hold = this.getHold(holdId);
+      if (!hold) throw new HoldStateError(holdId, "missing");
+      if (this.holdFunded(holdId)) return "already";
+      const active = hold.state === "active";
+      this.post("hold", holdId, [
+        { from, to: active ? Accounts.hold(holdId) : Accounts.change(holdId), msat },
+      ]);
+      this.prepared("UPDATE holds SET msat = ?, updated_at = ? WHERE id = ?").run(msat, now(), holdId);
+      return active ? "funded" : "change";
+    });
+  }
+
+  /** Forgets a reservation whose claim was refused (nothing was posted), so the id may be used again. */
+  dropReservation(holdId: string): void {
+    this.tx(() => {
+      if (this.holdFunded(holdId)) return;
+      this.prepared("DELETE FROM holds WHERE id = ? AND msat = 0 AND state = 'active'").run(holdId);
+    });
+  }
+
   /**
    * Reserves `msat` of `account` for one request, atomically: balance >= msat or nothing happens.
    * The hold id is persisted before the caller dispatches anything.
@@ -132,9 +188,7 @@ export class LedgerStore extends SqliteStore {
     this.tx(() => {
       const have = this.balance(account);
       if (have < msat) throw new InsufficientBalanceError(account, have, msat);
-      this.prepared(
-        "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
-      ).run(holdId, account, msat, kind, now(), now(), memo ?? null);
+      this.insertHold(holdId, account, msat, "active", kind, memo ?? null);
       this.post("hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
     });
   }
@@ -152,9 +206,7 @@ export class LedgerStore extends SqliteStore {
     memo?: string,
   ): void {
     this.tx(() => {
-      this.prepared(
-        "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
-      ).run(holdId, owner, msat, kind, now(), now(), memo ?? null);
+      this.insertHold(holdId, owner, msat, "active", kind, memo ?? null);
       this.post("hold", holdId, postings);
       if (this.balance(Accounts.hold(holdId)) !== msat)
         throw new LedgerError("funded hold does not match its postings");
@@ -170,9 +222,7 @@ export class LedgerStore extends SqliteStore {
     this.tx(() => {
       const have = this.balance(account);
       if (have < msat) throw new InsufficientBalanceError(account, have, msat);
-      this.prepared(
-        "INSERT INTO holds (id, account, msat, state, kind, created_at, updated_at, memo) VALUES (?, ?, ?, 'settled', 'withdraw', ?, ?, ?)",
-      ).run(ref, owner, msat, now(), now(), payer);
+      this.insertHold(ref, owner, msat, "settled", "withdraw", payer);
       this.post("withdraw", ref, [{ from: account, to: Accounts.change(ref), msat }]);
     });
   }

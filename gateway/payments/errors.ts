@@ -15,7 +15,8 @@ export type PaymentErrorType =
   | "invalid_key"
   | "rate_limited"
   | "quota_exceeded"
-  | "spend_limit";
+  | "spend_limit"
+  | "conflict";
 
 export class PaymentError extends AppError {
   constructor(

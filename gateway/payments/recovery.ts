@@ -113,6 +113,16 @@ export async function creditRestoredClaims(
       const hold = (await ledger.getHold(claim.holdId))!;
       await refundHold(hold, ledger, wallet, log, "claimed, answer lost: refunded");
       n++;
+    } else if (claim?.kind === "xcashu" && !(await ledger.holdFunded(claim.holdId))) {
+      // The id was reserved but the claim's answer was lost: fund it now and pay it back as change.
+      const how = await ledger.fundCashuHold(claim.holdId, c.mint, c.sat * 1000);
+      const hold = (await ledger.getHold(claim.holdId))!;
+      if (how === "funded") await refundHold(hold, ledger, wallet, log, "claimed, answer lost: refunded");
+      else if (how === "change")
+        await payOutChange(ledger, wallet, claim.holdId, c.mint, c.sat, claim.format).catch((err) =>
+          log.warn("change still owed; will retry on next start", { holdId: claim.holdId, err: String(err) }),
+        );
+      n++;
     }
   }
   if (n) log.warn("credited tokens claimed before a crash", { count: n });

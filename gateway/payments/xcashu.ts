@@ -6,9 +6,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../src/shared/index.js";
-import { Accounts, type Ledger } from "../ledger/index.js";
+import { Accounts, HoldExistsError, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
-import { inspectToken, type TokenFormat, type TokenInfo } from "../../src/shared/ecash/index.js";
+import { EcashError, inspectToken, type TokenFormat, type TokenInfo } from "../../src/shared/ecash/index.js";
 import { claimOp } from "./claims.js";
 import type { GatewayWallet } from "./wallet.js";
 import { EndsOnce } from "./once.js";
@@ -139,11 +139,45 @@ export class CashuPayments {
    */
   async open(info: TokenInfo, memo?: string, requestId?: string): Promise<CashuPayment> {
     const holdId = requestId ?? randomUUID();
-    if (requestId && (await this.ledger.getHold(requestId))) {
-      throw new PaymentError("invalid_request", "X-Owlrun-Request-Id was already used", 409);
+    // The id is taken before the token is claimed: a second request naming it (however many run at
+    // once) is refused while its token is still unspent, instead of spending it into nobody's hold.
+    try {
+      await this.ledger.reserveCashuHold(holdId, info.mint, info.format, memo);
+    } catch (err) {
+      if (err instanceof HoldExistsError)
+        throw new PaymentError(
+          "conflict",
+          "X-Owlrun-Request-Id is already used by another request; your token was not spent",
+          409,
+        );
+      throw err;
     }
-    const claimed = await this.wallet.claim(info, claimOp.xcashu(info.format, holdId));
-    await this.ledger.holdClaimedEcash(holdId, claimed.mint, claimed.amountSat * 1000, info.format, memo);
+    let claimed: { mint: string; amountSat: number };
+    try {
+      claimed = await this.wallet.claim(info, claimOp.xcashu(info.format, holdId));
+    } catch (err) {
+      // Refused: nothing was swapped, the id is free again. Unanswered: the swap may have happened;
+      // the reservation stays, so the value restored at the next start lands under this id.
+      if (!(err instanceof EcashError && err.type === "mint_unavailable"))
+        await this.ledger.dropReservation(holdId);
+      throw err;
+    }
+    const funded = await this.ledger.fundCashuHold(holdId, claimed.mint, claimed.amountSat * 1000);
+    if (funded === "change") {
+      // The reservation was swept while the mint was slow: the value is owed as change already.
+      const token = await payOutChange(
+        this.ledger,
+        this.wallet,
+        holdId,
+        claimed.mint,
+        claimed.amountSat,
+        info.format,
+      ).catch(() => undefined);
+      throw new PaymentError("mint_unavailable", "the mint answered too late; your token comes back", 503, {
+        ...(token ? { change_token: token } : {}),
+        request_id: holdId,
+      });
+    }
     return new CashuPayment(holdId, info, claimed.amountSat, this.ledger, this.wallet, this.log);
   }
 }

@@ -4,6 +4,7 @@
  * wallet. Every sat is accounted for at the end.
  */
 import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
+import { randomUUID } from "node:crypto";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../../gateway/ledger/index.js";
@@ -262,6 +263,42 @@ describe("X-Cashu pay-per-request", () => {
     }
     const winner = results.find((r) => r.status === 200)!;
     await receive(winner.headers.get("x-cashu-change")!);
+  });
+
+  it("one client-chosen request id sent with five tokens at once: one is served, the others get 409 and keep their tokens", async () => {
+    const id = randomUUID();
+    const tokens: string[] = [];
+    for (const a of [21, 22, 23, 24, 25]) tokens.push(await token(a));
+    const results = await Promise.all(
+      tokens.map((t) =>
+        fetch(`${gw.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-cashu": t, "x-owlrun-request-id": id },
+          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+        }),
+      ),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(4);
+    for (const [i, r] of results.entries()) {
+      const body = (await r.json()) as any;
+      if (r.status === 200) {
+        expect(body.payment.request_id).toBe(id);
+        await receive(r.headers.get("x-cashu-change")!);
+      } else {
+        expect(body.error.type).toBe("conflict");
+        // Never claimed: the client's own token is still good.
+        expect(await receive(tokens[i]!)).toBe([21, 22, 23, 24, 25][i]);
+      }
+    }
+    // The id stays taken after the request ended.
+    const again = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-cashu": await token(20), "x-owlrun-request-id": id },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(again.status).toBe(409);
   });
 
   it("the books balance: claims on the gateway equal the ecash it holds, all unspent at the mint", async () => {
