@@ -13,6 +13,7 @@ import {
   GatewayUnavailableError,
 } from "../src/client/index.js";
 import { EcashError, normalizeMintUrl } from "../src/shared/ecash/index.js";
+import { promptTokenBound } from "../src/shared/index.js";
 import { chatWithL402 } from "./chat-l402.js";
 import { approveSpend } from "./confirm.js";
 import {
@@ -62,9 +63,8 @@ export const ChatOutput = z.object({
   request_id: z.string(),
 });
 
-/** The gateway's own prompt-size estimate (about one token per 3 characters of the JSON messages). */
-export const estimatePromptTokens = (messages: ChatMessage[]) =>
-  Math.ceil(JSON.stringify(messages).length / 3) + 8;
+/** The gateway's own prompt bound (UTF-8 bytes / 2 plus the chat template), as it quotes and holds. */
+export const estimatePromptTokens = (messages: ChatMessage[]) => promptTokenBound(messages);
 
 /** Sats for the prompt and a full-length answer at the model's rates, with the 2-sat floor. */
 export function estimateSats(model: GatewayModel, promptTokens: number, maxTokens: number): number {

@@ -14,7 +14,7 @@ import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
 import { PaymentError } from "../payments/errors.js";
-import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
+import type { PriceTable } from "../payments/pricing.js";
 import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
 import {
@@ -22,8 +22,10 @@ import {
   type JobHandle,
   type JobOutcome,
   NoProviderError,
+  nodeRequestBody,
+  promptBounds,
   type StreamChunk,
-} from "../routing/types.js";
+} from "../routing/index.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
 import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { JobLog } from "./joblog.js";
@@ -120,7 +122,8 @@ export function estimateRequest(
   deps: Pick<ChatDeps, "prices" | "oracle">,
 ) {
   const btcUsd = deps.oracle.pricingRate();
-  const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
+  // The bound a node's prompt report is billed up to (bytes / 2 + template): never charged above.
+  const promptTokens = promptBounds(nodeRequestBody({ body, model, kind, maxTokens: 1 })).cap;
   const requested: number =
     (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
     body.max_tokens ??
@@ -269,7 +272,10 @@ export async function runPaidJob(
     if (requestId !== undefined && !UUID.test(requestId)) {
       throw new ApiError(400, "invalid_request", "X-Owlrun-Request-Id must be a UUID");
     }
-    payment = await deps.payments.open(info, memo, requestId?.toLowerCase());
+    const cashu = await deps.payments.open(info, memo, requestId?.toLowerCase());
+    // What POST /v1/price quotes for this request as served: the charge never exceeds it.
+    cashu.maxChargeSat = deps.prices.chargeSat(model, promptTokens, maxTokens, btcUsd);
+    payment = cashu;
   }
   deps.live.add(payment.holdId);
   try {
@@ -326,7 +332,7 @@ export async function settleOutcome(
 ) {
   const usage = outcome.billableUsage;
   const delivered = usage.completionTokens > 0 || outcome.status === "completed";
-  const chargeSat = delivered
+  let chargeSat = delivered
     ? deps.prices.chargeSat(
         model,
         usage.promptTokens,
@@ -335,6 +341,7 @@ export async function settleOutcome(
         payment.discountPct ?? 0,
       )
     : 0;
+  if (payment.maxChargeSat !== undefined) chargeSat = Math.min(chargeSat, payment.maxChargeSat);
   const settled = await payment.settle(
     chargeSat,
     outcome.nodeId,

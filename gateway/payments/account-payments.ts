@@ -30,6 +30,8 @@ export interface RequestPayment {
   readonly receiptFields?: Record<string, unknown>;
   /** a business key's discount on the charge (percent) */
   readonly discountPct?: number;
+  /** the most this request may be charged (its hold, or its quote); settle never goes above it */
+  readonly maxChargeSat?: number;
   settle(
     chargedSat: number,
     nodeId: string,

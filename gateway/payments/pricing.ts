@@ -70,9 +70,3 @@ export class PriceTable {
     return r.per_m_output_usd > 0 ? Math.floor(left / r.per_m_output_usd) : Number.MAX_SAFE_INTEGER;
   }
 }
-
-/** A conservative prompt size estimate before the provider reports real usage: ~1 token per 3 chars. */
-export function estimatePromptTokens(body: { messages?: unknown; prompt?: unknown }): number {
-  const text = JSON.stringify(body.messages ?? body.prompt ?? "");
-  return Math.ceil(text.length / 3) + 8;
-}

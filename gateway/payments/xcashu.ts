@@ -22,6 +22,8 @@ export interface SettledPayment {
 
 export class CashuPayment extends EndsOnce {
   readonly method = "xcashu";
+  /** the quote for this request (prompt bound + max_tokens): a job is never charged above it */
+  maxChargeSat?: number;
 
   constructor(
     readonly holdId: string,
@@ -42,7 +44,7 @@ export class CashuPayment extends EndsOnce {
     memo?: string,
   ): Promise<SettledPayment> {
     this.end();
-    const charged = Math.min(chargedSat, this.amountSat);
+    const charged = Math.min(chargedSat, this.amountSat, this.maxChargeSat ?? this.amountSat);
     if (charged > 0) {
       await this.ledger.settleJob(
         this.holdId,

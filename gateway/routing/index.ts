@@ -41,7 +41,7 @@ export {
   PROVIDER_KEY_PREFIX,
 } from "./protocol.js";
 export { nodeRoutes } from "./http.js";
-export { USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
+export { promptBounds, USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 
 export const WS_PATH = "/v1/gateway/ws";
 /** Close code sent to the older connection when the same node connects again. */

@@ -3,6 +3,7 @@
  * the node sends (only clamped), so a dishonest node can inflate it; we count what we relay instead
  * and only believe a report that is close to our count.
  */
+import { promptTokenBound } from "../../src/shared/index.js";
 import type { StreamChunk } from "./types.js";
 
 /**
@@ -96,24 +97,17 @@ export interface PromptBounds {
   estimate: number;
 }
 
-/** Tokens a chat template may add: a default system prompt and markers, plus per-message headers. */
-const TEMPLATE_TOKENS = 32;
-const TEMPLATE_TOKENS_PER_MESSAGE = 8;
-
 /**
- * Bounds on the prompt's token count from the request size. Measured on the serialized messages in
- * UTF-8 bytes: a token is rarely under 2 bytes of JSON (CJK characters take 3 bytes for 1–2 tokens).
- * The node's backend bills the prompt as its chat template renders it, which adds role markers per
- * message and often a default system prompt (Qwen's is ~20 tokens): the cap allows for that, or an
- * honest report on a short prompt would be clipped and disputed.
+ * Bounds on the prompt's token count from the request size (`promptTokenBound`: UTF-8 bytes / 2
+ * plus the chat template's tokens, the same number the gateway quotes and holds). The node's
+ * backend bills the prompt as its chat template renders it, which adds role markers per message and
+ * often a default system prompt (Qwen's is ~20 tokens): the cap allows for that, or an honest report
+ * on a short prompt would be clipped and disputed.
  */
 export function promptBounds(body: Record<string, unknown>): PromptBounds {
-  const bytes = Buffer.byteLength(JSON.stringify(body.messages ?? body.prompt ?? ""), "utf8");
-  const messages = Array.isArray(body.messages) ? body.messages.length : 1;
-  return {
-    cap: Math.ceil(bytes / 2) + TEMPLATE_TOKENS + TEMPLATE_TOKENS_PER_MESSAGE * messages,
-    estimate: Math.ceil(bytes / 4) + 4,
-  };
+  const text = body.messages ?? body.prompt ?? "";
+  const bytes = Buffer.byteLength(JSON.stringify(text), "utf8");
+  return { cap: promptTokenBound(text), estimate: Math.ceil(bytes / 4) + 4 };
 }
 
 export interface UsageVerdict {

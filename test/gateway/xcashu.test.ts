@@ -301,6 +301,42 @@ describe("X-Cashu pay-per-request", () => {
     expect(again.status).toBe(409);
   });
 
+  it("a 300,000-character CJK prompt is never charged above what POST /v1/price quoted, however much the node reports", async () => {
+    const rogue = await startAgent(gw.url, {
+      models: ["owlrun-test-cjk:tiny"],
+      job: { words: ["字", "字"], usage: () => ({ prompt_tokens: 10_000_000, completion_tokens: 2 }) },
+    });
+    try {
+      const body = {
+        model: "owlrun-test-cjk:tiny",
+        messages: [{ role: "user", content: "字".repeat(300_000) }],
+        max_tokens: 16,
+      };
+      const quote = (await (
+        await fetch(`${gw.url}/v1/price`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        })
+      ).json()) as any;
+      const paid = quote.sats + 20;
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-cashu": await token(paid) },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(200);
+      const answer = (await res.json()) as any;
+      expect(answer.usage.cost.sats).toBeGreaterThan(2);
+      expect(answer.usage.cost.sats).toBeLessThanOrEqual(quote.sats);
+      expect(await receive(res.headers.get("x-cashu-change")!)).toBe(paid - answer.usage.cost.sats);
+      // 900,000 bytes of UTF-8: the quote counts the prompt as its bound, bytes / 2 plus the template.
+      expect(quote.prompt_tokens_estimate).toBeGreaterThanOrEqual(450_000);
+    } finally {
+      await rogue.close();
+    }
+  });
+
   it("the books balance: claims on the gateway equal the ecash it holds, all unspent at the mint", async () => {
     await agent.close();
     await gw.stop();
