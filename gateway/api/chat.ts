@@ -331,7 +331,10 @@ export async function settleOutcome(
   startedAt: number,
 ) {
   const usage = outcome.billableUsage;
-  const delivered = usage.completionTokens > 0 || outcome.status === "completed";
+  // A provider failure is never charged (and so never paid), even after some text arrived; a buyer
+  // who went away (cancelled) pays for what was delivered.
+  const delivered =
+    outcome.status !== "failed" && (usage.completionTokens > 0 || outcome.status === "completed");
   let chargeSat = delivered
     ? deps.prices.chargeSat(
         model,
@@ -416,7 +419,7 @@ async function streamResponse(
       errorBody(
         502,
         "provider_failed",
-        `the provider failed mid-stream: ${outcome.error ?? "unknown"}; charged only for what was delivered`,
+        `the provider failed mid-stream: ${outcome.error ?? "unknown"}; you were not charged`,
       ),
     );
   }

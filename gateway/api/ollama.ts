@@ -113,7 +113,7 @@ async function ollamaResponse(res: Response, paid: PaidJob, deps: ChatDeps, kind
     const failure = ollamaError(
       502,
       "provider_failed",
-      `the provider failed: ${outcome.error ?? "unknown"}; charged only for what was delivered`,
+      `the provider failed: ${outcome.error ?? "unknown"}; you were not charged`,
       money,
     );
     if (streaming) res.end(`${JSON.stringify(failure)}\n`);

@@ -64,6 +64,14 @@ export const EarningsResponseSchema = z.looseObject({
       timestamp: z.string(),
     }),
   ),
+  failed_jobs: z
+    .number()
+    .int()
+    .meta({ description: "jobs the node failed mid-stream: unpaid for buyer and node" }),
+  disputed_jobs: z
+    .number()
+    .int()
+    .meta({ description: "usage reports that disagreed with the gateway's count" }),
   payout_threshold_sats: z.number().int(),
   lightning_address: z.string().nullable(),
   payouts: z.array(
@@ -128,6 +136,8 @@ export function providerRouter(deps: ProviderDeps): Router {
     res.json({
       node_id: nodeId,
       ...(await earningsOf(deps, nodeId)),
+      failed_jobs: info?.failures ?? 0,
+      disputed_jobs: info?.disputes ?? 0,
       payout_threshold_sats: deps.payouts.thresholdSat,
       lightning_address: info?.lightningAddress ?? null,
       payouts: deps.payouts.history(nodeId).map((p) => ({

@@ -92,6 +92,8 @@ export interface ProviderInfo {
   version?: string;
   /** how often this node's usage reports disagreed with the gateway's count */
   disputes: number;
+  /** jobs it failed mid-stream (unpaid for the buyer and the node) */
+  failures: number;
   jobsToday: number;
   tokensToday: number;
   /** moving averages over finished jobs */
@@ -296,6 +298,11 @@ export function createRouting(opts: RoutingOptions): Routing {
         store.recordDispute(s.nodeId, note ?? "usage disputed");
         log.warn("provider usage report disagrees with the gateway's count", { node: s.nodeId, note });
       }
+      if (outcome.status === "failed" && attempt.firstByteAt !== undefined) {
+        // Failed after it started: the buyer is not charged and the node not paid; it counts here.
+        store.recordFailure(s.nodeId, outcome.error ?? "failed mid-stream");
+        log.warn("provider failed mid-stream", { node: s.nodeId, why: outcome.error });
+      }
       if (attempt.firstByteAt !== undefined) {
         const u = outcome.billableUsage;
         store.recordJob(s.nodeId, u.promptTokens + u.completionTokens);
@@ -389,6 +396,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       ...(row?.region ? { region: row.region } : {}),
       ...(row?.version ? { version: row.version } : {}),
       disputes: store.dispute(nodeId)?.count ?? 0,
+      failures: store.failure(nodeId)?.count ?? 0,
       jobsToday: today.jobs,
       tokensToday: today.tokens,
       ...(s?.ttfbMs !== undefined ? { ttfbMs: Math.round(s.ttfbMs) } : {}),

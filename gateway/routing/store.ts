@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE INDEX IF NOT EXISTS nodes_key ON nodes (key_hash, registered_at);
 CREATE TABLE IF NOT EXISTS disputes (
   node_id TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL, last_note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS failures (
+  node_id TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL, last_note TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS node_days (
   node_id TEXT NOT NULL, day TEXT NOT NULL, jobs INTEGER NOT NULL, tokens INTEGER NOT NULL,
   PRIMARY KEY (node_id, day));
@@ -166,6 +168,23 @@ export class RoutingStore {
   /** Every node whose usage reports disagreed with the gateway's count, worst first. */
   disputes(): DisputeRow[] {
     return this.db.prepare("SELECT * FROM disputes ORDER BY count DESC, last_at DESC").all() as DisputeRow[];
+  }
+
+  /** A job this node failed after its first token (the buyer paid nothing, the node earned nothing). */
+  recordFailure(nodeId: string, note: string): void {
+    this.tx(() =>
+      this.db
+        .prepare(
+          `INSERT INTO failures (node_id, count, last_at, last_note) VALUES (?, 1, ?, ?)
+           ON CONFLICT(node_id) DO UPDATE SET count = count + 1, last_at = excluded.last_at,
+             last_note = excluded.last_note`,
+        )
+        .run(nodeId, Date.now(), note.slice(0, 500)),
+    );
+  }
+
+  failure(nodeId: string): DisputeRow | undefined {
+    return this.db.prepare("SELECT * FROM failures WHERE node_id = ?").get(nodeId) as DisputeRow | undefined;
   }
 
   recordJob(nodeId: string, tokens: number, at = Date.now()): void {

@@ -167,7 +167,7 @@ describe("X-Cashu pay-per-request", () => {
     expect(await receive(none.headers.get("x-cashu-change")!)).toBe(15);
   });
 
-  it("a provider dying mid-stream: the client is told in the stream, charged only for what arrived, and gets the rest back", async () => {
+  it("a provider dying mid-stream: the client is told in the stream, pays nothing and gets all of it back; the node earns nothing and the failure counts against it", async () => {
     const dying = await startAgent(gw.url, {
       models: ["owlrun-test-dying:tiny"],
       reply: ["one", " two", " three", " four"],
@@ -196,9 +196,16 @@ describe("X-Cashu pay-per-request", () => {
       expect(objs.find((o) => o.error)?.error.type).toBe("provider_failed");
       const usage = objs.find((o) => o.usage)!.usage;
       expect(usage.completion_tokens).toBe(2);
+      expect(usage.cost.sats).toBe(0);
       const change = objs.find((o) => o.type === "cashu_change");
-      expect(change.change_sats).toBe(30 - usage.cost.sats);
-      expect(await receive(change.token)).toBe(change.change_sats);
+      expect(change.change_sats).toBe(30);
+      expect(await receive(change.token)).toBe(30);
+      const earnings = (await (
+        await fetch(`${gw.url}/v1/provider/earnings`, {
+          headers: { authorization: `Bearer ${dying.apiKey}` },
+        })
+      ).json()) as any;
+      expect(earnings).toMatchObject({ earned_total_sats: 0, balance_sats: 0, failed_jobs: 1 });
     } finally {
       await dying.close();
     }

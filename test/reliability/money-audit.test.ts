@@ -140,7 +140,7 @@ async function disconnect() {
   return `disconnect paid ${amount} charged ${amount - back}`;
 }
 
-/** A provider drops its connection mid-stream: charged only for what was delivered. */
+/** A provider drops its connection mid-stream: the buyer pays nothing. */
 let dyingTurn: Promise<unknown> = Promise.resolve();
 function providerDies(): Promise<string> {
   // One at a time: each run replaces the node that died.
