@@ -245,7 +245,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     jobs,
     live,
     onSettled: (jobId: string, tokens: number, providerMsat: number) => {
-      routing.jobComplete(jobId, { tokens, earnedUsd: (providerMsat / 1e11) * oracle.pricingRate() });
+      routing.jobComplete(jobId, {
+        tokens,
+        earnedUsd: (providerMsat / 1e11) * (oracle.maybePricingRate() ?? 0),
+      });
     },
   };
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));

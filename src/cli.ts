@@ -200,7 +200,11 @@ async function runGateway(argv: string[]): Promise<void> {
     trustedMints: external,
     providerSharePct: parseNonNegativeInt("--provider-share", flagOrEnv(values, "provider-share"), 95),
     priceFeedUrl: flagOrEnv(values, "price-feed"),
-    offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
+    // Only the operator's own rate stands in for the feed; with a feed and no --btc-usd there is no
+    // rate until a sane sample arrives (paid requests answer 503), never an invented one.
+    offlineBtcUsd: flagOrEnv(values, "btc-usd")
+      ? parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000)
+      : undefined,
     signupOpen: !values["signup-closed"],
     payoutThresholdSat: parseNonNegativeInt(
       "--payout-threshold-sats",

@@ -56,11 +56,13 @@ export const ModelsResponseSchema = z.object({ object: z.literal("list"), data: 
 export const OracleRateResponseSchema = z.looseObject({
   btc_usd: z.number(),
   btc_daily_avg: z.number(),
-  status: z.enum(["live", "stale", "offline"]),
+  status: z.enum(["live", "stale", "offline", "unavailable"]).meta({
+    description: "unavailable: no sane sample yet and no fixed rate; paid requests answer 503",
+  }),
   source: z.string(),
   updated_at: z.string().nullable(),
   samples_24h: z.number().int(),
-  pricing_rate: z.number(),
+  pricing_rate: z.number().nullable(),
   formula: z.string(),
   provider_share_pct: z.number(),
 });
@@ -154,12 +156,13 @@ export function publicRouter(deps: PublicDeps): Router {
   });
 
   r.get("/v1/models", (_req, res) => {
-    const btcUsd = deps.oracle.pricingRate();
+    // Listed without a rate too (sats 0): paying is what answers 503 then, not discovery.
+    const btcUsd = deps.oracle.maybePricingRate();
     res.json({
       object: "list",
       data: deps.dispatcher.models().map((m) => {
         const rate = deps.prices.rate(m.model);
-        const sats = deps.prices.satsPerMillion(m.model, btcUsd);
+        const sats = btcUsd ? deps.prices.satsPerMillion(m.model, btcUsd) : { input: 0, output: 0 };
         return {
           id: m.model,
           object: "model",
@@ -182,7 +185,7 @@ export function publicRouter(deps: PublicDeps): Router {
     const rate = deps.oracle.rate();
     res.json({
       ...rate,
-      pricing_rate: deps.oracle.pricingRate(),
+      pricing_rate: deps.oracle.maybePricingRate() ?? null,
       formula: "sats = max(2, ceil((in*usd_in + out*usd_out) / 1e6 / btc_daily_avg * 1e8))",
       provider_share_pct: deps.providerSharePct,
     });

@@ -1,10 +1,12 @@
 /**
  * BTC/USD for pricing: the 24h average of samples from a configurable feed, refreshed every
- * 5 minutes; the last good value is kept when the feed fails, and a fixed rate is used offline
- * (no feed configured: local use, tests, the devnet).
+ * 5 minutes; the last good value is kept when the feed fails. A fixed rate is used only when the
+ * operator chose one (`--btc-usd`: the devnet, local use) or when no feed is configured at all. A
+ * feed that never gave a sane sample, with no fixed rate chosen, leaves the gateway without a rate:
+ * paid requests then answer 503 `price_unavailable` rather than price at an invented rate.
  */
 import * as z from "zod";
-import type { Logger } from "../../src/shared/index.js";
+import { AppError, type Logger } from "../../src/shared/index.js";
 
 export const DEFAULT_OFFLINE_BTC_USD = 100_000;
 const DAY_MS = 24 * 3600_000;
@@ -32,10 +34,22 @@ function readPrice(body: unknown): number | undefined {
   return Number.isFinite(v) && v > 1000 && v < 100_000_000 ? v : undefined;
 }
 
+/** No BTC/USD rate to price with (503): the feed has not given a sane sample yet. */
+export class PriceUnavailableError extends AppError {
+  constructor(detail: string) {
+    super(
+      `no BTC/USD rate to price with: ${detail}; paid requests resume once the price feed answers`,
+      "price_unavailable",
+      503,
+    );
+  }
+}
+
 export interface OracleRate {
+  /** 0 when `status` is "unavailable" */
   btc_usd: number;
   btc_daily_avg: number;
-  status: "live" | "stale" | "offline";
+  status: "live" | "stale" | "offline" | "unavailable";
   source: string;
   updated_at: string | null;
   samples_24h: number;
@@ -43,6 +57,10 @@ export interface OracleRate {
 
 export interface OracleOptions {
   feedUrl?: string;
+  /**
+   * The fixed rate until (or without) feed samples. Unset with a feed: no rate until a sane sample.
+   * Unset without a feed: DEFAULT_OFFLINE_BTC_USD (library use, tests).
+   */
   offlineRate?: number;
   refreshMs?: number;
   log: Logger;
@@ -84,14 +102,19 @@ export class Oracle {
     }
   }
 
-  /** The rate used for pricing: 24h average of good samples, else the fixed offline rate. */
+  /** The fixed rate to use while there is no sample, if any. */
+  private fixedRate(): number | undefined {
+    return this.opts.offlineRate ?? (this.opts.feedUrl ? undefined : DEFAULT_OFFLINE_BTC_USD);
+  }
+
+  /** The rate used for pricing: 24h average of good samples, else the fixed rate, else unavailable. */
   rate(): OracleRate {
-    const offline = this.opts.offlineRate ?? DEFAULT_OFFLINE_BTC_USD;
     if (this.samples.length === 0) {
+      const fixed = this.fixedRate();
       return {
-        btc_usd: offline,
-        btc_daily_avg: offline,
-        status: "offline",
+        btc_usd: fixed ?? 0,
+        btc_daily_avg: fixed ?? 0,
+        status: fixed === undefined ? "unavailable" : "offline",
         source: this.opts.feedUrl ?? "fixed",
         updated_at: null,
         samples_24h: 0,
@@ -109,8 +132,19 @@ export class Oracle {
     };
   }
 
-  /** USD/BTC used to convert prices: the 24h average (ARCHITECTURE.md §4). */
+  /** USD/BTC used to convert prices (the 24h average, ARCHITECTURE.md §4), if there is one. */
+  maybePricingRate(): number | undefined {
+    const r = this.rate();
+    return r.status === "unavailable" ? undefined : r.btc_daily_avg;
+  }
+
+  /** USD/BTC used to convert prices; throws PriceUnavailableError (503) when there is none. */
   pricingRate(): number {
-    return this.rate().btc_daily_avg;
+    const rate = this.maybePricingRate();
+    if (rate === undefined)
+      throw new PriceUnavailableError(
+        this.lastError ? `the price feed failed (${this.lastError})` : "the price feed has not answered yet",
+      );
+    return rate;
   }
 }
