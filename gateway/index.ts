@@ -29,7 +29,7 @@ import { defaultWebDir, webRouter } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Market, type MarketOptions, marketRouter, marketRoutes } from "./market/index.js";
 import { Oracle } from "./oracle/index.js";
-import { AccountPayments } from "./payments/account-payments.js";
+import { AccountPayments, DEFAULT_FREE_TIER, type FreeTierLimits } from "./payments/account-payments.js";
 import { AccountStore, type BusinessTier } from "./payments/accounts.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments } from "./payments/l402.js";
@@ -44,7 +44,7 @@ import {
   takeRecoverySnapshot,
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { type AckInfo, createRouting, type Dispatcher, nodeRoutes } from "./routing/index.js";
+import { type AckInfo, createRouting, type Dispatcher, nodeRoutes, SignupLimiter } from "./routing/index.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -73,6 +73,10 @@ export interface GatewayOptions {
   offlineBtcUsd?: number;
   modelRates?: Record<string, ModelRate>;
   signupOpen?: boolean;
+  /** what free-tier requests may cost: max_tokens cap and a daily gateway-wide budget */
+  freeTier?: FreeTierLimits;
+  /** `POST /v1/auth/register` per client address (IPv6: per /64) per hour; unset: no limit (the CLI sets 20) */
+  accountSignupsPerHour?: number;
   /** provider earnings at or above this are paid out over Lightning (default 1,000 sats) */
   payoutThresholdSat?: number;
   /** how often payouts run (default 60 s; 0 disables the loop) */
@@ -207,7 +211,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const sweeper =
     sweepEvery > 0 ? setInterval(() => void sweepStaleHolds().catch(() => undefined), sweepEvery) : undefined;
   sweeper?.unref();
-  const accounts = new AccountPayments(accountStore, ledger, wallet, log, opts.tierDiscounts);
+  const accounts = new AccountPayments(
+    accountStore,
+    ledger,
+    wallet,
+    log,
+    opts.tierDiscounts,
+    opts.freeTier ?? DEFAULT_FREE_TIER,
+  );
+  const accountSignups = new SignupLimiter(opts.accountSignupsPerHour ?? Number.POSITIVE_INFINITY);
+  const signupPruner = setInterval(() => accountSignups.prune(), 60_000);
+  signupPruner.unref();
   const oneShots = new OneShotStore(join(opts.dataDir, "payments.sqlite"));
   const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
   // BSV is offered only when a chain API is configured, whatever the list says.
@@ -254,7 +268,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
   app.use(ollamaRouter(deps));
-  app.use(accountRouter({ accounts, ledger, wallet }));
+  app.use(accountRouter({ accounts, ledger, wallet, signups: accountSignups }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;
@@ -329,6 +343,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
       if (sweeper) clearInterval(sweeper);
+      clearInterval(signupPruner);
       await routing.close();
       payouts.close();
       oracle.stop();

@@ -47,6 +47,8 @@ Usage:
                                      [--payment-methods xcashu,accounts,l402,bsv]
                                      [--bsv-chain-api URL --bsv-address ADDR [--bsv-per-sat N]]
                                      [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
+                                     [--free-max-tokens 256] [--free-daily-budget-sats 1000]
+                                     [--account-signups-per-hour 20]   (free tier limits)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
@@ -101,6 +103,9 @@ const GATEWAY_FLAGS = {
   name: { type: "string" },
   "public-url": { type: "string" },
   "mcp-url": { type: "string" },
+  "free-max-tokens": { type: "string" },
+  "free-daily-budget-sats": { type: "string" },
+  "account-signups-per-hour": { type: "string" },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -206,6 +211,19 @@ async function runGateway(argv: string[]): Promise<void> {
       ? parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000)
       : undefined,
     signupOpen: !values["signup-closed"],
+    freeTier: {
+      maxTokens: parseNonNegativeInt("--free-max-tokens", flagOrEnv(values, "free-max-tokens"), 256),
+      dailyBudgetSat: parseNonNegativeInt(
+        "--free-daily-budget-sats",
+        flagOrEnv(values, "free-daily-budget-sats"),
+        1000,
+      ),
+    },
+    accountSignupsPerHour: parseNonNegativeInt(
+      "--account-signups-per-hour",
+      flagOrEnv(values, "account-signups-per-hour"),
+      20,
+    ),
     payoutThresholdSat: parseNonNegativeInt(
       "--payout-threshold-sats",
       flagOrEnv(values, "payout-threshold-sats"),

@@ -16,6 +16,7 @@ import { collectChange } from "../payments/recovery.js";
 import { UUID } from "./schemas.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import { ApiError, ErrorBodySchema, parseWith } from "./errors.js";
+import type { SignupLimiter } from "../routing/index.js";
 
 export const RegisterRequestSchema = z.object({ name: z.string().max(200).optional() }).optional();
 export const TokenDepositSchema = z.object({ token: z.string().min(1).max(65_536) });
@@ -147,6 +148,8 @@ export interface AccountDeps {
   accounts: AccountPayments;
   ledger: Ledger;
   wallet: GatewayWallet;
+  /** new rc_ keys per client address (each carries a free quota) */
+  signups?: SignupLimiter;
 }
 
 export function accountRouter(deps: AccountDeps): Router {
@@ -170,6 +173,12 @@ export function accountRouter(deps: AccountDeps): Router {
 
   r.post("/v1/auth/register", (req, res) => {
     const body = parseWith(RegisterRequestSchema, req.body);
+    // Every key carries a free quota: keys per address are limited, or one client takes them all.
+    const wait = deps.signups?.take(req.ip ?? req.socket.remoteAddress ?? "unknown");
+    if (wait !== undefined)
+      throw new PaymentError("rate_limited", "too many new keys from this address; retry later", 429, {
+        retry_after: wait,
+      });
     const { key } = store.register(body?.name ?? null);
     res.status(201).json({ api_key: key, quota_daily: 10 });
   });
@@ -294,7 +303,7 @@ export const accountRoutes: RouteGroup = {
       summary: "Create an account; answers an rc_ key with a daily free quota",
       body: RegisterRequestSchema,
       responses: createdJson("the new key", RegisterResponseSchema),
-      errors: { 400: "malformed body" },
+      errors: { 400: "malformed body", 429: "too many new keys from this address (see Retry-After)" },
     },
     {
       method: "get",

@@ -292,6 +292,7 @@ export async function runPaidJob(
         kind,
         body: { ...body, model, max_tokens: maxTokens },
         maxTokens,
+        free: payment.free === true,
         preferences: body.provider
           ? {
               order: body.provider.order,
@@ -351,11 +352,12 @@ export async function settleOutcome(
     deps.providerSharePct,
     `${outcome.status} ${model}`,
   );
-  if (settled.chargedSat > 0) {
+  // Every completed job is announced to its node, with 0 earned when nothing was (free, or floor 0).
+  if (outcome.status === "completed" || settled.chargedSat > 0) {
     deps.onSettled?.(
       payment.holdId,
       usage.completionTokens,
-      splitCharge(settled.chargedSat * 1000, deps.providerSharePct).providerMsat,
+      settled.chargedSat > 0 ? splitCharge(settled.chargedSat * 1000, deps.providerSharePct).providerMsat : 0,
     );
   }
   deps.jobs.record({

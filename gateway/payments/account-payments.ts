@@ -1,7 +1,8 @@
 /**
  * Paying from a prepaid account: `rc_` keys, `sk-` session keys and raw cashu tokens as the Bearer
  * key. Each request takes an atomic hold on the account's ledger balance before dispatch and
- * settles it exactly once; free-tier requests are paid to the provider by the gateway.
+ * settles it exactly once. Free-tier requests move no sats: they are capped (max_tokens, a daily
+ * gateway-wide budget of list price) and earn the serving node karma.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../src/shared/index.js";
@@ -11,6 +12,7 @@ import {
   type AccountStore,
   type BusinessTier,
   DEFAULT_TIER_DISCOUNT_PCT,
+  utcDay,
 } from "./accounts.js";
 import { PaymentError } from "./errors.js";
 import type { PriceTable } from "./pricing.js";
@@ -32,6 +34,8 @@ export interface RequestPayment {
   readonly discountPct?: number;
   /** the most this request may be charged (its hold, or its quote); settle never goes above it */
   readonly maxChargeSat?: number;
+  /** a free-tier request: routed only to nodes that take free work, earns them karma, not sats */
+  readonly free?: boolean;
   settle(
     chargedSat: number,
     nodeId: string,
@@ -55,8 +59,14 @@ export class AccountPayment extends EndsOnce implements RequestPayment {
     private readonly ledger: Ledger,
     private readonly accounts: AccountStore,
     readonly discountPct = 0,
+    /** free requests: the list price of the job at its caps, taken from today's promo budget */
+    private readonly promo?: { sats: number; day: string },
   ) {
     super();
+  }
+
+  get maxChargeSat(): number {
+    return this.free ? (this.promo?.sats ?? 0) : this.holdSat;
   }
 
   get receiptFields() {
@@ -71,26 +81,43 @@ export class AccountPayment extends EndsOnce implements RequestPayment {
   ): Promise<SettledPayment> {
     this.end();
     const user = Accounts.user(this.payer.id);
-    if (chargedSat <= 0) {
+    if (this.free) {
+      // Free jobs move no sats (the node earns karma); the budget keeps what the job was worth.
       await this.ledger.releaseHold(this.holdId, user, memo);
-      if (this.free) this.accounts.returnFree(this.payer.id);
+      const used = Math.min(Math.max(0, chargedSat), this.promo?.sats ?? 0);
+      if (this.promo) this.accounts.returnPromo(this.promo.sats - used, this.promo.day);
+      if (chargedSat <= 0) this.accounts.returnFree(this.payer.id);
       return { chargedSat: 0, changeSat: 0 };
     }
-    const charged = this.free ? chargedSat : Math.min(chargedSat, this.holdSat);
+    if (chargedSat <= 0) {
+      await this.ledger.releaseHold(this.holdId, user, memo);
+      return { chargedSat: 0, changeSat: 0 };
+    }
+    const charged = Math.min(chargedSat, this.holdSat);
     await this.ledger.settleJob(
       this.holdId,
-      { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct, free: this.free },
+      { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct },
       user,
       memo,
     );
-    if (!this.free) this.accounts.recordSpend(this.account.id, charged);
-    return { chargedSat: this.free ? 0 : charged, changeSat: 0 };
+    this.accounts.recordSpend(this.account.id, charged);
+    return { chargedSat: charged, changeSat: 0 };
   }
 
   async refund(memo?: string): Promise<SettledPayment> {
     return this.settle(0, "", 100, memo);
   }
 }
+
+/** What free-tier requests may cost the gateway (ARCHITECTURE.md §4). */
+export interface FreeTierLimits {
+  /** the largest completion a free request gets (default 256 tokens) */
+  maxTokens: number;
+  /** the list price of free work given away per UTC day, gateway-wide (default 1,000 sats) */
+  dailyBudgetSat: number;
+}
+
+export const DEFAULT_FREE_TIER: FreeTierLimits = { maxTokens: 256, dailyBudgetSat: 1_000 };
 
 export class AccountPayments {
   readonly limiter = new RateLimiter(60, 60_000);
@@ -101,6 +128,7 @@ export class AccountPayments {
     private readonly wallet: GatewayWallet,
     private readonly log: Logger,
     private readonly tierDiscounts: Record<BusinessTier, number> = DEFAULT_TIER_DISCOUNT_PCT,
+    readonly freeTier: FreeTierLimits = DEFAULT_FREE_TIER,
   ) {}
 
   /** The discount a key pays at: its payer's business tier, else none. */
@@ -170,10 +198,41 @@ export class AccountPayments {
     const holdId = randomUUID();
     if (budget < minimum) {
       if (balanceMsat < minimum * 1000 && this.accounts.takeFree(payer.id)) {
-        await this.ledger.hold(holdId, Accounts.user(payer.id), 0, "free", q.memo);
+        // A small completion, and the job's list price out of today's gateway-wide budget.
+        const maxTokens = Math.max(1, Math.min(q.requestedMaxTokens, this.freeTier.maxTokens));
+        const promo = {
+          sats: q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd),
+          day: utcDay(),
+        };
+        if (!this.accounts.takePromo(promo.sats, this.freeTier.dailyBudgetSat)) {
+          this.accounts.returnFree(payer.id);
+          throw new PaymentError(
+            "quota_exceeded",
+            "the free tier of this gateway is used up for today; top up your balance to continue",
+            402,
+            { balance_msat: balanceMsat, required_msat: minimum * 1000 },
+          );
+        }
+        try {
+          await this.ledger.hold(holdId, Accounts.user(payer.id), 0, "free", q.memo);
+        } catch (err) {
+          this.accounts.returnPromo(promo.sats, promo.day);
+          this.accounts.returnFree(payer.id);
+          throw err;
+        }
         return {
-          payment: new AccountPayment(holdId, account, payer, 0, true, this.ledger, this.accounts, discount),
-          maxTokens: q.requestedMaxTokens,
+          payment: new AccountPayment(
+            holdId,
+            account,
+            payer,
+            0,
+            true,
+            this.ledger,
+            this.accounts,
+            discount,
+            promo,
+          ),
+          maxTokens,
         };
       }
       if (room < minimum) {

@@ -44,13 +44,14 @@ CREATE TABLE IF NOT EXISTS accounts (
   created_at INTEGER NOT NULL, free_day TEXT, free_used INTEGER NOT NULL DEFAULT 0,
   cap_per_request_sat INTEGER, cap_per_day_sat INTEGER, cap_lifetime_sat INTEGER,
   spent_day TEXT, spent_day_sat INTEGER NOT NULL DEFAULT 0, spent_lifetime_sat INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS promo_days (day TEXT PRIMARY KEY, sats INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS topups (
   quote TEXT PRIMARY KEY, account_id TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
   request TEXT NOT NULL, expiry INTEGER, state TEXT NOT NULL, created_at INTEGER NOT NULL);
 `;
 
 export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
-const utcDay = (t = Date.now()) => new Date(t).toISOString().slice(0, 10);
+export const utcDay = (t = Date.now()) => new Date(t).toISOString().slice(0, 10);
 const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
 
 export interface Caps {
@@ -195,6 +196,32 @@ export class AccountStore extends SqliteStore {
       id,
       utcDay(),
     );
+  }
+
+  /**
+   * Takes `sats` of today's gateway-wide free-tier budget (the list price of the free work given
+   * away), atomically; false when it would go past `budgetSat`.
+   */
+  takePromo(sats: number, budgetSat: number): boolean {
+    const day = utcDay();
+    return this.db
+      .transaction(() => {
+        const row = this.prepared("SELECT sats FROM promo_days WHERE day = ?").get(day) as
+          { sats: number } | undefined;
+        const used = row?.sats ?? 0;
+        if (used + sats > budgetSat) return false;
+        this.prepared(
+          "INSERT INTO promo_days (day, sats) VALUES (?, ?) ON CONFLICT(day) DO UPDATE SET sats = excluded.sats",
+        ).run(day, used + sats);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** Gives back budget a free job took but did not use (same UTC day only). */
+  returnPromo(sats: number, day: string): void {
+    if (sats <= 0) return;
+    this.prepared("UPDATE promo_days SET sats = MAX(0, sats - ?) WHERE day = ?").run(sats, day);
   }
 
   /** How many sats this account (and its parents) may still spend on one request; Infinity if uncapped. */

@@ -13,6 +13,7 @@ import {
   judgeUsage,
   multiByteAllowance,
   type PromptBounds,
+  relayedBytes,
   reportedUsage,
   type Usage,
 } from "./usage.js";
@@ -35,6 +36,8 @@ export interface AttemptOptions {
   /** what the node pulls (stream and usage forced on, max_tokens capped) */
   body: Record<string, unknown>;
   maxTokens: number;
+  /** a free-tier job (`free_tier: true` in the offer) */
+  free?: boolean;
   prompt: PromptBounds;
   acceptTimeoutMs: number;
   firstByteTimeoutMs: number;
@@ -73,6 +76,8 @@ export class Attempt {
   private counted = 0;
   /** tokens the relayed multi-byte text may have cost beyond `counted` (byte-fallback tokens) */
   private multiByte = 0;
+  /** UTF-8 bytes of the text relayed to the buyer: the ceiling on any usage report */
+  private relayed = 0;
   private emptyChunks = 0;
   private reported?: Usage;
   private lastChunk?: StreamChunk;
@@ -99,6 +104,11 @@ export class Attempt {
     return this.phase === "ended";
   }
 
+  /** a free-tier job */
+  get free(): boolean {
+    return this.opts.free === true;
+  }
+
   /** content tokens relayed so far */
   get tokens(): number {
     return this.counted;
@@ -112,7 +122,7 @@ export class Attempt {
       model: this.opts.model,
       vram_required_mb: 0,
       buyer_region: "",
-      free_tier: false,
+      free_tier: this.opts.free === true,
     });
     this.timer(this.opts.acceptTimeoutMs, () => {
       if (this.phase === "offered") this.fail(`no accept within ${this.opts.acceptTimeoutMs} ms`, true);
@@ -211,6 +221,7 @@ export class Attempt {
     }
     this.counted += tokens;
     this.multiByte += multiByteAllowance(c);
+    this.relayed += relayedBytes(c);
     this.lastChunk = c;
     this.push(c);
     if (!this.firstSettled) {
@@ -265,6 +276,7 @@ export class Attempt {
       reported: this.reported,
       counted: this.counted,
       multiByte: this.multiByte,
+      relayed: this.relayed,
       maxTokens: this.opts.maxTokens,
       prompt: this.opts.prompt,
     });

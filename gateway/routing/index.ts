@@ -40,7 +40,7 @@ export {
   MIN_REDEEM_THRESHOLD_SATS,
   PROVIDER_KEY_PREFIX,
 } from "./protocol.js";
-export { nodeRoutes } from "./http.js";
+export { nodeRoutes, SignupLimiter } from "./http.js";
 export { promptBounds, USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 
 export const WS_PATH = "/v1/gateway/ws";
@@ -187,10 +187,14 @@ export function createRouting(opts: RoutingOptions): Routing {
       log.error("ackInfo failed; sending defaults", { node: s.nodeId, err: errorMessage(err) });
     }
     const today = store.today(s.nodeId, now);
+    const karma = store.freeJobs(s.nodeId);
     s.send({
       ...DEFAULT_ACK,
       jobs_today: today.jobs,
       tokens_today: today.tokens,
+      // Free jobs earn karma, not sats: one point per free job served.
+      karma_score: karma,
+      free_tier_jobs: karma,
       queue_depth_global: registry.load(),
       ...extra,
       type: "heartbeat_ack",
@@ -241,6 +245,7 @@ export function createRouting(opts: RoutingOptions): Routing {
 
   const onConnection = (ws: WebSocket, node: NodeRow, keyHash: string) => {
     const s = new NodeSession(node.node_id, keyHash, ws, JSON.parse(node.models) as string[]);
+    s.freeTierPct = freeTierPctOf(node.registration);
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });
@@ -303,6 +308,7 @@ export function createRouting(opts: RoutingOptions): Routing {
         store.recordFailure(s.nodeId, outcome.error ?? "failed mid-stream");
         log.warn("provider failed mid-stream", { node: s.nodeId, why: outcome.error });
       }
+      if (attempt.free && outcome.status === "completed") store.recordFreeJob(s.nodeId);
       if (attempt.firstByteAt !== undefined) {
         const u = outcome.billableUsage;
         store.recordJob(s.nodeId, u.promptTokens + u.completionTokens);
@@ -316,13 +322,16 @@ export function createRouting(opts: RoutingOptions): Routing {
   const dispatcher: Dispatcher = {
     async dispatch(req: DispatchRequest): Promise<JobHandle> {
       if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
-      const list = registry.candidates(req.model, req.preferences);
+      const list = registry.candidates(req.model, req.preferences, Date.now(), req.free);
       if (list.length === 0) {
         const anyone = registry.candidates(req.model).length > 0;
+        const anyFree = registry.candidates(req.model, {}, Date.now(), req.free).length > 0;
         throw new NoProviderError(
-          anyone
-            ? `no provider of ${req.model} matches the routing preferences`
-            : `no provider online serves ${req.model}`,
+          !anyone
+            ? `no provider online serves ${req.model}`
+            : !anyFree
+              ? `no provider of ${req.model} takes free-tier jobs now; top up to pay for the request`
+              : `no provider of ${req.model} matches the routing preferences`,
           "no_providers",
         );
       }
@@ -339,6 +348,7 @@ export function createRouting(opts: RoutingOptions): Routing {
           model: req.model,
           body,
           maxTokens: req.maxTokens,
+          free: req.free,
           prompt,
           acceptTimeoutMs,
           firstByteTimeoutMs,
@@ -477,6 +487,16 @@ export function createRouting(opts: RoutingOptions): Routing {
  * Ollama's /v1/chat/completions), streaming with usage, one choice, max_tokens capped at what the
  * buyer paid for, and without gateway-only fields. A `completions` prompt becomes one user message.
  */
+/** The `free_tier_pct` a node registered (0 when absent or unreadable). */
+function freeTierPctOf(registration: string): number {
+  try {
+    const pct = (JSON.parse(registration) as { free_tier_pct?: unknown }).free_tier_pct;
+    return typeof pct === "number" && pct > 0 ? Math.min(100, pct) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export function nodeRequestBody(req: Pick<DispatchRequest, "body" | "model" | "kind" | "maxTokens">) {
   const body: Record<string, unknown> = { ...req.body };
   for (const k of ["provider", "models", "user", "n", "stream_options"]) delete body[k];

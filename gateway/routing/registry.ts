@@ -19,6 +19,8 @@ export class NodeSession implements AttemptNode {
   lastAssignedAt = 0;
   lastAckAt = 0;
   draining = false;
+  /** the share of its work the node offers free (`free_tier_pct` at registration); 0: paid jobs only */
+  freeTierPct = 0;
   /** jobs in flight on this connection, by wire job id */
   readonly attempts = new Map<string, Attempt>();
   telemetry: Partial<Omit<HeartbeatMessage, "type">> = {};
@@ -142,13 +144,17 @@ export class Registry {
    * The nodes to try for a model, best first: healthy nodes serving it, filtered by `only` and
    * `ignore`; ordered by `sort` (latency / throughput from past jobs) or else least loaded, ties to
    * the node that waited longest; nodes named in `order` go first, in that order; with
-   * `allowFallbacks: false` only the first is tried.
+   * `allowFallbacks: false` only the first is tried. Free-tier jobs only go to nodes that opted in.
    */
-  candidates(model: string, prefs: RoutingPreferences = {}, now = Date.now()): NodeSession[] {
+  candidates(model: string, prefs: RoutingPreferences = {}, now = Date.now(), free = false): NodeSession[] {
     const only = prefs.only?.length ? new Set(prefs.only) : undefined;
     const ignore = new Set(prefs.ignore ?? []);
     const list = [...(this.byModel.get(model) ?? [])].filter(
-      (s) => this.healthy(s, now) && (!only || only.has(s.nodeId)) && !ignore.has(s.nodeId),
+      (s) =>
+        this.healthy(s, now) &&
+        (!only || only.has(s.nodeId)) &&
+        !ignore.has(s.nodeId) &&
+        (!free || s.freeTierPct > 0),
     );
     const byLoad = (a: NodeSession, b: NodeSession) =>
       a.inflight - b.inflight || a.lastAssignedAt - b.lastAssignedAt;

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE INDEX IF NOT EXISTS nodes_key ON nodes (key_hash, registered_at);
 CREATE TABLE IF NOT EXISTS disputes (
   node_id TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL, last_note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS free_jobs (node_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS failures (
   node_id TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL, last_note TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS node_days (
@@ -42,6 +43,8 @@ export interface NodeRow {
   redeem_threshold_sats: number | null;
   region: string | null;
   version: string | null;
+  /** the registration body as sent (JSON) */
+  registration: string;
   first_registered_at: number;
   registered_at: number;
 }
@@ -181,6 +184,23 @@ export class RoutingStore {
         )
         .run(nodeId, Date.now(), note.slice(0, 500)),
     );
+  }
+
+  /** A free-tier job this node completed: its karma (free jobs earn karma, not sats). */
+  recordFreeJob(nodeId: string): void {
+    this.tx(() =>
+      this.db
+        .prepare(
+          "INSERT INTO free_jobs (node_id, count) VALUES (?, 1) ON CONFLICT(node_id) DO UPDATE SET count = count + 1",
+        )
+        .run(nodeId),
+    );
+  }
+
+  freeJobs(nodeId: string): number {
+    const row = this.db.prepare("SELECT count FROM free_jobs WHERE node_id = ?").get(nodeId) as
+      { count: number } | undefined;
+    return row?.count ?? 0;
   }
 
   failure(nodeId: string): DisputeRow | undefined {

@@ -30,6 +30,11 @@ export interface DispatchRequest {
   /** the cap the buyer paid for; routing enforces it on the relayed stream */
   maxTokens: number;
   preferences?: RoutingPreferences;
+  /**
+   * A free-tier job: offered (`free_tier: true`) only to nodes that registered `free_tier_pct > 0`;
+   * it earns the node karma, not sats.
+   */
+  free?: boolean;
   /** aborted when the buyer goes away: routing sends `cancel {job_id}` and stops relaying */
   signal: AbortSignal;
 }

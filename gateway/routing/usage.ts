@@ -82,6 +82,25 @@ export function multiByteAllowance(chunk: StreamChunk): number {
   return n;
 }
 
+/**
+ * UTF-8 bytes of what a chunk relays to the buyer (content, reasoning, text, tool-call fragments).
+ * Every token a backend generates decodes to at least one byte, so no honest completion is longer
+ * in tokens than its relayed bytes: the hard ceiling on what a report can bill.
+ */
+export function relayedBytes(chunk: StreamChunk): number {
+  if (!Array.isArray(chunk.choices)) return 0;
+  let n = 0;
+  for (const choice of chunk.choices) {
+    if (typeof choice !== "object" || choice === null) continue;
+    const delta = (choice.delta ?? {}) as Record<string, unknown>;
+    for (const v of [choice.text, delta.content, delta.reasoning, delta.reasoning_content]) {
+      if (typeof v === "string") n += Buffer.byteLength(v, "utf8");
+    }
+    if (nonEmpty(delta.tool_calls)) n += Buffer.byteLength(JSON.stringify(delta.tool_calls), "utf8");
+  }
+  return n;
+}
+
 /** The usage a chunk reports, if it carries a usage object (Ollama: the last chunk before [DONE]). */
 export function reportedUsage(chunk: StreamChunk): Usage | undefined {
   const u = chunk.usage;
@@ -128,6 +147,8 @@ export function judgeUsage(input: {
   counted: number;
   /** the sum of `multiByteAllowance` over the relayed chunks (0 when all text was ASCII) */
   multiByte?: number;
+  /** the sum of `relayedBytes` over the relayed chunks: no report bills more tokens than this */
+  relayed?: number;
   maxTokens: number;
   prompt: PromptBounds;
 }): UsageVerdict {
@@ -146,13 +167,19 @@ export function judgeUsage(input: {
   const notes: string[] = [];
   let completionTokens: number;
   const multiByte = Math.max(0, input.multiByte ?? 0);
-  if (r.completionTokens <= counted * USAGE_TOLERANCE_FACTOR + USAGE_TOLERANCE_SLACK + multiByte) {
-    completionTokens = Math.min(r.completionTokens, maxTokens);
+  // What was relayed bounds every report: a token is at least one byte of the text the buyer got.
+  const ceiling = Math.min(maxTokens, input.relayed ?? Number.POSITIVE_INFINITY);
+  if (
+    r.completionTokens <= counted * USAGE_TOLERANCE_FACTOR + USAGE_TOLERANCE_SLACK + multiByte &&
+    r.completionTokens <= (input.relayed ?? Number.POSITIVE_INFINITY) + USAGE_TOLERANCE_SLACK
+  ) {
+    completionTokens = Math.min(r.completionTokens, ceiling);
   } else {
     completionTokens = counted;
     notes.push(
       `reported ${r.completionTokens} completion tokens, counted ${counted}` +
-        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text)` : ""),
+        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text)` : "") +
+        (input.relayed !== undefined ? ` in ${input.relayed} bytes relayed` : ""),
     );
   }
   const promptTokens = Math.min(r.promptTokens, input.prompt.cap);

@@ -42,7 +42,7 @@ beforeAll(async () => {
   mintUrl = `${gw.url}/mint`;
   wallet = await newWallet(mintUrl);
   purse = await mintProofs(wallet, 1000);
-  agent = await startAgent(gw.url, { models: [MODEL], reply: ["ok"] });
+  agent = await startAgent(gw.url, { models: [MODEL], reply: ["ok"], freeTierPct: 20 });
 });
 afterAll(async () => {
   await agent.close();

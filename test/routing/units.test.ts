@@ -7,7 +7,13 @@ import { ipBucket, SignupLimiter } from "../../gateway/routing/http.js";
 import { nodeRequestBody } from "../../gateway/routing/index.js";
 import { parseNodeFrame, RegisterBody } from "../../gateway/routing/protocol.js";
 import { MAX_SSE_LINE, SseDecoder } from "../../gateway/routing/sse.js";
-import { contentTokens, judgeUsage, multiByteAllowance, promptBounds } from "../../gateway/routing/usage.js";
+import {
+  contentTokens,
+  judgeUsage,
+  multiByteAllowance,
+  promptBounds,
+  relayedBytes,
+} from "../../gateway/routing/usage.js";
 import { registrationBody } from "../support/owlrun-agent.js";
 
 describe("SseDecoder", () => {
@@ -76,6 +82,27 @@ describe("usage", () => {
     expect(over).toMatchObject({ disputed: true, billable: { completionTokens: 56 } });
     expect(over.note).toMatch(/\+12 allowed for multi-byte text/);
   });
+  it("never bills more completion tokens than bytes relayed, whatever the multi-byte allowance", () => {
+    // Ten deltas of one CJK character: 30 bytes relayed, 20 tokens of multi-byte allowance.
+    const chunk = { choices: [{ delta: { content: "字" } }] };
+    expect(relayedBytes(chunk)).toBe(3);
+    expect(relayedBytes({ choices: [{ delta: { content: "ab" } }, { text: "🦉" }] })).toBe(6);
+    const judge = (completionTokens: number) =>
+      judgeUsage({
+        reported: { promptTokens: 1, completionTokens },
+        counted: 10,
+        multiByte: 10 * multiByteAllowance(chunk),
+        relayed: 10 * relayedBytes(chunk),
+        maxTokens: 1_000_000,
+        prompt,
+      });
+    // 10 × 1.5 + 4 + 20 = 39 used to pass whole: more tokens than bytes the buyer received.
+    expect(judge(39)).toMatchObject({ disputed: true, billable: { completionTokens: 10 } });
+    expect(judge(33).billable.completionTokens).toBe(30);
+    // An honest byte-token report (a token per byte) is still believed as is.
+    expect(judge(30)).toEqual({ billable: { promptTokens: 1, completionTokens: 30 }, disputed: false });
+  });
+
   it("believes a report within tolerance, clamped to max_tokens", () => {
     const v = judgeUsage({
       reported: { promptTokens: 30, completionTokens: 12 },

@@ -43,6 +43,8 @@ export interface JobScript {
 export interface AgentScript {
   models: string[];
   lightningAddress?: string;
+  /** `free_tier_pct` at registration (default 0: paid jobs only) */
+  freeTierPct?: number;
   // Shorthands for `job` (the first suites use them).
   /** words streamed as content deltas */
   reply?: string[];
@@ -82,6 +84,7 @@ export function registrationBody(
   nodeId: string,
   models: string[],
   lightningAddress?: string,
+  freeTierPct = 0,
 ) {
   return {
     node_id: nodeId,
@@ -98,7 +101,7 @@ export function registrationBody(
     referral_code: "",
     lightning_address: lightningAddress ?? "",
     redeem_threshold_sats: 0,
-    free_tier_pct: 0,
+    free_tier_pct: freeTierPct,
     version: "owlrun-scripted/1.0.0",
   };
 }
@@ -109,11 +112,12 @@ export async function register(
   nodeId: string,
   models: string[],
   lightningAddress?: string,
+  freeTierPct = 0,
 ): Promise<Response> {
   return fetch(`${gateway}/v1/gateway/register`, {
     method: "POST",
     headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify(registrationBody(apiKey, nodeId, models, lightningAddress)),
+    body: JSON.stringify(registrationBody(apiKey, nodeId, models, lightningAddress, freeTierPct)),
   });
 }
 
@@ -354,7 +358,14 @@ export async function startAgent(
 ): Promise<OwlrunAgent> {
   const apiKey = opts.apiKey ?? (await signup(gateway));
   const nodeId = opts.nodeId ?? `node-${Math.random().toString(36).slice(2, 10)}`;
-  const res = await register(gateway, apiKey, nodeId, script.models, script.lightningAddress);
+  const res = await register(
+    gateway,
+    apiKey,
+    nodeId,
+    script.models,
+    script.lightningAddress,
+    script.freeTierPct,
+  );
   if (res.status !== 201) throw new Error(`register: HTTP ${res.status} ${await res.text()}`);
   const agent = new OwlrunAgent(gateway, apiKey, nodeId, script);
   await agent.connect();
