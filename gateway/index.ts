@@ -34,6 +34,7 @@ import { AccountStore, type BusinessTier } from "./payments/accounts.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments } from "./payments/l402.js";
 import { OneShotStore } from "./payments/oneshot.js";
+import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { GatewayWallet } from "./payments/wallet.js";
@@ -91,6 +92,8 @@ export interface GatewayOptions {
   tierDiscounts?: Record<BusinessTier, number>;
   /** how long an L402 macaroon is valid (default 600 s) */
   l402TtlSeconds?: number;
+  /** 402 challenges (each a mint quote) one client address may get per minute (default 60) */
+  challengesPerMinute?: number;
   /** the built browser chat served at / (default: dist/web next to the compiled gateway) */
   webDir?: string;
   /** the URL clients reach this gateway at, for the discovery documents (default: where it listens) */
@@ -123,6 +126,8 @@ export interface Gateway {
   market: Market;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
+  /** forgets unpaid L402 challenges past expiry (the sweeper does it too); returns how many */
+  pruneUnpaidChallenges(now?: number): Promise<number>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
   recover(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -205,19 +210,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const sweepEvery = opts.sweepIntervalMs ?? 60_000;
   const sweeper =
-    sweepEvery > 0 ? setInterval(() => void sweepStaleHolds().catch(() => undefined), sweepEvery) : undefined;
+    sweepEvery > 0
+      ? setInterval(() => {
+          void sweepStaleHolds().catch(() => undefined);
+          void paywall.l402.pruneUnpaid().catch(() => undefined);
+        }, sweepEvery)
+      : undefined;
   sweeper?.unref();
   const accounts = new AccountPayments(accountStore, ledger, wallet, log, opts.tierDiscounts);
   const oneShots = new OneShotStore(join(opts.dataDir, "payments.sqlite"));
   const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
   // BSV is offered only when a chain API is configured, whatever the list says.
   const methods = new Set((opts.paymentMethods ?? PAYMENT_METHODS).filter((m) => m !== "bsv" || bsv));
+  const challengesPerMinute = opts.challengesPerMinute ?? 60;
   const paywall: Paywall = {
     methods,
     l402: new L402Payments(opts.dataDir, wallet, ledger, oneShots, opts.l402TtlSeconds),
     bsv,
     bsvAddress: opts.bsv?.address,
     wallet,
+    challenges: new RateLimiter(challengesPerMinute, 60_000),
+    challengesPerMinute,
     log: log.child("paywall"),
   };
   const market = await Market.open(
@@ -311,6 +324,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     closeSockets,
     sweepStaleHolds,
+    pruneUnpaidChallenges: (now?: number) => paywall.l402.pruneUnpaid(now),
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();

@@ -211,6 +211,17 @@ export class EcashWallet {
     }
   }
 
+  /** A mint quote's state at the mint; "UNKNOWN" when the mint no longer knows it. */
+  async mintQuoteState(mint: string, quoteId: string): Promise<"UNPAID" | "PAID" | "ISSUED" | "UNKNOWN"> {
+    const wallet = await this.wallet(mint);
+    try {
+      return (await wallet.checkMintQuoteBolt11(quoteId)).state as "UNPAID" | "PAID" | "ISSUED";
+    } catch (err) {
+      if (err instanceof MintOperationError || (err as { status?: number }).status === 404) return "UNKNOWN";
+      throw mintFailure(err, mint);
+    }
+  }
+
   /**
    * Mints the proofs of a paid quote into the pool. True once the ecash is ours (also when an
    * earlier attempt minted it and a crash interrupted: recover() restores those from the seed).
