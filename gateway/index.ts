@@ -242,10 +242,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const app = express();
   app.disable("x-powered-by");
-  // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
+  // Before the JSON parser: the market and provider routes parse their own bodies.
+  // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
+  // providers' own door.
   app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
-  app.use(express.json({ limit: MAX_BODY_BYTES }));
   app.use(routing.router);
+  app.use(express.json({ limit: MAX_BODY_BYTES }));
   const deps = {
     dispatcher: routing.dispatcher,
     payments,

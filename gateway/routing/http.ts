@@ -161,10 +161,17 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     res.status(201).json({ api_key: key });
   });
 
-  router.post("/v1/gateway/register", json, (req, res) => {
+  // The key is checked before the body is read (the router is mounted before the gateway's parser).
+  const knownKey = (req: Request, res: Response, next: NextFunction) => {
     const key = providerKeyOf(req);
-    const keyHash = key ? store.keyHash(key) : undefined;
-    if (!key || !keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
+    if (!key || !store.keyHash(key))
+      return sendError(res, 401, "invalid_key", "missing or unknown provider key");
+    next();
+  };
+
+  router.post("/v1/gateway/register", knownKey, json, (req, res) => {
+    const key = providerKeyOf(req)!;
+    const keyHash = store.keyHash(key)!;
     const parsed = RegisterBody.safeParse(req.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
