@@ -22,7 +22,7 @@ import {
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
 import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
-import { gatewayServerCard, runMcpCommand, startMcpHttp } from "./mcp/index.js";
+import { gatewayServerCard, mcpClientConfigLines, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
@@ -357,9 +357,8 @@ async function runDevnet(argv: string[]): Promise<void> {
       `  new OpenAI({ baseURL: "${gateway.url}/v1", apiKey: "<rc_ key or cashu token>" })`,
       "",
       `MCP server (Streamable HTTP): ${mcp.mcpUrl}  — its wallet holds ${mcp.runtime.wallet.balance().total_sats} sats`,
-      `  claude mcp add --transport http owlrun-devnet ${mcp.mcpUrl}`,
+      ...mcpClientConfigLines("owlrun-devnet", mcp.mcpUrl, mcp.token),
       `  or stdio: claude mcp add owlrun -e OWLRUN_GATEWAY_URL=${gateway.url} -- npx owlrun-mcp`,
-      `  JSON: {"mcpServers":{"owlrun":{"type":"http","url":"${mcp.mcpUrl}"}}}`,
       "",
     ].join("\n"),
   );
