@@ -174,6 +174,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     dataDir: opts.dataDir,
     log: log.child("routing"),
     signupOpen: opts.signupOpen,
+    allowLoopbackLnurl: opts.allowLoopbackLnurl,
     ackInfo: (nodeId) => {
       refreshAck(nodeId);
       const rate = oracle.rate();
