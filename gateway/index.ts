@@ -2,7 +2,6 @@
  * The gateway: OpenAI-compatible API paid with ecash, provider routing over the Owlrun protocol,
  * and (optionally) the bundled mint mounted at /mint. `startGateway` runs it on its own server.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:http";
 import express, { type Express, type Request, type Response } from "express";
@@ -13,6 +12,7 @@ import {
   jsonClientErrors,
   listen,
   type Logger,
+  privateDir,
 } from "../src/shared/index.js";
 import type { RouteGroup } from "../src/shared/discovery/index.js";
 import { accountRouter, accountRoutes } from "./api/accounts.js";
@@ -53,7 +53,7 @@ export { BUSINESS_TIERS, type BusinessTier } from "./payments/accounts.js";
 
 /** A business key (rc_… with a tier) made by the operator from the shell; the key is shown once. */
 export function createBusinessKey(dataDir: string, tier: BusinessTier, name: string | null): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   const store = new AccountStore(join(dataDir, "accounts.sqlite"));
   try {
     return store.registerBusiness(name, tier).key;
@@ -144,7 +144,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const share = opts.providerSharePct ?? DEFAULT_PROVIDER_SHARE_PCT;
   if (share < MIN_PROVIDER_SHARE_PCT || share > 100)
     throw new Error(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100`);
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  privateDir(opts.dataDir);
 
   const ledger = Ledger.open(opts.dataDir);
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));

@@ -34,6 +34,7 @@ import {
   onShutdown,
   parseNonNegativeInt,
   parsePort,
+  privateDir,
   resolveDataDir,
   VERSION,
 } from "./shared/index.js";
@@ -241,8 +242,7 @@ async function fundDemoWallet(
   mint: string,
   sats: number,
 ): Promise<{ wallet: EcashWallet; balance: number }> {
-  const { mkdirSync } = await import("node:fs");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   const wallet = new EcashWallet(
     new EcashStore(join(dir, "wallet.sqlite")),
     loadOrCreateSeed(dir),

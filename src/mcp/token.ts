@@ -5,15 +5,15 @@
  * and only on a loopback bind.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError } from "../shared/index.js";
+import { ConfigError, privateDir } from "../shared/index.js";
 
 export const MCP_TOKEN_FILE = "mcp-token";
 
 /** The token in `dataDir`, made on first use. */
 export function loadOrCreateMcpToken(dataDir: string): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   const path = join(dataDir, MCP_TOKEN_FILE);
   if (!existsSync(path)) {
     try {
