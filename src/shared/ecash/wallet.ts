@@ -134,6 +134,16 @@ export class EcashWallet {
     return { mint: info.mint, amountSat: sumProofs(proofs) };
   }
 
+  /** NUT-07: whether any proof of `token` (one we issued at `mint`) has been spent at the mint. */
+  async tokenRedeemed(mint: string, token: string): Promise<boolean> {
+    const wallet = await this.wallet(mint);
+    const proofs = this.checkedProofs(wallet, token);
+    const states = await wallet.checkProofsStates(proofs).catch((err) => {
+      throw mintFailure(err, mint);
+    });
+    return states.some((s) => s.state === CheckStateEnum.SPENT);
+  }
+
   /**
    * The token's proofs without their DLEQ proofs: the swap that follows has the mint check every
    * signature, so a DLEQ (which lets an offline receiver check them) adds nothing here, and
