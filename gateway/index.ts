@@ -2,7 +2,6 @@
  * The gateway: OpenAI-compatible API paid with ecash, provider routing over the Owlrun protocol,
  * and (optionally) the bundled mint mounted at /mint. `startGateway` runs it on its own server.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:http";
 import express, { type Express, type Request, type Response } from "express";
@@ -13,6 +12,7 @@ import {
   jsonClientErrors,
   listen,
   type Logger,
+  privateDir,
 } from "../src/shared/index.js";
 import type { RouteGroup } from "../src/shared/discovery/index.js";
 import { accountRouter, accountRoutes } from "./api/accounts.js";
@@ -34,6 +34,7 @@ import { AccountStore, type BusinessTier } from "./payments/accounts.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments } from "./payments/l402.js";
 import { OneShotStore } from "./payments/oneshot.js";
+import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { GatewayWallet } from "./payments/wallet.js";
@@ -52,7 +53,7 @@ export { BUSINESS_TIERS, type BusinessTier } from "./payments/accounts.js";
 
 /** A business key (rc_… with a tier) made by the operator from the shell; the key is shown once. */
 export function createBusinessKey(dataDir: string, tier: BusinessTier, name: string | null): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   const store = new AccountStore(join(dataDir, "accounts.sqlite"));
   try {
     return store.registerBusiness(name, tier).key;
@@ -95,6 +96,8 @@ export interface GatewayOptions {
   tierDiscounts?: Record<BusinessTier, number>;
   /** how long an L402 macaroon is valid (default 600 s) */
   l402TtlSeconds?: number;
+  /** 402 challenges (each a mint quote) one client address may get per minute (default 60) */
+  challengesPerMinute?: number;
   /** the built browser chat served at / (default: dist/web next to the compiled gateway) */
   webDir?: string;
   /** the URL clients reach this gateway at, for the discovery documents (default: where it listens) */
@@ -127,6 +130,8 @@ export interface Gateway {
   market: Market;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
+  /** forgets unpaid L402 challenges past expiry (the sweeper does it too); returns how many */
+  pruneUnpaidChallenges(now?: number): Promise<number>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
   recover(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -143,7 +148,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const share = opts.providerSharePct ?? DEFAULT_PROVIDER_SHARE_PCT;
   if (share < MIN_PROVIDER_SHARE_PCT || share > 100)
     throw new Error(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100`);
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  privateDir(opts.dataDir);
 
   const ledger = Ledger.open(opts.dataDir);
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
@@ -173,6 +178,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     dataDir: opts.dataDir,
     log: log.child("routing"),
     signupOpen: opts.signupOpen,
+    allowLoopbackLnurl: opts.allowLoopbackLnurl,
     ackInfo: (nodeId) => {
       refreshAck(nodeId);
       const rate = oracle.rate();
@@ -209,7 +215,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const sweepEvery = opts.sweepIntervalMs ?? 60_000;
   const sweeper =
-    sweepEvery > 0 ? setInterval(() => void sweepStaleHolds().catch(() => undefined), sweepEvery) : undefined;
+    sweepEvery > 0
+      ? setInterval(() => {
+          void sweepStaleHolds().catch(() => undefined);
+          void paywall.l402.pruneUnpaid().catch(() => undefined);
+        }, sweepEvery)
+      : undefined;
   sweeper?.unref();
   const accounts = new AccountPayments(
     accountStore,
@@ -226,12 +237,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
   // BSV is offered only when a chain API is configured, whatever the list says.
   const methods = new Set((opts.paymentMethods ?? PAYMENT_METHODS).filter((m) => m !== "bsv" || bsv));
+  const challengesPerMinute = opts.challengesPerMinute ?? 60;
   const paywall: Paywall = {
     methods,
     l402: new L402Payments(opts.dataDir, wallet, ledger, oneShots, opts.l402TtlSeconds),
     bsv,
     bsvAddress: opts.bsv?.address,
     wallet,
+    challenges: new RateLimiter(challengesPerMinute, 60_000),
+    challengesPerMinute,
     log: log.child("paywall"),
   };
   const market = await Market.open(
@@ -243,10 +257,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const app = express();
   app.disable("x-powered-by");
-  // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
+  // Before the JSON parser: the market and provider routes parse their own bodies.
+  // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
+  // providers' own door.
   app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
-  app.use(express.json({ limit: MAX_BODY_BYTES }));
   app.use(routing.router);
+  app.use(express.json({ limit: MAX_BODY_BYTES }));
   const deps = {
     dispatcher: routing.dispatcher,
     payments,
@@ -328,6 +344,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     closeSockets,
     sweepStaleHolds,
+    pruneUnpaidChallenges: (now?: number) => paywall.l402.pruneUnpaid(now),
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();

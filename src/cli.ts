@@ -22,7 +22,7 @@ import {
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
 import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
-import { gatewayServerCard, runMcpCommand, startMcpHttp } from "./mcp/index.js";
+import { gatewayServerCard, mcpClientConfigLines, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
@@ -34,6 +34,7 @@ import {
   onShutdown,
   parseNonNegativeInt,
   parsePort,
+  privateDir,
   resolveDataDir,
   VERSION,
 } from "./shared/index.js";
@@ -95,6 +96,7 @@ const GATEWAY_FLAGS = {
   "payout-threshold-sats": { type: "string" },
   "payout-interval-ms": { type: "string" },
   "allow-loopback-lnurl": { type: "boolean" },
+  "challenges-per-minute": { type: "string" },
   "payment-methods": { type: "string" },
   "bsv-chain-api": { type: "string" },
   "bsv-address": { type: "string" },
@@ -235,6 +237,11 @@ async function runGateway(argv: string[]): Promise<void> {
       60_000,
     ),
     allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? false,
+    challengesPerMinute: parseNonNegativeInt(
+      "--challenges-per-minute",
+      flagOrEnv(values, "challenges-per-minute"),
+      60,
+    ),
     paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
     bsv: bsvFlags(values),
     publicUrl: flagOrEnv(values, "public-url"),
@@ -257,8 +264,7 @@ async function fundDemoWallet(
   mint: string,
   sats: number,
 ): Promise<{ wallet: EcashWallet; balance: number }> {
-  const { mkdirSync } = await import("node:fs");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   const wallet = new EcashWallet(
     new EcashStore(join(dir, "wallet.sqlite")),
     loadOrCreateSeed(dir),
@@ -373,9 +379,8 @@ async function runDevnet(argv: string[]): Promise<void> {
       `  new OpenAI({ baseURL: "${gateway.url}/v1", apiKey: "<rc_ key or cashu token>" })`,
       "",
       `MCP server (Streamable HTTP): ${mcp.mcpUrl}  — its wallet holds ${mcp.runtime.wallet.balance().total_sats} sats`,
-      `  claude mcp add --transport http owlrun-devnet ${mcp.mcpUrl}`,
+      ...mcpClientConfigLines("owlrun-devnet", mcp.mcpUrl, mcp.token),
       `  or stdio: claude mcp add owlrun -e OWLRUN_GATEWAY_URL=${gateway.url} -- npx owlrun-mcp`,
-      `  JSON: {"mcpServers":{"owlrun":{"type":"http","url":"${mcp.mcpUrl}"}}}`,
       "",
     ].join("\n"),
   );

@@ -27,7 +27,7 @@ import {
   type StreamChunk,
 } from "../routing/index.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
-import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
+import { clientAddress, type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { JobLog } from "./joblog.js";
 import {
   type ChatCompletionRequest,
@@ -229,7 +229,9 @@ export async function runPaidJob(
   }
 
   const { promptTokens, requested, sats: estimateSat, btcUsd } = estimateRequest(kind, body, model, deps);
-  if (credential.kind === "none") throw await paymentChallenge(deps.paywall, route, estimateSat);
+  if (credential.kind === "none") {
+    throw await paymentChallenge(deps.paywall, route, estimateSat, clientAddress(req));
+  }
   const memo = `${kind} ${model}`;
   const minimum = deps.prices.chargeSat(model, promptTokens, 1, btcUsd);
   let payment: RequestPayment;

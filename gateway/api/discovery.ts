@@ -92,6 +92,7 @@ export function gatewayLlmsTxt(baseUrl: string, groups: RouteGroup[], hasMcpCard
     notes: [
       `Base URL for OpenAI clients: ${baseUrl}/v1 (model names are Ollama tags). Pay each request with \`X-Cashu: <cashu token>\` (change comes back in \`X-Cashu-Change\`, or as the last SSE event), or send \`Authorization: Bearer <rc_ key | sk- key | cashu token>\`. Prices are in sats: GET /v1/models.`,
       'Errors are JSON `{"error":{"message","type","code"}}`; nothing is charged for refused or malformed requests.',
+      "The request id in `X-Owlrun-Request-Id` is a bearer capability: anyone holding it can claim that request's change at GET /v1/cashu/change/{id} until the change is redeemed at the mint (then 410). Keep it as secret as the token itself.",
     ],
     sections: [
       {

@@ -11,6 +11,7 @@ import * as z from "zod";
 import type { Logger } from "../../src/shared/index.js";
 import type { BsvPayments } from "../payments/bsv.js";
 import { type L402Payments, parseL402Authorization } from "../payments/l402.js";
+import type { RateLimiter } from "../payments/ratelimit.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import { bearerKey } from "./accounts.js";
 import { ApiError } from "./errors.js";
@@ -45,7 +46,24 @@ export interface Paywall {
   bsv?: BsvPayments;
   bsvAddress?: string;
   wallet: GatewayWallet;
+  /** unpaid requests (each one a mint quote and a row) per client address */
+  challenges: RateLimiter;
+  challengesPerMinute: number;
   log: Logger;
+}
+
+/**
+ * Who is asking, for per-address limits: the peer address (no proxy headers are trusted), an IPv6
+ * client by its /64 (one host usually holds the whole prefix).
+ */
+export function clientAddress(req: Request): string {
+  const ip = (req.socket.remoteAddress ?? "unknown").replace(/^::ffff:(?=\d+\.)/, "");
+  if (!ip.includes(":")) return ip;
+  const [head = "", tail] = ip.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups.slice(0, 4).join(":")}::/64`;
 }
 
 /** The credential a request pays with; kinds the gateway does not accept count as none. */
@@ -62,8 +80,17 @@ export function readCredential(req: Request, methods: ReadonlySet<PaymentMethod>
   return { kind: "none" };
 }
 
-/** The 402 for a request to `route` that would cost `amountSat`, with every enabled way to pay. */
-export async function paymentChallenge(pw: Paywall, route: string, amountSat: number): Promise<ApiError> {
+/**
+ * The 402 for a request to `route` that would cost `amountSat`, with every enabled way to pay.
+ * Each challenge costs a mint quote, so `client` (its address) gets a bounded number per minute: 429.
+ */
+export async function paymentChallenge(
+  pw: Paywall,
+  route: string,
+  amountSat: number,
+  client: string,
+): Promise<ApiError> {
+  pw.challenges.enforce(client, `${pw.challengesPerMinute} unpaid requests per minute from one address`);
   const headers: Record<string, string> = {};
   const extra: Record<string, unknown> = { amount_sats: amountSat };
   const ways: string[] = [];

@@ -129,7 +129,13 @@ export const publicRoutes: RouteGroup = {
         "Change of an X-Cashu request, for a client that went away mid-stream (id from X-Owlrun-Request-Id)",
         ChangeResponseSchema,
       ),
-      errors: { 400: "not a UUID", 404: "no change stored under that id" },
+      description:
+        "The id is a bearer capability: whoever holds it can take the change, so keep it as secret as the token you paid with. Once the change was redeemed at the mint (NUT-07 state SPENT) the gateway answers 410 and never shows the token again.",
+      errors: {
+        400: "not a UUID",
+        404: "no change stored under that id",
+        410: "the change was already redeemed at the mint",
+      },
     },
   ],
 };
@@ -217,6 +223,15 @@ export function publicRouter(deps: PublicDeps): Router {
     // Change still owed (the mint was down when the request ended) is made now.
     const change = await collectChange(deps.ledger, deps.wallet, id);
     if (!change) throw new ApiError(404, "not_found", "no change is stored under that id");
+    // The id is a bearer capability: once the client redeemed its change at the mint (NUT-07), a
+    // leaked id is worth nothing and the token is not shown again.
+    if (await deps.wallet.tokenRedeemed(change.mint ?? deps.wallet.trustedMints[0]!, change.token)) {
+      throw new ApiError(
+        410,
+        "change_redeemed",
+        "this change was already redeemed at the mint; it is not shown again",
+      );
+    }
     res.json({ type: "cashu_change", token: change.token, change_sats: change.amount });
   });
 

@@ -51,14 +51,12 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   const r = Router();
   // base64 grows a file by 4/3; leave room for the other fields.
   const deliverLimit = Math.ceil((market.options.maxDeliveryBytes * 4) / 3) + 64 * 1024;
-  r.post("/v1/market/tasks/:id/deliver", express.json({ limit: deliverLimit }));
-  r.use("/v1/market", express.json({ limit: deps.maxBodyBytes }));
-
   const keyOf = (req: Request) =>
     req.get("x-token")?.trim() || /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim();
 
-  /** The caller's account (required), rate limited. */
-  const auth = async (req: Request): Promise<AccountRow> => {
+  /** The caller's account (required), rate limited once per request (kept in res.locals). */
+  const auth = async (req: Request, res: Response): Promise<AccountRow> => {
+    if (res.locals.marketCaller) return res.locals.marketCaller as AccountRow;
     const key = keyOf(req);
     if (!key)
       throw new PaymentError(
@@ -68,6 +66,7 @@ export function marketRouter(deps: MarketHttpDeps): Router {
       );
     const account = await deps.accounts.authenticate(key);
     market.rateLimit(account);
+    res.locals.marketCaller = account;
     return account;
   };
 
@@ -85,6 +84,25 @@ export function marketRouter(deps: MarketHttpDeps): Router {
 
   const id = (req: Request, name = "id") => String(req.params[name]);
 
+  // Nobody gets a body read before they are known: every market route with a body needs a key, and
+  // a delivery (megabytes) is read only from the task's hired worker while it may deliver.
+  r.post(
+    "/v1/market/tasks/:id/deliver",
+    async (req, res, next) => {
+      market.checkMayDeliver(await auth(req, res), id(req));
+      next();
+    },
+    express.json({ limit: deliverLimit }),
+  );
+  r.use(
+    "/v1/market",
+    async (req, res, next) => {
+      if (req.method !== "GET" && req.method !== "HEAD") await auth(req, res);
+      next();
+    },
+    express.json({ limit: deps.maxBodyBytes }),
+  );
+
   r.get("/v1/market/info", (_req, res) => {
     res.json(market.info());
   });
@@ -95,78 +113,78 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   });
 
   r.post("/v1/market/tasks", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     const body = parse(CreateTaskRequestSchema, req.body);
     res.status(201).json(await market.createTask(caller, body, cashuOf(req, res)));
   });
 
   /** Public; with a key, the caller also sees their part (quotes, delivery). */
   r.get("/v1/market/tasks/:id", async (req, res) => {
-    const caller = keyOf(req) ? await auth(req) : undefined;
+    const caller = keyOf(req) ? await auth(req, res) : undefined;
     res.json(market.getTask(id(req), caller));
   });
 
   r.post("/v1/market/tasks/:id/quotes", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     const body = parse(QuoteRequestSchema, req.body);
     res.status(201).json(await market.submitQuote(caller, id(req), body, cashuOf(req, res)));
   });
 
   r.patch("/v1/market/tasks/:id/quotes/:qid", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(market.editQuote(caller, id(req), id(req, "qid"), parse(EditQuoteRequestSchema, req.body)));
   });
 
   r.post("/v1/market/tasks/:id/quotes/:qid/accept", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     const { price_sats } = parse(AcceptRequestSchema, req.body);
     res.json(await market.accept(caller, id(req), id(req, "qid"), price_sats));
   });
 
   r.get("/v1/market/tasks/:id/quotes/:qid/messages", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(market.messages(caller, id(req), id(req, "qid")));
   });
 
   r.post("/v1/market/tasks/:id/quotes/:qid/messages", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     const { body } = parse(MessageRequestSchema, req.body);
     res.status(201).json(market.sendMessage(caller, id(req), id(req, "qid"), body));
   });
 
   r.post("/v1/market/tasks/:id/deliver", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(market.deliver(caller, id(req), parse(DeliverRequestSchema, req.body)));
   });
 
   r.get("/v1/market/tasks/:id/delivery", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(market.delivery(caller, id(req)));
   });
 
   r.post("/v1/market/tasks/:id/confirm", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(await market.confirm(caller, id(req)));
   });
 
   r.post("/v1/market/tasks/:id/dispute", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(market.dispute(caller, id(req), parse(DisputeRequestSchema, req.body).reason));
   });
 
   r.post("/v1/market/tasks/:id/cancel", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     res.json(await market.cancel(caller, id(req)));
   });
 
   r.post("/v1/market/collect", async (req, res) => {
-    const caller = await auth(req);
+    const caller = await auth(req, res);
     const out = await market.collect(caller, parse(CollectRequestSchema, req.body));
     res.status(out.state === "paid" ? 200 : 202).json(out);
   });
 
   r.get("/v1/market/me", async (req, res) => {
-    res.json(await market.me(await auth(req)));
+    res.json(await market.me(await auth(req, res)));
   });
 
   return r;

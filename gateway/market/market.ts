@@ -41,7 +41,14 @@ import type {
   QuoteRequest,
   TaskView,
 } from "./schemas.js";
-import { FINAL_STATES, partyOf, QUOTABLE_STATES, TASK_STATES, type TaskState } from "./states.js";
+import {
+  checkTaskTransition,
+  FINAL_STATES,
+  partyOf,
+  QUOTABLE_STATES,
+  TASK_STATES,
+  type TaskState,
+} from "./states.js";
 import { type CollectionRow, MarketStore, type TaskRow } from "./store.js";
 import { collectionView, deliveryMeta, messageView, quoteView, taskView } from "./views.js";
 
@@ -418,6 +425,16 @@ export class Market {
   }
 
   // ---- delivery -------------------------------------------------------------------------------
+  /** Refuses (403/404/409) a caller who could not deliver to this task now: checked before the body is read. */
+  checkMayDeliver(caller: AccountRow, taskId: string): void {
+    checkTaskTransition(
+      "deliver",
+      this.store.mustTask(taskId),
+      { account: this.partyId(caller) },
+      Date.now(),
+    );
+  }
+
   deliver(caller: AccountRow, taskId: string, body: DeliverRequest): TaskView {
     const worker = this.partyId(caller);
     const content = Buffer.from(body.content_base64, "base64");

@@ -2,12 +2,18 @@
  * The bundled Cashu mint. Other parts of the project reach it only over HTTP; the composition root
  * (src/cli.ts) uses `startMintServer` or mounts `createMintService(...).router` into the gateway.
  */
-import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import express, { type Express, type Router } from "express";
 import type { RouteGroup } from "../../src/shared/discovery/index.js";
-import { closeServer, createLogger, DEFAULT_HOST, type Logger, listen } from "../../src/shared/index.js";
+import {
+  closeServer,
+  createLogger,
+  DEFAULT_HOST,
+  type Logger,
+  listen,
+  privateDir,
+} from "../../src/shared/index.js";
 import { createMintRouter, mintRoutes } from "./http.js";
 import { KeysetManager, loadOrCreateMasterSecret } from "./keys.js";
 import type { LightningBackend } from "./lightning/types.js";
@@ -37,7 +43,7 @@ export interface MintService {
 }
 
 export async function createMintService(opts: MintServiceOptions): Promise<MintService> {
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  privateDir(opts.dataDir);
   const store = new MintStore(join(opts.dataDir, "mint.sqlite"));
   const keysets = new KeysetManager(store, loadOrCreateMasterSecret(opts.dataDir));
   const mint = new CashuMint(store, keysets, opts.lightning, {

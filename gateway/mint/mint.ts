@@ -55,6 +55,8 @@ interface VerifiedInputs {
 }
 
 const now = () => Math.floor(Date.now() / 1000);
+/** Unpaid quotes are forgotten this long after their invoice expired (late payments stay findable meanwhile). */
+const QUOTE_PRUNE_GRACE_S = 3600;
 
 /** Splits an amount into ascending powers of two (NUT-08 change amounts). */
 export function splitAmount(amount: number): number[] {
@@ -95,8 +97,16 @@ export class CashuMint extends EventEmitter<MintEvents> {
     await this.recoverPendingMelts();
     this.recoveryTimer = setInterval(() => {
       this.recoverPendingMelts().catch((err) => this.log.warn("melt recovery failed", { err: String(err) }));
+      this.pruneExpiredQuotes();
     }, 15_000);
     this.recoveryTimer.unref();
+  }
+
+  /** Drops unpaid mint quotes an hour past their invoice's expiry (unpaid challenges pile up otherwise). */
+  pruneExpiredQuotes(nowSeconds = now()): number {
+    const n = this.store.pruneUnpaidMintQuotes(nowSeconds - QUOTE_PRUNE_GRACE_S);
+    if (n) this.log.info("pruned expired unpaid mint quotes", { count: n });
+    return n;
   }
 
   async close(): Promise<void> {

@@ -220,6 +220,14 @@ export class MintStore extends SqliteStore {
       MintQuoteRow | undefined;
   }
 
+  /**
+   * Forgets unpaid mint quotes whose invoice expired before `before` (unix seconds): an unpaid L402
+   * challenge or top-up leaves one each, and their invoices can no longer be paid.
+   */
+  pruneUnpaidMintQuotes(before: number): number {
+    return this.prepared("DELETE FROM mint_quotes WHERE state = 'UNPAID' AND expiry < ?").run(before).changes;
+  }
+
   /** UNPAID → PAID; returns true when this call made the change. */
   markMintQuotePaid(quote: string): boolean {
     const res = this.prepared(

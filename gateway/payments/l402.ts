@@ -2,7 +2,7 @@
  * L402 (402ai): a paid route called without credentials answers 402 with
  * `WWW-Authenticate: L402 macaroon="…", invoice="…"`. The invoice is a mint quote of the gateway
  * wallet, so once it is paid the gateway mints the ecash and the ledger holds real money for it.
- * The macaroon (the `macaroon` library, root key 0600 in the data dir) carries first-party caveats
+ * The macaroon (V2 binary, our own codec in macaroon.ts; root key 0600 in the data dir) carries first-party caveats
  * binding it to the invoice's payment hash, the route and an expiry; the client retries with
  * `Authorization: L402 <macaroon>:<preimage>` and sha256(preimage) must equal the payment hash.
  * The credential then pays for one served request (see oneshot.ts): a replay is refused.
@@ -11,15 +11,17 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import bolt11 from "bolt11";
-import { bytesToBase64, importMacaroon, newMacaroon } from "macaroon";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
+import { decodeMacaroon, macaroonToBase64, mintMacaroon, verifyMacaroon } from "./macaroon.js";
 import { type OneShotPayment, type OneShotStore, openOneShot } from "./oneshot.js";
 import type { GatewayWallet } from "./wallet.js";
 
 export const L402_TTL_SECONDS = 600;
 const LOCATION = "owlrun-gateway";
 const HEX32 = /^[0-9a-f]{64}$/;
+/** An unpaid challenge's row outlives its macaroon by this long before it is pruned. */
+const PRUNE_GRACE_S = 600;
 
 export interface L402Challenge {
   macaroon: string;
@@ -108,15 +110,18 @@ export class L402Payments {
     });
     // Identifier as in L402 (version 0 ‖ payment hash ‖ token id), so other tooling can read it.
     const identifier = Buffer.concat([Buffer.alloc(2), Buffer.from(paymentHash, "hex"), randomBytes(32)]);
-    const mac = newMacaroon({
-      identifier: new Uint8Array(identifier),
-      location: LOCATION,
-      rootKey: this.rootKey,
-    });
-    mac.addFirstPartyCaveat(`payment_hash = ${paymentHash}`);
-    mac.addFirstPartyCaveat(`route = ${route}`);
-    mac.addFirstPartyCaveat(`expires = ${Math.floor(Date.now() / 1000) + this.ttlSeconds}`);
-    const macaroon = bytesToBase64(mac.exportBinary());
+    const macaroon = macaroonToBase64(
+      mintMacaroon({
+        identifier,
+        location: LOCATION,
+        rootKey: this.rootKey,
+        caveats: [
+          `payment_hash = ${paymentHash}`,
+          `route = ${route}`,
+          `expires = ${Math.floor(Date.now() / 1000) + this.ttlSeconds}`,
+        ],
+      }),
+    );
     return {
       macaroon,
       invoice: quote.request,
@@ -124,6 +129,20 @@ export class L402Payments {
       amountSat,
       header: `L402 macaroon="${macaroon}", invoice="${quote.request}"`,
     };
+  }
+
+  /**
+   * Forgets challenges nobody paid: pending rows past their macaroon's expiry (plus a grace for a
+   * late payment) whose invoice the mint still calls unpaid. A paid one stays: its money is real.
+   * Returns how many rows were dropped; at most `limit` are checked per call.
+   */
+  async pruneUnpaid(now = Date.now(), limit = 200): Promise<number> {
+    let dropped = 0;
+    for (const row of this.store.stalePending(now - (this.ttlSeconds + PRUNE_GRACE_S) * 1000, limit)) {
+      const state = await this.wallet.mintQuoteState(row.mint!, row.quote!).catch(() => undefined);
+      if ((state === "UNPAID" || state === "UNKNOWN") && this.store.dropPending(row.id)) dropped++;
+    }
+    return dropped;
   }
 
   /**
@@ -158,7 +177,7 @@ export class L402Payments {
     if (!HEX32.test(credential.preimage)) throw bad("the preimage must be 32 bytes of hex");
     let mac;
     try {
-      mac = importMacaroon(credential.macaroon);
+      mac = decodeMacaroon(credential.macaroon);
     } catch {
       throw bad("the macaroon does not decode");
     }
@@ -166,7 +185,7 @@ export class L402Payments {
     let boundHash: string | undefined;
     const now = Math.floor(Date.now() / 1000);
     try {
-      mac.verify(this.rootKey, (condition) => {
+      verifyMacaroon(mac, this.rootKey, (condition) => {
         const [key, value] = condition.split(" = ", 2);
         if (key === "payment_hash") {
           boundHash = value;

@@ -89,6 +89,20 @@ export class OneShotStore extends SqliteStore {
     return this.move(hold.account.replace(/^user:/, ""), "in_use", "paid");
   }
 
+  /** Pending (never paid) L402 rows created before `before` (ms), oldest first, at most `limit`. */
+  stalePending(before: number, limit: number): OneShotRow[] {
+    return this.db
+      .prepare(
+        "SELECT * FROM oneshot WHERE state = 'pending' AND kind = 'l402' AND created_at < ? ORDER BY created_at LIMIT ?",
+      )
+      .all(before, limit) as OneShotRow[];
+  }
+
+  /** Deletes a row that is still pending (an unpaid challenge); false when it moved meanwhile. */
+  dropPending(id: string): boolean {
+    return this.db.prepare("DELETE FROM oneshot WHERE id = ? AND state = 'pending'").run(id).changes === 1;
+  }
+
   /** After a restart no request is being served: in_use credentials become presentable again. */
   releaseInUse(): number {
     return this.db.prepare("UPDATE oneshot SET state = 'paid' WHERE state = 'in_use'").run().changes;

@@ -2,7 +2,6 @@
  * The gateway's own Cashu wallet: the shared ecash core plus what only a gateway needs — the list
  * of trusted mints, and change tokens kept server-side so a client that went away can claim them.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   EcashError,
@@ -13,7 +12,7 @@ import {
   type TokenFormat,
   type TokenInfo,
 } from "../../src/shared/ecash/index.js";
-import type { Logger } from "../../src/shared/index.js";
+import { type Logger, privateDir } from "../../src/shared/index.js";
 
 const CHANGE_SCHEMA = `
 CREATE TABLE IF NOT EXISTS change (
@@ -62,7 +61,7 @@ export class GatewayWallet extends EcashWallet {
 
   static async open(dataDir: string, trustedMints: string[], log: Logger): Promise<GatewayWallet> {
     const dir = join(dataDir, "wallet");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    privateDir(dir);
     return new GatewayWallet(
       new GatewayEcashStore(join(dir, "wallet.sqlite")),
       loadOrCreateSeed(dir),
@@ -112,7 +111,7 @@ export class GatewayWallet extends EcashWallet {
     );
   }
 
-  change(id: string): { amount: number; token: string } | undefined {
+  change(id: string): { mint: string; amount: number; token: string } | undefined {
     return this.changeStore.getChange(id);
   }
 }

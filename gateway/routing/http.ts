@@ -7,6 +7,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import * as z from "zod";
 import { ErrorBodySchema, type RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
+import { lightningAddressProblem } from "../../src/shared/lnurl.js";
 import type { Attempt } from "./attempt.js";
 import { RegisterBody } from "./protocol.js";
 import type { Registry } from "./registry.js";
@@ -18,6 +19,8 @@ export interface HttpDeps {
   /** live attempts by wire job id */
   attempts: Map<string, Attempt>;
   signupOpen: boolean;
+  /** Lightning addresses on loopback hosts are accepted (tests, devnet); private ones never */
+  allowLoopbackLnurl: boolean;
   log: Logger;
 }
 
@@ -109,7 +112,11 @@ export const nodeRoutes: RouteGroup = {
           schema: z.object({ status: z.literal("registered"), node_id: z.string() }),
         },
       },
-      errors: { 400: "malformed registration", 401: "unknown provider key", 403: "node id of another key" },
+      errors: {
+        400: "malformed registration, or a Lightning address on this machine or a private network",
+        401: "unknown provider key",
+        403: "node id of another key",
+      },
     },
     {
       method: "get",
@@ -161,10 +168,17 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     res.status(201).json({ api_key: key });
   });
 
-  router.post("/v1/gateway/register", json, (req, res) => {
+  // The key is checked before the body is read (the router is mounted before the gateway's parser).
+  const knownKey = (req: Request, res: Response, next: NextFunction) => {
     const key = providerKeyOf(req);
-    const keyHash = key ? store.keyHash(key) : undefined;
-    if (!key || !keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
+    if (!key || !store.keyHash(key))
+      return sendError(res, 401, "invalid_key", "missing or unknown provider key");
+    next();
+  };
+
+  router.post("/v1/gateway/register", knownKey, json, (req, res) => {
+    const key = providerKeyOf(req)!;
+    const keyHash = store.keyHash(key)!;
     const parsed = RegisterBody.safeParse(req.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -172,6 +186,11 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
       return sendError(res, 400, "invalid_request", `invalid registration: ${where}: ${issue?.message}`);
     }
     const body = parsed.data;
+    // Payouts would dial this address: refuse one pointing at this machine or a private network.
+    const payTo = body.lightning_address
+      ? lightningAddressProblem(body.lightning_address, deps.allowLoopbackLnurl)
+      : undefined;
+    if (payTo) return sendError(res, 400, "invalid_lightning_address", payTo);
     if (body.api_key !== key) {
       return sendError(res, 403, "forbidden", "api_key in the body must equal the bearer key");
     }

@@ -62,6 +62,8 @@ export interface RoutingOptions {
   idleTimeoutMs?: number;
   /** `POST /v1/gateway/signup` issues keys; default true */
   signupOpen?: boolean;
+  /** tests and the devnet: Lightning addresses on loopback hosts are accepted at registration */
+  allowLoopbackLnurl?: boolean;
   /** signups per IP (IPv6: per /64) per hour; default 20 */
   signupsPerHour?: number;
   /** how often every node gets a `ping`; default 30 s */
@@ -148,6 +150,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       registry,
       attempts,
       signupOpen: opts.signupOpen ?? true,
+      allowLoopbackLnurl: opts.allowLoopbackLnurl ?? false,
       log,
     },
     limiter,

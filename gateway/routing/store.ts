@@ -6,8 +6,8 @@
  * booked to node ids, so another key must never take one over.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { privateDir } from "../../src/shared/index.js";
 import { type Db, immediate, openDatabase } from "../../src/shared/sqlite.js";
 import { PROVIDER_KEY_PREFIX, type RegisterBody } from "./protocol.js";
 
@@ -60,7 +60,7 @@ export class RoutingStore {
   private readonly db: Db;
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    privateDir(dataDir);
     // WAL + busy timeout: the provider-key command may write while a gateway runs on the file.
     this.db = openDatabase(join(dataDir, "routing.sqlite"), SCHEMA);
   }

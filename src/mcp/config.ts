@@ -21,7 +21,10 @@ Options (each also read from OWLRUN_<NAME>, e.g. OWLRUN_GATEWAY_URL):
 HTTP only:
   --port N               default 8403 (0 picks a free port)
   --host H               bind address (default 127.0.0.1)
-  --mcp-token T          require Authorization: Bearer T on /mcp (use it when binding beyond loopback)
+  --mcp-token T          the bearer token /mcp requires (default: made on first start, kept 0600 in
+                         <data-dir>/mcp-token, printed at start)
+  --no-mcp-token         serve /mcp without a token (loopback only: any local process can then spend)
+  --allowed-origin URL   a browser origin (scheme://host:port) allowed to call /mcp (repeatable)
   --allowed-host NAME    extra Host names accepted (repeatable; env comma-separated)
   --public-url URL       the URL clients use, for /llms.txt and the server card
 `;
@@ -38,6 +41,8 @@ const FLAGS = {
   port: { type: "string" },
   host: { type: "string" },
   "mcp-token": { type: "string" },
+  "no-mcp-token": { type: "boolean" },
+  "allowed-origin": { type: "string", multiple: true },
   "allowed-host": { type: "string", multiple: true },
   "public-url": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -82,14 +87,19 @@ export function parseMcpArgs(argv: string[]): ParsedMcpArgs {
   };
   const allowed =
     values["allowed-host"] ?? (env.OWLRUN_ALLOWED_HOST ?? env.OWLRUN_ALLOWED_HOSTS ?? "").split(",");
+  const origins = values["allowed-origin"] ?? (env.OWLRUN_ALLOWED_ORIGIN ?? "").split(",");
+  const noToken = values["no-mcp-token"] ?? boolEnv(env.OWLRUN_NO_MCP_TOKEN);
+  const token = flagOrEnv(values, "mcp-token") || undefined;
+  if (noToken && token) throw new ConfigError("--mcp-token and --no-mcp-token contradict each other");
   return {
     help: values.help ?? false,
     runtime,
     http: {
       host: flagOrEnv(values, "host") || undefined,
       port: parsePort(flagOrEnv(values, "port"), 8403),
-      token: flagOrEnv(values, "mcp-token") || undefined,
+      token: noToken ? false : token,
       allowedHosts: allowed.map((h) => h.trim()).filter(Boolean),
+      allowedOrigins: origins.map((o) => o.trim()).filter(Boolean),
       publicUrl: checkUrl("--public-url", flagOrEnv(values, "public-url")),
     },
   };

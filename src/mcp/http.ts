@@ -4,8 +4,10 @@
  * - 2026-07-28 requests go to the SDK's per-request handler (`createMcpHandler`, stateless).
  * - 2025-era clients (for example the 1.x `@modelcontextprotocol/sdk` client) get classic
  *   sessions, so the server can push requests to them (spend confirmations by elicitation).
- * - Bound to 127.0.0.1 by default; the Host header (and a browser's Origin) must name an allowed
- *   host (DNS-rebinding protection). When bound elsewhere, `token` requires `Authorization: Bearer`.
+ * - Bound to 127.0.0.1 by default; the Host header must name an allowed host (DNS-rebinding
+ *   protection). /mcp requires `Authorization: Bearer <token>` unless the operator opted out, which
+ *   only a loopback bind allows (token.ts). A browser's request (it carries Origin) is served, with
+ *   CORS, only for an origin the operator listed exactly: a page on localhost:any-port is no client.
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -17,7 +19,6 @@ import {
   localhostAllowedHostnames,
   type McpServer,
   validateHostHeader,
-  validateOriginHeader,
   WebStandardStreamableHTTPServerTransport,
 } from "@modelcontextprotocol/server";
 import { OPEN_CORS } from "../shared/discovery/index.js";
@@ -32,14 +33,20 @@ import {
 import { type DiscoveryContext, llmsFullTxt, llmsTxt, openApi, serverCard } from "./discovery.js";
 import { type McpRuntime, type McpRuntimeOptions, openRuntime } from "./runtime.js";
 import { buildServer } from "./server.js";
+import { resolveMcpToken } from "./token.js";
 
 export interface McpHttpOptions extends McpRuntimeOptions {
   /** bind address (default 127.0.0.1) */
   host?: string;
   /** port (default 8403; 0 picks a free one) */
   port?: number;
-  /** require `Authorization: Bearer <token>` on /mcp */
-  token?: string;
+  /**
+   * the bearer token /mcp requires: default the one kept in `<dataDir>/mcp-token` (made on first
+   * start); `false` opts out (loopback binds only)
+   */
+  token?: string | false;
+  /** browser origins (scheme://host:port) allowed to call /mcp with CORS; default none */
+  allowedOrigins?: string[];
   /** extra Host names accepted (needed when bound to a non-loopback address behind a name) */
   allowedHosts?: string[];
   /** the URL clients reach this server at, for the discovery documents (default: the listening URL) */
@@ -53,6 +60,8 @@ export interface RunningMcpHttp {
   url: string;
   /** the MCP endpoint, `${url}/mcp` */
   mcpUrl: string;
+  /** the bearer token /mcp requires (undefined when the operator opted out) */
+  token?: string;
   runtime: McpRuntime;
   close(): Promise<void>;
 }
@@ -151,10 +160,14 @@ function sameSecret(given: string, expected: string): boolean {
 /** Starts the HTTP server; resolves once it listens. */
 export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp> {
   const log = opts.log ?? createLogger("mcp-http");
-  const ownsRuntime = !opts.runtime;
-  const runtime = opts.runtime ?? openRuntime({ ...opts, log });
   const host = opts.host ?? DEFAULT_HOST;
   const loopback = LOOPBACK.has(host);
+  const token = resolveMcpToken(opts.token, opts.dataDir, loopback, host);
+  if (!token)
+    log.warn("MCP over HTTP without a bearer token (--no-mcp-token): any local process can spend the wallet");
+  const allowedOrigins = new Set((opts.allowedOrigins ?? []).map((o) => o.toLowerCase().replace(/\/+$/, "")));
+  const ownsRuntime = !opts.runtime;
+  const runtime = opts.runtime ?? openRuntime({ ...opts, log });
   const extraHosts = (opts.allowedHosts ?? []).map((h) => h.toLowerCase());
   const specificBind = host !== "0.0.0.0" && host !== "::" ? [host.includes(":") ? `[${host}]` : host] : [];
   // Host names a request may name: loopback names when bound there, else the bind address and the configured names.
@@ -163,8 +176,6 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
     : extraHosts.length > 0 || specificBind.length > 0
       ? [...specificBind, ...extraHosts]
       : undefined;
-  if (!loopback && !opts.token)
-    log.warn(`MCP over HTTP on ${host} without --mcp-token: anyone who can reach it can spend the wallet`);
   if (!allowedHosts) log.warn(`bound to ${host} without --allowed-host: the Host header is not checked`);
 
   const factory = () => buildServer(runtime.deps, runtime.logs);
@@ -204,13 +215,17 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
       if (!host.ok) return errorJson(res, 403, "forbidden_host", host.message);
     }
     if (path === "/mcp") {
-      const origin = validateOriginHeader(req.headers.origin, [
-        ...localhostAllowedHostnames(),
-        ...(allowedHosts ?? []),
-      ]);
-      if (!origin.ok) return errorJson(res, 403, "forbidden_origin", origin.message);
-      if (req.headers.origin) {
-        res.setHeader("access-control-allow-origin", req.headers.origin);
+      const origin = req.headers.origin;
+      if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
+        return errorJson(
+          res,
+          403,
+          "forbidden_origin",
+          `browser origin ${origin} may not use this MCP server (the operator lists origins with --allowed-origin)`,
+        );
+      }
+      if (origin) {
+        res.setHeader("access-control-allow-origin", origin);
         res.setHeader("vary", "Origin");
         res.setHeader("access-control-expose-headers", "mcp-session-id, mcp-protocol-version");
       }
@@ -223,9 +238,9 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
         });
         return res.end();
       }
-      if (opts.token) {
+      if (token) {
         const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1] ?? "";
-        if (!sameSecret(given, opts.token)) {
+        if (!sameSecret(given, token)) {
           return errorJson(res, 401, "invalid_token", "missing or wrong bearer token", {
             "www-authenticate": 'Bearer realm="owlrun-mcp"',
           });
@@ -277,7 +292,7 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
   Object.assign(discovery, {
     baseUrl,
     gatewayUrl: runtime.gateway.baseUrl,
-    bearerRequired: !!opts.token,
+    bearerRequired: !!token,
     limits: runtime.wallet.limits,
   } satisfies DiscoveryContext);
   log.info("MCP over Streamable HTTP", { mcp: `${baseUrl}/mcp`, gateway: runtime.gateway.baseUrl });
@@ -285,6 +300,7 @@ export async function startMcpHttp(opts: McpHttpOptions): Promise<RunningMcpHttp
   return {
     url,
     mcpUrl: `${url}/mcp`,
+    token,
     runtime,
     close() {
       closing ??= (async () => {

@@ -8,6 +8,20 @@ import { startMcpHttp } from "./http.js";
 import { startMcpStdio } from "./stdio.js";
 
 export { MCP_USAGE, parseMcpArgs } from "./config.js";
+export { loadOrCreateMcpToken, MCP_TOKEN_FILE } from "./token.js";
+
+/** How to point an MCP client at `mcpUrl` (with its bearer token, when one is required). */
+export function mcpClientConfigLines(name: string, mcpUrl: string, token: string | undefined): string[] {
+  const header = token ? ` --header "Authorization: Bearer ${token}"` : "";
+  const headers = token ? `,"headers":{"Authorization":"Bearer ${token}"}` : "";
+  return [
+    token
+      ? `MCP bearer token (kept 0600 in the data dir's mcp-token): ${token}`
+      : "MCP without a bearer token (--no-mcp-token)",
+    `  claude mcp add --transport http ${name} ${mcpUrl}${header}`,
+    `  JSON: {"mcpServers":{"${name}":{"type":"http","url":"${mcpUrl}"${headers}}}}`,
+  ];
+}
 export {
   describeTools,
   gatewayServerCard,
@@ -37,6 +51,7 @@ export async function runMcpCommand(command: "stdio" | "http", argv: string[]): 
     const log = createLogger("mcp-http");
     const running = await startMcpHttp({ ...args.runtime, ...args.http, log });
     onShutdown(() => running.close(), log);
+    process.stdout.write(`${mcpClientConfigLines("owlrun", running.mcpUrl, running.token).join("\n")}\n`);
     announceListening(running.url);
     return;
   }

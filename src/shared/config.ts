@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { ConfigError } from "./errors.js";
@@ -7,8 +7,16 @@ export const DEFAULT_HOST = "127.0.0.1";
 
 /** Data dir precedence: flag, then OWLRUN_DATA_DIR, then ~/.owlrun. Created with 0700. */
 export function resolveDataDir(flag?: string): string {
-  const dir = resolve(flag ?? process.env.OWLRUN_DATA_DIR ?? `${homedir()}/.owlrun`);
+  return privateDir(resolve(flag ?? process.env.OWLRUN_DATA_DIR ?? `${homedir()}/.owlrun`));
+}
+
+/**
+ * Makes `dir` (and missing parents) and leaves it 0700: data dirs hold wallets, seeds and keys, and
+ * a directory an older version made 0755 is tightened too.
+ */
+export function privateDir(dir: string): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
   return dir;
 }
 

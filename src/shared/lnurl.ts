@@ -1,13 +1,17 @@
 /**
  * Lightning addresses (LUD-16) → bolt11 invoices through LNURL-pay (LUD-06). Checks what a payer
- * must check: the invoice amount equals the requested msats, and only https (loopback http in
- * tests and local networks) and no private or link-local hosts, so a payout address cannot be
- * used to reach internal services.
+ * must check: the invoice amount equals the requested msats, and only https to public addresses
+ * (netguard.ts: every resolved address and every redirect is checked, and the socket connects to
+ * the checked address), so a payout address cannot reach the gateway's own network. Loopback http
+ * only for tests and the devnet.
  */
 import { createHash } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import bolt11 from "bolt11";
 import * as z from "zod";
 import { AppError } from "./errors.js";
+import { BlockedAddressError, guardedLookup, staticHostProblem } from "./netguard.js";
 
 export class LnurlError extends AppError {
   constructor(message: string) {
@@ -26,35 +30,96 @@ const PayRequest = z.object({
 });
 const Invoice = z.object({ pr: z.string().min(10) });
 
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
+const MAX_REDIRECTS = 3;
+const MAX_BODY_BYTES = 64 * 1024;
 
-function isPrivate(host: string): boolean {
-  return (
-    /^10\./.test(host) ||
-    /^192\.168\./.test(host) ||
-    /^172\.(1[6-9]|2\d|3[01])\./.test(host) ||
-    /^169\.254\./.test(host) ||
-    /^0\./.test(host) ||
-    /^\[?f[cd]/i.test(host) ||
-    /^\[?fe80/i.test(host)
-  );
-}
-
+/** The URL, if its scheme and host may be dialled: https to a public host (http to loopback when allowed). */
 function checkUrl(raw: string, allowLoopbackHttp: boolean): URL {
-  const url = new URL(raw);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new LnurlError(`not a URL: ${raw.slice(0, 100)}`);
+  }
   const host = url.hostname;
-  if (isPrivate(host)) throw new LnurlError(`refusing private address ${host}`);
+  const problem = staticHostProblem(host, allowLoopbackHttp);
+  if (problem) throw new LnurlError(`refusing ${problem}`);
   if (url.protocol === "https:") return url;
-  if (url.protocol === "http:" && allowLoopbackHttp && isLoopback(host)) return url;
+  if (url.protocol === "http:" && allowLoopbackHttp && staticHostProblem(host, false) !== undefined)
+    return url;
   throw new LnurlError(`LNURL endpoints must use https (got ${url.protocol}//${host})`);
 }
 
+/**
+ * GET a JSON document from an LNURL server: the connection goes only to checked addresses
+ * (guardedLookup), each redirect is checked like the first URL, the body is bounded.
+ */
+async function getJson(first: URL, allowLoopback: boolean): Promise<unknown> {
+  let url = first;
+  for (let hop = 0; ; hop++) {
+    const res = await new Promise<{ status: number; location?: string; body: string }>((resolve, reject) => {
+      const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(
+        url,
+        {
+          method: "GET",
+          lookup: guardedLookup(allowLoopback),
+          headers: { accept: "application/json" },
+          timeout: 10_000,
+        },
+        (r) => {
+          let size = 0;
+          const chunks: Buffer[] = [];
+          r.on("data", (d: Buffer) => {
+            size += d.length;
+            if (size > MAX_BODY_BYTES)
+              return req.destroy(new LnurlError(`${url.host} answered more than 64 KiB`));
+            chunks.push(d);
+          });
+          r.on("end", () =>
+            resolve({
+              status: r.statusCode ?? 0,
+              location: r.headers.location,
+              body: Buffer.concat(chunks).toString("utf8"),
+            }),
+          );
+          r.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new LnurlError(`${url.host} did not answer in time`)));
+      req.on("error", (err) =>
+        reject(err instanceof BlockedAddressError ? new LnurlError(`refusing ${err.message}`) : err),
+      );
+      req.end();
+    });
+    if (res.status >= 300 && res.status < 400 && res.location) {
+      if (hop >= MAX_REDIRECTS) throw new LnurlError(`${first.host} redirected too often`);
+      url = checkUrl(new URL(res.location, url).toString(), allowLoopback);
+      continue;
+    }
+    if (res.status < 200 || res.status >= 300)
+      throw new LnurlError(`${url.host} answered HTTP ${res.status}`);
+    try {
+      return JSON.parse(res.body);
+    } catch {
+      throw new LnurlError(`${url.host} did not answer JSON`);
+    }
+  }
+}
+
+/**
+ * Why a Lightning address may not be paid to (not one, or its host is this machine or a private
+ * network), or undefined. Provider registration uses it; payouts check resolved addresses too.
+ */
+export function lightningAddressProblem(address: string, allowLoopback = false): string | undefined {
+  if (!LIGHTNING_ADDRESS.test(address)) return `not a lightning address: ${address}`;
+  const host = address.split("@")[1]!.replace(/:\d+$/, "");
+  const problem = staticHostProblem(host, allowLoopback);
+  return problem ? `lightning address ${address}: ${problem}; payouts go only to public hosts` : undefined;
+}
+
 export interface ResolveOptions {
-  /** tests and local networks: allow http://127.0.0.1:<port> */
+  /** tests and the devnet: allow http:// to loopback hosts (never private networks) */
   allowLoopbackHttp?: boolean;
-  fetchImpl?: typeof fetch;
 }
 
 /** Asks the address's LNURL-pay server for an invoice of exactly `amountSat`. */
@@ -65,14 +130,12 @@ export async function invoiceForLightningAddress(
 ): Promise<string> {
   if (!LIGHTNING_ADDRESS.test(address)) throw new LnurlError(`not a lightning address: ${address}`);
   const [name, domain] = address.split("@") as [string, string];
-  const loopback = isLoopback(domain.split(":")[0]!);
-  const scheme = loopback && opts.allowLoopbackHttp ? "http" : "https";
-  const doFetch = opts.fetchImpl ?? fetch;
-  const get = async (url: URL) => {
-    const res = await doFetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error" });
-    if (!res.ok) throw new LnurlError(`${url.host} answered HTTP ${res.status}`);
-    return res.json();
-  };
+  const allow = !!opts.allowLoopbackHttp;
+  const problem = lightningAddressProblem(address, allow);
+  if (problem) throw new LnurlError(problem);
+  const loopback = staticHostProblem(domain.replace(/:\d+$/, ""), false) !== undefined;
+  const scheme = loopback && allow ? "http" : "https";
+  const get = (url: URL) => getJson(url, allow);
   const info = PayRequest.safeParse(
     await get(checkUrl(`${scheme}://${domain}/.well-known/lnurlp/${name}`, !!opts.allowLoopbackHttp)),
   );

@@ -3,11 +3,24 @@
  * checkpoints, fast commits), a busy timeout so writers in other processes wait instead of failing,
  * and the schema applied idempotently.
  */
+import { chmodSync, closeSync, existsSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 
 export type Db = Database.Database;
 
+/**
+ * Stores hold spendable ecash (proofs, change tokens, keys): the database is created 0600 before
+ * SQLite opens it (SQLite gives its -wal/-shm files the database's mode), and files an older
+ * version left 0644 are tightened.
+ */
+function makePrivate(path: string): void {
+  if (path === ":memory:" || path === "") return;
+  if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
 export function openDatabase(path: string, schema: string): Db {
+  makePrivate(path);
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");

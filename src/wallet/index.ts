@@ -4,7 +4,6 @@
  * mint or the gateway confirms them, and spend limits per call and per day.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -17,7 +16,7 @@ import {
   type TokenFormat,
 } from "../shared/ecash/index.js";
 import { invoiceForLightningAddress, LIGHTNING_ADDRESS, type ResolveOptions } from "../shared/lnurl.js";
-import type { Logger } from "../shared/index.js";
+import { type Logger, privateDir } from "../shared/index.js";
 import { loadOrCreateMnemonic } from "./seed.js";
 
 export { isValidMnemonic } from "./seed.js";
@@ -86,7 +85,7 @@ export class LocalWallet {
     opts: { limits?: Partial<SpendLimits>; restoreFrom?: string } = {},
   ): LocalWallet {
     const dir = join(dataDir, "wallet");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    privateDir(dir);
     const { mnemonic, seed, created } = loadOrCreateMnemonic(dir, opts.restoreFrom);
     const store = new LocalStore(join(dir, "wallet.sqlite"));
     return new LocalWallet(store, new EcashWallet(store, seed, log), mnemonic, created, {

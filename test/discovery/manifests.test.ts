@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mcpbManifest, REGISTRY_NAME, serverJson } from "../../src/mcp/manifests.js";
 import { describeTools, mcpHttpRoutes } from "../../src/mcp/index.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
-import { connect, DEAD_GATEWAY } from "../mcp/harness.js";
+import { connect, DEAD_GATEWAY, printedMcpToken } from "../mcp/harness.js";
 
 const readJson = (path: string) =>
   JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
@@ -33,7 +33,7 @@ let liveTools: string[];
 
 beforeAll(async () => {
   mcp = await startCli(["http", "--port", "0", "--gateway", DEAD_GATEWAY, "--data-dir", tempDir()]);
-  const client = await connect(`${mcp.url}/mcp`);
+  const client = await connect({ mcpUrl: `${mcp.url}/mcp`, token: printedMcpToken(mcp.stdout()) });
   liveTools = (await client.client.listTools()).tools.map((t) => t.name).sort();
   await client.close();
 }, 30_000);

@@ -12,7 +12,7 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
-import { callOk, connect, stdioParams } from "../mcp/harness.js";
+import { callOk, connect, printedMcpToken, stdioParams } from "../mcp/harness.js";
 import { externalInvoice } from "../support/blinded.js";
 import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
@@ -156,7 +156,7 @@ describe("devnet with the clients users bring", () => {
   });
 
   it("MCP over HTTP (the devnet's own server): topup and withdraw move its wallet's balance", async () => {
-    const agent = await connect(mcpUrl);
+    const agent = await connect({ mcpUrl, token: printedMcpToken(devnet.stdout()) });
     try {
       const before = (await callOk(agent.client, "balance")).total_sats as number;
       const top = await callOk(agent.client, "topup", { amount_sats: 100 });

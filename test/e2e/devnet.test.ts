@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
-import { connect } from "../mcp/harness.js";
+import { connect, printedMcpToken } from "../mcp/harness.js";
 import { startCli, tempDir } from "../support/cli-process.js";
 
 const run = promisify(execFile);
@@ -49,7 +49,7 @@ describe("npm run devnet", () => {
       // An agent on the devnet's MCP server pays for a chat from the MCP wallet.
       const mcpUrl = /MCP server \(Streamable HTTP\): (\S+)/.exec(out)![1]!;
       expect(out).toMatch(/its wallet holds 200 sats/);
-      const agent = await connect(mcpUrl);
+      const agent = await connect({ mcpUrl, token: printedMcpToken(out) });
       try {
         const tools = (await agent.client.listTools()).tools.map((t) => t.name);
         expect(tools).toEqual(expect.arrayContaining(["chat", "models", "balance", "topup", "withdraw"]));

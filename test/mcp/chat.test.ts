@@ -72,7 +72,7 @@ describe("chat paid with ecash", () => {
       port: 0,
       log: silentLogger,
     });
-    c = await connect(mcp.mcpUrl);
+    c = await connect(mcp);
   }, 60_000);
 
   afterAll(async () => {
@@ -115,7 +115,7 @@ describe("chat paid with ecash", () => {
 
   it("tells clients what it paid through MCP logging, at the level each chose, in both protocol eras", async () => {
     // 2025 era (the 1.x SDK client): logging/setLevel holds for the session.
-    const v1 = await connectV1(mcp.mcpUrl);
+    const v1 = await connectV1(mcp);
     const lines: { level: string; data: any }[] = [];
     v1.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void lines.push(n.params));
     const paid = () => lines.filter((l) => l.data?.message === "paid for a chat");

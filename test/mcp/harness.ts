@@ -28,7 +28,21 @@ export interface Connected {
   close(): Promise<void>;
 }
 
-export async function connect(mcpUrl: string, opts: ConnectOptions = {}): Promise<Connected> {
+/** An MCP HTTP server to connect to: its URL, or a running server with the bearer token /mcp requires. */
+export type McpTarget = string | { mcpUrl: string; token?: string };
+
+const targetOf = (t: McpTarget) => (typeof t === "string" ? { mcpUrl: t, token: undefined } : t);
+const authHeaders = (token: string | undefined): Record<string, string> =>
+  token ? { authorization: `Bearer ${token}` } : {};
+
+/** The bearer token `owlrun-mcp http` (or devnet) printed in its client config lines. */
+export function printedMcpToken(stdout: string): string | undefined {
+  return /MCP bearer token[^:]*: (\S+)/.exec(stdout)?.[1];
+}
+
+export async function connect(target: McpTarget, opts: ConnectOptions = {}): Promise<Connected> {
+  const { mcpUrl, token } = targetOf(target);
+  const headers = { ...authHeaders(token), ...opts.headers };
   const elicit = opts.elicit ?? "none";
   const client = new Client(
     { name: "owlrun-test", version: "0.0.0" },
@@ -45,14 +59,15 @@ export async function connect(mcpUrl: string, opts: ConnectOptions = {}): Promis
     });
   }
   const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), {
-    requestInit: opts.headers ? { headers: opts.headers } : undefined,
+    requestInit: Object.keys(headers).length ? { headers } : undefined,
   });
   await client.connect(transport);
   return { client, elicitations, close: () => client.close() };
 }
 
 /** The 1.x SDK client (spec up to 2025-11-25), optionally answering elicitation. */
-export async function connectV1(mcpUrl: string, elicit: Elicit = "none") {
+export async function connectV1(target: McpTarget, elicit: Elicit = "none") {
+  const { mcpUrl, token } = targetOf(target);
   const client = new V1Client(
     { name: "owlrun-test-v1", version: "0.0.0" },
     { capabilities: elicit === "none" ? {} : { elicitation: {} } },
@@ -64,7 +79,9 @@ export async function connectV1(mcpUrl: string, elicit: Elicit = "none") {
       return elicit === "accept" ? { action: "accept", content: { confirm: true } } : { action: "decline" };
     });
   }
-  await client.connect(new V1HttpTransport(new URL(mcpUrl)));
+  await client.connect(
+    new V1HttpTransport(new URL(mcpUrl), { requestInit: { headers: authHeaders(token) } }),
+  );
   return { client, elicitations, close: () => client.close() };
 }
 

@@ -36,7 +36,7 @@ async function mcpFor(gatewayApiKey: string | undefined, maxPerCallSat = 1000): 
     log: silentLogger,
   });
   servers.push(server);
-  const c = await connect(server.mcpUrl);
+  const c = await connect(server);
   clients.push(c);
   return c;
 }

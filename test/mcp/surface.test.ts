@@ -31,8 +31,8 @@ afterAll(async () => {
 
 describe("tool surface", () => {
   it("lists exactly the contract's tools, with schemas and honest annotations, in both protocol eras", async () => {
-    const modern = await connect(mcp.mcpUrl);
-    const legacy = await connect(mcp.mcpUrl, { era: "legacy" });
+    const modern = await connect(mcp);
+    const legacy = await connect(mcp, { era: "legacy" });
     const { tools } = await modern.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual([...TOOL_NAMES].sort());
     expect((await legacy.client.listTools()).tools).toEqual(tools);
@@ -63,7 +63,7 @@ describe("tool surface", () => {
   });
 
   it("matches the snapshot of every name, annotation and JSON schema", async () => {
-    const { client, close } = await connect(mcp.mcpUrl);
+    const { client, close } = await connect(mcp);
     const { tools } = await client.listTools();
     const surface = tools
       .map((t) => ({
@@ -88,7 +88,7 @@ describe("tool surface", () => {
 
 describe("without a gateway", () => {
   it("starts, and the gateway tools answer with the way out", async () => {
-    const { client, close } = await connect(mcp.mcpUrl);
+    const { client, close } = await connect(mcp);
     for (const [name, args] of [
       ["models", {}],
       ["chat", { prompt: "hello" }],
@@ -116,7 +116,7 @@ describe("without a gateway", () => {
   });
 
   it("serves clients of the 1.x SDK (@modelcontextprotocol/sdk)", async () => {
-    const v1 = await connectV1(mcp.mcpUrl);
+    const v1 = await connectV1(mcp);
     const { tools } = await v1.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual([...TOOL_NAMES].sort());
     const r = await v1.client.callTool({ name: "balance", arguments: {} });
@@ -157,7 +157,7 @@ describe("HTTP", () => {
       serverInfo: { name: "owlrun-mcp" },
       transport: { type: "streamable-http", endpoint: "/mcp", url: mcp.mcpUrl },
       remotes: [{ type: "streamable-http", url: mcp.mcpUrl }],
-      authentication: { required: false },
+      authentication: { required: true },
     });
     expect(card.tools.map((t: { name: string }) => t.name).sort()).toEqual([...TOOL_NAMES].sort());
 
@@ -196,8 +196,8 @@ describe("HTTP", () => {
       });
       expect(denied.status).toBe(401);
       expect(denied.headers.get("www-authenticate")).toMatch(/^Bearer/);
-      await expect(connect(secured.mcpUrl, { headers: { authorization: "Bearer wrong" } })).rejects.toThrow();
-      const ok = await connect(secured.mcpUrl, { headers: { authorization: "Bearer s3cret-token" } });
+      await expect(connect(secured, { headers: { authorization: "Bearer wrong" } })).rejects.toThrow();
+      const ok = await connect(secured, { headers: { authorization: "Bearer s3cret-token" } });
       expect((await ok.client.listTools()).tools).toHaveLength(TOOL_NAMES.length);
       await ok.close();
       const card = (await (await fetch(`${secured.url}/.well-known/mcp.json`)).json()) as any;

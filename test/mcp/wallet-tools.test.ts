@@ -39,7 +39,7 @@ beforeAll(async () => {
     }),
     startMcpHttp({ ...common, dataDir: tempDir("owlrun-bob-"), maxPerCallSat: 1000, maxPerDaySat: 25 }),
   ]);
-  a = await connect(alice.mcpUrl);
+  a = await connect(alice);
 }, 60_000);
 
 afterAll(async () => {
@@ -93,7 +93,7 @@ describe("wallet tools against a real mint", () => {
   });
 
   it("sends a token from one server's wallet that the other receives", async () => {
-    const b = await connect(bob.mcpUrl);
+    const b = await connect(bob);
     const sent = await callOk(a.client, "send", { amount_sats: 40 });
     expect(sent).toMatchObject({ amount_sats: 40, mint: mint.url, balance_sats: 1460 });
     expect(sent.token).toMatch(/^cashuB/);
@@ -138,7 +138,7 @@ describe("wallet tools against a real mint", () => {
     expect(r.isError).toBe(true);
     expect(r.text).toContain("above the per-call limit of 200 sats");
     expect(r.text).toContain("does not support elicitation");
-    const v1 = await connectV1(alice.mcpUrl);
+    const v1 = await connectV1(alice);
     const old = await v1.client.callTool({ name: "send", arguments: { amount_sats: 250 } });
     expect(old.isError).toBe(true);
     await v1.close();
@@ -147,7 +147,7 @@ describe("wallet tools against a real mint", () => {
 
   it("asks the user (2026-07-28 input_required) and pays only on acceptance", async () => {
     const before = await balanceOf(a);
-    const declining = await connect(alice.mcpUrl, { elicit: "decline" });
+    const declining = await connect(alice, { elicit: "decline" });
     const no = await callText(declining.client, "send", { amount_sats: 250 });
     expect(no).toMatchObject({
       isError: true,
@@ -159,7 +159,7 @@ describe("wallet tools against a real mint", () => {
     await declining.close();
     expect(await balanceOf(a)).toBe(before);
 
-    const accepting = await connect(alice.mcpUrl, { elicit: "accept" });
+    const accepting = await connect(alice, { elicit: "accept" });
     const yes = await callOk(accepting.client, "send", { amount_sats: 250 });
     expect(yes).toMatchObject({ amount_sats: 250, balance_sats: before - 250 });
     expect(accepting.elicitations).toHaveLength(1);
@@ -171,19 +171,19 @@ describe("wallet tools against a real mint", () => {
 
   it("asks older clients with the push form (elicitation/create): v2 on the 2025 protocol and the 1.x SDK", async () => {
     const before = await balanceOf(a);
-    const legacy = await connect(alice.mcpUrl, { era: "legacy", elicit: "accept" });
+    const legacy = await connect(alice, { era: "legacy", elicit: "accept" });
     expect(await callOk(legacy.client, "send", { amount_sats: 210 })).toMatchObject({ amount_sats: 210 });
     expect(legacy.elicitations).toHaveLength(1);
     await legacy.close();
 
-    const v1 = await connectV1(alice.mcpUrl, "accept");
+    const v1 = await connectV1(alice, "accept");
     const r = await v1.client.callTool({ name: "send", arguments: { amount_sats: 220 } });
     expect(r.isError).toBeFalsy();
     expect(r.structuredContent).toMatchObject({ amount_sats: 220 });
     expect(v1.elicitations[0]).toContain("220 sats");
     await v1.close();
 
-    const v1no = await connectV1(alice.mcpUrl, "decline");
+    const v1no = await connectV1(alice, "decline");
     const no = await v1no.client.callTool({ name: "send", arguments: { amount_sats: 220 } });
     expect(no.isError).toBe(true);
     await v1no.close();
@@ -193,7 +193,7 @@ describe("wallet tools against a real mint", () => {
   it("never exceeds the daily limit, even with confirmation", async () => {
     const status = await callOk(a.client, "balance");
     expect(status.spent_today_sats).toBeGreaterThan(800);
-    const accepting = await connect(alice.mcpUrl, { elicit: "accept" });
+    const accepting = await connect(alice, { elicit: "accept" });
     const left = 1100 - status.spent_today_sats;
     expect(left + 1).toBeGreaterThan(PER_CALL); // would need confirmation, but the daily limit comes first
     expect(status.total_sats).toBeGreaterThan(left + 1);

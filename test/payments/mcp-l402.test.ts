@@ -51,7 +51,7 @@ beforeAll(async () => {
     port: 0,
     log: silentLogger,
   });
-  c = await connect(mcp.mcpUrl);
+  c = await connect(mcp);
 }, 60_000);
 
 afterAll(async () => {

@@ -16,7 +16,7 @@ import { SCRIPTED_MODEL_ID } from "../../provider/index.js";
 import { type CliProcess, startCli, tempDir } from "./cli-process.js";
 import { newWallet } from "./cashu.js";
 import { type GatewayBooks, Purse, readGatewayBooks, readSse, seededRandom, sumAccounts } from "./money.js";
-import { connect, type Connected, outcome, waitFor } from "../mcp/harness.js";
+import { connect, type Connected, outcome, printedMcpToken, waitFor } from "../mcp/harness.js";
 
 export const SOAK_MODEL = SCRIPTED_MODEL_ID;
 type Role = "gateway" | "provider" | "mcp";
@@ -74,7 +74,10 @@ export class Cluster {
       "--gateway",
       this.gw.url,
     ]);
-    this.mcpClient = await connect(`${this.mcp.url}/mcp`);
+    this.mcpClient = await connect({
+      mcpUrl: `${this.mcp.url}/mcp`,
+      token: printedMcpToken(this.mcp.stdout()),
+    });
   }
 
   /** Waits until the provider's model is listed (it reconnects with backoff after a gateway restart). */

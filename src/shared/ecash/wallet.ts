@@ -134,6 +134,16 @@ export class EcashWallet {
     return { mint: info.mint, amountSat: sumProofs(proofs) };
   }
 
+  /** NUT-07: whether any proof of `token` (one we issued at `mint`) has been spent at the mint. */
+  async tokenRedeemed(mint: string, token: string): Promise<boolean> {
+    const wallet = await this.wallet(mint);
+    const proofs = this.checkedProofs(wallet, token);
+    const states = await wallet.checkProofsStates(proofs).catch((err) => {
+      throw mintFailure(err, mint);
+    });
+    return states.some((s) => s.state === CheckStateEnum.SPENT);
+  }
+
   /**
    * The token's proofs without their DLEQ proofs: the swap that follows has the mint check every
    * signature, so a DLEQ (which lets an offline receiver check them) adds nothing here, and
@@ -207,6 +217,17 @@ export class EcashWallet {
       const q = await wallet.createMintQuoteBolt11(amountSat, description);
       return { quote: q.quote, request: q.request, expiry: q.expiry ?? null };
     } catch (err) {
+      throw mintFailure(err, mint);
+    }
+  }
+
+  /** A mint quote's state at the mint; "UNKNOWN" when the mint no longer knows it. */
+  async mintQuoteState(mint: string, quoteId: string): Promise<"UNPAID" | "PAID" | "ISSUED" | "UNKNOWN"> {
+    const wallet = await this.wallet(mint);
+    try {
+      return (await wallet.checkMintQuoteBolt11(quoteId)).state as "UNPAID" | "PAID" | "ISSUED";
+    } catch (err) {
+      if (err instanceof MintOperationError || (err as { status?: number }).status === 404) return "UNKNOWN";
       throw mintFailure(err, mint);
     }
   }

@@ -1,4 +1,4 @@
-/** Types for the `macaroon` npm package (3.x ships none): the part L402 uses. */
+/** Types for the `macaroon` npm package (3.x ships none), used by tests as an independent implementation. */
 declare module "macaroon" {
   export interface Macaroon {
     readonly identifier: Uint8Array;
