@@ -1,6 +1,6 @@
 /**
  * The Cashu mint: NUT-03 swap, NUT-04 mint, NUT-05 melt (with NUT-08 change), NUT-07 check state,
- * NUT-09 restore, NUT-12 DLEQ on every signature. Pure request → response logic over the store, the
+ * NUT-09 restore, NUT-10/11/14 spending conditions on inputs, NUT-12 DLEQ on every signature. Pure request → response logic over the store, the
  * keysets and a Lightning backend; HTTP and websockets live in http.ts and ws.ts.
  */
 import { EventEmitter } from "node:events";
@@ -8,6 +8,7 @@ import { Amount, verifyMintQuoteSignature } from "@cashu/cashu-ts";
 import bolt11 from "bolt11";
 import { createLogger, type Logger, VERSION } from "../../src/shared/index.js";
 import { fromHex, isValidPoint, proofY, signOutput, toHex, verifyProof } from "./crypto.js";
+import { type SpendTranscript, verifySpendingConditions } from "./conditions.js";
 import { MintError, MintErrorCode, QuoteNotFoundError } from "./errors.js";
 import { uuidv7 } from "./ids.js";
 import type { Keyset, KeysetManager } from "./keys.js";
@@ -67,10 +68,6 @@ export function splitAmount(amount: number): number[] {
     }
   }
   return parts;
-}
-
-function isNut10Secret(secret: string): boolean {
-  return secret.startsWith("[");
 }
 
 export class CashuMint extends EventEmitter<MintEvents> {
@@ -133,7 +130,10 @@ export class CashuMint extends EventEmitter<MintEvents> {
         "7": { supported: true },
         "8": { supported: true },
         "9": { supported: true },
+        "10": { supported: true },
+        "11": { supported: true },
         "12": { supported: true },
+        "14": { supported: true },
         "17": {
           supported: [{ ...method, commands: ["bolt11_mint_quote", "bolt11_melt_quote", "proof_state"] }],
         },
@@ -188,8 +188,11 @@ export class CashuMint extends EventEmitter<MintEvents> {
     return k;
   }
 
-  /** Checks signatures, duplicates, units and fees of inputs; pure, touches no state. */
-  private verifyInputs(proofs: Proof[]): VerifiedInputs {
+  /**
+   * Checks signatures, duplicates, units and fees of inputs, then their NUT-10 spending conditions
+   * against the transaction (`transcript`: its outputs, and the quote for a melt); pure, no state.
+   */
+  private verifyInputs(proofs: Proof[], transcript: Omit<SpendTranscript, "now">): VerifiedInputs {
     const keysets = this.keysets.snapshot();
     const rows: SpentProofRow[] = [];
     const seen = new Set<string>();
@@ -197,12 +200,6 @@ export class CashuMint extends EventEmitter<MintEvents> {
     let total = 0;
     let feePpk = 0;
     for (const p of proofs) {
-      if (isNut10Secret(p.secret)) {
-        throw new MintError(
-          MintErrorCode.ProofVerificationFailed,
-          "Spending conditions (NUT-10) are not supported.",
-        );
-      }
       const k = CashuMint.keysetOf(keysets, p.id);
       if (unit && k.unit !== unit)
         throw new MintError(MintErrorCode.MultipleUnits, "Inputs have multiple units.");
@@ -225,6 +222,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       total += p.amount;
       feePpk += k.inputFeePpk;
     }
+    verifySpendingConditions(proofs, { ...transcript, now: now() });
     return { rows, total, fee: Math.floor((feePpk + 999) / 1000), unit: unit! };
   }
 
@@ -281,7 +279,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
 
   // ---- NUT-03 -----------------------------------------------------------------------------------
   swap(req: SwapRequest): { signatures: BlindSignature[] } {
-    const inputs = this.verifyInputs(req.inputs);
+    const inputs = this.verifyInputs(req.inputs, { outputs: req.outputs });
     const keysets = this.verifyOutputs(req.outputs, inputs.unit);
     const outTotal = req.outputs.reduce((s, o) => s + o.amount, 0);
     if (inputs.total - inputs.fee !== outTotal) {
@@ -518,7 +516,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
     if (row.state === "PAID") throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
     if (row.state === "PENDING") throw new MintError(MintErrorCode.QuotePending, "Quote is pending.");
     if (row.expiry < now()) throw new MintError(MintErrorCode.QuoteExpired, "Quote expired.");
-    const inputs = this.verifyInputs(req.inputs);
+    const blanks = req.outputs ?? [];
+    const inputs = this.verifyInputs(req.inputs, { outputs: blanks, quoteId: req.quote });
     if (inputs.unit !== row.unit)
       throw new MintError(MintErrorCode.UnitMismatch, "Inputs and quote have different units.");
     const needed = row.amount + row.fee_reserve;
@@ -528,7 +527,6 @@ export class CashuMint extends EventEmitter<MintEvents> {
         `Not enough inputs: ${inputs.total} - fees ${inputs.fee} < ${needed} (amount + fee reserve).`,
       );
     }
-    const blanks = req.outputs ?? [];
     if (blanks.length > 0) this.verifyOutputs(blanks, row.unit, true);
     this.store.beginMelt(
       row.quote,
