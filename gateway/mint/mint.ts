@@ -478,7 +478,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     ) {
       throw new MintError(MintErrorCode.AmountMismatch, "Amount does not match the invoice amount.");
     }
-    if (decoded.timeExpireDate && decoded.timeExpireDate < now()) {
+    if (decoded.timeExpireDate && decoded.timeExpireDate < now() && !this.lightning.paysExpiredInvoices) {
       throw new MintError(MintErrorCode.BadRequest, "Invoice has expired.");
     }
     const amount = Math.ceil(amountMsat / 1000);
