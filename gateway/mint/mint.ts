@@ -8,6 +8,7 @@ import { Amount, verifyMintQuoteSignature } from "@cashu/cashu-ts";
 import bolt11 from "bolt11";
 import { createLogger, type Logger, VERSION } from "../../src/shared/index.js";
 import { fromHex, isValidPoint, proofY, signOutput, toHex, verifyProof } from "./crypto.js";
+import { cacheKey, ResponseCache } from "./cache.js";
 import { type SpendTranscript, verifySpendingConditions } from "./conditions.js";
 import { MintError, MintErrorCode, QuoteNotFoundError } from "./errors.js";
 import { uuidv7 } from "./ids.js";
@@ -72,6 +73,8 @@ export function splitAmount(amount: number): number[] {
 
 export class CashuMint extends EventEmitter<MintEvents> {
   readonly log: Logger;
+  /** NUT-19: answers of swap, mint and melt, kept in the store's file */
+  readonly responses: ResponseCache;
   private recoveryTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -83,6 +86,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
   ) {
     super();
     this.log = options.log ?? createLogger("mint");
+    this.responses = new ResponseCache(store.db);
     this.keysets.ensureActive(SUPPORTED_UNIT, options.inputFeePpk);
     lightning.onInvoicePaid?.((hash) => this.onInvoicePaid(hash));
   }
@@ -137,6 +141,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
         "17": {
           supported: [{ ...method, commands: ["bolt11_mint_quote", "bolt11_melt_quote", "proof_state"] }],
         },
+        "19": this.responses.info(),
         "20": { supported: true },
       },
     };
@@ -279,6 +284,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
 
   // ---- NUT-03 -----------------------------------------------------------------------------------
   swap(req: SwapRequest): { signatures: BlindSignature[] } {
+    const key = cacheKey("/v1/swap", req);
+    const cached = this.responses.get<{ signatures: BlindSignature[] }>(key);
+    if (cached) return cached;
     const inputs = this.verifyInputs(req.inputs, { outputs: req.outputs });
     const keysets = this.verifyOutputs(req.outputs, inputs.unit);
     const outTotal = req.outputs.reduce((s, o) => s + o.amount, 0);
@@ -289,12 +297,13 @@ export class CashuMint extends EventEmitter<MintEvents> {
       );
     }
     const promises = this.sign(req.outputs, keysets);
-    this.store.commitSwap(inputs.rows, promises);
+    const answer = { signatures: promises.map(CashuMint.toSignature) };
+    this.store.commitSwap(inputs.rows, promises, () => this.responses.put(key, answer));
     this.emitProofStates(
       inputs.rows.map((r) => r.y),
       "SPENT",
     );
-    return { signatures: promises.map(CashuMint.toSignature) };
+    return answer;
   }
 
   // ---- NUT-07 / NUT-09 --------------------------------------------------------------------------
@@ -404,6 +413,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   async mint(req: MintRequest): Promise<{ signatures: BlindSignature[] }> {
+    const key = cacheKey("/v1/mint/bolt11", req);
+    const cached = this.responses.get<{ signatures: BlindSignature[] }>(key);
+    if (cached) return cached;
     const quote = await this.getMintQuote(req.quote);
     if (quote.state === "ISSUED")
       throw new MintError(MintErrorCode.QuoteAlreadyIssued, "Quote already issued.");
@@ -430,9 +442,10 @@ export class CashuMint extends EventEmitter<MintEvents> {
       );
     }
     const promises = this.sign(req.outputs, keysets);
-    this.store.issueMintQuote(req.quote, promises);
+    const answer = { signatures: promises.map(CashuMint.toSignature) };
+    this.store.issueMintQuote(req.quote, promises, () => this.responses.put(key, answer));
     this.emit("mint_quote", { ...quote, state: "ISSUED" });
-    return { signatures: promises.map(CashuMint.toSignature) };
+    return answer;
   }
 
   // ---- NUT-05 / NUT-08 --------------------------------------------------------------------------
@@ -511,6 +524,15 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   async melt(req: MeltRequest): Promise<MeltQuoteResponse> {
+    // NUT-19: the same melt again answers the quote as it stands now (PENDING, or PAID with its
+    // change); a melt that failed left the quote UNPAID and may be tried anew.
+    const key = cacheKey("/v1/melt/bolt11", req);
+    const earlier = this.responses.get<{ quote: string }>(key);
+    if (earlier) {
+      const now = this.store.getMeltQuote(earlier.quote);
+      if (now && now.state !== "UNPAID") return this.meltQuoteResponse(now);
+      this.responses.delete(key);
+    }
     const row = this.store.getMeltQuote(req.quote);
     if (!row) throw new QuoteNotFoundError("melt");
     if (row.state === "PAID") throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
@@ -534,6 +556,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       blanks,
       { inputsTotal: inputs.total, inputFee: inputs.fee },
       JSON.stringify(blanks),
+      () => this.responses.put(key, { quote: row.quote }),
     );
     this.emitProofStates(
       inputs.rows.map((r) => r.y),
