@@ -57,7 +57,7 @@ Usage:
   owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
   owlrun-mcp provider --gateway URL [--lightning-address A] [--ollama-url URL] [--embedded]
   owlrun-mcp devnet [--reset] [--btc-usd N]
-  owlrun-mcp wallet <balance|receive|send|topup|withdraw|restore>
+  owlrun-mcp wallet <balance|pubkey|receive|send|topup|withdraw|restore>
 
 Common flags (also read from OWLRUN_<FLAG> env vars):
   --port N        0 picks a free port          --host H      bind address (default 127.0.0.1)

@@ -18,6 +18,11 @@ export const BalanceOutput = z.object({
     .int()
     .nonnegative()
     .describe("paid chat requests whose change is still being settled"),
+  lock_pubkey: z
+    .string()
+    .describe(
+      "this wallet's public key: senders lock ecash to it (send's lock_to_pubkey) so only this wallet can receive it",
+    ),
 });
 
 export function registerBalanceTool(server: McpServer, deps: ToolDeps): void {
@@ -43,6 +48,7 @@ export function registerBalanceTool(server: McpServer, deps: ToolDeps): void {
             per_day_sats: deps.wallet.limits.perDaySat,
           },
           open_requests: deps.wallet.openRequests().length,
+          lock_pubkey: deps.wallet.lockPubkey(),
         };
         const lines = [
           `balance: ${sats(out.total_sats)}`,

@@ -5,6 +5,11 @@ import { guarded, ok, sats, type ToolDeps } from "./support.js";
 
 export const ReceiveInput = z.object({
   token: z.string().min(10).max(65_536).describe("a cashu token (cashuA… or cashuB…)"),
+  preimage: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, "32 bytes in hex")
+    .optional()
+    .describe("for an HTLC-locked token (NUT-14): the preimage of its hash lock"),
 });
 
 export const ReceiveOutput = z.object({
@@ -19,7 +24,9 @@ export function registerReceiveTool(server: McpServer, deps: ToolDeps): void {
     {
       title: "Receive ecash",
       description:
-        "Claims a cashu token (cashuA… or cashuB…) into the local wallet by swapping it at its mint.",
+        "Claims a cashu token (cashuA… or cashuB…) into the local wallet by swapping it at its mint. Tokens " +
+        "locked to this wallet's public key (P2PK) are signed for; HTLC tokens need `preimage`; tokens locked " +
+        "to someone else are refused before anything is sent to the mint.",
       inputSchema: ReceiveInput,
       outputSchema: ReceiveOutput,
       annotations: {
@@ -29,10 +36,10 @@ export function registerReceiveTool(server: McpServer, deps: ToolDeps): void {
         openWorldHint: true,
       },
     },
-    async ({ token }) =>
+    async ({ token, preimage }) =>
       guarded(deps, "receive", async () => {
         await deps.ready();
-        const r = await deps.wallet.receive(token);
+        const r = await deps.wallet.receive(token, { preimage });
         const out = {
           received_sats: r.amountSat,
           mint: r.mint,

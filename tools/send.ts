@@ -14,6 +14,13 @@ export const SendInput = z.object({
     .url({ protocol: /^https?$/ })
     .optional()
     .describe("take the sats from this mint (default: the mint holding the most)"),
+  lock_to_pubkey: z
+    .string()
+    .regex(/^0[23][0-9a-fA-F]{64}$/, "a 33-byte compressed public key in hex (02… or 03…)")
+    .optional()
+    .describe(
+      "lock the token to this public key (NUT-11 P2PK): only its holder can claim it, e.g. another wallet's `owlrun-mcp wallet pubkey`",
+    ),
 });
 
 export const SendOutput = z.object({
@@ -21,6 +28,7 @@ export const SendOutput = z.object({
   amount_sats: z.number().int().nonnegative(),
   mint: z.string(),
   balance_sats: z.number().int().nonnegative(),
+  locked_to: z.string().optional().describe("the public key the token is locked to, when locked"),
 });
 
 export function registerSendTool(server: McpServer, deps: ToolDeps): void {
@@ -30,7 +38,8 @@ export function registerSendTool(server: McpServer, deps: ToolDeps): void {
       title: "Send ecash",
       description:
         "Makes a cashu token of amount_sats from the wallet, to give to another person or agent (they claim it " +
-        "with their wallet's receive). Anyone holding the token can spend it: treat it like cash.",
+        "with their wallet's receive). Anyone holding the token can spend it: treat it like cash. With " +
+        "lock_to_pubkey only the holder of that key can claim it.",
       inputSchema: SendInput,
       outputSchema: SendOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -44,20 +53,23 @@ export function registerSendTool(server: McpServer, deps: ToolDeps): void {
         const pending = await approveSpend(server, deps, ctx, {
           tool: "send",
           amountSat: args.amount_sats,
-          what: `send a ${args.amount_sats}-sat cashu token`,
+          what: `send a ${args.amount_sats}-sat cashu token${args.lock_to_pubkey ? ` locked to ${args.lock_to_pubkey}` : ""}`,
           args,
         });
         if (pending) return pending;
-        const { token, mint: from } = await deps.wallet.send(args.amount_sats, mint);
+        const lockTo = args.lock_to_pubkey?.toLowerCase();
+        const { token, mint: from } = await deps.wallet.send(args.amount_sats, mint, "B", lockTo);
         const out = {
           token,
           amount_sats: args.amount_sats,
           mint: from,
           balance_sats: deps.wallet.balance().total_sats,
+          ...(lockTo ? { locked_to: lockTo } : {}),
         };
+        const locked = lockTo ? `, locked to ${lockTo}: only that key's holder can claim it` : "";
         return ok(
           out,
-          `token for ${sats(args.amount_sats)} (mint ${from}); balance now ${sats(out.balance_sats)}:\n${token}`,
+          `token for ${sats(args.amount_sats)} (mint ${from}${locked}); balance now ${sats(out.balance_sats)}:\n${token}`,
         );
       }),
   );

@@ -27,6 +27,11 @@ export const MintErrorCode = {
   QuoteExpired: 20007,
   QuoteSignatureInvalid: 20008,
   QuotePubkeyRequired: 20009,
+  /**
+   * A NUT-10 condition not met (witness missing, bad signature or preimage). The spec's table has no
+   * code for it; CDK answers 20008 and cashu-ts's integration suite expects that.
+   */
+  WitnessMissingOrInvalid: 20008,
 } as const;
 export type MintErrorCode = (typeof MintErrorCode)[keyof typeof MintErrorCode];
 

@@ -106,7 +106,7 @@ const nut = (
 export function mintRoutes(prefix = ""): RouteGroup {
   return {
     name: "mint",
-    description: "The bundled Cashu mint (NUT-00..09, 12, 13, 17; bolt11 only); NUT-00 error bodies",
+    description: "The bundled Cashu mint (NUT-00..12, 14, 17, 19, 20; bolt11 only); NUT-00 error bodies",
     prefix,
     errorSchema: MintErrorBody,
     routes: [

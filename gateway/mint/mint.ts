@@ -1,6 +1,6 @@
 /**
  * The Cashu mint: NUT-03 swap, NUT-04 mint, NUT-05 melt (with NUT-08 change), NUT-07 check state,
- * NUT-09 restore, NUT-12 DLEQ on every signature. Pure request → response logic over the store, the
+ * NUT-09 restore, NUT-10/11/14 spending conditions on inputs, NUT-12 DLEQ on every signature. Pure request → response logic over the store, the
  * keysets and a Lightning backend; HTTP and websockets live in http.ts and ws.ts.
  */
 import { EventEmitter } from "node:events";
@@ -8,6 +8,8 @@ import { Amount, verifyMintQuoteSignature } from "@cashu/cashu-ts";
 import bolt11 from "bolt11";
 import { createLogger, type Logger, VERSION } from "../../src/shared/index.js";
 import { fromHex, isValidPoint, proofY, signOutput, toHex, verifyProof } from "./crypto.js";
+import { cacheKey, ResponseCache } from "./cache.js";
+import { type SpendTranscript, verifySpendingConditions } from "./conditions.js";
 import { MintError, MintErrorCode, QuoteNotFoundError } from "./errors.js";
 import { uuidv7 } from "./ids.js";
 import type { Keyset, KeysetManager } from "./keys.js";
@@ -71,12 +73,10 @@ export function splitAmount(amount: number): number[] {
   return parts;
 }
 
-function isNut10Secret(secret: string): boolean {
-  return secret.startsWith("[");
-}
-
 export class CashuMint extends EventEmitter<MintEvents> {
   readonly log: Logger;
+  /** NUT-19: answers of swap, mint and melt, kept in the store's file */
+  readonly responses: ResponseCache;
   private recoveryTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -88,6 +88,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
   ) {
     super();
     this.log = options.log ?? createLogger("mint");
+    this.responses = new ResponseCache(store.db);
     this.keysets.ensureActive(SUPPORTED_UNIT, options.inputFeePpk);
     lightning.onInvoicePaid?.((hash) => this.onInvoicePaid(hash));
   }
@@ -143,10 +144,14 @@ export class CashuMint extends EventEmitter<MintEvents> {
         "7": { supported: true },
         "8": { supported: true },
         "9": { supported: true },
+        "10": { supported: true },
+        "11": { supported: true },
         "12": { supported: true },
+        "14": { supported: true },
         "17": {
           supported: [{ ...method, commands: ["bolt11_mint_quote", "bolt11_melt_quote", "proof_state"] }],
         },
+        "19": this.responses.info(),
         "20": { supported: true },
       },
     };
@@ -198,8 +203,11 @@ export class CashuMint extends EventEmitter<MintEvents> {
     return k;
   }
 
-  /** Checks signatures, duplicates, units and fees of inputs; pure, touches no state. */
-  private verifyInputs(proofs: Proof[]): VerifiedInputs {
+  /**
+   * Checks signatures, duplicates, units and fees of inputs, then their NUT-10 spending conditions
+   * against the transaction (`transcript`: its outputs, and the quote for a melt); pure, no state.
+   */
+  private verifyInputs(proofs: Proof[], transcript: Omit<SpendTranscript, "now">): VerifiedInputs {
     const keysets = this.keysets.snapshot();
     const rows: SpentProofRow[] = [];
     const seen = new Set<string>();
@@ -207,12 +215,6 @@ export class CashuMint extends EventEmitter<MintEvents> {
     let total = 0;
     let feePpk = 0;
     for (const p of proofs) {
-      if (isNut10Secret(p.secret)) {
-        throw new MintError(
-          MintErrorCode.ProofVerificationFailed,
-          "Spending conditions (NUT-10) are not supported.",
-        );
-      }
       const k = CashuMint.keysetOf(keysets, p.id);
       if (unit && k.unit !== unit)
         throw new MintError(MintErrorCode.MultipleUnits, "Inputs have multiple units.");
@@ -235,6 +237,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       total += p.amount;
       feePpk += k.inputFeePpk;
     }
+    verifySpendingConditions(proofs, { ...transcript, now: now() });
     return { rows, total, fee: Math.floor((feePpk + 999) / 1000), unit: unit! };
   }
 
@@ -291,7 +294,10 @@ export class CashuMint extends EventEmitter<MintEvents> {
 
   // ---- NUT-03 -----------------------------------------------------------------------------------
   swap(req: SwapRequest): { signatures: BlindSignature[] } {
-    const inputs = this.verifyInputs(req.inputs);
+    const key = cacheKey("/v1/swap", req);
+    const cached = this.responses.get<{ signatures: BlindSignature[] }>(key);
+    if (cached) return cached;
+    const inputs = this.verifyInputs(req.inputs, { outputs: req.outputs });
     const keysets = this.verifyOutputs(req.outputs, inputs.unit);
     const outTotal = req.outputs.reduce((s, o) => s + o.amount, 0);
     if (inputs.total - inputs.fee !== outTotal) {
@@ -301,12 +307,13 @@ export class CashuMint extends EventEmitter<MintEvents> {
       );
     }
     const promises = this.sign(req.outputs, keysets);
-    this.store.commitSwap(inputs.rows, promises);
+    const answer = { signatures: promises.map(CashuMint.toSignature) };
+    this.store.commitSwap(inputs.rows, promises, () => this.responses.put(key, answer));
     this.emitProofStates(
       inputs.rows.map((r) => r.y),
       "SPENT",
     );
-    return { signatures: promises.map(CashuMint.toSignature) };
+    return answer;
   }
 
   // ---- NUT-07 / NUT-09 --------------------------------------------------------------------------
@@ -416,6 +423,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   async mint(req: MintRequest): Promise<{ signatures: BlindSignature[] }> {
+    const key = cacheKey("/v1/mint/bolt11", req);
+    const cached = this.responses.get<{ signatures: BlindSignature[] }>(key);
+    if (cached) return cached;
     const quote = await this.getMintQuote(req.quote);
     if (quote.state === "ISSUED")
       throw new MintError(MintErrorCode.QuoteAlreadyIssued, "Quote already issued.");
@@ -442,9 +452,10 @@ export class CashuMint extends EventEmitter<MintEvents> {
       );
     }
     const promises = this.sign(req.outputs, keysets);
-    this.store.issueMintQuote(req.quote, promises);
+    const answer = { signatures: promises.map(CashuMint.toSignature) };
+    this.store.issueMintQuote(req.quote, promises, () => this.responses.put(key, answer));
     this.emit("mint_quote", { ...quote, state: "ISSUED" });
-    return { signatures: promises.map(CashuMint.toSignature) };
+    return answer;
   }
 
   // ---- NUT-05 / NUT-08 --------------------------------------------------------------------------
@@ -490,7 +501,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     ) {
       throw new MintError(MintErrorCode.AmountMismatch, "Amount does not match the invoice amount.");
     }
-    if (decoded.timeExpireDate && decoded.timeExpireDate < now()) {
+    if (decoded.timeExpireDate && decoded.timeExpireDate < now() && !this.lightning.paysExpiredInvoices) {
       throw new MintError(MintErrorCode.BadRequest, "Invoice has expired.");
     }
     const amount = Math.ceil(amountMsat / 1000);
@@ -523,12 +534,22 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   async melt(req: MeltRequest): Promise<MeltQuoteResponse> {
+    // NUT-19: the same melt again answers the quote as it stands now (PENDING, or PAID with its
+    // change); a melt that failed left the quote UNPAID and may be tried anew.
+    const key = cacheKey("/v1/melt/bolt11", req);
+    const earlier = this.responses.get<{ quote: string }>(key);
+    if (earlier) {
+      const now = this.store.getMeltQuote(earlier.quote);
+      if (now && now.state !== "UNPAID") return this.meltQuoteResponse(now);
+      this.responses.delete(key);
+    }
     const row = this.store.getMeltQuote(req.quote);
     if (!row) throw new QuoteNotFoundError("melt");
     if (row.state === "PAID") throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
     if (row.state === "PENDING") throw new MintError(MintErrorCode.QuotePending, "Quote is pending.");
     if (row.expiry < now()) throw new MintError(MintErrorCode.QuoteExpired, "Quote expired.");
-    const inputs = this.verifyInputs(req.inputs);
+    const blanks = req.outputs ?? [];
+    const inputs = this.verifyInputs(req.inputs, { outputs: blanks, quoteId: req.quote });
     if (inputs.unit !== row.unit)
       throw new MintError(MintErrorCode.UnitMismatch, "Inputs and quote have different units.");
     const needed = row.amount + row.fee_reserve;
@@ -538,7 +559,6 @@ export class CashuMint extends EventEmitter<MintEvents> {
         `Not enough inputs: ${inputs.total} - fees ${inputs.fee} < ${needed} (amount + fee reserve).`,
       );
     }
-    const blanks = req.outputs ?? [];
     if (blanks.length > 0) this.verifyOutputs(blanks, row.unit, true);
     this.store.beginMelt(
       row.quote,
@@ -546,6 +566,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       blanks,
       { inputsTotal: inputs.total, inputFee: inputs.fee },
       JSON.stringify(blanks),
+      () => this.responses.put(key, { quote: row.quote }),
     );
     this.emitProofStates(
       inputs.rows.map((r) => r.y),

@@ -165,13 +165,14 @@ export class MintStore extends SqliteStore {
     for (const p of promises) stmt.run({ ...p, created_at: t });
   }
 
-  /** NUT-03: spends the inputs and records the signatures, or changes nothing. */
-  commitSwap(inputs: SpentProofRow[], promises: PromiseRow[]): void {
+  /** NUT-03: spends the inputs and records the signatures (and `also`, e.g. the NUT-19 answer), or changes nothing. */
+  commitSwap(inputs: SpentProofRow[], promises: PromiseRow[], also?: () => void): void {
     this.tx(() => {
       this.assertInputsFree(inputs.map((p) => p.y));
       this.assertOutputsUnsigned(promises.map((p) => p.b_));
       this.insertUsed(inputs, null);
       this.insertPromises(promises);
+      also?.();
     });
   }
 
@@ -236,8 +237,8 @@ export class MintStore extends SqliteStore {
     return res.changes === 1;
   }
 
-  /** PAID → ISSUED together with the signatures, or nothing. */
-  issueMintQuote(quote: string, promises: PromiseRow[]): void {
+  /** PAID → ISSUED together with the signatures (and `also`), or nothing. */
+  issueMintQuote(quote: string, promises: PromiseRow[], also?: () => void): void {
     this.tx(() => {
       const row = this.getMintQuote(quote);
       if (!row) throw new MintError(MintErrorCode.BadRequest, "mint quote not found", 404);
@@ -250,6 +251,7 @@ export class MintStore extends SqliteStore {
         now(),
         quote,
       );
+      also?.();
     });
   }
 
@@ -293,6 +295,7 @@ export class MintStore extends SqliteStore {
     blankOutputs: { B_: string }[],
     totals: { inputsTotal: number; inputFee: number },
     blankOutputsJson: string,
+    also?: () => void,
   ): void {
     this.tx(() => {
       const row = this.getMeltQuote(quote);
@@ -311,6 +314,7 @@ export class MintStore extends SqliteStore {
       this.prepared(
         `UPDATE melt_quotes SET state = 'PENDING', inputs_total = ?, input_fee = ?, blank_outputs = ? WHERE quote = ?`,
       ).run(totals.inputsTotal, totals.inputFee, blankOutputsJson, quote);
+      also?.();
     });
   }
 

@@ -1,5 +1,5 @@
 /**
- * `owlrun-mcp wallet <balance|receive|send|topup|withdraw|restore>`: the MCP server's local wallet
+ * `owlrun-mcp wallet <balance|pubkey|receive|send|topup|withdraw|restore>`: the MCP server's local wallet
  * from a shell. The first command run shows the recovery phrase, once.
  */
 import { existsSync, writeFileSync } from "node:fs";
@@ -20,8 +20,9 @@ import { LocalWallet } from "./index.js";
 export const WALLET_USAGE = `owlrun-mcp wallet: the local Cashu wallet the MCP server pays with
 
   owlrun-mcp wallet balance
-  owlrun-mcp wallet receive <cashu token>
-  owlrun-mcp wallet send <sats> [--mint-url URL]
+  owlrun-mcp wallet pubkey                      (the key others lock ecash to for this wallet)
+  owlrun-mcp wallet receive <cashu token> [--preimage HEX]
+  owlrun-mcp wallet send <sats> [--mint-url URL] [--lock-to PUBKEY]
   owlrun-mcp wallet topup <sats> [--mint-url URL] [--no-wait] [--timeout SECONDS]
   owlrun-mcp wallet withdraw <bolt11 invoice | name@domain> [--amount SATS] [--mint-url URL]
   owlrun-mcp wallet restore [--phrase "twelve words …"] [--mint-url URL]
@@ -37,6 +38,8 @@ const FLAGS = {
   "mint-url": { type: "string" },
   amount: { type: "string" },
   phrase: { type: "string" },
+  preimage: { type: "string" },
+  "lock-to": { type: "string" },
   "no-wait": { type: "boolean" },
   timeout: { type: "string" },
   "max-per-call": { type: "string" },
@@ -61,7 +64,7 @@ export async function runWalletCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
   const [command, ...rest] = positionals;
   if (values.help || !command) return void process.stdout.write(WALLET_USAGE);
-  const known = ["balance", "receive", "send", "topup", "withdraw", "restore"];
+  const known = ["balance", "pubkey", "receive", "send", "topup", "withdraw", "restore"];
   if (!known.includes(command))
     throw new ConfigError(`unknown wallet command "${command}"\n\n${WALLET_USAGE}`);
 
@@ -122,10 +125,14 @@ export async function runWalletCommand(argv: string[]): Promise<void> {
         out(lines.join("\n"), { ...b, spent_today_sats: wallet.spentToday() });
         return;
       }
+      case "pubkey": {
+        out(wallet.lockPubkey(), { pubkey: wallet.lockPubkey() });
+        return;
+      }
       case "receive": {
         const token = rest[0];
-        if (!token) throw new ConfigError("usage: owlrun-mcp wallet receive <cashu token>");
-        const r = await wallet.receive(token);
+        if (!token) throw new ConfigError("usage: owlrun-mcp wallet receive <cashu token> [--preimage HEX]");
+        const r = await wallet.receive(token, { preimage: values.preimage });
         out(`received ${r.amountSat} sats from ${r.mint}; balance ${wallet.balance().total_sats} sats`, {
           received_sats: r.amountSat,
           mint: r.mint,
@@ -136,8 +143,14 @@ export async function runWalletCommand(argv: string[]): Promise<void> {
       case "send": {
         const amount = positiveSats("send <sats>", rest[0]);
         const mint = flagOrEnv(values, "mint-url");
-        const r = await wallet.send(amount, mint ? normalizeMintUrl(mint) : undefined);
-        out(r.token, { token: r.token, amount_sats: amount, mint: r.mint });
+        const lockTo = values["lock-to"];
+        const r = await wallet.send(amount, mint ? normalizeMintUrl(mint) : undefined, "B", lockTo);
+        out(r.token, {
+          token: r.token,
+          amount_sats: amount,
+          mint: r.mint,
+          ...(lockTo ? { locked_to: lockTo } : {}),
+        });
         return;
       }
       case "topup": {

@@ -6,11 +6,14 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import secp from "secp256k1";
 import {
+  deriveLockKey,
   EcashError,
   EcashStore,
   EcashWallet,
   inspectToken,
+  type LockKey,
   type MeltResult,
   normalizeMintUrl,
   type TokenFormat,
@@ -68,6 +71,11 @@ export class SpendLimitError extends EcashError {
   }
 }
 
+/** A compressed secp256k1 public key in hex, on the curve. */
+export function isLockPubkey(key: string): boolean {
+  return /^0[23][0-9a-fA-F]{64}$/.test(key) && secp.publicKeyVerify(Buffer.from(key, "hex"));
+}
+
 const today = () => new Date().toISOString().slice(0, 10);
 
 export class LocalWallet {
@@ -77,6 +85,7 @@ export class LocalWallet {
     readonly mnemonic: string,
     readonly createdSeed: boolean,
     readonly limits: SpendLimits,
+    private readonly lockKey: LockKey,
   ) {}
 
   static open(
@@ -88,10 +97,19 @@ export class LocalWallet {
     privateDir(dir);
     const { mnemonic, seed, created } = loadOrCreateMnemonic(dir, opts.restoreFrom);
     const store = new LocalStore(join(dir, "wallet.sqlite"));
-    return new LocalWallet(store, new EcashWallet(store, seed, log), mnemonic, created, {
+    const limits = {
       perCallSat: opts.limits?.perCallSat ?? 1000,
       perDaySat: opts.limits?.perDaySat ?? 10_000,
-    });
+    };
+    // The lock key comes from the seed: the recovery phrase restores it with the ecash.
+    return new LocalWallet(
+      store,
+      new EcashWallet(store, seed, log),
+      mnemonic,
+      created,
+      limits,
+      deriveLockKey(seed),
+    );
   }
 
   close(): void {
@@ -172,19 +190,39 @@ export class LocalWallet {
       .run(randomUUID(), kind, amountSat, today(), Date.now());
   }
 
-  async receive(token: string): Promise<{ mint: string; amountSat: number }> {
-    return this.core.receive(inspectToken(token));
+  /** The public key others lock ecash to (NUT-11 P2PK) for this wallet to receive. */
+  lockPubkey(): string {
+    return this.lockKey.pubkey;
   }
 
+  /**
+   * Swaps a token into the wallet. Tokens locked to this wallet's key are signed for; an HTLC
+   * needs its `preimage`; tokens locked to anyone else are refused before any swap.
+   */
+  async receive(
+    token: string,
+    opts: { preimage?: string } = {},
+  ): Promise<{ mint: string; amountSat: number }> {
+    return this.core.receive(inspectToken(token), undefined, { key: this.lockKey, preimage: opts.preimage });
+  }
+
+  /** A token of `amountSat`; with `lockTo` (a compressed public key) only that key's holder can claim it. */
   async send(
     amountSat: number,
     mint?: string,
     format: TokenFormat = "B",
+    lockTo?: string,
   ): Promise<{ token: string; mint: string }> {
+    if (lockTo !== undefined && !isLockPubkey(lockTo))
+      throw new EcashError(
+        "invalid_token",
+        "lock_to_pubkey must be a 33-byte compressed public key in hex (02… or 03…)",
+        400,
+      );
     const from = this.pickMint(mint);
     if (!from) throw new EcashError("insufficient_funds", "the wallet is empty; use topup", 402);
     this.checkSpend(amountSat);
-    const token = await this.core.pay(from, amountSat, format);
+    const token = await this.core.pay(from, amountSat, format, undefined, undefined, lockTo?.toLowerCase());
     this.recordSpend("send", amountSat);
     return { token, mint: from };
   }

@@ -75,12 +75,15 @@ describe("a swap whose answer is lost", () => {
     const token = await tokenOf(30);
     const requestId = randomUUID();
     proxy.dropAnswers.set("/v1/swap", 1);
+    // The mint's NUT-19 cache would answer the wallet's retry: make it unreachable after the loss.
+    proxy.onDrop = () => proxy.refuse.add("/v1/swap");
     proxy.refuse.add("/v1/restore");
     const res = await chat({ "x-cashu": token, "x-owlrun-request-id": requestId });
     expect(res.status).toBe(503);
     expect((await fetch(`${gw.url}/v1/cashu/change/${requestId}`)).status).toBe(404);
 
     proxy.refuse.clear();
+    proxy.onDrop = undefined;
     await agent.close();
     await gw.stop();
     gw = await startGateway();
@@ -96,10 +99,13 @@ describe("a swap whose answer is lost", () => {
   it("a raw token as the Bearer key: after a restart the same token opens its funded session", async () => {
     const token = await tokenOf(25);
     proxy.dropAnswers.set("/v1/swap", 1);
+    // The mint's NUT-19 cache would answer the wallet's retry: make it unreachable after the loss.
+    proxy.onDrop = () => proxy.refuse.add("/v1/swap");
     proxy.refuse.add("/v1/restore");
     expect((await chat({ authorization: `Bearer ${token}` })).status).toBe(503);
 
     proxy.refuse.clear();
+    proxy.onDrop = undefined;
     await agent.close();
     await gw.stop();
     gw = await startGateway();

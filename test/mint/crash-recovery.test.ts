@@ -41,10 +41,17 @@ describe("crash during a melt", () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect((await wallet.checkProofsStates(proofs)).map((s) => s.state)).toEqual(proofs.map(() => "PENDING"));
-    // A second melt of the same quote, or a swap of the same proofs, is refused while pending.
-    const again = await postJson(`${first.url}/v1/melt/bolt11`, {
+    // The same request again (a wallet retrying a lost answer) gets the quote as it stands (NUT-19);
+    // another melt of the same quote is refused while pending.
+    const retry = await postJson(`${first.url}/v1/melt/bolt11`, {
       quote: quote.quote,
       inputs: rawProofs(proofs),
+    });
+    expect(retry.status).toBe(200);
+    expect(retry.body.state).toBe("PENDING");
+    const again = await postJson(`${first.url}/v1/melt/bolt11`, {
+      quote: quote.quote,
+      inputs: rawProofs(proofs).reverse(),
     });
     expect(again.body.code).toBe(20005);
 

@@ -29,6 +29,11 @@ export interface OutgoingResult {
 
 export interface LightningBackend {
   readonly name: string;
+  /**
+   * True when the backend pays invoices whatever their expiry. Only the fake node does, like the
+   * reference mints' fake wallets: wallet test suites pay fixed invoices that expired long ago.
+   */
+  readonly paysExpiredInvoices?: boolean;
   createInvoice(
     amountSat: number,
     description: string | undefined,

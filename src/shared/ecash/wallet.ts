@@ -14,6 +14,7 @@ import {
 } from "@cashu/cashu-ts";
 import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
+import { type LockKey, planUnlock } from "./locks.js";
 import { nativeOutputCreator } from "./native-outputs.js";
 import { currentOp, type EcashStore, type Reservation, stockingSplit, type StoredProof } from "./store.js";
 import { encodeToken, type TokenFormat, type TokenInfo } from "./tokens.js";
@@ -99,12 +100,20 @@ export class EcashWallet {
    * Swaps a token into the pool; afterwards the sender's proofs are spent. `op` names the swap's
    * counter range: a caller that credits the value elsewhere (the gateway's ledger) passes an op it
    * can recognise in `recover().claims`, so value restored after a crash reaches its owner.
+   * Locked proofs (NUT-10) are received only when `unlock` can open them (signed with its key, HTLC
+   * preimage added); others are refused before any swap.
    */
-  async receive(info: TokenInfo, op: string = randomUUID()): Promise<{ mint: string; amountSat: number }> {
+  async receive(
+    info: TokenInfo,
+    op: string = randomUUID(),
+    unlock: { key?: LockKey; preimage?: string } = {},
+  ): Promise<{ mint: string; amountSat: number }> {
     if (info.unit !== "sat")
       throw new EcashError("invalid_token", `unit ${info.unit} is not accepted; use sat`, 400);
     const wallet = await this.wallet(info.mint);
-    const incoming = this.checkedProofs(wallet, info.token);
+    const plan = planUnlock(this.checkedProofs(wallet, info.token), unlock);
+    const incoming = plan.proofs;
+    const signWith = plan.privkey ? { privkey: plan.privkey } : undefined;
     let proofs: Proof[];
     try {
       // Denominations that keep the pool able to pay change exactly (no second swap later).
@@ -112,8 +121,8 @@ export class EcashWallet {
       const denominations = stockingSplit(this.store.denominations(info.mint), amount);
       proofs = await currentOp.run(op, () =>
         amount > 0
-          ? wallet.receive(incoming, undefined, { type: "deterministic", counter: 0, denominations })
-          : wallet.receive(incoming),
+          ? wallet.receive(incoming, signWith, { type: "deterministic", counter: 0, denominations })
+          : wallet.receive(incoming, signWith),
       );
     } catch (err) {
       // A refused swap signed nothing.
@@ -162,6 +171,7 @@ export class EcashWallet {
   /**
    * Pays `amountSat` out of the pool as a token; no swap when the pool has exact change. `record`
    * (e.g. storing the token as change) runs in the transaction that marks the proofs spent.
+   * `lockTo` (a public key) makes the token P2PK-locked (NUT-11): always a swap.
    */
   async pay(
     mint: string,
@@ -169,12 +179,15 @@ export class EcashWallet {
     format: TokenFormat = "B",
     memo?: string,
     record?: (token: string) => void,
+    lockTo?: string,
   ): Promise<string> {
-    const exact = this.store.spendExact(mint, amountSat, (picked) => {
-      const token = encodeToken(mint, picked.map(toProof), format, memo);
-      record?.(token);
-      return token;
-    });
+    const exact = lockTo
+      ? undefined
+      : this.store.spendExact(mint, amountSat, (picked) => {
+          const token = encodeToken(mint, picked.map(toProof), format, memo);
+          record?.(token);
+          return token;
+        });
     if (exact !== undefined) return exact;
     const op = randomUUID();
     const picked = this.store.reserveProofs(mint, amountSat, op);
@@ -187,7 +200,12 @@ export class EcashWallet {
     }
     try {
       const wallet = await this.wallet(mint);
-      const { keep, send } = await currentOp.run(op, () => wallet.send(amountSat, picked.map(toProof)));
+      const locked = lockTo
+        ? { send: { type: "p2pk" as const, options: { pubkey: lockTo } }, keep: wallet.defaultOutputType() }
+        : undefined;
+      const { keep, send } = await currentOp.run(op, () =>
+        wallet.send(amountSat, picked.map(toProof), undefined, locked),
+      );
       const token = encodeToken(mint, send, format, memo);
       // Resolved before the token leaves: its proofs must never be restored into the pool.
       this.store.finishSwap(
