@@ -17,6 +17,7 @@ export {
   splitCharge,
 } from "./split.js";
 export type { HoldRow, Posting, StatementEntry } from "./store.js";
+export { DAY_MS, LedgerStore } from "./store.js";
 
 export interface JobSettlement {
   chargedMsat: number;
@@ -101,7 +102,7 @@ export class Ledger {
 
   /** What a provider earned from jobs, in msat (lifetime, or since a time). */
   async earned(nodeId: string, sinceMs = 0): Promise<number> {
-    return this.store.credited(Accounts.provider(nodeId), sinceMs);
+    return this.store.earned(Accounts.provider(nodeId), sinceMs);
   }
 
   /**

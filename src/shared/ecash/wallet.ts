@@ -419,7 +419,7 @@ export class EcashWallet {
    */
   private async restoreOp(op: string): Promise<number> {
     let sat = 0;
-    const ranges = this.store.unresolvedReservations().filter((r) => r.op === op);
+    const ranges = this.store.reservationsOf(op);
     for (const r of ranges) {
       const wallet = await this.wallet(r.mint);
       const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
