@@ -45,6 +45,7 @@ import {
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
 import { type AckInfo, createRouting, type Dispatcher, nodeRoutes } from "./routing/index.js";
+import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -61,6 +62,7 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
   }
 }
 export type { Market, MarketOptions } from "./market/index.js";
+export type { RetentionOptions, RetentionReport } from "./retention.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -101,6 +103,8 @@ export interface GatewayOptions {
   mountedRoutes?: RouteGroup[];
   /** the task marketplace: fees, review window, delivery size, its own sweeper interval */
   market?: MarketOptions;
+  /** how long history no hot path needs is kept, and how often it is compacted */
+  retention?: RetentionOptions;
   log?: Logger;
 }
 
@@ -123,6 +127,8 @@ export interface Gateway {
   market: Market;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
+  /** forgets history no hot path needs (runs on a schedule too; `now` moves the cut-offs) */
+  compactHistory(now?: number): Promise<RetentionReport>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
   recover(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -189,6 +195,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
+  const history = retention({ wallet, ledger, jobs, log: log.child("retention") }, opts.retention);
   // Holds being served right now; anything else active and old was orphaned by an error.
   const live = new Set<string>();
   const staleMs = opts.staleHoldMs ?? 600_000;
@@ -311,6 +318,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     closeSockets,
     sweepStaleHolds,
+    compactHistory: history.run,
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();
@@ -326,6 +334,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
       if (sweeper) clearInterval(sweeper);
+      history.stop();
       await routing.close();
       payouts.close();
       oracle.stop();

@@ -189,6 +189,11 @@ export class Ledger {
     return this.store.entriesOf(account, fromMs, toMs);
   }
 
+  /** Retention: forgets empty per-request balance rows (no balance changes); returns how many. */
+  async compact(): Promise<number> {
+    return this.store.compact();
+  }
+
   /** Every non-zero balance and the books' imbalance (always 0 unless the store is corrupt). */
   async audit(): Promise<{ balances: Map<string, number>; imbalanceMsat: number; ecashMsat: number }> {
     const balances = this.store.balances();

@@ -316,6 +316,20 @@ export class LedgerStore extends SqliteStore {
     ) as HoldRow[];
   }
 
+  /**
+   * Retention: drops the zero balance rows of accounts that live for one request or payment
+   * (holds, change, payouts, escrow) once they are empty. A missing row reads as 0 and the next
+   * posting recreates it, so no balance changes; entries (the books) and hold records are kept.
+   */
+  compact(): number {
+    return this.tx(
+      () =>
+        this.prepared(
+          "DELETE FROM balances WHERE msat = 0 AND (account LIKE 'hold:%' OR account LIKE 'change:%' OR account LIKE 'payout:%' OR account LIKE 'escrow:%')",
+        ).run().changes,
+    );
+  }
+
   /** All balances; used by audits and tests. */
   balances(): Map<string, number> {
     const rows = this.prepared("SELECT account, msat FROM balances WHERE msat != 0").all() as {
