@@ -10,6 +10,7 @@ import {
   closeServer,
   createLogger,
   DEFAULT_HOST,
+  inProcessFetch,
   jsonClientErrors,
   listen,
   type Logger,
@@ -394,6 +395,12 @@ export async function startGateway(
   gateway.listening(url);
   if (opts.bundledMint) {
     gateway.wallet.trust(`${url}${opts.bundledMint.path}`, true);
+    // The gateway's wallet calls the bundled mint's HTTP API in-process: no socket, no loopback HTTP
+    // client, and no DLEQ re-check of signatures this process just made.
+    gateway.wallet.connect(`${url}${opts.bundledMint.path}`, {
+      fetch: inProcessFetch(outer),
+      sameProcess: true,
+    });
     opts.bundledMint.listening?.(`${url}${opts.bundledMint.path}`);
   }
   await gateway.recover();

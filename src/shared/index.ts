@@ -3,3 +3,4 @@ export * from "./errors.js";
 export * from "./lifecycle.js";
 export * from "./log.js";
 export * from "./version.js";
+export * from "./inject.js";

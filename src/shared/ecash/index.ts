@@ -3,3 +3,4 @@ export * from "./store.js";
 export * from "./tokens.js";
 export * from "./wallet.js";
 export * from "./native-outputs.js";
+export * from "./transport.js";
