@@ -14,7 +14,7 @@ import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
 import express from "express";
 import { createGateway } from "../gateway/index.js";
 import { createMintService, createLightningBackend } from "../gateway/mint/index.js";
-import { closeServer, listen, silentLogger } from "../src/shared/index.js";
+import { closeServer, inProcessFetch, listen, silentLogger } from "../src/shared/index.js";
 import { mintProofs, newWallet } from "../test/support/cashu.js";
 import { tempDir } from "../test/support/cli-process.js";
 import { startAgent } from "../test/support/owlrun-agent.js";
@@ -63,6 +63,8 @@ async function main() {
   const url = await listen(server, "127.0.0.1", 0);
   const mintUrl = `${url}/mint`;
   gateway.wallet.trust(mintUrl, true);
+  // As startGateway composes it: the bundled mint's HTTP API called in-process.
+  gateway.wallet.connect(mintUrl, { fetch: inProcessFetch(app), sameProcess: true });
   const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
   await new Promise((r) => setTimeout(r, 100));
 

@@ -9,6 +9,7 @@ import {
   closeServer,
   createLogger,
   DEFAULT_HOST,
+  inProcessFetch,
   jsonClientErrors,
   listen,
   type Logger,
@@ -46,6 +47,7 @@ import {
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
 import { type AckInfo, createRouting, type Dispatcher, nodeRoutes, SignupLimiter } from "./routing/index.js";
+import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -62,6 +64,7 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
   }
 }
 export type { Market, MarketOptions } from "./market/index.js";
+export type { RetentionOptions, RetentionReport } from "./retention.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -108,6 +111,8 @@ export interface GatewayOptions {
   mountedRoutes?: RouteGroup[];
   /** the task marketplace: fees, review window, delivery size, its own sweeper interval */
   market?: MarketOptions;
+  /** how long history no hot path needs is kept, and how often it is compacted */
+  retention?: RetentionOptions;
   log?: Logger;
 }
 
@@ -132,6 +137,8 @@ export interface Gateway {
   sweepStaleHolds(): Promise<number>;
   /** forgets unpaid L402 challenges past expiry (the sweeper does it too); returns how many */
   pruneUnpaidChallenges(now?: number): Promise<number>;
+  /** forgets history no hot path needs (runs on a schedule too; `now` moves the cut-offs) */
+  compactHistory(now?: number): Promise<RetentionReport>;
   /** repairs what a crash left (call once the mints are reachable, i.e. after listen) */
   recover(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -199,6 +206,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
+  const history = retention({ wallet, ledger, jobs, log: log.child("retention") }, opts.retention);
   // Holds being served right now; anything else active and old was orphaned by an error.
   const live = new Set<string>();
   const staleMs = opts.staleHoldMs ?? 600_000;
@@ -345,6 +353,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     closeSockets,
     sweepStaleHolds,
     pruneUnpaidChallenges: (now?: number) => paywall.l402.pruneUnpaid(now),
+    compactHistory: history.run,
     async recover() {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();
@@ -361,6 +370,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       if (payoutTimer) clearInterval(payoutTimer);
       if (sweeper) clearInterval(sweeper);
       clearInterval(signupPruner);
+      history.stop();
       await routing.close();
       payouts.close();
       oracle.stop();
@@ -420,6 +430,12 @@ export async function startGateway(
   gateway.listening(url);
   if (opts.bundledMint) {
     gateway.wallet.trust(`${url}${opts.bundledMint.path}`, true);
+    // The gateway's wallet calls the bundled mint's HTTP API in-process: no socket, no loopback HTTP
+    // client, and no DLEQ re-check of signatures this process just made.
+    gateway.wallet.connect(`${url}${opts.bundledMint.path}`, {
+      fetch: inProcessFetch(outer),
+      sameProcess: true,
+    });
     opts.bundledMint.listening?.(`${url}${opts.bundledMint.path}`);
   }
   await gateway.recover();

@@ -44,6 +44,16 @@ export class JobLog extends SqliteStore {
     );
   }
 
+  /** Retention: forgets jobs served before `beforeMs`; returns how many. */
+  prune(beforeMs: number): number {
+    const del = this.prepared(
+      "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE at < ? LIMIT 5000)",
+    );
+    let total = 0;
+    for (let n = -1; n !== 0; total += Math.max(n, 0)) n = del.run(beforeMs).changes; // short write locks
+    return total;
+  }
+
   last24h(): { jobs_24h: number; tokens_24h: number } {
     const row = this.prepared(
       "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in + tokens_out), 0) AS t FROM jobs WHERE at > ?",

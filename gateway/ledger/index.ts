@@ -17,6 +17,7 @@ export {
   splitCharge,
 } from "./split.js";
 export type { HoldRow, Posting, StatementEntry } from "./store.js";
+export { DAY_MS, LedgerStore } from "./store.js";
 
 export interface JobSettlement {
   chargedMsat: number;
@@ -132,7 +133,7 @@ export class Ledger {
 
   /** What a provider earned from jobs, in msat (lifetime, or since a time). */
   async earned(nodeId: string, sinceMs = 0): Promise<number> {
-    return this.store.credited(Accounts.provider(nodeId), sinceMs);
+    return this.store.earned(Accounts.provider(nodeId), sinceMs);
   }
 
   /**
@@ -217,6 +218,11 @@ export class Ledger {
   /** The entries of one account in a time range (statements). */
   async entries(account: string, fromMs: number, toMs: number): Promise<StatementEntry[]> {
     return this.store.entriesOf(account, fromMs, toMs);
+  }
+
+  /** Retention: forgets empty per-request balance rows (no balance changes); returns how many. */
+  async compact(): Promise<number> {
+    return this.store.compact();
   }
 
   /** Every non-zero balance and the books' imbalance (always 0 unless the store is corrupt). */

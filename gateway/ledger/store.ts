@@ -53,7 +53,21 @@ CREATE TABLE IF NOT EXISTS holds (
   created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, memo TEXT);
 CREATE INDEX IF NOT EXISTS holds_state ON holds (state, updated_at);
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_tx_ref ON ledger_tx (kind, ref) WHERE ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS earnings_daily (
+  account TEXT NOT NULL, day INTEGER NOT NULL, msat INTEGER NOT NULL, PRIMARY KEY (account, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS earnings_total (account TEXT PRIMARY KEY, msat INTEGER NOT NULL) WITHOUT ROWID;
 `;
+
+/** Ledger kinds whose credits to a provider are earnings (what `heartbeat_ack` reports). */
+const EARNING_KINDS = ["settle", "free_job"];
+const EARNING_KINDS_SQL = EARNING_KINDS.map((k) => `'${k}'`).join(", ");
+export const DAY_MS = 86_400_000;
+
+/**
+ * Schema version in `PRAGMA user_version`: 1 = provider earnings kept as running totals (daily and
+ * lifetime) by post(), rebuilt once from the entries of an older file.
+ */
+const VERSION = 1;
 
 const now = () => Date.now();
 
@@ -63,6 +77,21 @@ const isDebitNormal = (account: string) => accountKind(account) === "asset";
 export class LedgerStore extends SqliteStore {
   constructor(path: string) {
     super(path, SCHEMA);
+    this.migrate();
+  }
+
+  /** Brings an older file up to VERSION in one write transaction (another process may race us). */
+  private migrate(): void {
+    if ((this.db.pragma("user_version", { simple: true }) as number) >= VERSION) return;
+    this.tx(() => {
+      if ((this.db.pragma("user_version", { simple: true }) as number) >= VERSION) return;
+      this.db.exec(`DELETE FROM earnings_daily; DELETE FROM earnings_total;
+        INSERT INTO earnings_daily (account, day, msat)
+          SELECT e.credit, t.created_at / ${DAY_MS}, SUM(e.msat) FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id
+          WHERE t.kind IN (${EARNING_KINDS_SQL}) AND e.credit LIKE 'provider:%' GROUP BY 1, 2;
+        INSERT INTO earnings_total (account, msat) SELECT account, SUM(msat) FROM earnings_daily GROUP BY account;`);
+      this.db.pragma(`user_version = ${VERSION}`);
+    });
   }
 
   balance(account: string): number {
@@ -83,10 +112,12 @@ export class LedgerStore extends SqliteStore {
       const seen = this.prepared("SELECT id FROM ledger_tx WHERE kind = ? AND ref = ?").get(kind, ref);
       if (seen) return null;
     }
+    const at = now();
     const txId = Number(
-      this.prepared("INSERT INTO ledger_tx (kind, ref, created_at) VALUES (?, ?, ?)").run(kind, ref, now())
+      this.prepared("INSERT INTO ledger_tx (kind, ref, created_at) VALUES (?, ?, ?)").run(kind, ref, at)
         .lastInsertRowid,
     );
+    const earning = EARNING_KINDS.includes(kind);
     const insert = this.prepared(
       "INSERT INTO ledger_entries (tx_id, debit, credit, msat) VALUES (?, ?, ?, ?)",
     );
@@ -96,6 +127,7 @@ export class LedgerStore extends SqliteStore {
       insert.run(txId, p.from, p.to, p.msat);
       this.bump(p.from, isDebitNormal(p.from) ? p.msat : -p.msat);
       this.bump(p.to, isDebitNormal(p.to) ? -p.msat : p.msat);
+      if (earning && accountKind(p.to) === "provider") this.addEarning(p.to, at, p.msat);
     }
     return txId;
   }
@@ -262,10 +294,37 @@ export class LedgerStore extends SqliteStore {
     return this.prepared("SELECT * FROM holds WHERE state = 'active' ORDER BY created_at").all() as HoldRow[];
   }
 
-  /** Everything ever credited to an account (a provider's lifetime earnings). */
+  /** Running totals of a provider's earnings, in the transaction that posts them. */
+  private addEarning(account: string, at: number, msat: number): void {
+    this.prepared(
+      "INSERT INTO earnings_daily (account, day, msat) VALUES (?, ?, ?) ON CONFLICT(account, day) DO UPDATE SET msat = msat + excluded.msat",
+    ).run(account, Math.floor(at / DAY_MS), msat);
+    this.prepared(
+      "INSERT INTO earnings_total (account, msat) VALUES (?, ?) ON CONFLICT(account) DO UPDATE SET msat = msat + excluded.msat",
+    ).run(account, msat);
+  }
+
+  /**
+   * What a provider account earned from jobs, lifetime or since the start of a UTC day, read from
+   * the running totals (cost independent of the ledger's size). Other start times recompute.
+   */
+  earned(account: string, sinceMs = 0): number {
+    if (sinceMs <= 0) {
+      const row = this.prepared("SELECT msat FROM earnings_total WHERE account = ?").get(account) as
+        { msat: number } | undefined;
+      return row?.msat ?? 0;
+    }
+    if (sinceMs % DAY_MS !== 0) return this.credited(account, sinceMs);
+    const row = this.prepared(
+      "SELECT COALESCE(SUM(msat), 0) AS v FROM earnings_daily WHERE account = ? AND day >= ?",
+    ).get(account, sinceMs / DAY_MS) as { v: number };
+    return row.v;
+  }
+
+  /** Earnings recomputed from every entry (the reference the running totals must equal). */
   credited(account: string, sinceMs = 0): number {
     const row = this.prepared(
-      "SELECT COALESCE(SUM(e.msat), 0) AS v FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id WHERE e.credit = ? AND t.created_at >= ? AND t.kind IN ('settle', 'free_job')",
+      `SELECT COALESCE(SUM(e.msat), 0) AS v FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id WHERE e.credit = ? AND t.created_at >= ? AND t.kind IN (${EARNING_KINDS_SQL})`,
     ).get(account, sinceMs) as { v: number };
     return row.v;
   }
@@ -305,6 +364,20 @@ export class LedgerStore extends SqliteStore {
     return this.prepared("SELECT * FROM holds WHERE account LIKE ? AND state != 'active'").all(
       pattern,
     ) as HoldRow[];
+  }
+
+  /**
+   * Retention: drops the zero balance rows of accounts that live for one request or payment
+   * (holds, change, payouts, escrow) once they are empty. A missing row reads as 0 and the next
+   * posting recreates it, so no balance changes; entries (the books) and hold records are kept.
+   */
+  compact(): number {
+    return this.tx(
+      () =>
+        this.prepared(
+          "DELETE FROM balances WHERE msat = 0 AND (account LIKE 'hold:%' OR account LIKE 'change:%' OR account LIKE 'payout:%' OR account LIKE 'escrow:%')",
+        ).run().changes,
+    );
   }
 
   /** All balances; used by audits and tests. */

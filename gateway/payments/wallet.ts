@@ -37,6 +37,16 @@ class GatewayEcashStore extends EcashStore {
     return this.prepared("SELECT token FROM change WHERE id = ?").get(id) as { token: string } | undefined;
   }
 
+  /** Retention: spent proofs (see EcashStore) and change tokens their client fetched before `beforeMs`. */
+  override compact(beforeMs: number): number {
+    const change = this.tx(
+      () =>
+        this.prepared("DELETE FROM change WHERE fetched_at IS NOT NULL AND fetched_at < ?").run(beforeMs)
+          .changes,
+    );
+    return super.compact(beforeMs) + change;
+  }
+
   getChange(id: string): { id: string; mint: string; amount: number; token: string } | undefined {
     const row = this.prepared("SELECT id, mint, amount, token FROM change WHERE id = ?").get(id) as
       { id: string; mint: string; amount: number; token: string } | undefined;
@@ -113,5 +123,13 @@ export class GatewayWallet extends EcashWallet {
 
   change(id: string): { mint: string; amount: number; token: string } | undefined {
     return this.changeStore.getChange(id);
+  }
+
+  /**
+   * Retention (on a schedule): forgets spent proofs and fetched change tokens older than
+   * `beforeMs`. Unspent proofs, reserved ones and change nobody fetched are kept: no balance moves.
+   */
+  compact(beforeMs: number): number {
+    return this.changeStore.compact(beforeMs);
   }
 }

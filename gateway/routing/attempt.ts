@@ -246,8 +246,12 @@ export class Attempt {
     this.timers.push(t);
   }
 
+  /** (Re)starts the stall timer; called per frame, so the timer is refreshed, not re-created. */
   private armIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
     this.idleTimer = setTimeout(
       () => this.fail(`provider stalled for ${this.opts.idleTimeoutMs} ms`, true),
       this.opts.idleTimeoutMs,
@@ -269,6 +273,7 @@ export class Attempt {
     this.phase = "ended";
     this.clearTimers();
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     if (tellNode) this.node.send({ type: "cancel", job_id: this.wireId });
     const beforeFirstByte = !this.firstSettled;
     this.settleFirst(failure);

@@ -92,7 +92,20 @@ export type ParsedFrame = ParsedFrameOf<NodeMessage>;
 
 /** A known message, `ignore` for a type we do not know (a newer peer), or `invalid` (misbehaving node). */
 export function parseNodeFrame(raw: string): ParsedFrame {
-  return parseTypedFrame(raw, KNOWN_TYPES, NodeMessage);
+  return parseTypedFrame(raw, KNOWN_TYPES, NodeMessage, fastProxyChunk);
+}
+
+/**
+ * The relay's hot frame checked by hand: exactly what the proxy_chunk schema accepts (a job id of
+ * 1–128 characters, data of at most MAX_FRAME_BYTES); anything else falls through to the schema,
+ * which gives the error.
+ */
+function fastProxyChunk(obj: Record<string, unknown>, type: string): NodeMessage | undefined {
+  if (type !== "proxy_chunk") return undefined;
+  const { job_id: id, data } = obj;
+  if (typeof id !== "string" || id.length < 1 || id.length > 128) return undefined;
+  if (typeof data !== "string" || data.length > MAX_FRAME_BYTES) return undefined;
+  return obj as NodeMessage;
 }
 
 // ---- gateway → node ---------------------------------------------------------------------------

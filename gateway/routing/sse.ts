@@ -20,26 +20,32 @@ export class SseDecoder {
   /** a `\r` ended the previous piece: a `\n` opening the next one belongs to the same line end */
   private pendingCr = false;
 
-  /** Feeds raw text; returns the payload of every `data:` line it completed. */
+  /**
+   * Feeds raw text; returns the payload of every `data:` line it completed. Only the new text is
+   * scanned (the buffer holds one unfinished line, never a line break), so the cost is linear in
+   * the bytes relayed however finely a node cuts its frames.
+   */
   push(text: string): string[] {
-    if (this.pendingCr && text.startsWith("\n")) text = text.slice(1);
-    this.pendingCr = false;
-    this.buffer += text;
-    const out: string[] = [];
     let start = 0;
-    for (;;) {
-      const cr = this.buffer.indexOf("\r", start);
-      const lf = this.buffer.indexOf("\n", start);
-      const end = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
-      if (end < 0) break;
-      this.line(this.buffer.slice(start, end), out);
-      start = end + 1;
-      if (this.buffer[end] === "\r") {
-        if (end + 1 === this.buffer.length) this.pendingCr = true;
-        else if (this.buffer[end + 1] === "\n") start++;
+    if (this.pendingCr && text.charCodeAt(0) === 10) start = 1;
+    this.pendingCr = false;
+    const out: string[] = [];
+    for (let i = start; i < text.length; i++) {
+      const ch = text.charCodeAt(i);
+      if (ch !== 10 && ch !== 13) continue;
+      const piece = text.slice(start, i);
+      this.line(this.buffer === "" ? piece : this.buffer + piece, out);
+      this.buffer = "";
+      start = i + 1;
+      if (ch === 13) {
+        if (i + 1 === text.length) this.pendingCr = true;
+        else if (text.charCodeAt(i + 1) === 10) {
+          i++;
+          start++;
+        }
       }
     }
-    this.buffer = this.buffer.slice(start);
+    if (start < text.length) this.buffer += text.slice(start);
     if (this.buffer.length > MAX_SSE_LINE) throw new SseOverflowError();
     return out;
   }

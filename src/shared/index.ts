@@ -4,3 +4,4 @@ export * from "./lifecycle.js";
 export * from "./log.js";
 export * from "./version.js";
 export * from "./prompt-size.js";
+export * from "./inject.js";

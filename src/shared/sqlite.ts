@@ -53,6 +53,11 @@ export abstract class SqliteStore {
     return stmt;
   }
 
+  /** The text of every statement prepared so far (tests check each one's query plan). */
+  preparedStatements(): string[] {
+    return [...this.statements.keys()];
+  }
+
   close(): void {
     this.db.close();
   }

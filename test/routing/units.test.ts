@@ -2,10 +2,17 @@
  * The pure parts of routing: SSE reassembly across frames, the gateway's token count and usage
  * verdict, prompt bounds, the body a node pulls, wire validation and the signup limiter's buckets.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ipBucket, SignupLimiter } from "../../gateway/routing/http.js";
 import { nodeRequestBody } from "../../gateway/routing/index.js";
-import { parseNodeFrame, RegisterBody } from "../../gateway/routing/protocol.js";
+import {
+  MAX_FRAME_BYTES,
+  NodeMessage,
+  parseNodeFrame,
+  RegisterBody,
+} from "../../gateway/routing/protocol.js";
+import { parseTypedFrame } from "../../src/shared/frames.js";
 import { MAX_SSE_LINE, SseDecoder } from "../../gateway/routing/sse.js";
 import {
   contentTokens,
@@ -257,5 +264,66 @@ describe("signup limiter", () => {
     expect(l.take("1.2.3.4", t + 2)).toBe(3600);
     expect(l.take("5.6.7.8", t + 2)).toBeUndefined();
     expect(l.take("1.2.3.4", t + 3_600_001)).toBeUndefined();
+  });
+});
+
+describe("SseDecoder on random cuts", () => {
+  it("any cut of any stream of lines (LF, CR, CRLF, comments, blank lines) yields what the whole text yields", () => {
+    const line = fc.oneof(
+      fc.string({ maxLength: 12 }).map((t) => `data: ${t.replace(/[\r\n]/g, "")}`),
+      fc.constant(": comment"),
+      fc.constant(""),
+      fc.constant("event: x"),
+    );
+    const eol = fc.constantFrom("\n", "\r", "\r\n");
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(line, eol), { maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 10 }),
+        (lines, cuts) => {
+          const text = lines.map(([l, e]) => l + e).join("");
+          const whole = new SseDecoder();
+          const expected = [...whole.push(text), ...whole.end()];
+          const d = new SseDecoder();
+          const out: string[] = [];
+          for (let i = 0, k = 0; i < text.length; k++) {
+            const n = cuts[k % cuts.length]!;
+            out.push(...d.push(text.slice(i, i + n)));
+            i += n;
+          }
+          out.push(...d.end());
+          expect(out).toEqual(expected);
+        },
+      ),
+    );
+  });
+});
+
+describe("proxy_chunk fast path", () => {
+  it("accepts and refuses exactly what the schema does", () => {
+    const known = new Set(["heartbeat", "pong", "accept", "reject", "proxy_chunk", "proxy_done"]);
+    const frame = fc.record(
+      {
+        type: fc.constantFrom("proxy_chunk", "accept"),
+        job_id: fc.oneof(fc.string({ maxLength: 140 }), fc.integer(), fc.constant(null)),
+        data: fc.oneof(
+          fc.string({ maxLength: 30 }),
+          fc.integer(),
+          fc.constant("x".repeat(MAX_FRAME_BYTES + 1)),
+        ),
+        extra: fc.string({ maxLength: 5 }),
+      },
+      { requiredKeys: ["type"] },
+    );
+    fc.assert(
+      fc.property(frame, (f) => {
+        const raw = JSON.stringify(f);
+        const fast = parseNodeFrame(raw);
+        const schema = parseTypedFrame(raw, known, NodeMessage);
+        expect(fast.kind).toBe(schema.kind);
+        if (fast.kind === "message" && schema.kind === "message") expect(fast.msg).toEqual(schema.msg);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -4,3 +4,4 @@ export * from "./tokens.js";
 export * from "./wallet.js";
 export * from "./native-outputs.js";
 export * from "./locks.js";
+export * from "./transport.js";

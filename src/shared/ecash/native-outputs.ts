@@ -27,6 +27,7 @@ class NativeOutput implements OutputDataLike {
     readonly blindedMessage: { amount: Amount; B_: string; id: string },
     readonly blindingFactor: bigint,
     readonly secret: Uint8Array,
+    private readonly checkDleq = true,
   ) {}
 
   toProof(sig: SerializedBlindedSignature, keyset: HasKeysetKeys): Proof {
@@ -36,7 +37,7 @@ class NativeOutput implements OutputDataLike {
     const K = Buffer.from(key, "hex");
     const C_ = Buffer.from(sig.C_, "hex");
     const r = scalar32(this.blindingFactor);
-    if (sig.dleq) {
+    if (sig.dleq && this.checkDleq) {
       const dleq = { e: Buffer.from(sig.dleq.e, "hex"), s: Buffer.from(sig.dleq.s, "hex") };
       if (!verifyDleq(dleq, Buffer.from(this.blindedMessage.B_, "hex"), C_, K)) {
         throw new Error("DLEQ verification failed on mint response");
@@ -53,12 +54,19 @@ class NativeOutput implements OutputDataLike {
 }
 
 /** One output from a secret (UTF-8 of its hex string, as cashu-ts) and a blinding factor. */
-function output(amount: AmountLike, keysetId: string, secretHex: string, r: Uint8Array): NativeOutput {
+function output(
+  amount: AmountLike,
+  keysetId: string,
+  secretHex: string,
+  r: Uint8Array,
+  checkDleq: boolean,
+): NativeOutput {
   const secret = new TextEncoder().encode(secretHex);
   return new NativeOutput(
     { amount: Amount.from(amount), B_: hex(blind(secret, r)), id: keysetId },
     BigInt(`0x${hex(r)}`),
     secret,
+    checkDleq,
   );
 }
 
@@ -70,9 +78,14 @@ function randomScalar(): Uint8Array {
   }
 }
 
-export const nativeOutputCreator: OutputDataCreator = {
+/**
+ * Output creation on native curve code. `checkDleq: false` is for a mint in this same process: its
+ * signatures were made here a moment ago, so checking their DLEQ proofs again proves nothing (the
+ * proofs are still kept on each proof, for whoever receives it).
+ */
+export const nativeOutputs = ({ checkDleq }: { checkDleq: boolean }): OutputDataCreator => ({
   createSingleRandomData(amount, keysetId) {
-    return output(amount, keysetId, randomBytes(32).toString("hex"), randomScalar());
+    return output(amount, keysetId, randomBytes(32).toString("hex"), randomScalar(), checkDleq);
   },
   createRandomData(amount, keyset, customSplit) {
     return splitAmount(amount, keyset.keys, customSplit).map((a) =>
@@ -81,7 +94,7 @@ export const nativeOutputCreator: OutputDataCreator = {
   },
   createSingleDeterministicData(amount, seed, counter, keysetId) {
     const { secret, blindingFactor } = deriveSecretAndBlindingFactor(seed, keysetId, counter);
-    return output(amount, keysetId, hex(secret), blindingFactor);
+    return output(amount, keysetId, hex(secret), blindingFactor, checkDleq);
   },
   createDeterministicData(amount, seed, counter, keyset, customSplit) {
     return splitAmount(amount, keyset.keys, customSplit).map((a, i) =>
@@ -95,4 +108,6 @@ export const nativeOutputCreator: OutputDataCreator = {
   createP2PKData(p2pk: P2PKOptions, amount: AmountLike, keyset: HasKeysetKeys, customSplit?: AmountLike[]) {
     return OutputData.createP2PKData(p2pk, amount, keyset, customSplit);
   },
-};
+});
+
+export const nativeOutputCreator: OutputDataCreator = nativeOutputs({ checkDleq: true });

@@ -28,7 +28,31 @@ CREATE TABLE IF NOT EXISTS counters (keyset_id TEXT PRIMARY KEY, next INTEGER NO
 CREATE TABLE IF NOT EXISTS reservations (
   id INTEGER PRIMARY KEY AUTOINCREMENT, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, start INTEGER NOT NULL,
   count INTEGER NOT NULL, op TEXT, created_at INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS reservations_op ON reservations (op);
+CREATE INDEX IF NOT EXISTS proofs_op ON proofs (op) WHERE op IS NOT NULL;
+CREATE TABLE IF NOT EXISTS proof_counts (
+  mint TEXT NOT NULL, state TEXT NOT NULL, amount INTEGER NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (mint, state, amount)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS proofs_count_insert AFTER INSERT ON proofs BEGIN
+  INSERT INTO proof_counts (mint, state, amount, n) VALUES (NEW.mint, NEW.state, NEW.amount, 1)
+    ON CONFLICT (mint, state, amount) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS proofs_count_delete AFTER DELETE ON proofs BEGIN
+  UPDATE proof_counts SET n = n - 1 WHERE mint = OLD.mint AND state = OLD.state AND amount = OLD.amount;
+END;
+CREATE TRIGGER IF NOT EXISTS proofs_count_update AFTER UPDATE OF mint, state, amount ON proofs
+  WHEN OLD.state != NEW.state OR OLD.mint != NEW.mint OR OLD.amount != NEW.amount BEGIN
+  UPDATE proof_counts SET n = n - 1 WHERE mint = OLD.mint AND state = OLD.state AND amount = OLD.amount;
+  INSERT INTO proof_counts (mint, state, amount, n) VALUES (NEW.mint, NEW.state, NEW.amount, 1)
+    ON CONFLICT (mint, state, amount) DO UPDATE SET n = n + 1;
+END;
 `;
+
+/**
+ * Schema version in `PRAGMA user_version`: 1 = proof_counts kept by triggers (rebuilt once from the
+ * proofs of an older file) and finished counter ranges deleted instead of flagged.
+ */
+const VERSION = 1;
 
 /** A counter range reserved by one wallet operation (`op`), unresolved until its outputs are stored. */
 export interface Reservation {
@@ -46,6 +70,20 @@ export const currentOp = new AsyncLocalStorage<string>();
 export class EcashStore extends SqliteStore {
   constructor(path: string) {
     super(path, SCHEMA);
+    this.migrate();
+  }
+
+  /** Brings an older file up to VERSION in one write transaction (another process may race us). */
+  private migrate(): void {
+    if ((this.db.pragma("user_version", { simple: true }) as number) >= VERSION) return;
+    this.tx(() => {
+      if ((this.db.pragma("user_version", { simple: true }) as number) >= VERSION) return;
+      this.db.exec(`DELETE FROM proof_counts;
+        INSERT INTO proof_counts (mint, state, amount, n)
+          SELECT mint, state, amount, COUNT(*) FROM proofs GROUP BY mint, state, amount;
+        DELETE FROM reservations WHERE resolved != 0;`);
+      this.db.pragma(`user_version = ${VERSION}`);
+    });
   }
 
   /** A CounterSource for one mint: counters are committed before any blinded output leaves. */
@@ -111,10 +149,13 @@ export class EcashStore extends SqliteStore {
     });
   }
 
-  /** How many available proofs of each amount the pool holds at a mint, largest first. */
+  /**
+   * How many available proofs of each amount the pool holds at a mint, largest first: read from the
+   * counts the triggers keep, so the cost does not grow with the pool.
+   */
   denominations(mint: string): Denomination[] {
     return this.prepared(
-      "SELECT amount, COUNT(*) AS n FROM proofs WHERE mint = ? AND state = 'available' GROUP BY amount ORDER BY amount DESC",
+      "SELECT amount, n FROM proof_counts WHERE mint = ? AND state = 'available' AND n > 0 ORDER BY amount DESC",
     ).all(mint) as Denomination[];
   }
 
@@ -155,10 +196,11 @@ export class EcashStore extends SqliteStore {
     );
   }
 
+  /** Proofs an unfinished operation holds (a reserved proof always names its op: indexed). */
   reservedProofs(): (StoredProof & { op: string })[] {
-    return this.prepared("SELECT * FROM proofs WHERE state = 'reserved'").all() as (StoredProof & {
-      op: string;
-    })[];
+    return this.prepared(
+      "SELECT * FROM proofs WHERE op IS NOT NULL AND state = 'reserved'",
+    ).all() as (StoredProof & { op: string })[];
   }
 
   /** A spent proof keeps its op, so what an operation spent stays known (`spentBy`). */
@@ -176,18 +218,21 @@ export class EcashStore extends SqliteStore {
     return row.sat;
   }
 
+  /** Sats available or reserved (from the counts: one row per mint, state and denomination). */
   balance(mint?: string): number {
     const row = (
       mint
-        ? this.prepared("SELECT SUM(amount) AS v FROM proofs WHERE state != 'spent' AND mint = ?").get(mint)
-        : this.prepared("SELECT SUM(amount) AS v FROM proofs WHERE state != 'spent'").get()
+        ? this.prepared(
+            "SELECT SUM(amount * n) AS v FROM proof_counts WHERE mint = ? AND state != 'spent'",
+          ).get(mint)
+        : this.prepared("SELECT SUM(amount * n) AS v FROM proof_counts WHERE state != 'spent'").get()
     ) as { v: number | null };
     return row.v ?? 0;
   }
 
   balancesByMint(): Record<string, number> {
     const rows = this.prepared(
-      "SELECT mint, SUM(amount) AS v FROM proofs WHERE state = 'available' GROUP BY mint",
+      "SELECT mint, SUM(amount * n) AS v FROM proof_counts WHERE state = 'available' AND n > 0 GROUP BY mint",
     ).all() as { mint: string; v: number }[];
     return Object.fromEntries(rows.map((r) => [r.mint, r.v]));
   }
@@ -196,17 +241,46 @@ export class EcashStore extends SqliteStore {
     return !!this.prepared("SELECT 1 FROM proofs WHERE secret = ?").get(secret);
   }
 
+  /** Counter ranges whose outputs may still be out there (finished ones are deleted, so this stays small). */
   unresolvedReservations(): Reservation[] {
     return this.prepared("SELECT * FROM reservations WHERE resolved = 0 ORDER BY id").all() as Reservation[];
   }
 
-  /** The operation finished and its outputs are stored (or handed out): never restore them. */
+  /** The open counter ranges of one operation. */
+  reservationsOf(op: string): Reservation[] {
+    return this.prepared("SELECT * FROM reservations WHERE op = ? AND resolved = 0 ORDER BY id").all(
+      op,
+    ) as Reservation[];
+  }
+
+  /**
+   * The operation finished and its outputs are stored (or handed out): never restore them. The
+   * range is deleted, not flagged: the counter already moved past it and nothing reads it again.
+   */
   resolveOp(op: string): void {
-    this.prepared("UPDATE reservations SET resolved = 1 WHERE op = ?").run(op);
+    this.prepared("DELETE FROM reservations WHERE op = ?").run(op);
   }
 
   resolveReservation(id: number): void {
-    this.prepared("UPDATE reservations SET resolved = 1 WHERE id = ?").run(id);
+    this.prepared("DELETE FROM reservations WHERE id = ?").run(id);
+  }
+
+  /**
+   * Retention: forgets spent proofs received before `beforeMs` that no unfinished operation names
+   * (op is NULL). Nothing reads them again: balances and counts cover unspent proofs only, and a
+   * restore from the seed asks the mint whether a proof it finds is spent. Works in short write
+   * transactions over rowid ranges, so requests keep flowing; returns how many were deleted.
+   */
+  compact(beforeMs: number, batch = 5000): number {
+    const last = (this.prepared("SELECT MAX(rowid) AS m FROM proofs").get() as { m: number | null }).m ?? 0;
+    const del = this.prepared(
+      "DELETE FROM proofs WHERE rowid > ? AND rowid <= ? AND state = 'spent' AND op IS NULL AND created_at < ?",
+    );
+    let deleted = 0;
+    for (let from = 0; from < last; from += batch) {
+      deleted += this.tx(() => del.run(from, from + batch, beforeMs).changes);
+    }
+    return deleted;
   }
 }
 

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import {
   Amount,
   CheckStateEnum,
+  Mint,
   MintOperationError,
   NetworkError,
   type Proof,
@@ -15,9 +16,10 @@ import {
 import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
 import { type LockKey, planUnlock } from "./locks.js";
-import { nativeOutputCreator } from "./native-outputs.js";
+import { nativeOutputs } from "./native-outputs.js";
 import { currentOp, type EcashStore, type Reservation, stockingSplit, type StoredProof } from "./store.js";
-import { encodeToken, type TokenFormat, type TokenInfo } from "./tokens.js";
+import { encodeToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
+import { type MintTransport, requestVia } from "./transport.js";
 
 export const toProof = (p: StoredProof): Proof => ({
   id: p.keyset_id,
@@ -66,6 +68,7 @@ export interface MeltResult {
 
 export class EcashWallet {
   private readonly wallets = new Map<string, Promise<Wallet>>();
+  private readonly transports = new Map<string, MintTransport>();
 
   constructor(
     protected readonly store: EcashStore,
@@ -73,18 +76,31 @@ export class EcashWallet {
     protected readonly log: Logger,
   ) {}
 
+  /**
+   * Reaches `mint` (its HTTP API) through `transport` instead of the network: the composition root
+   * uses it for the bundled mint served by this same process.
+   */
+  connect(mint: string, transport: MintTransport): void {
+    this.transports.set(normalizeMintUrl(mint), transport);
+    this.wallets.delete(mint);
+  }
+
   /** One loaded cashu-ts wallet per mint, keys fetched once. */
   protected wallet(mint: string): Promise<Wallet> {
     let w = this.wallets.get(mint);
     if (!w) {
       w = (async () => {
-        const wallet = new Wallet(mint, {
-          unit: "sat",
-          bip39seed: this.seed,
-          counterSource: this.store.counterSource(mint),
-          // Blinding, unblinding and DLEQ checks on native libsecp256k1 instead of noble.
-          outputDataCreator: nativeOutputCreator,
-        });
+        const transport = this.transports.get(normalizeMintUrl(mint));
+        const wallet = new Wallet(
+          transport ? new Mint(mint, { customRequest: requestVia(transport.fetch) }) : mint,
+          {
+            unit: "sat",
+            bip39seed: this.seed,
+            counterSource: this.store.counterSource(mint),
+            // Blinding, unblinding and DLEQ checks on native libsecp256k1 instead of noble.
+            outputDataCreator: nativeOutputs({ checkDleq: !transport?.sameProcess }),
+          },
+        );
         await wallet.loadMint();
         return wallet;
       })();
@@ -458,7 +474,7 @@ export class EcashWallet {
    */
   private async restoreOp(op: string): Promise<number> {
     let sat = 0;
-    const ranges = this.store.unresolvedReservations().filter((r) => r.op === op);
+    const ranges = this.store.reservationsOf(op);
     for (const r of ranges) {
       const wallet = await this.wallet(r.mint);
       const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });

@@ -1,0 +1,132 @@
+/**
+ * The relay under many concurrent streams at a realistic token rate: the gateway (with its bundled
+ * mint, in this process) relays STREAMS streams of TOKENS tokens at 30 tokens/s each from a scripted
+ * node; node and clients run in a child process (bench/relay-load.ts), so the CPU measured here is
+ * the gateway's. Reported: gateway CPU per relayed token, event-loop delay p99, first token p50/p99,
+ * stalls (a stream with a gap over 5 token periods), for one proxy_chunk frame per token and for
+ * 23-character frames (about 9 frames per token), which must cost the gateway the same.
+ *
+ *   BENCH_RELAY_STREAMS=50,200,400 BENCH_RELAY_TOKENS=60 tsx bench/relay.ts
+ */
+import { spawn } from "node:child_process";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { join } from "node:path";
+import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
+import { startGateway } from "../gateway/index.js";
+import { createBundledMint, createLightningBackend } from "../gateway/mint/index.js";
+import { silentLogger } from "../src/shared/index.js";
+import { mintProofs, newWallet } from "../test/support/cashu.js";
+import { tempDir } from "../test/support/cli-process.js";
+import { saveSection } from "./results.js";
+
+const STREAMS = (process.env.BENCH_RELAY_STREAMS ?? "50,200,400").split(",").map(Number);
+const TOKENS = Number(process.env.BENCH_RELAY_TOKENS ?? 60);
+const RATE = 30;
+const FRAMES = [100_000, 23];
+
+const dir = tempDir("owlrun-bench-relay-");
+const gw = await startGateway({
+  dataDir: join(dir, "gateway"),
+  trustedMints: [],
+  port: 0,
+  payoutIntervalMs: 0,
+  sweepIntervalMs: 0,
+  log: silentLogger,
+  bundledMint: await createBundledMint({
+    dataDir: join(dir, "mint"),
+    lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
+    log: silentLogger,
+  }),
+});
+const mintUrl = `${gw.url}/mint`;
+const client = await newWallet(mintUrl);
+const runs = STREAMS.length * FRAMES.length;
+// Keys are limited to 60 requests a minute: one key per 40 streams of each run.
+const keyCount = Math.ceil(Math.max(...STREAMS) / 40) * runs;
+let purse: Proof[] = await mintProofs(client, keyCount * 2000 + 100);
+const keys: string[] = [];
+for (let i = 0; i < keyCount; i++) {
+  const reg = await fetch(`${gw.url}/v1/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  const { api_key } = (await reg.json()) as { api_key: string };
+  const { send, keep } = await client.send(2000, purse);
+  purse = keep;
+  const top = await fetch(`${gw.url}/v1/balance/topup`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${api_key}` },
+    body: JSON.stringify({ token: getEncodedToken({ mint: mintUrl, proofs: send }) }),
+  });
+  if (top.status !== 200) throw new Error(`topup: HTTP ${top.status}`);
+  keys.push(api_key);
+}
+
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+let nextKey = 0;
+async function run(streams: number, frameChars: number) {
+  const per = Math.ceil(streams / 40);
+  const myKeys = keys.slice(nextKey, nextKey + per);
+  nextKey += per;
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      new URL("./relay-load.ts", import.meta.url).pathname,
+      gw.url,
+      myKeys.join(","),
+      String(streams),
+      String(TOKENS),
+      String(RATE),
+      String(frameChars),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  let c0 = 0;
+  let out = "";
+  const result = await new Promise<Record<string, number> & { tokens: number; ms: number }>(
+    (resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("START") && c0 === 0) {
+          c0 = cpuMs();
+          delay.enable();
+        }
+        const m = /RESULT (.*)\n/.exec(out);
+        if (m) resolve(JSON.parse(m[1]!) as Record<string, number> & { tokens: number; ms: number });
+      });
+      child.on("exit", (code) => reject(new Error(`load process exited ${code}: ${out}`)));
+    },
+  );
+  const cpu = cpuMs() - c0;
+  delay.disable();
+  await new Promise((r) => child.once("exit", r));
+  return {
+    streams,
+    frame_chars: frameChars === 100_000 ? "one frame per token" : frameChars,
+    tokens: result.tokens,
+    expected_tokens: streams * TOKENS,
+    tokens_per_s: Math.round(result.tokens / (result.ms / 1000)),
+    gateway_cpu_us_per_token: +((cpu * 1000) / result.tokens).toFixed(1),
+    gateway_core_pct: +((cpu / result.ms) * 100).toFixed(1),
+    loop_delay_p99_ms: +(delay.percentile(99) / 1e6).toFixed(1),
+    first_token_p50_ms: +result.first_p50_ms!.toFixed(1),
+    first_token_p99_ms: +result.first_p99_ms!.toFixed(1),
+    stalls: result.stalls,
+    max_gap_ms: +result.max_gap_ms!.toFixed(0),
+  };
+}
+
+const rows = [];
+for (const s of STREAMS) for (const f of FRAMES) rows.push(await run(s, f));
+console.log(`relay: ${TOKENS} tokens per stream at ${RATE} tokens/s; node and clients in another process`);
+console.table(rows);
+saveSection("relay", { tokens_per_stream: TOKENS, rate: RATE, rows, goal_cpu_us_per_token: 20 });
+await gw.close();

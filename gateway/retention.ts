@@ -1,0 +1,53 @@
+/**
+ * Retention: on a schedule, the gateway forgets history no hot path reads again, so its files stop
+ * growing with traffic. Spent wallet proofs and fetched change tokens after `walletMs`, the public
+ * job log after `jobsMs`, and the empty balance rows of ended holds at every run. No balance moves:
+ * unspent and reserved proofs, unfetched change, ledger entries and hold records are all kept.
+ */
+import type { Logger } from "../src/shared/index.js";
+import type { JobLog } from "./api/joblog.js";
+import type { Ledger } from "./ledger/index.js";
+import type { GatewayWallet } from "./payments/wallet.js";
+
+export interface RetentionOptions {
+  /** spent proofs and fetched change tokens older than this are forgotten (default 7 days) */
+  walletMs?: number;
+  /** served jobs older than this leave the public job log (default 30 days) */
+  jobsMs?: number;
+  /** how often it runs (default 1 h; 0 disables the loop) */
+  intervalMs?: number;
+}
+
+export interface RetentionReport {
+  walletRows: number;
+  balanceRows: number;
+  jobs: number;
+}
+
+const DAY = 86_400_000;
+
+export function retention(
+  deps: { wallet: GatewayWallet; ledger: Ledger; jobs: JobLog; log: Logger },
+  opts: RetentionOptions = {},
+): { run(now?: number): Promise<RetentionReport>; stop(): void } {
+  const run = async (now = Date.now()): Promise<RetentionReport> => {
+    const report = {
+      walletRows: deps.wallet.compact(now - (opts.walletMs ?? 7 * DAY)),
+      balanceRows: await deps.ledger.compact(),
+      jobs: deps.jobs.prune(now - (opts.jobsMs ?? 30 * DAY)),
+    };
+    if (report.walletRows || report.balanceRows || report.jobs)
+      deps.log.info("history compacted", { ...report });
+    return report;
+  };
+  const every = opts.intervalMs ?? 3_600_000;
+  const timer =
+    every > 0
+      ? setInterval(
+          () => void run().catch((err) => deps.log.warn("retention run failed", { err: String(err) })),
+          every,
+        )
+      : undefined;
+  timer?.unref();
+  return { run, stop: () => timer && clearInterval(timer) };
+}

@@ -1,0 +1,113 @@
+/**
+ * Retention forgets history no hot path reads (spent wallet proofs, finished counter ranges, the
+ * empty balance rows of ended holds, old public job records) without moving any balance: the
+ * ledger's balances and sums, the wallet's balance and its denomination counts are identical before
+ * and after, and with traffic going on the compacted tables stop growing. Real gateway, bundled
+ * mint on the same server, X-Cashu requests over HTTP from a cashu-ts wallet.
+ */
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
+import Database from "better-sqlite3";
+import express from "express";
+import { describe, expect, it } from "vitest";
+import { createGateway } from "../../gateway/index.js";
+import { createLightningBackend, createMintService } from "../../gateway/mint/index.js";
+import { closeServer, listen, silentLogger } from "../../src/shared/index.js";
+import { mintProofs, newWallet } from "../support/cashu.js";
+import { tempDir } from "../support/cli-process.js";
+import { startAgent } from "../support/owlrun-agent.js";
+
+const MODEL = "owlrun-test-scripted:tiny";
+const DAY = 86_400_000;
+
+const rows = (file: string, table: string) => {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+describe("retention", () => {
+  it("compacts wallet, ledger and job history on a live gateway without changing any balance", async () => {
+    const dir = tempDir();
+    const mint = await createMintService({
+      dataDir: join(dir, "mint"),
+      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
+      log: silentLogger,
+    });
+    const gw = await createGateway({
+      dataDir: join(dir, "gateway"),
+      trustedMints: [],
+      payoutIntervalMs: 0,
+      sweepIntervalMs: 0,
+      retention: { intervalMs: 0 },
+      log: silentLogger,
+    });
+    const app = express();
+    app.use("/mint", mint.router);
+    app.use(gw.app);
+    const server = createServer(app);
+    gw.attach(server);
+    const url = await listen(server, "127.0.0.1", 0);
+    const mintUrl = `${url}/mint`;
+    gw.wallet.trust(mintUrl, true);
+    const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
+    try {
+      const client = await newWallet(mintUrl);
+      let purse: Proof[] = await mintProofs(client, 600);
+      const request = async () => {
+        const { send, keep } = await client.send(9, purse);
+        purse = keep;
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-cashu": getEncodedToken({ mint: mintUrl, proofs: send }),
+          },
+          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+        });
+        expect(res.status).toBe(200);
+        await res.arrayBuffer();
+      };
+      const wallet = join(dir, "gateway", "wallet", "wallet.sqlite");
+      const ledger = join(dir, "gateway", "ledger.sqlite");
+      const books = async () => ({
+        audit: await gw.ledger.audit(),
+        wallet: gw.wallet.balances(),
+        entries: rows(ledger, "ledger_entries"),
+      });
+      const sizes: { proofs: number; balances: number; reservations: number }[] = [];
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 8; i++) await request();
+        const before = await books();
+        expect(before.audit.imbalanceMsat).toBe(0);
+        const report = await gw.compactHistory(Date.now() + 31 * DAY);
+        expect(report.walletRows).toBeGreaterThan(0);
+        expect(report.balanceRows).toBeGreaterThan(0);
+        expect(report.jobs).toBe(8);
+        // No balance moved, no entry of the books went away.
+        expect(await books()).toEqual(before);
+        expect(before.audit.ecashMsat).toBe(gw.wallet.balance(mintUrl) * 1000);
+        sizes.push({
+          proofs: rows(wallet, "proofs"),
+          balances: rows(ledger, "balances"),
+          reservations: rows(wallet, "reservations"),
+        });
+      }
+      // Traffic went on, the compacted tables did not grow (the pool keeps its stock).
+      expect(sizes[3]!.reservations).toBe(0);
+      expect(sizes[3]!.balances).toBe(sizes[1]!.balances);
+      expect(sizes[3]!.proofs).toBeLessThanOrEqual(sizes[1]!.proofs + 4);
+      expect(rows(join(dir, "gateway", "jobs.sqlite"), "jobs")).toBe(0);
+    } finally {
+      await agent.close();
+      gw.closeSockets();
+      await closeServer(server);
+      await gw.close();
+      await mint.close();
+    }
+  });
+});
