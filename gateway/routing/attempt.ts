@@ -14,6 +14,7 @@ import {
   multiByteAllowance,
   type PromptBounds,
   reportedUsage,
+  toolCallAllowance,
   type Usage,
 } from "./usage.js";
 
@@ -71,7 +72,7 @@ export class Attempt {
   private readonly queue: StreamChunk[] = [];
   private wake?: () => void;
   private counted = 0;
-  /** tokens the relayed multi-byte text may have cost beyond `counted` (byte-fallback tokens) */
+  /** tokens the relayed multi-byte text and tool calls may have cost beyond `counted` */
   private multiByte = 0;
   private emptyChunks = 0;
   private reported?: Usage;
@@ -210,7 +211,7 @@ export class Attempt {
       return;
     }
     this.counted += tokens;
-    this.multiByte += multiByteAllowance(c);
+    this.multiByte += multiByteAllowance(c) + toolCallAllowance(c);
     this.lastChunk = c;
     this.push(c);
     if (!this.firstSettled) {

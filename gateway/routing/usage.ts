@@ -81,6 +81,38 @@ export function multiByteAllowance(chunk: StreamChunk): number {
   return n;
 }
 
+/** Tokens a tool call may cost beyond its visible text: the template's call markers and JSON frame. */
+export const TOOL_CALL_OVERHEAD_TOKENS = 16;
+
+/**
+ * The most tokens an honest node may have spent on a chunk's tool-call fragments beyond the one
+ * `contentTokens` counts per choice: a backend such as Ollama parses the model's tool call and sends
+ * it whole in one delta, so a call of hundreds of tokens arrives as one event. Its name and argument
+ * text cost at most one token per UTF-8 byte, plus the markers around each call (one per new call,
+ * i.e. a fragment with an `id` or a name). Only text that was really relayed earns headroom.
+ */
+export function toolCallAllowance(chunk: StreamChunk): number {
+  if (!Array.isArray(chunk.choices)) return 0;
+  let n = 0;
+  for (const choice of chunk.choices) {
+    if (typeof choice !== "object" || choice === null) continue;
+    const calls = (choice.delta as Record<string, unknown> | undefined)?.tool_calls;
+    if (!Array.isArray(calls) || calls.length === 0) continue;
+    let extra = 0;
+    for (const call of calls as unknown[]) {
+      if (typeof call !== "object" || call === null) continue;
+      const c = call as { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
+      const name = typeof c.function?.name === "string" ? c.function.name : "";
+      const args = typeof c.function?.arguments === "string" ? c.function.arguments : "";
+      extra += Buffer.byteLength(name, "utf8") + Buffer.byteLength(args, "utf8");
+      if (typeof c.id === "string" || name !== "") extra += TOOL_CALL_OVERHEAD_TOKENS;
+    }
+    // The choice already counts one token.
+    if (extra > 0) n += extra - 1;
+  }
+  return n;
+}
+
 /** The usage a chunk reports, if it carries a usage object (Ollama: the last chunk before [DONE]). */
 export function reportedUsage(chunk: StreamChunk): Usage | undefined {
   const u = chunk.usage;
@@ -99,19 +131,29 @@ export interface PromptBounds {
 /** Tokens a chat template may add: a default system prompt and markers, plus per-message headers. */
 const TEMPLATE_TOKENS = 32;
 const TEMPLATE_TOKENS_PER_MESSAGE = 8;
+/** The instructions a template wraps tool definitions in ("# Tools … <tools></tools> …", Qwen ~100). */
+const TOOLS_TEMPLATE_TOKENS = 128;
 
 /**
- * Bounds on the prompt's token count from the request size. Measured on the serialized messages in
+ * Bounds on the prompt's token count from the request size. Measured on the serialized messages (and
+ * tool definitions, which the template renders into the prompt) in
  * UTF-8 bytes: a token is rarely under 2 bytes of JSON (CJK characters take 3 bytes for 1–2 tokens).
  * The node's backend bills the prompt as its chat template renders it, which adds role markers per
  * message and often a default system prompt (Qwen's is ~20 tokens): the cap allows for that, or an
  * honest report on a short prompt would be clipped and disputed.
  */
 export function promptBounds(body: Record<string, unknown>): PromptBounds {
-  const bytes = Buffer.byteLength(JSON.stringify(body.messages ?? body.prompt ?? ""), "utf8");
+  const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
+  const bytes =
+    Buffer.byteLength(JSON.stringify(body.messages ?? body.prompt ?? ""), "utf8") +
+    (tools ? Buffer.byteLength(JSON.stringify(tools), "utf8") : 0);
   const messages = Array.isArray(body.messages) ? body.messages.length : 1;
   return {
-    cap: Math.ceil(bytes / 2) + TEMPLATE_TOKENS + TEMPLATE_TOKENS_PER_MESSAGE * messages,
+    cap:
+      Math.ceil(bytes / 2) +
+      TEMPLATE_TOKENS +
+      TEMPLATE_TOKENS_PER_MESSAGE * messages +
+      (tools ? TOOLS_TEMPLATE_TOKENS : 0),
     estimate: Math.ceil(bytes / 4) + 4,
   };
 }
@@ -132,7 +174,10 @@ export interface UsageVerdict {
 export function judgeUsage(input: {
   reported?: Usage;
   counted: number;
-  /** the sum of `multiByteAllowance` over the relayed chunks (0 when all text was ASCII) */
+  /**
+   * the sum of `multiByteAllowance` and `toolCallAllowance` over the relayed chunks (0 when all
+   * text was ASCII and no tool was called)
+   */
   multiByte?: number;
   maxTokens: number;
   prompt: PromptBounds;
@@ -158,7 +203,7 @@ export function judgeUsage(input: {
     completionTokens = counted;
     notes.push(
       `reported ${r.completionTokens} completion tokens, counted ${counted}` +
-        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text)` : ""),
+        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text and tool calls)` : ""),
     );
   }
   const promptTokens = Math.min(r.promptTokens, input.prompt.cap);
