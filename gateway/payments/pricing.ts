@@ -72,7 +72,11 @@ export class PriceTable {
 }
 
 /** A conservative prompt size estimate before the provider reports real usage: ~1 token per 3 chars. */
-export function estimatePromptTokens(body: { messages?: unknown; prompt?: unknown; tools?: unknown }): number {
+export function estimatePromptTokens(body: {
+  messages?: unknown;
+  prompt?: unknown;
+  tools?: unknown;
+}): number {
   // Tool definitions are rendered into the prompt by the model's chat template: they cost input too.
   const tools = body.tools === undefined ? 0 : JSON.stringify(body.tools).length;
   const text = JSON.stringify(body.messages ?? body.prompt ?? "");
