@@ -9,6 +9,7 @@ import {
   BUSINESS_TIERS,
   type BusinessTier,
   createBusinessKey,
+  ModelAliases,
   PAYMENT_METHODS,
   type PaymentMethod,
   startGateway,
@@ -47,6 +48,7 @@ Usage:
                                      [--payment-methods xcashu,accounts,l402,bsv]
                                      [--bsv-chain-api URL --bsv-address ADDR [--bsv-per-sat N]]
                                      [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
+                                     [--model-alias claude-haiku-4=qwen2.5:0.5b]…  (name=model, name may end with *)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
@@ -101,6 +103,7 @@ const GATEWAY_FLAGS = {
   name: { type: "string" },
   "public-url": { type: "string" },
   "mcp-url": { type: "string" },
+  "model-alias": { type: "string", multiple: true },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -216,6 +219,9 @@ async function runGateway(argv: string[]): Promise<void> {
     paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
     bsv: bsvFlags(values),
     publicUrl: flagOrEnv(values, "public-url"),
+    modelAliases: ModelAliases.parse(
+      values["model-alias"] ?? (process.env.OWLRUN_MODEL_ALIAS ? [process.env.OWLRUN_MODEL_ALIAS] : []),
+    ),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),

@@ -26,6 +26,7 @@ import {
 } from "../routing/types.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
 import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
+import type { ModelAliases } from "./aliases.js";
 import type { JobLog } from "./joblog.js";
 import { choiceCarries, ToolCallCollector } from "./tools.js";
 import {
@@ -57,6 +58,8 @@ export interface ChatDeps {
   oracle: Oracle;
   providerSharePct: number;
   paywall: Paywall;
+  /** operator-mapped model names (`--model-alias`), and the default for `claude-…` names */
+  aliases?: ModelAliases;
   log: Logger;
 }
 
@@ -206,8 +209,10 @@ export async function runPaidJob(
   if (account) deps.accounts.rateLimit(account);
 
   // Which models may serve this: the requested one, then the fallbacks the client listed.
-  const candidates = [body.model, ...(body.models ?? [])];
-  const served = new Set(deps.dispatcher.models().map((m) => m.model));
+  const offers = deps.dispatcher.models();
+  const named = [body.model, ...(body.models ?? [])];
+  const candidates = deps.aliases ? named.map((m) => deps.aliases!.resolve(m, offers)) : named;
+  const served = new Set(offers.map((m) => m.model));
   // OpenRouter's max_price (USD per 1M tokens): models priced above it are not candidates.
   const maxPrice = body.provider?.max_price;
   const affordable = (m: string) => {
@@ -224,7 +229,7 @@ export async function runPaidJob(
     throw new ApiError(
       503,
       "no_providers",
-      `no provider online serves ${candidates.join(", ")}; see GET /v1/models`,
+      `no provider online serves ${named.join(", ")}; see GET /v1/models`,
       {
         "Retry-After": "5",
         ...(cashuHeader ? { "X-Cashu-Change": cashuHeader.trim() } : {}),
