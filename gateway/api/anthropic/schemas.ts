@@ -43,8 +43,9 @@ export const ContentBlockSchema = z.discriminatedUnion("type", [
 ]);
 export type ContentBlock = z.infer<typeof ContentBlockSchema>;
 
+/** `system` turns mid-conversation: Claude Code sends its environment notes that way. */
 export const MessageParamSchema = z.looseObject({
-  role: z.enum(["user", "assistant"]),
+  role: z.enum(["user", "assistant", "system"]),
   content: z.union([Text, z.array(ContentBlockSchema).max(1000)]),
 });
 

@@ -60,6 +60,16 @@ function userMessages(content: string | ContentBlock[]): OpenAiMessage[] {
   return out;
 }
 
+function systemText(content: string | ContentBlock[]): string {
+  if (typeof content === "string") return content;
+  return content
+    .map((b) => {
+      if (MEDIA.has(b.type)) throw mediaRefusal(b.type);
+      return b.type === "text" ? b.text : "";
+    })
+    .join("\n");
+}
+
 function assistantMessage(content: string | ContentBlock[]): OpenAiMessage {
   if (typeof content === "string") return { role: "assistant", content };
   const text: string[] = [];
@@ -95,6 +105,7 @@ export function openAiConversation(req: CountTokensRequest): {
   if (system) messages.push({ role: "system", content: system });
   for (const m of req.messages) {
     if (m.role === "user") messages.push(...userMessages(m.content));
+    else if (m.role === "system") messages.push({ role: "system", content: systemText(m.content) });
     else messages.push(assistantMessage(m.content));
   }
   const tools = req.tools?.map((t) => {
