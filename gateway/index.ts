@@ -22,6 +22,8 @@ import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
 import { ollamaRouter, ollamaRoutes } from "./api/ollama.js";
+import { ModelAliases } from "./api/aliases.js";
+import { anthropicRouter, anthropicRoutes } from "./api/anthropic/index.js";
 import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
 import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
@@ -51,6 +53,7 @@ import { retention, type RetentionOptions, type RetentionReport } from "./retent
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
+export { ModelAliases } from "./api/aliases.js";
 export { BUSINESS_TIERS, type BusinessTier } from "./payments/accounts.js";
 
 /** A business key (rc_… with a tier) made by the operator from the shell; the key is shown once. */
@@ -109,6 +112,8 @@ export interface GatewayOptions {
   mcpServerCard?: (gatewayUrl: string) => unknown;
   /** routes mounted next to the gateway on the same server (the bundled mint), for OpenAPI */
   mountedRoutes?: RouteGroup[];
+  /** model names mapped to served models (`--model-alias`); default: only `claude-…` → the most served */
+  modelAliases?: ModelAliases;
   /** the task marketplace: fees, review window, delivery size, its own sweeper interval */
   market?: MarketOptions;
   /** how long history no hot path needs is kept, and how often it is compacted */
@@ -263,14 +268,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   market.start();
 
-  const app = express();
-  app.disable("x-powered-by");
-  // Before the JSON parser: the market and provider routes parse their own bodies.
-  // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
-  // providers' own door.
-  app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
-  app.use(routing.router);
-  app.use(express.json({ limit: MAX_BODY_BYTES }));
   const deps = {
     dispatcher: routing.dispatcher,
     payments,
@@ -282,6 +279,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     log,
     jobs,
     live,
+    aliases: opts.modelAliases ?? new ModelAliases(),
     onSettled: (jobId: string, tokens: number, providerMsat: number) => {
       routing.jobComplete(jobId, {
         tokens,
@@ -289,6 +287,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       });
     },
   };
+  const app = express();
+  app.disable("x-powered-by");
+  // Before the JSON parser: the market and provider routes parse their own bodies.
+  // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
+  // providers' own door.
+  app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
+  app.use(routing.router);
+  // Before the JSON parser too: Anthropic's routes answer even a malformed body in Anthropic's shape.
+  app.use(anthropicRouter(deps, MAX_BODY_BYTES));
+  app.use(express.json({ limit: MAX_BODY_BYTES }));
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
   app.use(ollamaRouter(deps));
@@ -302,6 +310,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     payRoutes,
     marketRoutes,
     ollamaRoutes,
+    anthropicRoutes,
     providerApiRoutes,
     publicRoutes,
     nodeRoutes,
@@ -328,6 +337,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       providerSharePct: share,
       jobs,
       paymentMethods: [...methods],
+      aliases: deps.aliases,
     }),
   );
   app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));

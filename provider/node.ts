@@ -130,7 +130,8 @@ const short = (id: string) => id.slice(0, 8);
 function contentPieces(chunk: Chunk): number {
   let n = 0;
   for (const c of chunk.choices) {
-    if ("text" in c ? c.text : c.delta.content || c.delta.reasoning_content) n++;
+    if ("text" in c ? c.text : c.delta.content || c.delta.reasoning_content || c.delta.tool_calls?.length)
+      n++;
   }
   return n;
 }

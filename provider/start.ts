@@ -91,7 +91,8 @@ export async function chooseBackend(
     return createEmbeddedBackend({
       models: ensureTestModels(join(opts.dataDir, "models")),
       sequences: opts.sequences ?? 4,
-      contextSize: 1024,
+      // Claude Code's system prompt and turns alone are ~17k characters (one token each here).
+      contextSize: TEST_MODEL_CONTEXT,
       threads: opts.threads ?? 1,
       log,
     });
@@ -113,6 +114,13 @@ export async function chooseBackend(
     log,
   });
 }
+
+/**
+ * Tokens per sequence for the generated test models: room for a Claude Code turn (~48 KB with its
+ * tools) in their character-level tokenizer. The KV cache stays small (2 layers × 64 dims: ~17 MB
+ * per sequence).
+ */
+export const TEST_MODEL_CONTEXT = 32_768;
 
 export function summarize(stats: NodeStats): string {
   const p = stats.lastPayout;

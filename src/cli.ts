@@ -9,6 +9,7 @@ import {
   BUSINESS_TIERS,
   type BusinessTier,
   createBusinessKey,
+  ModelAliases,
   PAYMENT_METHODS,
   type PaymentMethod,
   startGateway,
@@ -50,6 +51,7 @@ Usage:
                                      [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
                                      [--free-max-tokens 256] [--free-daily-budget-sats 1000]
                                      [--account-signups-per-hour 20]   (free tier limits)
+                                     [--model-alias claude-haiku-4=qwen2.5:0.5b]…  (name=model, name may end with *)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
@@ -108,6 +110,7 @@ const GATEWAY_FLAGS = {
   "free-max-tokens": { type: "string" },
   "free-daily-budget-sats": { type: "string" },
   "account-signups-per-hour": { type: "string" },
+  "model-alias": { type: "string", multiple: true },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -245,6 +248,9 @@ async function runGateway(argv: string[]): Promise<void> {
     paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
     bsv: bsvFlags(values),
     publicUrl: flagOrEnv(values, "public-url"),
+    modelAliases: ModelAliases.parse(
+      values["model-alias"] ?? (process.env.OWLRUN_MODEL_ALIAS ? [process.env.OWLRUN_MODEL_ALIAS] : []),
+    ),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),

@@ -28,7 +28,9 @@ import {
 } from "../routing/index.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
 import { clientAddress, type Paywall, paymentChallenge, readCredential } from "./paywall.js";
+import type { ModelAliases } from "./aliases.js";
 import type { JobLog } from "./joblog.js";
+import { choiceCarries, ToolCallCollector } from "./tools.js";
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
@@ -58,6 +60,8 @@ export interface ChatDeps {
   oracle: Oracle;
   providerSharePct: number;
   paywall: Paywall;
+  /** operator-mapped model names (`--model-alias`), and the default for `claude-…` names */
+  aliases?: ModelAliases;
   log: Logger;
 }
 
@@ -75,13 +79,19 @@ export class Collector {
   finishReason: string | null = null;
   id?: string;
   created?: number;
+  readonly tools = new ToolCallCollector();
   add(chunk: StreamChunk) {
     this.id ??= chunk.id as string | undefined;
     this.created ??= chunk.created as number | undefined;
     for (const c of chunk.choices ?? []) {
       this.text += c.delta?.content ?? c.text ?? "";
+      this.tools.add(c.delta?.tool_calls);
       if (c.finish_reason) this.finishReason = c.finish_reason;
     }
+  }
+  /** True when nothing at all was delivered (no text, no tool call). */
+  get empty(): boolean {
+    return this.text === "" && this.tools.calls.length === 0;
   }
 }
 
@@ -202,8 +212,10 @@ export async function runPaidJob(
   if (account) deps.accounts.rateLimit(account);
 
   // Which models may serve this: the requested one, then the fallbacks the client listed.
-  const candidates = [body.model, ...(body.models ?? [])];
-  const served = new Set(deps.dispatcher.models().map((m) => m.model));
+  const offers = deps.dispatcher.models();
+  const named = [body.model, ...(body.models ?? [])];
+  const candidates = deps.aliases ? named.map((m) => deps.aliases!.resolve(m, offers)) : named;
+  const served = new Set(offers.map((m) => m.model));
   // OpenRouter's max_price (USD per 1M tokens): models priced above it are not candidates.
   const maxPrice = body.provider?.max_price;
   const affordable = (m: string) => {
@@ -220,7 +232,7 @@ export async function runPaidJob(
     throw new ApiError(
       503,
       "no_providers",
-      `no provider online serves ${candidates.join(", ")}; see GET /v1/models`,
+      `no provider online serves ${named.join(", ")}; see GET /v1/models`,
       {
         "Retry-After": "5",
         ...(cashuHeader ? { "X-Cashu-Change": cashuHeader.trim() } : {}),
@@ -401,9 +413,7 @@ async function streamResponse(
   for await (const chunk of job.chunks) {
     if (res.destroyed) continue; // keep draining so the outcome settles
     cork.hold();
-    const choices = (chunk.choices ?? []).filter(
-      (c) => (c.delta?.content ?? c.text ?? "") !== "" || c.finish_reason || c.delta?.role,
-    );
+    const choices = (chunk.choices ?? []).filter(choiceCarries);
     if (choices.length === 0) continue; // the node's own usage chunk: we send ours at the end
     if (ctx.owlrunFormat) {
       const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
@@ -461,7 +471,7 @@ async function jsonResponse(
   const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
   res.setHeader("X-Cost-Sats", String(settled.chargedSat));
-  if (outcome.status === "failed" && collector.text === "") {
+  if (outcome.status === "failed" && collector.empty) {
     res
       .status(502)
       .json(errorBody(502, "provider_failed", `the provider failed: ${outcome.error ?? "unknown"}`));
@@ -469,14 +479,21 @@ async function jsonResponse(
   }
   const created = collector.created ?? Math.floor(Date.now() / 1000);
   const usage = usageBody(outcome, settled);
-  const finish = collector.finishReason ?? (outcome.status === "completed" ? "stop" : "length");
+  const calls = collector.tools.calls;
+  let finish = collector.finishReason ?? (outcome.status === "completed" ? "stop" : "length");
+  if (calls.length > 0 && finish === "stop") finish = "tool_calls";
   if (ctx.kind === "chat") {
+    // OpenAI: content is null when the answer is only tool calls.
+    const message =
+      calls.length > 0
+        ? { role: "assistant", content: collector.text === "" ? null : collector.text, tool_calls: calls }
+        : { role: "assistant", content: collector.text };
     res.json({
       id: `chatcmpl-${randomUUID()}`,
       object: "chat.completion",
       created,
       model: model,
-      choices: [{ index: 0, message: { role: "assistant", content: collector.text }, finish_reason: finish }],
+      choices: [{ index: 0, message, finish_reason: finish }],
       usage,
       payment: receipt(payment, settled),
     });

@@ -22,6 +22,8 @@ import {
   settleOutcome,
   turnCork,
 } from "./chat.js";
+import { ollamaToolCalls, openAiMessages } from "./ollama-tools.js";
+import { type ToolCall, toolDeltas } from "./tools.js";
 import { classifyError, type ErrorRenderer, parseWith, sendError } from "./errors.js";
 import {
   PaymentRequestHeaders,
@@ -45,9 +47,13 @@ type OllamaRequest = OllamaChatRequest | OllamaGenerateRequest;
 /** The OpenAI request the shared pipeline validates and bills (Ollama `options` → OpenAI fields). */
 function asOpenAi(kind: Kind, o: OllamaRequest, stream: boolean): unknown {
   const opts = o.options;
+  const chat = o as OllamaChatRequest;
   const input =
     kind === "chat"
-      ? { messages: (o as OllamaChatRequest).messages?.map((m) => ({ ...m, content: m.content ?? "" })) }
+      ? {
+          messages: openAiMessages(chat.messages ?? []),
+          ...(chat.tools?.length ? { tools: chat.tools } : {}),
+        }
       : (() => {
           const { prompt, system } = o as OllamaGenerateRequest;
           return { prompt: system ? `${system}\n\n${prompt ?? ""}` : (prompt ?? "") };
@@ -66,11 +72,22 @@ function asOpenAi(kind: Kind, o: OllamaRequest, stream: boolean): unknown {
 const onlyLoads = (kind: Kind, o: OllamaRequest) =>
   kind === "chat" ? !(o as OllamaChatRequest).messages?.length : !(o as OllamaGenerateRequest).prompt;
 
-function line(kind: Kind, model: string, text: string, extra: Record<string, unknown> = {}) {
+function line(
+  kind: Kind,
+  model: string,
+  text: string,
+  extra: Record<string, unknown> = {},
+  calls: ToolCall[] = [],
+) {
+  const message = {
+    role: "assistant",
+    content: text,
+    ...(calls.length > 0 ? { tool_calls: ollamaToolCalls(calls) } : {}),
+  };
   return {
     model,
     created_at: new Date().toISOString(),
-    ...(kind === "chat" ? { message: { role: "assistant", content: text } } : { response: text }),
+    ...(kind === "chat" ? { message } : { response: text }),
     done: false,
     ...extra,
   };
@@ -91,7 +108,10 @@ async function ollamaResponse(res: Response, paid: PaidJob, deps: ChatDeps, kind
     if (res.destroyed) continue; // keep draining so the outcome settles
     collector.add(chunk);
     const text = (chunk.choices ?? []).map((c) => c.delta?.content ?? c.text ?? "").join("");
-    if (!text) continue;
+    if (!text) {
+      if (toolDeltas(chunk)) firstAt ??= process.hrtime.bigint();
+      continue;
+    }
     firstAt ??= process.hrtime.bigint();
     if (!streaming) continue;
     cork.hold();
@@ -109,7 +129,7 @@ async function ollamaResponse(res: Response, paid: PaidJob, deps: ChatDeps, kind
     if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
     res.setHeader("X-Cost-Sats", String(settled.chargedSat));
   }
-  if (outcome.status === "failed" && (streaming || collector.text === "")) {
+  if (outcome.status === "failed" && (streaming || collector.empty)) {
     const failure = ollamaError(
       502,
       "provider_failed",
@@ -120,19 +140,28 @@ async function ollamaResponse(res: Response, paid: PaidJob, deps: ChatDeps, kind
     else res.status(502).json(failure);
     return;
   }
+  const calls = collector.tools.calls;
+  // Ollama sends tool calls whole, in a message of their own before the done object.
+  if (streaming && calls.length > 0) res.write(`${JSON.stringify(line(kind, model, "", {}, calls))}\n`);
   const now = process.hrtime.bigint();
   const usage = outcome.billableUsage;
-  const final = line(kind, model, streaming ? "" : collector.text, {
-    done: true,
-    done_reason: collector.finishReason === "length" ? "length" : "stop",
-    total_duration: Number(now - started),
-    load_duration: 0,
-    prompt_eval_count: usage.promptTokens,
-    prompt_eval_duration: Number((firstAt ?? now) - started),
-    eval_count: usage.completionTokens,
-    eval_duration: Number(now - (firstAt ?? now)),
-    ...money,
-  });
+  const final = line(
+    kind,
+    model,
+    streaming ? "" : collector.text,
+    {
+      done: true,
+      done_reason: collector.finishReason === "length" ? "length" : "stop",
+      total_duration: Number(now - started),
+      load_duration: 0,
+      prompt_eval_count: usage.promptTokens,
+      prompt_eval_duration: Number((firstAt ?? now) - started),
+      eval_count: usage.completionTokens,
+      eval_duration: Number(now - (firstAt ?? now)),
+      ...money,
+    },
+    streaming ? [] : calls,
+  );
   if (streaming) res.end(`${JSON.stringify(final)}\n`);
   else res.json(final);
 }

@@ -1,6 +1,7 @@
 /** Read-only routes: what wallets, agents and dashboards read before paying. */
 import { type Request, type Response, Router } from "express";
 import * as z from "zod";
+import type { ModelAliases } from "./aliases.js";
 import type { RouteGroup } from "../../src/shared/discovery/index.js";
 import { VERSION } from "../../src/shared/index.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, MIN_CHARGE_SAT } from "../ledger/index.js";
@@ -24,6 +25,8 @@ export interface PublicDeps {
   jobs: JobLog;
   /** how paid routes can be paid (see api/paywall.ts) */
   paymentMethods: string[];
+  /** model aliases, listed next to the models they map to */
+  aliases?: ModelAliases;
 }
 
 export const HealthResponseSchema = z.object({ status: z.literal("ok") });
@@ -43,6 +46,10 @@ export const ModelSchema = z
     created: z.number().int(),
     owned_by: z.string(),
     providers: z.number().int().meta({ description: "nodes online serving it" }),
+    alias_of: z
+      .string()
+      .optional()
+      .meta({ description: "an operator alias (--model-alias): the served model this name maps to" }),
     pricing: z.object({ per_m_input_usd: z.number(), per_m_output_usd: z.number() }),
     routecat_pricing: z.object({
       input_per_1m_tokens_usd: z.number(),
@@ -164,13 +171,25 @@ export function publicRouter(deps: PublicDeps): Router {
   r.get("/v1/models", (_req, res) => {
     // Listed without a rate too (sats 0): paying is what answers 503 then, not discovery.
     const btcUsd = deps.oracle.maybePricingRate();
+    const offers = deps.dispatcher.models();
+    // Aliases are listed as models of their own (Anthropic clients check the name), priced as their target.
+    const entries = [
+      ...offers.map((m) => ({ id: m.model, model: m.model, nodes: m.nodes })),
+      ...(deps.aliases?.listed(offers) ?? []).map((a) => ({
+        id: a.alias,
+        model: a.target,
+        nodes: offers.find((o) => o.model === a.target)!.nodes,
+        alias_of: a.target,
+      })),
+    ];
     res.json({
       object: "list",
-      data: deps.dispatcher.models().map((m) => {
+      data: entries.map((m) => {
         const rate = deps.prices.rate(m.model);
         const sats = btcUsd ? deps.prices.satsPerMillion(m.model, btcUsd) : { input: 0, output: 0 };
         return {
-          id: m.model,
+          id: m.id,
+          ...("alias_of" in m ? { alias_of: m.alias_of } : {}),
           object: "model",
           created: 0,
           owned_by: "owlrun",

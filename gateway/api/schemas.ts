@@ -21,10 +21,37 @@ export const RoutingPreferencesSchema = z.object({
 const ModelName = z.string().min(1).max(200);
 const MaxTokens = z.number().int().positive().max(1_000_000);
 
+/** A whole tool call in an assistant message (OpenAI). `arguments` is JSON text, relayed as is. */
+export const ToolCallSchema = z.looseObject({
+  id: z.string().max(200),
+  type: z.literal("function"),
+  function: z.looseObject({ name: z.string().min(1).max(200), arguments: z.string().max(4_000_000) }),
+});
+
 export const ChatMessageSchema = z.looseObject({
   role: z.enum(["system", "user", "assistant", "tool", "developer", "function"]),
   content: z.union([z.string().max(4_000_000), z.array(z.unknown()).max(1000), z.null()]).optional(),
+  /** assistant: the calls it made */
+  tool_calls: z.array(ToolCallSchema).max(128).optional(),
+  /** tool: which call this message answers */
+  tool_call_id: z.string().max(200).optional(),
 });
+
+/** A function the model may call (OpenAI `tools[]`); `parameters` is a JSON Schema, passed on as is. */
+export const ToolSchema = z.looseObject({
+  type: z.literal("function"),
+  function: z.looseObject({
+    name: z.string().min(1).max(200),
+    description: z.string().max(100_000).optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+export const ToolChoiceSchema = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.looseObject({ type: z.literal("function"), function: z.object({ name: z.string().min(1).max(200) }) }),
+]);
 
 const commonFields = {
   model: ModelName,
@@ -43,6 +70,10 @@ export const ChatCompletionRequestSchema = z.looseObject({
   ...commonFields,
   messages: z.array(ChatMessageSchema).min(1).max(2000),
   max_completion_tokens: MaxTokens.optional(),
+  tools: z.array(ToolSchema).max(128).optional(),
+  tool_choice: ToolChoiceSchema.optional(),
+  parallel_tool_calls: z.boolean().optional(),
+  stop: z.union([z.string().max(1000), z.array(z.string().max(1000)).max(16)]).nullish(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
@@ -73,7 +104,11 @@ export const ChatCompletionResponseSchema = z
     choices: z.array(
       z.object({
         index: z.number().int(),
-        message: z.object({ role: z.literal("assistant"), content: z.string() }),
+        message: z.object({
+          role: z.literal("assistant"),
+          content: z.string().nullable(),
+          tool_calls: z.array(ToolCallSchema).optional(),
+        }),
         finish_reason: z.string().nullable(),
       }),
     ),
@@ -160,10 +195,23 @@ export const OllamaChatRequestSchema = z.looseObject({
       z.looseObject({
         role: z.enum(["system", "user", "assistant", "tool"]),
         content: z.string().max(4_000_000).nullish(),
+        tool_calls: z
+          .array(
+            z.looseObject({
+              function: z.looseObject({
+                name: z.string().min(1).max(200),
+                arguments: z.union([z.record(z.string(), z.unknown()), z.string().max(4_000_000)]).optional(),
+              }),
+            }),
+          )
+          .max(128)
+          .optional(),
+        tool_name: z.string().max(200).optional(),
       }),
     )
     .max(2000)
     .optional(),
+  tools: z.array(ToolSchema).max(128).optional(),
 });
 export type OllamaChatRequest = z.infer<typeof OllamaChatRequestSchema>;
 

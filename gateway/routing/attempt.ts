@@ -15,6 +15,7 @@ import {
   type PromptBounds,
   relayedBytes,
   reportedUsage,
+  toolCallAllowance,
   type Usage,
 } from "./usage.js";
 
@@ -74,7 +75,7 @@ export class Attempt {
   private readonly queue: StreamChunk[] = [];
   private wake?: () => void;
   private counted = 0;
-  /** tokens the relayed multi-byte text may have cost beyond `counted` (byte-fallback tokens) */
+  /** tokens the relayed multi-byte text and tool calls may have cost beyond `counted` */
   private multiByte = 0;
   /** UTF-8 bytes of the text relayed to the buyer: the ceiling on any usage report */
   private relayed = 0;
@@ -220,7 +221,7 @@ export class Attempt {
       return;
     }
     this.counted += tokens;
-    this.multiByte += multiByteAllowance(c);
+    this.multiByte += multiByteAllowance(c) + toolCallAllowance(c);
     this.relayed += relayedBytes(c);
     this.lastChunk = c;
     this.push(c);

@@ -39,11 +39,19 @@ export interface DispatchRequest {
   signal: AbortSignal;
 }
 
+/** One fragment of a streamed tool call (OpenAI `delta.tool_calls[]`): the first names it. */
+export interface ToolCallDelta {
+  index?: number;
+  id?: string;
+  type?: string;
+  function?: { name?: string; arguments?: string };
+}
+
 /** One OpenAI `chat.completion.chunk` / `text_completion` chunk, parsed from the node's SSE stream. */
 export type StreamChunk = Record<string, unknown> & {
   choices?: {
     index?: number;
-    delta?: { content?: string | null; role?: string };
+    delta?: { content?: string | null; role?: string; tool_calls?: ToolCallDelta[] };
     text?: string;
     finish_reason?: string | null;
   }[];

@@ -101,6 +101,38 @@ export function relayedBytes(chunk: StreamChunk): number {
   return n;
 }
 
+/** Tokens a tool call may cost beyond its visible text: the template's call markers and JSON frame. */
+export const TOOL_CALL_OVERHEAD_TOKENS = 16;
+
+/**
+ * The most tokens an honest node may have spent on a chunk's tool-call fragments beyond the one
+ * `contentTokens` counts per choice: a backend such as Ollama parses the model's tool call and sends
+ * it whole in one delta, so a call of hundreds of tokens arrives as one event. Its name and argument
+ * text cost at most one token per UTF-8 byte, plus the markers around each call (one per new call,
+ * i.e. a fragment with an `id` or a name). Only text that was really relayed earns headroom.
+ */
+export function toolCallAllowance(chunk: StreamChunk): number {
+  if (!Array.isArray(chunk.choices)) return 0;
+  let n = 0;
+  for (const choice of chunk.choices) {
+    if (typeof choice !== "object" || choice === null) continue;
+    const calls = (choice.delta as Record<string, unknown> | undefined)?.tool_calls;
+    if (!Array.isArray(calls) || calls.length === 0) continue;
+    let extra = 0;
+    for (const call of calls as unknown[]) {
+      if (typeof call !== "object" || call === null) continue;
+      const c = call as { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
+      const name = typeof c.function?.name === "string" ? c.function.name : "";
+      const args = typeof c.function?.arguments === "string" ? c.function.arguments : "";
+      extra += Buffer.byteLength(name, "utf8") + Buffer.byteLength(args, "utf8");
+      if (typeof c.id === "string" || name !== "") extra += TOOL_CALL_OVERHEAD_TOKENS;
+    }
+    // The choice already counts one token.
+    if (extra > 0) n += extra - 1;
+  }
+  return n;
+}
+
 /** The usage a chunk reports, if it carries a usage object (Ollama: the last chunk before [DONE]). */
 export function reportedUsage(chunk: StreamChunk): Usage | undefined {
   const u = chunk.usage;
@@ -118,15 +150,19 @@ export interface PromptBounds {
 
 /**
  * Bounds on the prompt's token count from the request size (`promptTokenBound`: UTF-8 bytes / 2
- * plus the chat template's tokens, the same number the gateway quotes and holds). The node's
- * backend bills the prompt as its chat template renders it, which adds role markers per message and
- * often a default system prompt (Qwen's is ~20 tokens): the cap allows for that, or an honest report
- * on a short prompt would be clipped and disputed.
+ * plus the chat template's tokens, the same number the gateway quotes and holds; tool definitions
+ * count too, since the template renders them into the prompt). The node's backend bills the prompt
+ * as its chat template renders it, which adds role markers per message and often a default system
+ * prompt (Qwen's is ~20 tokens): the cap allows for that, or an honest report on a short prompt
+ * would be clipped and disputed.
  */
 export function promptBounds(body: Record<string, unknown>): PromptBounds {
   const text = body.messages ?? body.prompt ?? "";
-  const bytes = Buffer.byteLength(JSON.stringify(text), "utf8");
-  return { cap: promptTokenBound(text), estimate: Math.ceil(bytes / 4) + 4 };
+  const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
+  const bytes =
+    Buffer.byteLength(JSON.stringify(text), "utf8") +
+    (tools ? Buffer.byteLength(JSON.stringify(tools), "utf8") : 0);
+  return { cap: promptTokenBound(text, tools), estimate: Math.ceil(bytes / 4) + 4 };
 }
 
 export interface UsageVerdict {
@@ -145,7 +181,10 @@ export interface UsageVerdict {
 export function judgeUsage(input: {
   reported?: Usage;
   counted: number;
-  /** the sum of `multiByteAllowance` over the relayed chunks (0 when all text was ASCII) */
+  /**
+   * the sum of `multiByteAllowance` and `toolCallAllowance` over the relayed chunks (0 when all
+   * text was ASCII and no tool was called)
+   */
   multiByte?: number;
   /** the sum of `relayedBytes` over the relayed chunks: no report bills more tokens than this */
   relayed?: number;
@@ -178,7 +217,7 @@ export function judgeUsage(input: {
     completionTokens = counted;
     notes.push(
       `reported ${r.completionTokens} completion tokens, counted ${counted}` +
-        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text)` : "") +
+        (multiByte > 0 ? ` (+${multiByte} allowed for multi-byte text and tool calls)` : "") +
         (input.relayed !== undefined ? ` in ${input.relayed} bytes relayed` : ""),
     );
   }

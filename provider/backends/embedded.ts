@@ -82,6 +82,22 @@ export async function loadNodeLlamaCpp(): Promise<Lib> {
   }
 }
 
+/**
+ * This backend does not call tools (node-llama-cpp's function calling is not wired in): with
+ * `tool_choice` "auto" or "none" the model answers in text, which the API allows; a request that
+ * demands a call ("required", or a named function) is refused clearly rather than answered wrongly.
+ */
+export function refuseForcedTools(body: GenerationParams): void {
+  const tools = Array.isArray(body.tools) && body.tools.length > 0;
+  const choice = body.tool_choice;
+  if (tools && choice !== undefined && choice !== "auto" && choice !== "none") {
+    throw new BackendError(
+      "the embedded backend does not call tools: it can only answer in text (tool_choice auto or none); " +
+        "serve the model with Ollama for tool calls",
+    );
+  }
+}
+
 /** A model id for a GGUF path: its file name without `.gguf`, lower case. */
 export function modelIdForFile(path: string): string {
   return basename(path)
@@ -252,6 +268,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
     loadMs,
     listModels: async () => [...loaded.keys()],
     chat(body, signal) {
+      refuseForcedTools(body);
       return generate("chat", body, signal, async (l, seq, cb) => {
         const history = historyOf(body);
         const promptTokens = l.wrapper

@@ -3,7 +3,14 @@
  * so freshly pulled models are offered), streaming /api/chat and /api/generate converted to OpenAI
  * chunks, abort, and usage from Ollama's own counts (prompt_eval_count / eval_count).
  */
-import { type AbortableAsyncIterator, type ChatResponse, type GenerateResponse, Ollama } from "ollama";
+import {
+  type AbortableAsyncIterator,
+  type ChatResponse,
+  type GenerateResponse,
+  type Message,
+  Ollama,
+  type Tool,
+} from "ollama";
 import type { Logger } from "../../src/shared/index.js";
 import {
   type Backend,
@@ -32,6 +39,41 @@ export interface OllamaBackend extends Backend {
 }
 
 const ROLES = new Set(["system", "user", "assistant", "tool"]);
+
+/**
+ * OpenAI messages in Ollama's /api/chat form: assistant tool calls with their arguments as objects,
+ * tool answers naming the tool they answer (Ollama matches by name, not by call id).
+ */
+export function ollamaMessages(body: { messages?: unknown }): Message[] {
+  const raw = Array.isArray(body.messages) ? (body.messages as Record<string, unknown>[]) : [];
+  const names = new Map<string, string>();
+  return messagesOf(body).map((m, i) => {
+    const src = (typeof raw[i] === "object" && raw[i] !== null ? raw[i] : {}) as {
+      tool_calls?: { id?: string; function?: { name?: string; arguments?: string } }[];
+      tool_call_id?: string;
+    };
+    const role = ROLES.has(m.role) ? m.role : m.role === "developer" ? "system" : "user";
+    const out: Message = { role, content: m.content };
+    if (role === "assistant" && Array.isArray(src.tool_calls) && src.tool_calls.length > 0) {
+      out.tool_calls = src.tool_calls.map((c) => {
+        const name = String(c.function?.name ?? "");
+        if (c.id) names.set(c.id, name);
+        let args: Record<string, unknown> = {};
+        try {
+          const v: unknown = JSON.parse(c.function?.arguments || "{}");
+          if (typeof v === "object" && v !== null && !Array.isArray(v)) args = v as Record<string, unknown>;
+        } catch {
+          // not JSON: the model gets no arguments back rather than a failed request
+        }
+        return { function: { name, arguments: args } };
+      });
+    }
+    if (role === "tool" && typeof src.tool_call_id === "string" && names.has(src.tool_call_id)) {
+      out.tool_name = names.get(src.tool_call_id);
+    }
+    return out;
+  });
+}
 
 export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBackend> {
   const client = new Ollama({ host: opts.url });
@@ -81,6 +123,7 @@ export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBa
     signal.addEventListener("abort", onAbort, { once: true });
     if (signal.aborted) stream.abort();
     let pieces = 0;
+    let calls = 0;
     let done = false;
     try {
       for await (const part of stream) {
@@ -95,9 +138,20 @@ export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBa
           pieces++;
           yield make.text(text);
         }
+        if (msg?.tool_calls?.length && make.kind === "chat") {
+          pieces++;
+          yield make.toolCalls(
+            msg.tool_calls.map((c) => ({
+              index: calls,
+              id: `call_${calls++}`,
+              type: "function" as const,
+              function: { name: c.function.name, arguments: JSON.stringify(c.function.arguments ?? {}) },
+            })),
+          );
+        }
         if (part.done) {
           done = true;
-          yield make.finish(part.done_reason === "length" ? "length" : "stop");
+          yield make.finish(part.done_reason === "length" ? "length" : calls > 0 ? "tool_calls" : "stop");
           yield make.usage(part.prompt_eval_count ?? 0, part.eval_count ?? pieces);
           return;
         }
@@ -120,13 +174,12 @@ export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBa
     listModels: async () => models,
     chat(body, signal) {
       const model = String(body.model);
-      const messages = messagesOf(body).map((m) => ({
-        role: ROLES.has(m.role) ? m.role : m.role === "developer" ? "system" : "user",
-        content: m.content,
-      }));
+      const messages = ollamaMessages(body);
+      const tools = Array.isArray(body.tools) && body.tools.length > 0 ? (body.tools as Tool[]) : undefined;
       return relay(
         new ChunkFactory("chat", model),
-        () => client.chat({ model, messages, stream: true, options: options(body) }),
+        () =>
+          client.chat({ model, messages, ...(tools ? { tools } : {}), stream: true, options: options(body) }),
         signal,
       ) as AsyncIterable<ChatChunk>;
     },

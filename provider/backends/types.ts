@@ -6,7 +6,15 @@
  */
 import { randomUUID } from "node:crypto";
 
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
+
+/** One whole tool call as a streamed OpenAI fragment (backends that parse calls send them whole). */
+export interface ToolCallChunk {
+  index: number;
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
 
 export interface Usage {
   prompt_tokens: number;
@@ -21,7 +29,12 @@ export interface ChatChunk {
   model: string;
   choices: {
     index: number;
-    delta: { role?: "assistant"; content?: string; reasoning_content?: string };
+    delta: {
+      role?: "assistant";
+      content?: string;
+      reasoning_content?: string;
+      tool_calls?: ToolCallChunk[];
+    };
     finish_reason: FinishReason | null;
   }[];
   usage?: Usage;
@@ -165,6 +178,11 @@ export class ChunkFactory<K extends "chat" | "completions"> {
 
   text(text: string, field: "content" | "reasoning_content" = "content"): ChunkOf<K> {
     return this.make({ text, delta: { [field]: text } }, null);
+  }
+
+  /** Chat only: whole tool calls in one delta (as Ollama's OpenAI endpoint sends them). */
+  toolCalls(calls: ToolCallChunk[]): ChunkOf<K> {
+    return this.make({ delta: { tool_calls: calls } }, null);
   }
 
   finish(reason: FinishReason): ChunkOf<K> {

@@ -59,7 +59,7 @@ function meta(name: string, vocab: Vocab): Record<string, MetaValue> {
     "general.architecture": { type: "string", value: "llama" },
     "general.name": { type: "string", value: name },
     "general.alignment": { type: "u32", value: 32 },
-    "llama.context_length": { type: "u32", value: 2048 },
+    "llama.context_length": { type: "u32", value: 32_768 },
     "llama.embedding_length": { type: "u32", value: N_EMBD },
     "llama.block_count": { type: "u32", value: N_LAYER },
     "llama.feed_forward_length": { type: "u32", value: N_FF },
@@ -146,7 +146,7 @@ export function randomModel(seed = 7): Buffer {
 }
 
 /** Bump when the generated files change, so cached copies are regenerated. */
-const GENERATION = 1;
+const GENERATION = 2;
 
 /** The test models by id, as file name and generator. */
 export const TEST_MODELS = {

@@ -8,9 +8,22 @@
 export const TEMPLATE_TOKENS = 32;
 export const TEMPLATE_TOKENS_PER_MESSAGE = 8;
 
-/** `messages` (chat) or the prompt (completions), as the request carries it. */
-export function promptTokenBound(messagesOrPrompt: unknown): number {
+/** The instructions a template wraps tool definitions in ("# Tools … <tools></tools> …", Qwen ~100). */
+export const TOOLS_TEMPLATE_TOKENS = 128;
+
+/**
+ * `messages` (chat) or the prompt (completions), as the request carries it, and the request's tool
+ * definitions, which the chat template renders into the prompt.
+ */
+export function promptTokenBound(messagesOrPrompt: unknown, tools?: unknown): number {
   const bytes = Buffer.byteLength(JSON.stringify(messagesOrPrompt ?? ""), "utf8");
   const messages = Array.isArray(messagesOrPrompt) ? messagesOrPrompt.length : 1;
-  return Math.ceil(bytes / 2) + TEMPLATE_TOKENS + TEMPLATE_TOKENS_PER_MESSAGE * messages;
+  const withTools = Array.isArray(tools) && tools.length > 0;
+  const toolBytes = withTools ? Buffer.byteLength(JSON.stringify(tools), "utf8") : 0;
+  return (
+    Math.ceil((bytes + toolBytes) / 2) +
+    TEMPLATE_TOKENS +
+    TEMPLATE_TOKENS_PER_MESSAGE * messages +
+    (withTools ? TOOLS_TEMPLATE_TOKENS : 0)
+  );
 }

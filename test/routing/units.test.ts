@@ -20,6 +20,7 @@ import {
   multiByteAllowance,
   promptBounds,
   relayedBytes,
+  toolCallAllowance,
 } from "../../gateway/routing/usage.js";
 import { registrationBody } from "../support/owlrun-agent.js";
 
@@ -70,6 +71,26 @@ describe("usage", () => {
     expect(multiByteAllowance({ choices: [{ delta: { content: "a\uFFFDb" } }] })).toBe(3); // 3 + ASCII − 1
     expect(multiByteAllowance({ choices: [{ text: "字" }, { delta: { content: "x" } }] })).toBe(2);
     expect(multiByteAllowance({ choices: [], usage: { completion_tokens: 9 } })).toBe(0);
+  });
+
+  it("allows a tool call's relayed name and argument bytes plus its markers, nothing else", () => {
+    const call = (id: string | undefined, name: string, args: string) => ({
+      choices: [
+        {
+          delta: {
+            tool_calls: [
+              { index: 0, ...(id ? { id, type: "function" } : {}), function: { name, arguments: args } },
+            ],
+          },
+        },
+      ],
+    });
+    // A whole call in one delta (Ollama): 8 + 21 bytes + 16 markers − the 1 already counted.
+    expect(toolCallAllowance(call("call_1", "get_time", '{"city":"Paris, 字"}'))).toBe(8 + 21 + 16 - 1);
+    // A later fragment of the same call: only its argument bytes.
+    expect(toolCallAllowance(call(undefined, "", '"x"}'))).toBe(3);
+    expect(toolCallAllowance({ choices: [{ delta: { content: "hi" } }] })).toBe(0);
+    expect(toolCallAllowance({ choices: [{ delta: { tool_calls: [] } as never }] })).toBe(0);
   });
 
   const prompt = { cap: 50, estimate: 20 };

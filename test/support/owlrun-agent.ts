@@ -38,6 +38,21 @@ export interface JobScript {
   obeyCancel?: boolean;
   /** end without proxy_done (a stalled stream) */
   stallAfterWords?: number;
+  /** tool calls to make after the words (finish_reason "tool_calls") */
+  toolCalls?: { id?: string; name: string; arguments: string }[];
+  /**
+   * stream each call's arguments in fragments of this many characters, OpenAI style (first delta
+   * carries id and name); default: each call whole in one delta, as Ollama sends them
+   */
+  toolFragmentChars?: number;
+}
+
+/**
+ * What an honest tokenizer would report for the tool calls: about a token per 3 bytes of name and
+ * arguments plus the template's call markers (Qwen: `<tool_call>`, the JSON frame, `</tool_call>`).
+ */
+export function honestToolTokens(calls: { name: string; arguments: string }[]): number {
+  return calls.reduce((n, c) => n + Math.ceil((c.name.length + c.arguments.length) / 3) + 10, 0);
 }
 
 export interface AgentScript {
@@ -317,11 +332,44 @@ export class OwlrunAgent {
       sent++;
     }
     if (!live() || cancelled()) return;
-    let tail = event([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: "stop" }]);
+    const calls = script.toolCalls ?? [];
+    calls.forEach((call, index) => {
+      const id = call.id ?? `call_${index}`;
+      const step = script.toolFragmentChars;
+      if (!step) {
+        const whole = {
+          index,
+          id,
+          type: "function",
+          function: { name: call.name, arguments: call.arguments },
+        };
+        emit(
+          event([
+            { index: 0, delta: { role: "assistant", content: "", tool_calls: [whole] }, finish_reason: null },
+          ]),
+        );
+        return;
+      }
+      const open = { index, id, type: "function", function: { name: call.name, arguments: "" } };
+      emit(
+        event([
+          { index: 0, delta: { role: "assistant", content: null, tool_calls: [open] }, finish_reason: null },
+        ]),
+      );
+      for (let i = 0; i < call.arguments.length; i += step) {
+        const piece = { index, function: { arguments: call.arguments.slice(i, i + step) } };
+        emit(event([{ index: 0, delta: { tool_calls: [piece] }, finish_reason: null }]));
+      }
+    });
+    const finish = calls.length > 0 ? "tool_calls" : "stop";
+    let tail = event([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: finish }]);
     const messages = JSON.stringify(body.messages ?? "");
     const usage =
       script.usage === undefined
-        ? () => ({ prompt_tokens: Math.ceil(messages.length / 4), completion_tokens: sent })
+        ? () => ({
+            prompt_tokens: Math.ceil(messages.length / 4),
+            completion_tokens: sent + honestToolTokens(calls),
+          })
         : script.usage;
     if (usage) {
       const u = usage(sent);
