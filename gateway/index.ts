@@ -21,6 +21,8 @@ import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
 import { ollamaRouter, ollamaRoutes } from "./api/ollama.js";
+import { responsesHandler, responsesRoutes } from "./api/responses/index.js";
+import { ollamaBodyParser, ollamaFallback, ollamaMetaRouter, ollamaMetaRoutes } from "./api/ollama-meta.js";
 import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
 import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
@@ -232,6 +234,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
   app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
   app.use(express.json({ limit: MAX_BODY_BYTES }));
+  app.use(ollamaBodyParser(MAX_BODY_BYTES));
   app.use(routing.router);
   const deps = {
     dispatcher: routing.dispatcher,
@@ -250,17 +253,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
+  app.post("/v1/responses", handle(responsesHandler(deps)));
   app.use(ollamaRouter(deps));
+  app.use(ollamaMetaRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;
   const routeGroups = () => [
     chatRoutes,
+    responsesRoutes,
     accountRoutes,
     payRoutes,
     marketRoutes,
     ollamaRoutes,
+    ollamaMetaRoutes,
     providerApiRoutes,
     publicRoutes,
     nodeRoutes,
@@ -290,6 +297,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     }),
   );
   app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));
+  app.use(ollamaFallback(log));
   app.use((req, _res, next) => next(new ApiError(404, "not_found", `no route ${req.method} ${req.path}`)));
   app.use(errorMiddleware(log));
 

@@ -99,7 +99,10 @@ export const PaymentReceiptSchema = z.looseObject({
   request_id: z.string(),
 });
 
-function receipt(payment: RequestPayment, settled: SettledPayment): z.infer<typeof PaymentReceiptSchema> {
+export function receipt(
+  payment: RequestPayment,
+  settled: SettledPayment,
+): z.infer<typeof PaymentReceiptSchema> {
   return {
     method: payment.method,
     amount_sats: settled.chargedSat,

@@ -34,11 +34,19 @@ export interface DispatchRequest {
   signal: AbortSignal;
 }
 
+/** One fragment of a streamed tool call (OpenAI `delta.tool_calls[]`): the first names it. */
+export interface ToolCallDelta {
+  index?: number;
+  id?: string;
+  type?: string;
+  function?: { name?: string; arguments?: string };
+}
+
 /** One OpenAI `chat.completion.chunk` / `text_completion` chunk, parsed from the node's SSE stream. */
 export type StreamChunk = Record<string, unknown> & {
   choices?: {
     index?: number;
-    delta?: { content?: string | null; role?: string };
+    delta?: { content?: string | null; role?: string; tool_calls?: ToolCallDelta[] };
     text?: string;
     finish_reason?: string | null;
   }[];
@@ -88,5 +96,7 @@ export interface Dispatcher {
   dispatch(req: DispatchRequest): Promise<JobHandle>;
   /** models currently served by at least one healthy node */
   models(): ModelOffer[];
+  /** models at least one healthy node embeds with (nodes that announced `embedding_models`) */
+  embeddingModels?(): ModelOffer[];
   nodesOnline(): number;
 }
