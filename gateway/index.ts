@@ -22,6 +22,7 @@ import { ApiError, errorMiddleware } from "./api/errors.js";
 import { JobLog } from "./api/joblog.js";
 import { ollamaRouter, ollamaRoutes } from "./api/ollama.js";
 import { responsesHandler, responsesRoutes } from "./api/responses/index.js";
+import { embeddingsRouter, embeddingsRoutes, ollamaEmbedRoutes } from "./api/embeddings/index.js";
 import { ollamaBodyParser, ollamaFallback, ollamaMetaRouter, ollamaMetaRoutes } from "./api/ollama-meta.js";
 import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
 import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
@@ -256,6 +257,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.post("/v1/responses", handle(responsesHandler(deps)));
   app.use(ollamaRouter(deps));
   app.use(ollamaMetaRouter(deps));
+  app.use(embeddingsRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
@@ -263,11 +265,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const routeGroups = () => [
     chatRoutes,
     responsesRoutes,
+    embeddingsRoutes,
     accountRoutes,
     payRoutes,
     marketRoutes,
     ollamaRoutes,
     ollamaMetaRoutes,
+    ollamaEmbedRoutes,
     providerApiRoutes,
     publicRoutes,
     nodeRoutes,

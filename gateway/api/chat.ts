@@ -12,6 +12,7 @@ import * as z from "zod";
 import type { RouteDoc, RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
+import { embeddingBounds } from "../routing/index.js";
 import type { Oracle } from "../oracle/index.js";
 import { PaymentError } from "../payments/errors.js";
 import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
@@ -33,6 +34,7 @@ import {
   ChatCompletionResponseSchema,
   type CompletionRequest,
   CompletionRequestSchema,
+  type EmbeddingsRequest,
   CompletionResponseSchema,
   CompletionStreamSchema,
   PaymentRequestHeaders,
@@ -60,6 +62,9 @@ export interface ChatDeps {
 }
 
 export type Kind = "chat" | "completions";
+/** Every kind of paid job: embeddings bill input tokens only. */
+export type PaidKind = Kind | "embeddings";
+type PaidBody = ChatCompletionRequest | CompletionRequest | EmbeddingsRequest;
 
 export function parseBody(kind: Kind, body: unknown): ChatCompletionRequest | CompletionRequest {
   return kind === "chat"
@@ -117,17 +122,23 @@ export function receipt(
  * completion, at the oracle's rate. The 402 challenge and POST /v1/price both use it.
  */
 export function estimateRequest(
-  kind: Kind,
-  body: ChatCompletionRequest | CompletionRequest,
+  kind: PaidKind,
+  body: PaidBody,
   model: string,
   deps: Pick<ChatDeps, "prices" | "oracle">,
 ) {
   const btcUsd = deps.oracle.pricingRate();
-  const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
+  // Embeddings: the most input tokens a node may bill for this input, so no charge exceeds the hold.
+  const promptTokens =
+    kind === "embeddings"
+      ? embeddingBounds((body as EmbeddingsRequest).input).cap
+      : estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
   const requested: number =
-    (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
-    body.max_tokens ??
-    DEFAULT_MAX_TOKENS;
+    kind === "embeddings"
+      ? 0
+      : ((kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
+        (body as CompletionRequest).max_tokens ??
+        DEFAULT_MAX_TOKENS);
   return {
     promptTokens,
     requested,
@@ -189,8 +200,8 @@ export async function runPaidJob(
   req: Request,
   res: Response,
   deps: ChatDeps,
-  kind: Kind,
-  body: ChatCompletionRequest | CompletionRequest,
+  kind: PaidKind,
+  body: PaidBody,
   respond: (paid: PaidJob) => Promise<void>,
 ): Promise<void> {
   const startedAt = Date.now();
@@ -203,7 +214,9 @@ export async function runPaidJob(
 
   // Which models may serve this: the requested one, then the fallbacks the client listed.
   const candidates = [body.model, ...(body.models ?? [])];
-  const served = new Set(deps.dispatcher.models().map((m) => m.model));
+  const offers =
+    kind === "embeddings" ? (deps.dispatcher.embeddingModels?.() ?? []) : deps.dispatcher.models();
+  const served = new Set(offers.map((m) => m.model));
   // OpenRouter's max_price (USD per 1M tokens): models priced above it are not candidates.
   const maxPrice = body.provider?.max_price;
   const affordable = (m: string) => {

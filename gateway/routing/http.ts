@@ -179,7 +179,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
       return sendError(res, 403, "forbidden", `node id ${body.node_id} belongs to another provider key`);
     }
     const live = registry.get(body.node_id);
-    if (live && live.keyHash === keyHash) registry.setModels(live, body.models);
+    if (live && live.keyHash === keyHash) registry.setModels(live, body.models, body.embedding_models);
     log.info("node registered", { node: body.node_id, models: body.models, version: body.version });
     res.status(201).json({ status: "registered", node_id: body.node_id });
   });

@@ -28,6 +28,7 @@ import {
   type JobOutcome,
   NoProviderError,
 } from "./types.js";
+import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
 import { promptBounds } from "./usage.js";
 
 export * from "./types.js";
@@ -42,6 +43,7 @@ export {
 } from "./protocol.js";
 export { nodeRoutes } from "./http.js";
 export { USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
+export { embeddingBounds, embeddingInputs, MAX_EMBEDDING_DIMENSIONS } from "./embeddings.js";
 
 export const WS_PATH = "/v1/gateway/ws";
 /** Close code sent to the older connection when the same node connects again. */
@@ -238,7 +240,13 @@ export function createRouting(opts: RoutingOptions): Routing {
   };
 
   const onConnection = (ws: WebSocket, node: NodeRow, keyHash: string) => {
-    const s = new NodeSession(node.node_id, keyHash, ws, JSON.parse(node.models) as string[]);
+    const s = new NodeSession(
+      node.node_id,
+      keyHash,
+      ws,
+      JSON.parse(node.models) as string[],
+      embedModelsOf(node),
+    );
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });
@@ -309,9 +317,10 @@ export function createRouting(opts: RoutingOptions): Routing {
   const dispatcher: Dispatcher = {
     async dispatch(req: DispatchRequest): Promise<JobHandle> {
       if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
-      const list = registry.candidates(req.model, req.preferences);
+      const embeddings = req.kind === "embeddings";
+      const list = registry.candidates(req.model, req.preferences, undefined, embeddings);
       if (list.length === 0) {
-        const anyone = registry.candidates(req.model).length > 0;
+        const anyone = registry.candidates(req.model, {}, undefined, embeddings).length > 0;
         throw new NoProviderError(
           anyone
             ? `no provider of ${req.model} matches the routing preferences`
@@ -319,8 +328,8 @@ export function createRouting(opts: RoutingOptions): Routing {
           "no_providers",
         );
       }
-      const body = nodeRequestBody(req);
-      const prompt = promptBounds(body);
+      const body = embeddings ? embeddingNodeBody(req.body, req.model) : nodeRequestBody(req);
+      const prompt = embeddings ? embeddingBounds(body.input) : promptBounds(body);
       const reasons: string[] = [];
       let allRejected = true;
       for (const s of list) {
@@ -333,6 +342,9 @@ export function createRouting(opts: RoutingOptions): Routing {
           body,
           maxTokens: req.maxTokens,
           prompt,
+          ...(embeddings
+            ? { embeddings: { endpoint: EMBEDDINGS_ENDPOINT, inputs: embeddingInputs(body.input).length } }
+            : {}),
           acceptTimeoutMs,
           firstByteTimeoutMs,
           idleTimeoutMs,
@@ -368,6 +380,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
     },
     models: () => registry.models(),
+    embeddingModels: () => registry.models(undefined, true),
     nodesOnline: () => registry.online(),
   };
 
@@ -462,6 +475,18 @@ export function createRouting(opts: RoutingOptions): Routing {
       store.close();
     },
   };
+}
+
+/** The embedding models a stored registration announced (none for Owlrun agents). */
+function embedModelsOf(node: NodeRow): string[] {
+  try {
+    const reg = JSON.parse(node.registration ?? "{}") as { embedding_models?: unknown };
+    return Array.isArray(reg.embedding_models)
+      ? reg.embedding_models.filter((m) => typeof m === "string")
+      : [];
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -40,6 +40,8 @@ export interface NodeRow {
   redeem_threshold_sats: number | null;
   region: string | null;
   version: string | null;
+  /** the registration body as JSON (without the key) */
+  registration?: string | null;
   first_registered_at: number;
   registered_at: number;
 }

@@ -24,7 +24,8 @@ export interface DispatchRequest {
    */
   jobId: string;
   model: string;
-  kind: "chat" | "completions";
+  /** `embeddings` goes only to nodes that announced the model in `embedding_models` */
+  kind: "chat" | "completions" | "embeddings";
   /** the buyer's validated OpenAI request body; routing forces stream + include_usage for the node */
   body: Record<string, unknown>;
   /** the cap the buyer paid for; routing enforces it on the relayed stream */
