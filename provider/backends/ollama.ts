@@ -7,6 +7,7 @@ import { type AbortableAsyncIterator, type ChatResponse, type GenerateResponse, 
 import type { Logger } from "../../src/shared/index.js";
 import {
   type Backend,
+  BackendError,
   type ChatChunk,
   ChunkFactory,
   type CompletionChunk,
@@ -36,10 +37,24 @@ const ROLES = new Set(["system", "user", "assistant", "tool"]);
 export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBackend> {
   const client = new Ollama({ host: opts.url });
   let models: string[] = [];
+  /** model → Ollama says it embeds (capabilities include "embedding"); asked once per model */
+  const embeds = new Map<string, boolean>();
   let warned = false;
+  const capabilities = async (list: string[]) => {
+    for (const model of list) {
+      if (embeds.has(model)) continue;
+      try {
+        const shown = await client.show({ model });
+        embeds.set(model, (shown.capabilities ?? []).includes("embedding"));
+      } catch {
+        // an older Ollama without capabilities, or the model went away: ask again next time
+      }
+    }
+  };
   const refresh = async () => {
     try {
       models = (await client.list()).models.map((m) => m.name).sort();
+      await capabilities(models);
       warned = false;
     } catch (err) {
       if (!warned) opts.log.warn("could not list Ollama models", { url: opts.url, err: String(err) });
@@ -117,7 +132,39 @@ export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBa
     name: "ollama",
     url: opts.url,
     refresh,
-    listModels: async () => models,
+    // Embedding-only models (nomic-embed-text, …) cannot chat: offered for embeddings only.
+    listModels: async () => models.filter((m) => embeds.get(m) !== true),
+    listEmbeddingModels: async () => models.filter((m) => embeds.get(m) === true),
+    async embed(body, signal) {
+      // Ollama's OpenAI-compatible route, as the Owlrun protocol names it for embedding jobs.
+      const res = await fetch(`${opts.url.replace(/\/+$/, "")}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: body.model,
+          input: body.input,
+          encoding_format: "float",
+          ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}),
+        }),
+        signal,
+      });
+      const answer = (await res.json().catch(() => undefined)) as
+        | {
+            data?: { index?: number; embedding?: number[] }[];
+            usage?: { prompt_tokens?: number };
+            error?: unknown;
+          }
+        | undefined;
+      if (!res.ok || !Array.isArray(answer?.data)) {
+        const e = answer?.error as { message?: string } | string | undefined;
+        throw new BackendError(
+          `Ollama embeddings failed (HTTP ${res.status}): ${typeof e === "string" ? e : (e?.message ?? "no data")}`,
+        );
+      }
+      const vectors: number[][] = [];
+      answer.data.forEach((d, i) => (vectors[d.index ?? i] = d.embedding ?? []));
+      return { vectors, promptTokens: answer.usage?.prompt_tokens ?? 0 };
+    },
     chat(body, signal) {
       const model = String(body.model);
       const messages = messagesOf(body).map((m) => ({
