@@ -37,15 +37,18 @@ const ROLES = new Set(["system", "user", "assistant", "tool"]);
 export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBackend> {
   const client = new Ollama({ host: opts.url });
   let models: string[] = [];
-  /** model → Ollama says it embeds (capabilities include "embedding"); asked once per model */
-  const embeds = new Map<string, boolean>();
+  /** model → what Ollama's /api/show capabilities say it does; asked once per model */
+  const caps = new Map<string, { embed: boolean; chat: boolean }>();
   let warned = false;
   const capabilities = async (list: string[]) => {
     for (const model of list) {
-      if (embeds.has(model)) continue;
+      if (caps.has(model)) continue;
       try {
-        const shown = await client.show({ model });
-        embeds.set(model, (shown.capabilities ?? []).includes("embedding"));
+        const c = (await client.show({ model })).capabilities ?? [];
+        caps.set(model, {
+          embed: c.includes("embedding"),
+          chat: !c.includes("embedding") || c.includes("completion"),
+        });
       } catch {
         // an older Ollama without capabilities, or the model went away: ask again next time
       }
@@ -133,8 +136,8 @@ export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBa
     url: opts.url,
     refresh,
     // Embedding-only models (nomic-embed-text, …) cannot chat: offered for embeddings only.
-    listModels: async () => models.filter((m) => embeds.get(m) !== true),
-    listEmbeddingModels: async () => models.filter((m) => embeds.get(m) === true),
+    listModels: async () => models.filter((m) => caps.get(m)?.chat !== false),
+    listEmbeddingModels: async () => models.filter((m) => caps.get(m)?.embed === true),
     async embed(body, signal) {
       // Ollama's OpenAI-compatible route, as the Owlrun protocol names it for embedding jobs.
       const res = await fetch(`${opts.url.replace(/\/+$/, "")}/v1/embeddings`, {

@@ -142,9 +142,10 @@ describe("embeddings", () => {
     expect(typeof ((await bad.json()) as { error: unknown }).error).toBe("string");
   });
 
-  it("lists embedding models in /api/show and /api/ps", async () => {
+  it("lists embedding models in /api/show, /api/ps and /api/tags", async () => {
     const ollama = new Ollama({ host: gw.url });
     expect((await ollama.show({ model: EMBED })).capabilities).toEqual(["embedding"]);
     expect((await ollama.ps()).models.map((m) => m.name)).toEqual([EMBED, CHAT].sort());
+    expect((await ollama.list()).models.map((m) => m.name)).toEqual([CHAT, EMBED]);
   });
 });
