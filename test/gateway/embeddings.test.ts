@@ -123,6 +123,27 @@ describe("embeddings", () => {
     }
   });
 
+  it("an rc_ account pays per request, settled once; an unserved request costs nothing", async () => {
+    const api = (path: string, key?: string, body?: unknown) =>
+      fetch(`${gw.url}${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const { api_key } = (await (await api("/v1/auth/register", undefined, {})).json()) as { api_key: string };
+    await api("/v1/balance/topup", api_key, { token: await gw.token(50) });
+    const balance = async () =>
+      (await (await api("/v1/balance", api_key)).json()) as { balance_sats: number; free_remaining: number };
+    const embed = () => openai({}, api_key).embeddings.create({ model: EMBED, input: "paid by account" });
+    expect((await balance()).balance_sats).toBe(50);
+    const r = await embed();
+    expect((r.usage as unknown as { cost: { sats: number } }).cost.sats).toBe(2);
+    expect((await balance()).balance_sats).toBe(48);
+    next = [{ embedAnswer: () => "{}" }];
+    await expect(embed()).rejects.toMatchObject({ status: 503 });
+    expect((await balance()).balance_sats).toBe(48);
+  });
+
   it("caps an inflated token report at what the input's bytes allow", async () => {
     next = [{ embedPromptTokens: 5_000_000 }];
     const r = await openai({ "X-Cashu": await gw.token(40) }).embeddings.create({
