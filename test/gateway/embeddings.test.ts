@@ -155,12 +155,19 @@ describe("embeddings", () => {
     expect((r.usage as unknown as { cost: { sats: number } }).cost.sats).toBe(2);
   });
 
-  it("answers an empty Ollama embed for free, and rejects a bad body in Ollama's shape", async () => {
+  it("answers an empty Ollama embed for free; a bad body and a missing payment in Ollama's shape", async () => {
     const r = await new Ollama({ host: gw.url }).embed({ model: EMBED, input: [] });
     expect(r.embeddings).toEqual([]);
     const bad = await fetch(`${gw.url}/api/embed`, { method: "POST", body: '{"model":"x","input":5}' });
     expect(bad.status).toBe(400);
     expect(typeof ((await bad.json()) as { error: unknown }).error).toBe("string");
+    // No credentials: the 402 challenge, in Ollama's shape too.
+    const unpaid = await fetch(`${gw.url}/api/embed`, {
+      method: "POST",
+      body: `{"model":"${EMBED}","input":"x"}`,
+    });
+    expect(unpaid.status).toBe(402);
+    expect(typeof ((await unpaid.json()) as { error: unknown }).error).toBe("string");
   });
 
   it("lists embedding models in /api/show, /api/ps and /api/tags", async () => {
