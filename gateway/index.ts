@@ -24,6 +24,9 @@ import { JobLog } from "./api/joblog.js";
 import { ollamaRouter, ollamaRoutes } from "./api/ollama.js";
 import { ModelAliases } from "./api/aliases.js";
 import { anthropicRouter, anthropicRoutes } from "./api/anthropic/index.js";
+import { responsesHandler, responsesRoutes } from "./api/responses/index.js";
+import { embeddingsRouter, embeddingsRoutes, ollamaEmbedRoutes } from "./api/embeddings/index.js";
+import { ollamaBodyParser, ollamaFallback, ollamaMetaRouter, ollamaMetaRoutes } from "./api/ollama-meta.js";
 import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.js";
 import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
@@ -297,20 +300,28 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // Before the JSON parser too: Anthropic's routes answer even a malformed body in Anthropic's shape.
   app.use(anthropicRouter(deps, MAX_BODY_BYTES));
   app.use(express.json({ limit: MAX_BODY_BYTES }));
+  app.use(ollamaBodyParser(MAX_BODY_BYTES));
   app.post("/v1/chat/completions", handle(chatHandler("chat", deps)));
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
+  app.post("/v1/responses", handle(responsesHandler(deps)));
   app.use(ollamaRouter(deps));
+  app.use(ollamaMetaRouter(deps));
+  app.use(embeddingsRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet, signups: accountSignups }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;
   const routeGroups = () => [
     chatRoutes,
+    responsesRoutes,
+    embeddingsRoutes,
     accountRoutes,
     payRoutes,
     marketRoutes,
     ollamaRoutes,
     anthropicRoutes,
+    ollamaMetaRoutes,
+    ollamaEmbedRoutes,
     providerApiRoutes,
     publicRoutes,
     nodeRoutes,
@@ -341,6 +352,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     }),
   );
   app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));
+  app.use(ollamaFallback(log));
   app.use((req, _res, next) => next(new ApiError(404, "not_found", `no route ${req.method} ${req.path}`)));
   app.use(errorMiddleware(log));
 

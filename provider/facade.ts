@@ -1,6 +1,7 @@
 /**
- * An Ollama-compatible HTTP front over any backend: `/api/version`, `/api/tags`, `/api/chat` and
- * `/api/generate` with NDJSON streaming (or one JSON object with `"stream": false`). It lets the real
+ * An Ollama-compatible HTTP front over any backend: `/api/version`, `/api/tags`, `/api/show`,
+ * `/api/chat` and `/api/generate` with NDJSON streaming (or one JSON object with `"stream": false`),
+ * and `/v1/embeddings` (Ollama's OpenAI-compatible route) when the backend embeds. It lets the real
  * `ollama` client (and our Ollama backend) talk to the embedded backend, so the Ollama path is tested
  * against real generation, and it is the Ollama-native front door a gateway can offer later.
  */
@@ -32,6 +33,10 @@ const ChatBody = z.looseObject({
     .max(10_000),
 });
 const GenerateBody = z.looseObject({ ...Common, prompt: z.string().nullish(), system: z.string().nullish() });
+const EmbeddingsBody = z.looseObject({
+  model: z.string().min(1).max(200),
+  input: z.union([z.string(), z.array(z.string()).min(1).max(4096)]),
+});
 
 export interface Facade {
   url: string;
@@ -167,6 +172,36 @@ export async function startOllamaFacade(
   };
   app.post("/api/chat", serve("chat"));
   app.post("/api/generate", serve("completions"));
+
+  // What Ollama answers about a model; capabilities say whether it embeds.
+  app.post("/api/show", async (req, res) => {
+    const model = String((req.body as { model?: unknown; name?: unknown })?.model ?? req.body?.name ?? "");
+    const chat = (await backend.listModels()).includes(model);
+    const embeds = (await backend.listEmbeddingModels?.())?.includes(model) ?? false;
+    if (!chat && !embeds) return fail(res, 404, `model '${model}' not found`);
+    res.json({
+      modelfile: `FROM ${model}\n`,
+      parameters: "",
+      template: "",
+      details: { format: "gguf", family: "llama", families: ["llama"] },
+      model_info: {},
+      capabilities: [...(chat ? ["completion"] : []), ...(embeds ? ["embedding"] : [])],
+    });
+  });
+
+  // Ollama's OpenAI-compatible embeddings route (what a node calls for an embedding job).
+  app.post("/v1/embeddings", async (req, res) => {
+    const body = EmbeddingsBody.safeParse(req.body);
+    if (!body.success) return fail(res, 400, "invalid embeddings request");
+    if (!backend.embed) return fail(res, 404, "this backend does not embed");
+    const { vectors, promptTokens } = await backend.embed(body.data, new AbortController().signal);
+    res.json({
+      object: "list",
+      data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })),
+      model: body.data.model,
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    });
+  });
   app.use((_req, res) => fail(res, 404, "not found"));
   app.use((err: { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);

@@ -9,6 +9,8 @@ import type { Logger } from "../src/shared/index.js";
 import { type Backend, type Chunk, ChunkFactory, type Usage } from "./backends/types.js";
 import {
   type HeartbeatAck,
+  EMBEDDINGS_ENDPOINT,
+  EmbedJobBody,
   JobBody,
   type JobMessage,
   type NodeMessage,
@@ -167,6 +169,7 @@ export class ProviderNode {
   private heartbeat?: NodeJS.Timeout;
   private reconnectTimer?: NodeJS.Timeout;
   private models = new Set<string>();
+  private embedModels = new Set<string>();
   private registeredModels = "";
   private readonly seenBroadcasts = new Set<string>();
   private readonly jobs = new Map<string, Job>();
@@ -246,7 +249,14 @@ export class ProviderNode {
   private async refreshModels(): Promise<string[]> {
     const list = [...new Set(await this.opts.backend.listModels())].sort();
     this.models = new Set(list);
+    const embed = this.opts.backend.embed ? ((await this.opts.backend.listEmbeddingModels?.()) ?? []) : [];
+    this.embedModels = new Set(embed);
     return list;
+  }
+
+  /** What registration announces and a change of which means registering again. */
+  private get announced(): string {
+    return `${[...this.models].join("\n")}|${[...this.embedModels].sort().join("\n")}`;
   }
 
   private async register(): Promise<void> {
@@ -260,6 +270,7 @@ export class ProviderNode {
       vram_free_mb: 0,
       vram_exact: false,
       models,
+      ...(this.embedModels.size ? { embedding_models: [...this.embedModels].sort() } : {}),
       ollama_url: this.opts.ollamaUrl ?? "",
       region: this.opts.region ?? "",
       ...(this.opts.lightningAddress ? { lightning_address: this.opts.lightningAddress } : {}),
@@ -278,7 +289,7 @@ export class ProviderNode {
       );
     }
     await res.body?.cancel();
-    this.registeredModels = models.join("\n");
+    this.registeredModels = this.announced;
   }
 
   private async connect(): Promise<void> {
@@ -355,8 +366,8 @@ export class ProviderNode {
     this.sendHeartbeat();
     try {
       const before = this.registeredModels;
-      const now = (await this.refreshModels()).join("\n");
-      if (now !== before) {
+      await this.refreshModels();
+      if (this.announced !== before) {
         await this.register();
         this.opts.log.info("models changed; registered again", { models: [...this.models] });
       }
@@ -469,13 +480,16 @@ export class ProviderNode {
   private async onJob(msg: JobMessage): Promise<void> {
     const ws = this.ws;
     if (!ws || this.jobs.has(msg.job_id) || this.closed) return;
+    const embeds = msg.endpoint === EMBEDDINGS_ENDPOINT;
     const reason = this.draining
       ? "draining"
-      : !this.models.has(msg.model)
-        ? "model_not_loaded"
-        : this.jobs.size >= (this.opts.maxJobs ?? 8)
-          ? "busy"
-          : undefined;
+      : msg.endpoint && !embeds
+        ? "unsupported_endpoint"
+        : !(embeds ? this.embedModels : this.models).has(msg.model)
+          ? "model_not_loaded"
+          : this.jobs.size >= (this.opts.maxJobs ?? 8)
+            ? "busy"
+            : undefined;
     if (reason) {
       this.send({ type: "reject", job_id: msg.job_id, reason }, ws);
       this.stats.rejected++;
@@ -491,7 +505,7 @@ export class ProviderNode {
     this.jobs.set(job.id, job);
     this.send({ type: "accept", job_id: job.id }, ws);
     try {
-      const usage = await this.serve(job);
+      const usage = embeds ? await this.serveEmbeddings(job) : await this.serve(job);
       this.stats.jobs++;
       this.stats.tokens += usage.completion_tokens;
       this.stats.promptTokens += usage.prompt_tokens;
@@ -520,8 +534,35 @@ export class ProviderNode {
     }
   }
 
-  /** Pulls the job's body, runs it and relays the stream; returns the usage served. */
-  private async serve(job: Job): Promise<Usage> {
+  /**
+   * An embedding job: pulls the OpenAI embeddings body, embeds with the backend and relays the
+   * `/v1/embeddings` JSON answer as text in proxy_chunk frames, then proxy_done.
+   */
+  private async serveEmbeddings(job: Job): Promise<Usage> {
+    const parsed = EmbedJobBody.safeParse(await this.pullBody(job));
+    if (!parsed.success) throw new Error(`unusable embeddings body: ${parsed.error.issues[0]?.message}`);
+    const body = parsed.data;
+    const { vectors, promptTokens } = await this.opts.backend.embed!(
+      {
+        model: job.model,
+        input: body.input,
+        ...(body.dimensions ? { dimensions: body.dimensions } : {}),
+      },
+      job.abort.signal,
+    );
+    if (job.stopped) throw new Error(job.stopped);
+    const answer = JSON.stringify({
+      object: "list",
+      data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })),
+      model: job.model,
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    });
+    for (const data of splitUtf8(answer)) this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
+    this.send({ type: "proxy_done", job_id: job.id }, job.ws);
+    return { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens };
+  }
+
+  private async pullBody(job: Job): Promise<unknown> {
     const res = await fetch(
       `${this.opts.gateway}/v1/gateway/jobs/${encodeURIComponent(job.id)}/proxy/request`,
       {
@@ -530,7 +571,12 @@ export class ProviderNode {
       },
     );
     if (!res.ok) throw new Error(`body pull failed (HTTP ${res.status}): ${await errorText(res)}`);
-    const parsed = JobBody.safeParse(await res.json().catch(() => undefined));
+    return res.json().catch(() => undefined);
+  }
+
+  /** Pulls the job's body, runs it and relays the stream; returns the usage served. */
+  private async serve(job: Job): Promise<Usage> {
+    const parsed = JobBody.safeParse(await this.pullBody(job));
     if (!parsed.success) throw new Error(`unusable job body: ${parsed.error.issues[0]?.message}`);
     const body = parsed.data;
     const cap = this.opts.maxTokensCap ?? 32_768;

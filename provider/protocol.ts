@@ -37,6 +37,8 @@ export const GatewayMessage = z.discriminatedUnion("type", [
     vram_required_mb: num,
     buyer_region: str(100),
     free_tier: z.boolean().nullish(),
+    /** our extension: "/v1/embeddings" for an embedding job; absent = chat (what Owlrun sends) */
+    endpoint: str(200),
   }),
   z.looseObject({
     type: z.literal("heartbeat_ack"),
@@ -98,6 +100,8 @@ export interface RegisterBody {
   vram_free_mb: number;
   vram_exact: boolean;
   models: string[];
+  /** our extension: models this node embeds with (only then does it get embedding jobs) */
+  embedding_models?: string[];
   ollama_url: string;
   region: string;
   lightning_address?: string;
@@ -114,6 +118,16 @@ export const JobBody = z
     max_completion_tokens: z.number().nullish(),
   })
   .refine((b) => Array.isArray(b.messages) || b.prompt != null, "neither messages nor prompt");
+
+/** The body of an embedding job: an OpenAI embeddings request with text inputs. */
+export const EmbedJobBody = z.looseObject({
+  model: z.string().max(200).nullish(),
+  input: z.union([z.string(), z.array(z.string()).min(1).max(4096)]),
+  dimensions: z.number().int().positive().nullish(),
+});
+
+/** The one endpoint extension a job may name. */
+export const EMBEDDINGS_ENDPOINT = "/v1/embeddings";
 
 /** Largest `data` of one proxy_chunk frame, in UTF-8 bytes. */
 export const MAX_CHUNK_BYTES = 4096;

@@ -12,6 +12,7 @@ import * as z from "zod";
 import type { RouteDoc, RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
+import { embeddingBounds } from "../routing/index.js";
 import type { Oracle } from "../oracle/index.js";
 import { PaymentError } from "../payments/errors.js";
 import type { PriceTable } from "../payments/pricing.js";
@@ -37,6 +38,7 @@ import {
   ChatCompletionResponseSchema,
   type CompletionRequest,
   CompletionRequestSchema,
+  type EmbeddingsRequest,
   CompletionResponseSchema,
   CompletionStreamSchema,
   PaymentRequestHeaders,
@@ -66,6 +68,9 @@ export interface ChatDeps {
 }
 
 export type Kind = "chat" | "completions";
+/** Every kind of paid job: embeddings bill input tokens only. */
+export type PaidKind = Kind | "embeddings";
+type PaidBody = ChatCompletionRequest | CompletionRequest | EmbeddingsRequest;
 
 export function parseBody(kind: Kind, body: unknown): ChatCompletionRequest | CompletionRequest {
   return kind === "chat"
@@ -111,7 +116,10 @@ export const PaymentReceiptSchema = z.looseObject({
   request_id: z.string(),
 });
 
-function receipt(payment: RequestPayment, settled: SettledPayment): z.infer<typeof PaymentReceiptSchema> {
+export function receipt(
+  payment: RequestPayment,
+  settled: SettledPayment,
+): z.infer<typeof PaymentReceiptSchema> {
   return {
     method: payment.method,
     amount_sats: settled.chargedSat,
@@ -126,18 +134,24 @@ function receipt(payment: RequestPayment, settled: SettledPayment): z.infer<type
  * completion, at the oracle's rate. The 402 challenge and POST /v1/price both use it.
  */
 export function estimateRequest(
-  kind: Kind,
-  body: ChatCompletionRequest | CompletionRequest,
+  kind: PaidKind,
+  body: PaidBody,
   model: string,
   deps: Pick<ChatDeps, "prices" | "oracle">,
 ) {
   const btcUsd = deps.oracle.pricingRate();
   // The bound a node's prompt report is billed up to (bytes / 2 + template): never charged above.
-  const promptTokens = promptBounds(nodeRequestBody({ body, model, kind, maxTokens: 1 })).cap;
+  // Embeddings: the most input tokens a node may bill for this input, so no charge exceeds the hold.
+  const promptTokens =
+    kind === "embeddings"
+      ? embeddingBounds((body as EmbeddingsRequest).input).cap
+      : promptBounds(nodeRequestBody({ body, model, kind, maxTokens: 1 })).cap;
   const requested: number =
-    (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
-    body.max_tokens ??
-    DEFAULT_MAX_TOKENS;
+    kind === "embeddings"
+      ? 0
+      : ((kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
+        (body as CompletionRequest).max_tokens ??
+        DEFAULT_MAX_TOKENS);
   return {
     promptTokens,
     requested,
@@ -199,8 +213,8 @@ export async function runPaidJob(
   req: Request,
   res: Response,
   deps: ChatDeps,
-  kind: Kind,
-  body: ChatCompletionRequest | CompletionRequest,
+  kind: PaidKind,
+  body: PaidBody,
   respond: (paid: PaidJob) => Promise<void>,
 ): Promise<void> {
   const startedAt = Date.now();
@@ -212,7 +226,8 @@ export async function runPaidJob(
   if (account) deps.accounts.rateLimit(account);
 
   // Which models may serve this: the requested one, then the fallbacks the client listed.
-  const offers = deps.dispatcher.models();
+  const offers =
+    kind === "embeddings" ? (deps.dispatcher.embeddingModels?.() ?? []) : deps.dispatcher.models();
   const named = [body.model, ...(body.models ?? [])];
   const candidates = deps.aliases ? named.map((m) => deps.aliases!.resolve(m, offers)) : named;
   const served = new Set(offers.map((m) => m.model));

@@ -173,9 +173,14 @@ export function ollamaRouter(deps: ChatDeps): Router {
   });
   router.get("/api/tags", (_req, res) => {
     res.json({
-      models: deps.dispatcher.models().map((m) => ({
-        name: m.model,
-        model: m.model,
+      // Embedding models too (Open WebUI picks its embedding model from this list).
+      models: [
+        ...new Set(
+          [...deps.dispatcher.models(), ...(deps.dispatcher.embeddingModels?.() ?? [])].map((m) => m.model),
+        ),
+      ].map((model) => ({
+        name: model,
+        model,
         modified_at: new Date(0).toISOString(),
         size: 0,
         digest: "",

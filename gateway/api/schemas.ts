@@ -222,3 +222,17 @@ export const OllamaGenerateRequestSchema = z.looseObject({
   system: z.string().max(4_000_000).nullish(),
 });
 export type OllamaGenerateRequest = z.infer<typeof OllamaGenerateRequestSchema>;
+
+/** POST /v1/embeddings (OpenAI): one text or a list; vectors as floats or base64 float32. */
+export const EmbeddingsRequestSchema = z
+  .looseObject({
+    model: ModelName,
+    input: z.union([z.string().max(1_000_000), z.array(z.string().max(1_000_000)).min(1).max(2048)]),
+    encoding_format: z.enum(["float", "base64"]).optional(),
+    dimensions: z.number().int().positive().max(16_384).optional(),
+    user: z.string().max(256).optional(),
+    provider: RoutingPreferencesSchema.optional(),
+    models: z.array(ModelName).max(10).optional(),
+  })
+  .meta({ id: "EmbeddingsRequest" });
+export type EmbeddingsRequest = z.infer<typeof EmbeddingsRequestSchema>;

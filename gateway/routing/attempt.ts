@@ -5,6 +5,7 @@
  * billed. Anything that goes wrong before the first content byte rejects `firstByte` (the dispatcher
  * then moves the job to the next node); after it, the job ends as "failed" with what was delivered.
  */
+import { EmbeddingAnswerError, MAX_EMBEDDING_ANSWER_BYTES, parseEmbeddingAnswer } from "./embeddings.js";
 import type { GatewayMessage } from "./protocol.js";
 import { SseDecoder } from "./sse.js";
 import type { JobOutcome, StreamChunk } from "./types.js";
@@ -40,6 +41,11 @@ export interface AttemptOptions {
   /** a free-tier job (`free_tier: true` in the offer) */
   free?: boolean;
   prompt: PromptBounds;
+  /**
+   * An embeddings job (`/v1/embeddings`, our extension): the node relays one JSON answer for this
+   * many inputs instead of an SSE stream; it is checked whole at proxy_done.
+   */
+  embeddings?: { endpoint: string; inputs: number };
   acceptTimeoutMs: number;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
@@ -72,6 +78,8 @@ export class Attempt {
   readonly outcome: Promise<JobOutcome>;
 
   private readonly sse = new SseDecoder();
+  /** an embeddings answer as relayed so far */
+  private raw = "";
   private readonly queue: StreamChunk[] = [];
   private wake?: () => void;
   private counted = 0;
@@ -124,6 +132,7 @@ export class Attempt {
       vram_required_mb: 0,
       buyer_region: "",
       free_tier: this.opts.free === true,
+      ...(this.opts.embeddings ? { endpoint: this.opts.embeddings.endpoint } : {}),
     });
     this.timer(this.opts.acceptTimeoutMs, () => {
       if (this.phase === "offered") this.fail(`no accept within ${this.opts.acceptTimeoutMs} ms`, true);
@@ -148,6 +157,11 @@ export class Attempt {
     if (this.ended) return;
     if (this.phase === "offered") this.phase = "accepted"; // a chunk is an implicit accept
     if (this.firstSettled) this.armIdle();
+    if (this.opts.embeddings) {
+      this.raw += data;
+      if (this.raw.length > MAX_EMBEDDING_ANSWER_BYTES) this.fail("the embeddings answer is too large", true);
+      return;
+    }
     let payloads: string[];
     try {
       payloads = this.sse.push(data);
@@ -163,6 +177,7 @@ export class Attempt {
   onDone(error?: string | null): void {
     if (this.ended) return;
     if (error) return this.fail(`provider error: ${error}`, false);
+    if (this.opts.embeddings) return this.onEmbeddings(this.opts.embeddings.inputs);
     for (const p of this.sse.end()) {
       this.onPayload(p);
       if (this.ended) return;
@@ -187,6 +202,26 @@ export class Attempt {
   fail(why: string, tellNode: boolean): void {
     if (this.ended) return;
     this.end("failed", new AttemptFailure(why, "failed"), tellNode, why);
+  }
+
+  /** The whole embeddings answer arrived: checked, then delivered as one chunk (`vectors`). */
+  private onEmbeddings(inputs: number): void {
+    let answer;
+    try {
+      answer = parseEmbeddingAnswer(this.raw, inputs);
+    } catch (err) {
+      if (err instanceof EmbeddingAnswerError) return this.fail(err.message, false);
+      throw err;
+    }
+    this.raw = "";
+    if (answer.promptTokens !== undefined) {
+      this.reported = { promptTokens: answer.promptTokens, completionTokens: 0 };
+    }
+    this.push({ object: "embeddings", vectors: answer.vectors });
+    this.firstByteAt = Date.now();
+    this.phase = "streaming";
+    this.settleFirst();
+    this.end("completed");
   }
 
   private onPayload(payload: string): void {

@@ -199,7 +199,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     }
     const live = registry.get(body.node_id);
     if (live && live.keyHash === keyHash) {
-      registry.setModels(live, body.models);
+      registry.setModels(live, body.models, body.embedding_models);
       live.freeTierPct = body.free_tier_pct ?? 0;
     }
     log.info("node registered", { node: body.node_id, models: body.models, version: body.version });

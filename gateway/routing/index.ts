@@ -28,6 +28,7 @@ import {
   type JobOutcome,
   NoProviderError,
 } from "./types.js";
+import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
 import { promptBounds } from "./usage.js";
 
 export * from "./types.js";
@@ -42,6 +43,7 @@ export {
 } from "./protocol.js";
 export { nodeRoutes, SignupLimiter } from "./http.js";
 export { promptBounds, USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
+export { embeddingBounds, embeddingInputs, MAX_EMBEDDING_DIMENSIONS } from "./embeddings.js";
 
 export const WS_PATH = "/v1/gateway/ws";
 /** Close code sent to the older connection when the same node connects again. */
@@ -247,7 +249,13 @@ export function createRouting(opts: RoutingOptions): Routing {
   };
 
   const onConnection = (ws: WebSocket, node: NodeRow, keyHash: string) => {
-    const s = new NodeSession(node.node_id, keyHash, ws, JSON.parse(node.models) as string[]);
+    const s = new NodeSession(
+      node.node_id,
+      keyHash,
+      ws,
+      JSON.parse(node.models) as string[],
+      embedModelsOf(node),
+    );
     s.freeTierPct = freeTierPctOf(node.registration);
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
@@ -325,10 +333,12 @@ export function createRouting(opts: RoutingOptions): Routing {
   const dispatcher: Dispatcher = {
     async dispatch(req: DispatchRequest): Promise<JobHandle> {
       if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
-      const list = registry.candidates(req.model, req.preferences, Date.now(), req.free);
+      const embeddings = req.kind === "embeddings";
+      const only = { free: req.free, embeddings };
+      const list = registry.candidates(req.model, req.preferences, Date.now(), only);
       if (list.length === 0) {
-        const anyone = registry.candidates(req.model).length > 0;
-        const anyFree = registry.candidates(req.model, {}, Date.now(), req.free).length > 0;
+        const anyone = registry.candidates(req.model, {}, Date.now(), { embeddings }).length > 0;
+        const anyFree = registry.candidates(req.model, {}, Date.now(), only).length > 0;
         throw new NoProviderError(
           !anyone
             ? `no provider online serves ${req.model}`
@@ -338,8 +348,8 @@ export function createRouting(opts: RoutingOptions): Routing {
           "no_providers",
         );
       }
-      const body = nodeRequestBody(req);
-      const prompt = promptBounds(body);
+      const body = embeddings ? embeddingNodeBody(req.body, req.model) : nodeRequestBody(req);
+      const prompt = embeddings ? embeddingBounds(body.input) : promptBounds(body);
       const reasons: string[] = [];
       let allRejected = true;
       for (const s of list) {
@@ -353,6 +363,9 @@ export function createRouting(opts: RoutingOptions): Routing {
           maxTokens: req.maxTokens,
           free: req.free,
           prompt,
+          ...(embeddings
+            ? { embeddings: { endpoint: EMBEDDINGS_ENDPOINT, inputs: embeddingInputs(body.input).length } }
+            : {}),
           acceptTimeoutMs,
           firstByteTimeoutMs,
           idleTimeoutMs,
@@ -388,6 +401,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
     },
     models: () => registry.models(),
+    embeddingModels: () => registry.models(undefined, true),
     nodesOnline: () => registry.online(),
   };
 
@@ -483,6 +497,18 @@ export function createRouting(opts: RoutingOptions): Routing {
       store.close();
     },
   };
+}
+
+/** The embedding models a stored registration announced (none for Owlrun agents). */
+function embedModelsOf(node: NodeRow): string[] {
+  try {
+    const reg = JSON.parse(node.registration ?? "{}") as { embedding_models?: unknown };
+    return Array.isArray(reg.embedding_models)
+      ? reg.embedding_models.filter((m) => typeof m === "string")
+      : [];
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -39,6 +39,12 @@ export const RegisterBody = z.object({
     .max(500)
     .nullish()
     .transform((m) => [...new Set(m ?? [])]),
+  /** our extension: models the node embeds with; only such nodes get embedding jobs */
+  embedding_models: z
+    .array(z.string().min(1).max(200))
+    .max(500)
+    .nullish()
+    .transform((m) => [...new Set(m ?? [])]),
   ollama_url: optString(500),
   region: optString(100),
   wallet: optString(500),
@@ -172,6 +178,8 @@ export type GatewayMessage =
       vram_required_mb: number;
       buyer_region: string;
       free_tier: boolean;
+      /** our extension: the backend route to run the job on (only "/v1/embeddings"; absent = chat) */
+      endpoint?: string;
     }
   | { type: "job_complete"; job_id: string; tokens: number; earned_usd: number }
   | { type: "drain" }

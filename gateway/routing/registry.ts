@@ -14,6 +14,8 @@ const RETIRED_PER_NODE = 256;
 export class NodeSession implements AttemptNode {
   /** set through Registry.setModels so the per-model index follows */
   models: ReadonlySet<string>;
+  /** models it embeds with (`embedding_models`, our extension); empty for Owlrun agents */
+  embedModels: ReadonlySet<string>;
   readonly connectedAt = Date.now();
   lastSeen = Date.now();
   lastAssignedAt = 0;
@@ -33,8 +35,10 @@ export class NodeSession implements AttemptNode {
     readonly keyHash: string,
     readonly ws: WebSocket,
     models: string[],
+    embedModels: string[] = [],
   ) {
     this.models = new Set(models);
+    this.embedModels = new Set(embedModels);
   }
 
   get inflight(): number {
@@ -61,6 +65,8 @@ export class Registry {
   private readonly sessions = new Map<string, NodeSession>();
   /** model → sessions serving it */
   private readonly byModel = new Map<string, Set<NodeSession>>();
+  /** embedding model → sessions that embed with it */
+  private readonly byEmbedModel = new Map<string, Set<NodeSession>>();
   private readonly retired = new Map<string, Set<string>>();
 
   constructor(private readonly heartbeatTimeoutMs: number) {}
@@ -83,27 +89,32 @@ export class Registry {
   }
 
   /** A node re-registered with another model list while connected. */
-  setModels(session: NodeSession, models: string[]): void {
+  setModels(session: NodeSession, models: string[], embedModels: string[] = []): void {
     const current = this.sessions.get(session.nodeId) === session;
     if (current) this.unindex(session);
     session.models = new Set(models);
+    session.embedModels = new Set(embedModels);
     if (current) this.index(session);
   }
 
   private index(s: NodeSession): void {
-    for (const m of s.models) {
-      let set = this.byModel.get(m);
-      if (!set) this.byModel.set(m, (set = new Set()));
+    const add = (map: Map<string, Set<NodeSession>>, m: string) => {
+      let set = map.get(m);
+      if (!set) map.set(m, (set = new Set()));
       set.add(s);
-    }
+    };
+    for (const m of s.models) add(this.byModel, m);
+    for (const m of s.embedModels) add(this.byEmbedModel, m);
   }
 
   private unindex(s: NodeSession): void {
-    for (const m of s.models) {
-      const set = this.byModel.get(m);
+    const drop = (map: Map<string, Set<NodeSession>>, m: string) => {
+      const set = map.get(m);
       set?.delete(s);
-      if (set?.size === 0) this.byModel.delete(m);
-    }
+      if (set?.size === 0) map.delete(m);
+    };
+    for (const m of s.models) drop(this.byModel, m);
+    for (const m of s.embedModels) drop(this.byEmbedModel, m);
   }
 
   get(nodeId: string): NodeSession | undefined {
@@ -146,15 +157,25 @@ export class Registry {
    * the node that waited longest; nodes named in `order` go first, in that order; with
    * `allowFallbacks: false` only the first is tried. Free-tier jobs only go to nodes that opted in.
    */
-  candidates(model: string, prefs: RoutingPreferences = {}, now = Date.now(), free = false): NodeSession[] {
+  candidates(
+    model: string,
+    prefs: RoutingPreferences = {},
+    now = Date.now(),
+    /**
+     * `free`: only nodes that opted into free work; `embeddings`: an embeddings job, only nodes
+     * that announced the model in `embedding_models`
+     */
+    kind: { free?: boolean; embeddings?: boolean } = {},
+  ): NodeSession[] {
     const only = prefs.only?.length ? new Set(prefs.only) : undefined;
     const ignore = new Set(prefs.ignore ?? []);
-    const list = [...(this.byModel.get(model) ?? [])].filter(
+    const index = kind.embeddings ? this.byEmbedModel : this.byModel;
+    const list = [...(index.get(model) ?? [])].filter(
       (s) =>
         this.healthy(s, now) &&
         (!only || only.has(s.nodeId)) &&
         !ignore.has(s.nodeId) &&
-        (!free || s.freeTierPct > 0),
+        (!kind.free || s.freeTierPct > 0),
     );
     const byLoad = (a: NodeSession, b: NodeSession) =>
       a.inflight - b.inflight || a.lastAssignedAt - b.lastAssignedAt;
@@ -174,10 +195,10 @@ export class Registry {
     return prefs.allowFallbacks === false ? list.slice(0, 1) : list;
   }
 
-  /** Models served by at least one healthy node. */
-  models(now = Date.now()): ModelOffer[] {
+  /** Models served (or, with `embeddings`, embedded with) by at least one healthy node. */
+  models(now = Date.now(), embeddings = false): ModelOffer[] {
     const offers: ModelOffer[] = [];
-    for (const [model, set] of this.byModel) {
+    for (const [model, set] of embeddings ? this.byEmbedModel : this.byModel) {
       let nodes = 0;
       for (const s of set) if (this.healthy(s, now)) nodes++;
       if (nodes > 0) offers.push({ model, nodes });

@@ -24,7 +24,8 @@ export interface DispatchRequest {
    */
   jobId: string;
   model: string;
-  kind: "chat" | "completions";
+  /** `embeddings` goes only to nodes that announced the model in `embedding_models` */
+  kind: "chat" | "completions" | "embeddings";
   /** the buyer's validated OpenAI request body; routing forces stream + include_usage for the node */
   body: Record<string, unknown>;
   /** the cap the buyer paid for; routing enforces it on the relayed stream */
@@ -101,5 +102,7 @@ export interface Dispatcher {
   dispatch(req: DispatchRequest): Promise<JobHandle>;
   /** models currently served by at least one healthy node */
   models(): ModelOffer[];
+  /** models at least one healthy node embeds with (nodes that announced `embedding_models`) */
+  embeddingModels?(): ModelOffer[];
   nodesOnline(): number;
 }

@@ -21,6 +21,8 @@ import {
   type ChatRequest,
   ChunkFactory,
   type CompletionChunk,
+  type EmbeddingRequest,
+  type EmbeddingResult,
   EventQueue,
   type FinishReason,
   type GenerationParams,
@@ -35,6 +37,7 @@ type Llama = Awaited<ReturnType<Lib["getLlama"]>>;
 type LlamaModel = Awaited<ReturnType<Llama["loadModel"]>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel["createContext"]>>;
 type Sequence = ReturnType<LlamaContext["getSequence"]>;
+type EmbeddingContext = Awaited<ReturnType<LlamaModel["createEmbeddingContext"]>>;
 type ChatWrapper = InstanceType<Lib["ChatWrapper"]>;
 type ChatHistoryItem = Parameters<InstanceType<Lib["LlamaChat"]>["generateResponse"]>[0][number];
 
@@ -49,6 +52,9 @@ interface Loaded {
   /** sequences not in use */
   idle: Sequence[];
   waiters: ((seq: Sequence) => void)[];
+  /** created on the first embeddings job; one job at a time embeds on it */
+  embedding?: Promise<EmbeddingContext>;
+  embedQueue: Promise<unknown>;
 }
 
 export interface EmbeddedOptions {
@@ -128,7 +134,7 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
         ? lib.resolveChatWrapper(model, { warningLogs: false })
         : new lib.GeneralChatWrapper();
       const idle = Array.from({ length: nSequences }, () => context.getSequence());
-      loaded.set(id, { id, model, context, wrapper, idle, waiters: [] });
+      loaded.set(id, { id, model, context, wrapper, idle, waiters: [], embedQueue: Promise.resolve() });
     }
   } catch (err) {
     await llama.dispose();
@@ -263,10 +269,38 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
     return items;
   };
 
+  /**
+   * Embeds texts one after another on the model's embedding context (llama.cpp pools the last
+   * hidden states); jobs on the same model queue so a context never runs two at once.
+   */
+  const embed = async (body: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResult> => {
+    const l = modelFor(body);
+    const texts = typeof body.input === "string" ? [body.input] : body.input;
+    const run = l.embedQueue.then(async () => {
+      l.embedding ??= l.model.createEmbeddingContext({
+        contextSize: opts.contextSize ?? 1024,
+        threads: opts.threads ?? 1,
+      });
+      const ctx = await l.embedding;
+      const vectors: number[][] = [];
+      let promptTokens = 0;
+      for (const text of texts) {
+        if (signal.aborted) throw new BackendError("embedding cancelled");
+        promptTokens += l.model.tokenize(text).length;
+        vectors.push([...(await ctx.getEmbeddingFor(text)).vector]);
+      }
+      return { vectors, promptTokens };
+    });
+    l.embedQueue = run.catch(() => undefined);
+    return run;
+  };
+
   return {
     name: "embedded",
     loadMs,
     listModels: async () => [...loaded.keys()],
+    listEmbeddingModels: async () => [...loaded.keys()],
+    embed,
     chat(body, signal) {
       refuseForcedTools(body);
       return generate("chat", body, signal, async (l, seq, cb) => {
@@ -300,6 +334,8 @@ export async function createEmbeddedBackend(opts: EmbeddedOptions): Promise<Embe
     },
     async close() {
       for (const l of loaded.values()) {
+        await l.embedQueue;
+        if (l.embedding) await (await l.embedding.catch(() => undefined))?.dispose();
         await l.context.dispose();
         await l.model.dispose();
       }

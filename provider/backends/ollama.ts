@@ -14,6 +14,7 @@ import {
 import type { Logger } from "../../src/shared/index.js";
 import {
   type Backend,
+  BackendError,
   type ChatChunk,
   ChunkFactory,
   type CompletionChunk,
@@ -78,10 +79,27 @@ export function ollamaMessages(body: { messages?: unknown }): Message[] {
 export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBackend> {
   const client = new Ollama({ host: opts.url });
   let models: string[] = [];
+  /** model → what Ollama's /api/show capabilities say it does; asked once per model */
+  const caps = new Map<string, { embed: boolean; chat: boolean }>();
   let warned = false;
+  const capabilities = async (list: string[]) => {
+    for (const model of list) {
+      if (caps.has(model)) continue;
+      try {
+        const c = (await client.show({ model })).capabilities ?? [];
+        caps.set(model, {
+          embed: c.includes("embedding"),
+          chat: !c.includes("embedding") || c.includes("completion"),
+        });
+      } catch {
+        // an older Ollama without capabilities, or the model went away: ask again next time
+      }
+    }
+  };
   const refresh = async () => {
     try {
       models = (await client.list()).models.map((m) => m.name).sort();
+      await capabilities(models);
       warned = false;
     } catch (err) {
       if (!warned) opts.log.warn("could not list Ollama models", { url: opts.url, err: String(err) });
@@ -171,7 +189,39 @@ export async function createOllamaBackend(opts: OllamaOptions): Promise<OllamaBa
     name: "ollama",
     url: opts.url,
     refresh,
-    listModels: async () => models,
+    // Embedding-only models (nomic-embed-text, …) cannot chat: offered for embeddings only.
+    listModels: async () => models.filter((m) => caps.get(m)?.chat !== false),
+    listEmbeddingModels: async () => models.filter((m) => caps.get(m)?.embed === true),
+    async embed(body, signal) {
+      // Ollama's OpenAI-compatible route, as the Owlrun protocol names it for embedding jobs.
+      const res = await fetch(`${opts.url.replace(/\/+$/, "")}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: body.model,
+          input: body.input,
+          encoding_format: "float",
+          ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}),
+        }),
+        signal,
+      });
+      const answer = (await res.json().catch(() => undefined)) as
+        | {
+            data?: { index?: number; embedding?: number[] }[];
+            usage?: { prompt_tokens?: number };
+            error?: unknown;
+          }
+        | undefined;
+      if (!res.ok || !Array.isArray(answer?.data)) {
+        const e = answer?.error as { message?: string } | string | undefined;
+        throw new BackendError(
+          `Ollama embeddings failed (HTTP ${res.status}): ${typeof e === "string" ? e : (e?.message ?? "no data")}`,
+        );
+      }
+      const vectors: number[][] = [];
+      answer.data.forEach((d, i) => (vectors[d.index ?? i] = d.embedding ?? []));
+      return { vectors, promptTokens: answer.usage?.prompt_tokens ?? 0 };
+    },
     chat(body, signal) {
       const model = String(body.model);
       const messages = ollamaMessages(body);

@@ -75,11 +75,29 @@ export interface CompletionRequest extends GenerationParams {
   prompt: string | string[];
 }
 
+/** An OpenAI embeddings request as a node pulls it (texts only). */
+export interface EmbeddingRequest {
+  model: string;
+  input: string | string[];
+  dimensions?: number;
+  [field: string]: unknown;
+}
+
+/** One vector per input, in order, and the input tokens the backend spent. */
+export interface EmbeddingResult {
+  vectors: number[][];
+  promptTokens: number;
+}
+
 export interface Backend {
   /** "ollama", "embedded", … */
   readonly name: string;
   /** model ids (Ollama tags) served right now; cheap, callers may ask often */
   listModels(): Promise<string[]>;
+  /** models it embeds with (announced as `embedding_models`); absent = no embeddings */
+  listEmbeddingModels?(): Promise<string[]>;
+  /** embeds the inputs (OpenAI `/v1/embeddings` semantics) */
+  embed?(body: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResult>;
   chat(body: ChatRequest, signal: AbortSignal): AsyncIterable<ChatChunk>;
   complete(body: CompletionRequest, signal: AbortSignal): AsyncIterable<CompletionChunk>;
   close(): Promise<void>;

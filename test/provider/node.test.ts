@@ -90,6 +90,8 @@ describe("registration and the session", () => {
       vram_free_mb: 0,
       vram_exact: false,
       models: [RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort(),
+      // our extension: the embedded backend embeds with every model it loads
+      embedding_models: [RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort(),
       ollama_url: "",
       region: "",
       lightning_address: "op@example.com",
@@ -215,6 +217,26 @@ describe("jobs", () => {
     expect(busy.reason).toBe("busy");
     expect((await long.result).status).toBe("done");
     expect(node.stats.rejected).toBe(2);
+  });
+
+  it("serves an embedding job as one JSON answer, and rejects endpoints it does not know", async () => {
+    const { fake, node } = await setup();
+    await node.start();
+    const job = fake.offer(SCRIPTED_MODEL_ID, { input: ["Hello", "owlrun"] }, { endpoint: "/v1/embeddings" });
+    const r = await job.result;
+    expect(r.frames.at(-1)).toEqual({ type: "proxy_done", job_id: job.id });
+    const answer = JSON.parse(r.sse) as {
+      data: { index: number; embedding: number[] }[];
+      usage: { prompt_tokens: number };
+    };
+    expect(answer.data.map((d) => [d.index, d.embedding.length])).toEqual([
+      [0, 64],
+      [1, 64],
+    ]);
+    expect(answer.usage.prompt_tokens).toBeGreaterThan(0);
+    const odd = await fake.offer(SCRIPTED_MODEL_ID, { input: "x" }, { endpoint: "/v1/audio/speech" }).result;
+    expect(odd.status).toBe("rejected");
+    expect(odd.reason).toBe("unsupported_endpoint");
   });
 
   it("honours max_tokens, and cuts a backend that ignores it", async () => {

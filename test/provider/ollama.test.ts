@@ -135,6 +135,28 @@ describe("Ollama-compatible facade over the embedded backend", () => {
     }
   });
 
+  it("our Ollama backend finds embedding models by /api/show capabilities and embeds on /v1/embeddings", async () => {
+    const ollama = await createOllamaBackend({ url: facade.url, log: silentLogger });
+    try {
+      expect((await ollama.listEmbeddingModels!()).sort()).toEqual(
+        [RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort(),
+      );
+      // They also complete, so they stay offered for chat.
+      expect((await ollama.listModels()).sort()).toEqual([RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort());
+      const r = await ollama.embed!(
+        { model: SCRIPTED_MODEL_ID, input: ["Hello", "owlrun test"] },
+        new AbortController().signal,
+      );
+      expect(r.vectors.map((v) => v.length)).toEqual([64, 64]);
+      expect(r.promptTokens).toBeGreaterThan(0);
+      await expect(
+        ollama.embed!({ model: "missing:1b", input: "x" }, new AbortController().signal),
+      ).rejects.toThrow(/Ollama embeddings failed/);
+    } finally {
+      await ollama.close();
+    }
+  });
+
   it("a provider node picks Ollama when one answers and serves a gateway job through it", async () => {
     const backend = await chooseBackend({ ollamaUrl: facade.url, dataDir: tempDir() }, silentLogger);
     expect(backend.name).toBe("ollama");

@@ -181,7 +181,8 @@ export class FakeGateway {
    * Offers a job to the connected node, as the gateway does after it chose this node. A `null` body
    * makes the body pull answer 404, as for a job the gateway already gave to another node.
    */
-  offer(model: string, body: Record<string, unknown> | null): FakeJob {
+  /** Offers a job; `extra` adds fields to the `job` message (e.g. our `endpoint` extension). */
+  offer(model: string, body: Record<string, unknown> | null, extra: Record<string, unknown> = {}): FakeJob {
     const id = `job-${randomBytes(8).toString("hex")}`;
     let done!: (r: JobResult) => void;
     let answer!: (f: Frame) => void;
@@ -203,7 +204,15 @@ export class FakeGateway {
       done,
       answer,
     });
-    this.send({ type: "job", job_id: id, model, vram_required_mb: 0, buyer_region: "", free_tier: false });
+    this.send({
+      type: "job",
+      job_id: id,
+      model,
+      vram_required_mb: 0,
+      buyer_region: "",
+      free_tier: false,
+      ...extra,
+    });
     return job;
   }
 

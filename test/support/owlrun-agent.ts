@@ -34,6 +34,10 @@ export interface JobScript {
   dieAfterWords?: number;
   /** send a non-JSON `data:` line after this many deltas */
   garbageAfterWords?: number;
+  /** embeddings jobs: the raw answer text to relay instead of the computed one (rogue nodes) */
+  embedAnswer?: (body: Record<string, unknown>) => string;
+  /** embeddings jobs: prompt_tokens to report (default: the true count, one per character) */
+  embedPromptTokens?: number;
   /** stop streaming when the gateway sends `cancel` (default true; old agents ignore it) */
   obeyCancel?: boolean;
   /** end without proxy_done (a stalled stream) */
@@ -60,6 +64,11 @@ export interface AgentScript {
   lightningAddress?: string;
   /** `free_tier_pct` at registration (default 0: paid jobs only) */
   freeTierPct?: number;
+  /**
+   * models it embeds with, announced as `embedding_models` (our extension): only then does the
+   * gateway send it embedding jobs (`job.endpoint: "/v1/embeddings"`)
+   */
+  embeddingModels?: string[];
   // Shorthands for `job` (the first suites use them).
   /** words streamed as content deltas */
   reply?: string[];
@@ -285,7 +294,9 @@ export class OwlrunAgent {
     const script = this.jobScript(offer);
     const action = script.action ?? "serve";
     if (action === "ignore") return;
-    if (action === "reject" || !this.script.models.includes(offer.model)) {
+    const embeds = (offer as { endpoint?: string }).endpoint === "/v1/embeddings";
+    const serves = embeds ? (this.script.embeddingModels ?? []) : this.script.models;
+    if (action === "reject" || !serves.includes(offer.model)) {
       this.sendJson({
         type: "reject",
         job_id: offer.job_id,
@@ -299,6 +310,8 @@ export class OwlrunAgent {
     if (pulled.status !== 200) return; // the job went elsewhere
     const body = pulled.body as Record<string, unknown>;
     this.bodies.push(body);
+    if ((offer as { endpoint?: string }).endpoint === "/v1/embeddings")
+      return this.embed(ws, offer, body, script);
     if (script.firstDelayMs) await sleep(script.firstDelayMs);
 
     const id = `chatcmpl-${offer.job_id.slice(0, 8)}`;
@@ -380,6 +393,38 @@ export class OwlrunAgent {
     if (live()) ws.send(JSON.stringify({ type: "proxy_done", job_id: offer.job_id }));
   }
 
+  /**
+   * An embeddings job, as a node relays Ollama's `/v1/embeddings` answer: the JSON body as text in
+   * proxy_chunk frames, then proxy_done. Vectors are a function of the text (tests can check them).
+   */
+  private embed(ws: WebSocket, offer: JobOffer, body: Record<string, unknown>, script: JobScript): void {
+    const inputs = typeof body.input === "string" ? [body.input] : (body.input as string[]);
+    const answer =
+      script.embedAnswer?.(body) ??
+      JSON.stringify({
+        object: "list",
+        data: inputs.map((text, index) => ({ object: "embedding", index, embedding: embeddingOf(text) })),
+        model: offer.model,
+        usage: {
+          prompt_tokens: script.embedPromptTokens ?? inputs.join("").length,
+          total_tokens: script.embedPromptTokens ?? inputs.join("").length,
+        },
+      });
+    const frameChars = script.frameChars ?? 23;
+    for (let i = 0; i < answer.length; i += frameChars) {
+      if (ws.readyState === WebSocket.OPEN)
+        ws.send(
+          JSON.stringify({
+            type: "proxy_chunk",
+            job_id: offer.job_id,
+            data: answer.slice(i, i + frameChars),
+          }),
+        );
+    }
+    if (ws.readyState === WebSocket.OPEN)
+      ws.send(JSON.stringify({ type: "proxy_done", job_id: offer.job_id }));
+  }
+
   /** The per-job script: `job` (object or function), else the shorthands. */
   private jobScript(offer: JobOffer): JobScript {
     const s = this.script;
@@ -398,6 +443,13 @@ export class OwlrunAgent {
   }
 }
 
+/** The scripted node's embedding of a text: 4 numbers derived from its characters. */
+export function embeddingOf(text: string): number[] {
+  let sum = 0;
+  for (const c of text) sum += c.codePointAt(0)!;
+  return [text.length / 10, (sum % 97) / 97, -0.5, 0.25];
+}
+
 /** Signs up (unless given a key), registers and connects: a node ready for jobs. */
 export async function startAgent(
   gateway: string,
@@ -406,14 +458,14 @@ export async function startAgent(
 ): Promise<OwlrunAgent> {
   const apiKey = opts.apiKey ?? (await signup(gateway));
   const nodeId = opts.nodeId ?? `node-${Math.random().toString(36).slice(2, 10)}`;
-  const res = await register(
-    gateway,
-    apiKey,
-    nodeId,
-    script.models,
-    script.lightningAddress,
-    script.freeTierPct,
-  );
+  const res = await fetch(`${gateway}/v1/gateway/register`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      ...registrationBody(apiKey, nodeId, script.models, script.lightningAddress, script.freeTierPct),
+      ...(script.embeddingModels ? { embedding_models: script.embeddingModels } : {}),
+    }),
+  });
   if (res.status !== 201) throw new Error(`register: HTTP ${res.status} ${await res.text()}`);
   const agent = new OwlrunAgent(gateway, apiKey, nodeId, script);
   await agent.connect();
