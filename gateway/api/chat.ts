@@ -1,7 +1,8 @@
 /**
- * POST /v1/chat/completions and /v1/completions, paid per request with `X-Cashu` (account keys
- * come in a later slice). OpenAI wire format by default, so the official `openai` client works;
- * `X-Stream-Format: owlrun` (or `?format=owlrun`) switches the stream to Owlrun's shape.
+ * POST /v1/chat/completions and /v1/completions, paid per request (X-Cashu, keys, L402, BSV).
+ * Stream lines carry OpenAI's `choices` and Owlrun's `message`/`done` together, so the `openai`
+ * client and the Owlrun seed's clients both work unmodified; `X-Stream-Format: owlrun` (or
+ * `?format=owlrun`) sends Owlrun's shape alone.
  *
  * Money order: check → claim → hold → dispatch → stream → settle → change. Anything failing
  * before the first byte refunds in full in `X-Cashu-Change`.
@@ -85,6 +86,15 @@ export class Collector {
 
 function sse(res: Response, data: unknown) {
   res.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+}
+
+/**
+ * Owlrun's fields on a stream line (`message.content`, `done`), carried next to OpenAI's `choices`
+ * so the seed's Owlrun clients and the `openai` SDK both read the answer with no opt-in.
+ */
+function owlrunLine(choices: StreamChunk["choices"], done: boolean) {
+  const content = (choices ?? []).map((c) => c.delta?.content ?? c.text ?? "").join("");
+  return { message: { role: "assistant", content }, done };
 }
 
 function costFields(settled: SettledPayment) {
@@ -391,12 +401,8 @@ async function streamResponse(
       (c) => (c.delta?.content ?? c.text ?? "") !== "" || c.finish_reason || c.delta?.role,
     );
     if (choices.length === 0) continue; // the node's own usage chunk: we send ours at the end
-    if (ctx.owlrunFormat) {
-      const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
-      sse(res, { model: model, message: { role: "assistant", content }, done: false });
-    } else {
-      sse(res, { id, object, created, model: model, choices });
-    }
+    const owlrun = owlrunLine(choices, false);
+    sse(res, ctx.owlrunFormat ? { model, ...owlrun } : { id, object, created, model, choices, ...owlrun });
   }
   cork.release();
   const outcome = await job.outcome;
@@ -413,23 +419,30 @@ async function streamResponse(
       ),
     );
   }
-  if (ctx.owlrunFormat) {
-    sse(res, { model: model, message: { role: "assistant", content: "" }, done: true, usage });
-  } else {
-    sse(res, { id, object, created, model: model, choices: [], usage });
-  }
-  // The receipt, then the change: ARCHITECTURE.md §4 keeps cashu_change the last event before [DONE].
+  // The receipt and the change (X-Cashu) ride in the last event before [DONE]: OpenAI clients find
+  // the usage chunk last, Owlrun clients find the cashu_change event last (docs/architecture.md).
   const paid = receipt(payment, settled);
-  sse(
-    res,
-    ctx.owlrunFormat
-      ? { type: "payment", payment: paid }
-      : { id, object, created, model: model, choices: [], payment: paid },
-  );
-  if (settled.changeSat > 0 || settled.changeToken) {
-    // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
-    const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
-    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: model, choices: [], ...change });
+  const change =
+    settled.changeSat > 0 || settled.changeToken
+      ? { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat }
+      : undefined;
+  if (ctx.owlrunFormat) {
+    // Owlrun's own shape (opt-in): the done event, the receipt, then the change event.
+    sse(res, { model, ...owlrunLine([], true), usage });
+    sse(res, { type: "payment", payment: paid });
+    if (change) sse(res, change);
+  } else {
+    sse(res, {
+      id,
+      object,
+      created,
+      model,
+      choices: [],
+      usage,
+      payment: paid,
+      ...owlrunLine([], true),
+      ...change,
+    });
   }
   sse(res, "[DONE]");
   res.end();

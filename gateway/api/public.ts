@@ -145,7 +145,10 @@ export function publicRouter(deps: PublicDeps): Router {
       version: VERSION,
       mints: deps.wallet.trustedMints,
       payment_methods: deps.paymentMethods,
-      stream_formats: { default: "openai", owlrun: "X-Stream-Format: owlrun (or ?format=owlrun)" },
+      stream_formats: {
+        default: "openai chunks that also carry owlrun message/done fields",
+        owlrun: "X-Stream-Format: owlrun (or ?format=owlrun): owlrun events alone",
+      },
       fee_split: { provider_pct: deps.providerSharePct, gateway_pct: 100 - deps.providerSharePct },
       min_charge_sats: MIN_CHARGE_SAT,
       default_provider_share_pct: DEFAULT_PROVIDER_SHARE_PCT,
