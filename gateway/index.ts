@@ -16,6 +16,7 @@ import {
 } from "../src/shared/index.js";
 import type { RouteGroup } from "../src/shared/discovery/index.js";
 import { accountRouter, accountRoutes } from "./api/accounts.js";
+import { seedAliases } from "./api/aliases.js";
 import { chatHandler, chatRoutes } from "./api/chat.js";
 import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
@@ -229,6 +230,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const app = express();
   app.disable("x-powered-by");
+  // First: /api/v1/… (402ai, BSVAPI) is rewritten to the /v1 route it names.
+  const ownGroups = [
+    chatRoutes,
+    accountRoutes,
+    payRoutes,
+    marketRoutes,
+    ollamaRoutes,
+    providerApiRoutes,
+    publicRoutes,
+    nodeRoutes,
+    discoveryRoutes,
+  ];
+  const aliases = seedAliases(ownGroups);
+  app.use(aliases.router);
   // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
   app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
   app.use(express.json({ limit: MAX_BODY_BYTES }));
@@ -255,18 +270,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;
-  const routeGroups = () => [
-    chatRoutes,
-    accountRoutes,
-    payRoutes,
-    marketRoutes,
-    ollamaRoutes,
-    providerApiRoutes,
-    publicRoutes,
-    nodeRoutes,
-    discoveryRoutes,
-    ...(opts.mountedRoutes ?? []),
-  ];
+  const routeGroups = () => [...ownGroups, aliases.group, ...(opts.mountedRoutes ?? [])];
   app.use(
     discoveryRouter({
       groups: routeGroups,
