@@ -37,6 +37,7 @@ import { L402Payments } from "./payments/l402.js";
 import { OneShotStore } from "./payments/oneshot.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
+import { watchedPriceTable } from "./payments/price-file.js";
 import { GatewayWallet } from "./payments/wallet.js";
 import {
   type RecoveryReport,
@@ -73,6 +74,8 @@ export interface GatewayOptions {
   priceFeedUrl?: string;
   offlineBtcUsd?: number;
   modelRates?: Record<string, ModelRate>;
+  /** the operator's price file (USD per model, a default for the rest), reloaded on change */
+  pricesFile?: string;
   signupOpen?: boolean;
   /** provider earnings at or above this are paid out over Lightning (default 1,000 sats) */
   payoutThresholdSat?: number;
@@ -141,6 +144,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   if (share < MIN_PROVIDER_SHARE_PCT || share > 100)
     throw new Error(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100`);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  // First: a bad price file stops the start before anything is opened.
+  const priceFile = opts.pricesFile ? watchedPriceTable(opts.pricesFile, log.child("prices")) : undefined;
+  const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
 
   const ledger = Ledger.open(opts.dataDir);
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
@@ -186,7 +192,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       ? undefined
       : setInterval(() => void payouts.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
   payoutTimer?.unref();
-  const prices = new PriceTable(opts.modelRates);
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
@@ -330,6 +335,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
       if (sweeper) clearInterval(sweeper);
+      priceFile?.close();
       await routing.close();
       payouts.close();
       oracle.stop();

@@ -47,6 +47,7 @@ Usage:
                                      [--payment-methods xcashu,accounts,l402,bsv]
                                      [--bsv-chain-api URL --bsv-address ADDR [--bsv-per-sat N]]
                                      [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
+                                     [--prices prices.json]   (USD per 1M tokens per model + default; reloaded on change)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
@@ -101,6 +102,7 @@ const GATEWAY_FLAGS = {
   name: { type: "string" },
   "public-url": { type: "string" },
   "mcp-url": { type: "string" },
+  prices: { type: "string" },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -216,6 +218,7 @@ async function runGateway(argv: string[]): Promise<void> {
     paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
     bsv: bsvFlags(values),
     publicUrl: flagOrEnv(values, "public-url"),
+    pricesFile: flagOrEnv(values, "prices"),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),
