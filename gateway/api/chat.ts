@@ -131,10 +131,9 @@ export function estimateRequest(
 ) {
   const btcUsd = deps.oracle.pricingRate();
   const promptTokens = estimatePromptTokens(body as { messages?: unknown; prompt?: unknown });
+  const chat = kind === "chat" ? (body as ChatCompletionRequest) : undefined;
   const requested: number =
-    (kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
-    body.max_tokens ??
-    DEFAULT_MAX_TOKENS;
+    chat?.max_completion_tokens ?? body.max_tokens ?? chat?.max_output_tokens ?? DEFAULT_MAX_TOKENS;
   return {
     promptTokens,
     requested,
@@ -174,9 +173,20 @@ export interface PaidJob {
   startedAt: number;
 }
 
+/** RouteCat's documented defaults, sent to the node when the request has none. */
+export const DEFAULT_TEMPERATURE = 0.7;
+export const DEFAULT_TOP_P = 1.0;
+function withSamplingDefaults<T extends ChatCompletionRequest | CompletionRequest>(body: T): T {
+  return {
+    ...body,
+    temperature: body.temperature ?? DEFAULT_TEMPERATURE,
+    top_p: body.top_p ?? DEFAULT_TOP_P,
+  };
+}
+
 export function chatHandler(kind: Kind, deps: ChatDeps) {
   return async (req: Request, res: Response) => {
-    const body = parseBody(kind, req.body);
+    const body = withSamplingDefaults(parseBody(kind, req.body));
     const owlrunFormat = req.get("x-stream-format") === "owlrun" || req.query.format === "owlrun";
     await runPaidJob(req, res, deps, kind, body, (paid) =>
       body.stream

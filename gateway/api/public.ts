@@ -2,7 +2,7 @@
 import { type Request, type Response, Router } from "express";
 import * as z from "zod";
 import type { RouteGroup } from "../../src/shared/discovery/index.js";
-import { VERSION } from "../../src/shared/index.js";
+import { COMMIT, VERSION } from "../../src/shared/index.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, MIN_CHARGE_SAT } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
 import type { PriceTable } from "../payments/pricing.js";
@@ -68,8 +68,9 @@ export const StatsResponseSchema = z.object({
   nodes_online: z.number().int(),
   jobs_24h: z.number().int(),
   tokens_24h: z.number().int(),
-  btc_usd: z.number(),
+  btc_usd: z.number().meta({ description: "the BTC/USD rate used for pricing now" }),
   version: z.string(),
+  commit: z.string().meta({ description: 'git commit of the running build ("unknown" if not known)' }),
 });
 export const AuditQuerySchema = z.object({
   page: z.coerce.number().int().min(1).max(1_000_000).optional().meta({ description: "1-based page" }),
@@ -197,6 +198,7 @@ export function publicRouter(deps: PublicDeps): Router {
       ...deps.jobs.last24h(),
       btc_usd: deps.oracle.rate().btc_usd,
       version: VERSION,
+      commit: COMMIT,
     });
   });
 

@@ -30,8 +30,8 @@ const commonFields = {
   model: ModelName,
   stream: z.boolean().optional(),
   max_tokens: MaxTokens.optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().min(0).max(1).optional(),
+  temperature: z.number().min(0).max(2).optional().meta({ description: "default 0.7 (RouteCat)" }),
+  top_p: z.number().min(0).max(1).optional().meta({ description: "default 1.0 (RouteCat)" }),
   stream_options: z.looseObject({ include_usage: z.boolean().optional() }).optional(),
   /** OpenRouter-style routing preferences */
   provider: RoutingPreferencesSchema.optional(),
@@ -43,6 +43,8 @@ export const ChatCompletionRequestSchema = z.looseObject({
   ...commonFields,
   messages: z.array(ChatMessageSchema).min(1).max(2000),
   max_completion_tokens: MaxTokens.optional(),
+  /** 402ai names the cap this way too; it counts like max_tokens */
+  max_output_tokens: MaxTokens.optional(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
