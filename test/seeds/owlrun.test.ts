@@ -6,6 +6,7 @@
  */
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Accounts } from "../../gateway/ledger/index.js";
 import { SCRIPTED_ANSWER } from "../../provider/index.js";
 import { MODEL, type SeedNet, sseData, startSeedNet } from "./harness.js";
 
@@ -199,6 +200,23 @@ describe("Owlrun seed: endpoints", () => {
     });
     expect(res.status).toBe(200);
     expect(await net.receive(res.headers.get("x-cashu-change")!)).toBeGreaterThan(0);
+  });
+});
+
+describe("Owlrun seed: pricing", () => {
+  it("minimum per job 2 sats: 1 to the provider, 1 to the gateway", async () => {
+    const ledger = net.gateway.gateway.ledger;
+    const node = Accounts.provider(net.provider.nodeId);
+    const before = await ledger.balance(node);
+    const res = await fetch(`${net.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "X-Cashu": await net.token(5), "Content-Type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }] }),
+    });
+    expect(res.headers.get("x-cost-sats")).toBe("2");
+    expect(res.headers.get("x-owlrun-node")).toBe(net.provider.nodeId);
+    expect((await ledger.balance(node)) - before).toBe(1000);
+    expect(await net.receive(res.headers.get("x-cashu-change")!)).toBe(3);
   });
 });
 
