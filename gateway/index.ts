@@ -17,6 +17,8 @@ import {
 import type { RouteGroup } from "../src/shared/discovery/index.js";
 import { accountRouter, accountRoutes } from "./api/accounts.js";
 import { seedAliases } from "./api/aliases.js";
+import { broadcastRouter, broadcastRoutes } from "./api/broadcasts.js";
+import { adminToken, BroadcastStore } from "./broadcasts/index.js";
 import { chatHandler, chatRoutes } from "./api/chat.js";
 import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
@@ -63,6 +65,18 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
   }
 }
 export type { Market, MarketOptions } from "./market/index.js";
+export { adminToken, BROADCAST_LEVELS, type Broadcast, type PublishBroadcast } from "./broadcasts/index.js";
+
+/** Runs `fn` on a data dir's broadcast store (the CLI publishes and expires while the gateway runs). */
+export function withBroadcasts<T>(dataDir: string, fn: (store: BroadcastStore) => T): T {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = BroadcastStore.open(dataDir);
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -226,6 +240,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     wallet,
     log: log.child("paywall"),
   };
+  const broadcasts = BroadcastStore.open(opts.dataDir);
   const market = await Market.open(
     opts.dataDir,
     { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market") },
@@ -244,11 +259,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ollamaRoutes,
     providerApiRoutes,
     publicRoutes,
+    broadcastRoutes,
     nodeRoutes,
     discoveryRoutes,
   ];
   const aliases = seedAliases(ownGroups);
   app.use(aliases.router);
+  // Before the JSON parser: admin routes check their token before reading a (small) body.
+  app.use(broadcastRouter({ store: broadcasts, adminToken: adminToken(opts.dataDir) }));
   // Before the JSON parser: the market parses its own bodies (deliveries are larger than the limit).
   app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
   app.use(express.json({ limit: MAX_BODY_BYTES }));
@@ -343,6 +361,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       accountStore.close();
       oneShots.close();
       jobs.close();
+      broadcasts.close();
       await market.close();
       await ledger.close();
     },

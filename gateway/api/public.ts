@@ -92,7 +92,6 @@ export const AuditResponseSchema = z.object({
   page: z.number().int(),
   page_size: z.number().int(),
 });
-export const BroadcastsResponseSchema = z.object({ broadcasts: z.array(z.unknown()) });
 export const ChangeResponseSchema = z.object({
   type: z.literal("cashu_change"),
   token: z.string(),
@@ -121,7 +120,6 @@ export const publicRoutes: RouteGroup = {
       query: AuditQuerySchema,
       errors: { 400: "page is not a whole number from 1" },
     },
-    get("/v1/broadcasts", "Operator broadcasts", BroadcastsResponseSchema),
     {
       ...get(
         "/v1/cashu/change/:id",
@@ -206,10 +204,6 @@ export function publicRouter(deps: PublicDeps): Router {
     const query = AuditQuerySchema.safeParse(req.query);
     if (!query.success) throw new ApiError(400, "invalid_request", "page must be a whole number from 1");
     res.json(deps.jobs.page(query.data.page ?? 1));
-  });
-
-  r.get("/v1/broadcasts", (_req, res) => {
-    res.json({ broadcasts: [] });
   });
 
   /** Change of an X-Cashu request, for a client that went away mid-stream. */

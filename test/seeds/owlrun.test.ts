@@ -4,8 +4,10 @@
  * The clients send no stream-format header: they read `message.content` and the `cashu_change`
  * event from the default stream.
  */
+import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adminToken } from "../../gateway/index.js";
 import { Accounts } from "../../gateway/ledger/index.js";
 import { SCRIPTED_ANSWER } from "../../provider/index.js";
 import { MODEL, type SeedNet, sseData, startSeedNet } from "./harness.js";
@@ -186,6 +188,18 @@ describe("Owlrun seed: endpoints", () => {
       owned_by: "owlrun",
       pricing: { per_m_input_usd: 0.02, per_m_output_usd: 0.06 },
     });
+  });
+
+  it("GET /v1/broadcasts: the system announcements the operator published", async () => {
+    const token = adminToken(join(net.dir, "gateway"));
+    const res = await fetch(`${net.url}/v1/admin/broadcasts`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ message: "Beta: new nodes online", expires_in_seconds: 600 }),
+    });
+    expect(res.status).toBe(201);
+    const body = (await (await fetch(`${net.url}/v1/broadcasts`)).json()) as any;
+    expect(body.broadcasts.map((b: any) => b.message)).toEqual(["Beta: new nodes online"]);
   });
 
   it("GET /healthz answers {status: ok}", async () => {
