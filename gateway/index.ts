@@ -166,6 +166,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
   const oracle = new Oracle({
     feedUrl: opts.priceFeedUrl,
+    statePath: join(opts.dataDir, "oracle-published.json"),
     offlineRate: opts.offlineBtcUsd,
     log: log.child("oracle"),
   });

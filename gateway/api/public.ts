@@ -60,9 +60,38 @@ export const OracleRateResponseSchema = z.looseObject({
   source: z.string(),
   updated_at: z.string().nullable(),
   samples_24h: z.number().int(),
-  pricing_rate: z.number(),
+  rolling_24h_avg: z.number().nullable().meta({ description: "average of the last 24 h of samples now" }),
+  published: z
+    .object({
+      btc_usd_avg: z.number(),
+      day: z.string().meta({ description: "the UTC day averaged" }),
+      published_at: z.string().meta({ description: "midnight UTC at its end" }),
+      samples: z.number().int(),
+    })
+    .nullable()
+    .meta({ description: "the 24 h average published at the last midnight UTC" }),
+  pricing_basis: z.enum(["published_daily_average", "rolling_24h_average", "fixed"]),
+  live: z.object({ btc_usd: z.number(), at: z.string().nullable() }).meta({ description: "the live sample" }),
+  pricing_rate: z
+    .number()
+    .meta({ description: "BTC/USD every price uses now (= btc_daily_avg = /v1/stats btc_usd)" }),
   formula: z.string(),
   provider_share_pct: z.number(),
+  margin: z.object({
+    provider_pct: z.number(),
+    gateway_pct: z.number().meta({ description: "the gateway's share of each job: inference_pct + fx_pct" }),
+    inference_pct: z.number().meta({ description: "the gateway's fee on inference" }),
+    fx_pct: z
+      .number()
+      .meta({
+        description: "what pricing on the average adds (or, negative, saves) against the live sample",
+      }),
+    floor: z.object({
+      sats: z.number().int(),
+      provider_sats: z.number().int(),
+      gateway_sats: z.number().int(),
+    }),
+  }),
 });
 export const StatsResponseSchema = z.object({
   nodes_online: z.number().int(),
@@ -182,11 +211,22 @@ export function publicRouter(deps: PublicDeps): Router {
 
   r.get("/v1/oracle/rate", (_req, res) => {
     const rate = deps.oracle.rate();
+    // Sats = USD / pricing rate: against the live sample a job costs (live/pricing − 1) more sats.
+    const fxPct = Math.round((rate.btc_usd / rate.btc_daily_avg - 1) * 10_000) / 100;
+    const inferencePct = 100 - deps.providerSharePct;
     res.json({
       ...rate,
-      pricing_rate: deps.oracle.pricingRate(),
+      live: { btc_usd: rate.btc_usd, at: rate.updated_at },
+      pricing_rate: rate.btc_daily_avg,
       formula: "sats = max(2, ceil((in*usd_in + out*usd_out) / 1e6 / btc_daily_avg * 1e8))",
       provider_share_pct: deps.providerSharePct,
+      margin: {
+        provider_pct: deps.providerSharePct,
+        gateway_pct: Math.round((inferencePct + fxPct) * 100) / 100,
+        inference_pct: inferencePct,
+        fx_pct: fxPct,
+        floor: { sats: MIN_CHARGE_SAT, provider_sats: 1, gateway_sats: MIN_CHARGE_SAT - 1 },
+      },
     });
   });
 
@@ -194,7 +234,8 @@ export function publicRouter(deps: PublicDeps): Router {
     res.json({
       nodes_online: deps.dispatcher.nodesOnline(),
       ...deps.jobs.last24h(),
-      btc_usd: deps.oracle.rate().btc_usd,
+      // The number prices use (RouteCat: "the BTC/USD exchange rate used for pricing").
+      btc_usd: deps.oracle.pricingRate(),
       version: VERSION,
       commit: COMMIT,
     });

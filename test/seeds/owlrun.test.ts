@@ -202,6 +202,18 @@ describe("Owlrun seed: endpoints", () => {
     expect(body.broadcasts.map((b: any) => b.message)).toEqual(["Beta: new nodes online"]);
   });
 
+  it("GET /v1/oracle/rate: current BTC/USD rate, margins (inference + FX), the pricing formula", async () => {
+    const r = (await (await fetch(`${net.url}/v1/oracle/rate`)).json()) as any;
+    expect(r.pricing_rate).toBe(100_000);
+    expect(r.live.btc_usd).toBe(100_000);
+    expect(r.formula).toContain("max(2,");
+    expect(r.margin).toMatchObject({ provider_pct: 95, inference_pct: 5, fx_pct: 0, gateway_pct: 5 });
+    expect(r.margin.gateway_pct).toBeLessThan(10); // "Gateway margin: under 10%"
+    expect(r.margin.floor).toEqual({ sats: 2, provider_sats: 1, gateway_sats: 1 });
+    const stats = (await (await fetch(`${net.url}/v1/stats`)).json()) as any;
+    expect(stats.btc_usd).toBe(r.pricing_rate);
+  });
+
   it("GET /healthz answers {status: ok}", async () => {
     expect(await (await fetch(`${net.url}/healthz`)).json()).toEqual({ status: "ok" });
   });
