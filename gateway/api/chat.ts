@@ -14,7 +14,6 @@ import type { RouteDoc, RouteGroup } from "../../src/shared/discovery/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
-import { PaymentError } from "../payments/errors.js";
 import { estimatePromptTokens, type PriceTable } from "../payments/pricing.js";
 import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
@@ -26,7 +25,7 @@ import {
   type StreamChunk,
 } from "../routing/types.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
-import { type Paywall, paymentChallenge, readCredential } from "./paywall.js";
+import { cashuPaymentRequest, type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { JobLog } from "./joblog.js";
 import {
   type ChatCompletionRequest,
@@ -274,11 +273,13 @@ export async function runPaidJob(
     // Cheap checks before the swap: format, trusted mint, enough value for the minimum charge.
     const info = deps.payments.inspect(cashuHeader!);
     if (info.amountSat < minimum) {
-      throw new PaymentError(
-        "insufficient_balance",
-        `token carries ${info.amountSat} sats; this request needs at least ${minimum}`,
-        402,
-        { required_sats: minimum },
+      // NUT-24: an underpaid token is a 400 with a fresh payment request (nothing was claimed).
+      throw new ApiError(
+        400,
+        "insufficient_payment",
+        `token carries ${info.amountSat} sats; this request needs at least ${minimum} (${estimateSat} for its whole max_tokens)`,
+        { "X-Cashu": cashuPaymentRequest(deps.paywall, route, estimateSat) },
+        { required_sats: minimum, amount_sats: estimateSat },
       );
     }
     maxTokens = Math.min(
@@ -526,7 +527,7 @@ const paidRoute = (path: string, summary: string, body: z.ZodType, answer: z.Zod
     },
   },
   errors: {
-    400: "malformed body or token, or a mint that is not trusted",
+    400: "malformed body or token, a mint that is not trusted, or a token below the minimum (NUT-24: a fresh `X-Cashu: creqA…` request comes back)",
     401: "unknown key",
     413: "request too large",
     429: "rate limited (see Retry-After)",

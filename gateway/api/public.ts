@@ -81,11 +81,9 @@ export const OracleRateResponseSchema = z.looseObject({
     provider_pct: z.number(),
     gateway_pct: z.number().meta({ description: "the gateway's share of each job: inference_pct + fx_pct" }),
     inference_pct: z.number().meta({ description: "the gateway's fee on inference" }),
-    fx_pct: z
-      .number()
-      .meta({
-        description: "what pricing on the average adds (or, negative, saves) against the live sample",
-      }),
+    fx_pct: z.number().meta({
+      description: "what pricing on the average adds (or, negative, saves) against the live sample",
+    }),
     floor: z.object({
       sats: z.number().int(),
       provider_sats: z.number().int(),

@@ -5,6 +5,7 @@
  * event from the default stream.
  */
 import { join } from "node:path";
+import { PaymentRequest } from "@cashu/cashu-ts";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminToken } from "../../gateway/index.js";
@@ -257,6 +258,15 @@ describe("Owlrun seed: the error table", () => {
   it("400: invalid X-Cashu token", async () => {
     const res = await chat({ "X-Cashu": "cashuAnot-a-token" });
     expect(res.status).toBe(400);
+  });
+
+  it("400 for an underpaid token too, with a fresh X-Cashu payment request (NUT-24)", async () => {
+    const res = await chat({ "X-Cashu": await net.token(1) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.type).toBe("insufficient_payment");
+    const request = PaymentRequest.fromEncodedRequest(res.headers.get("x-cashu")!);
+    expect(request.mints).toEqual([net.mintUrl]);
+    expect(Number(request.amount)).toBeGreaterThanOrEqual(2);
   });
 
   it("402: proofs spent", async () => {
