@@ -18,6 +18,7 @@ import type { RouteGroup } from "../src/shared/discovery/index.js";
 import { accountRouter, accountRoutes } from "./api/accounts.js";
 import { seedAliases } from "./api/aliases.js";
 import { broadcastRouter, broadcastRoutes } from "./api/broadcasts.js";
+import { routstrRouter, routstrRoutes } from "./api/routstr.js";
 import { adminToken, BroadcastStore } from "./broadcasts/index.js";
 import { chatHandler, chatRoutes } from "./api/chat.js";
 import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
@@ -255,6 +256,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const ownGroups = [
     chatRoutes,
     accountRoutes,
+    routstrRoutes,
     payRoutes,
     marketRoutes,
     ollamaRoutes,
@@ -291,6 +293,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.post("/v1/completions", handle(chatHandler("completions", deps)));
   app.use(ollamaRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet }));
+  app.use(routstrRouter({ accounts, ledger, wallet }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;

@@ -121,8 +121,10 @@ export class AccountPayments {
     if (created) {
       try {
         const op = claimOp.user(id);
-        const claimed = await this.wallet.claim(inspectToken(token), op);
+        const info = inspectToken(token);
+        const claimed = await this.wallet.claim(info, op);
         await this.ledger.deposit(Accounts.user(id), claimed.amountSat * 1000, claimed.mint, op);
+        this.accounts.noteTokenFormat(id, info.format);
       } catch (err) {
         // Refused: the token can be tried again. Unanswered: the mint may have swapped, and the
         // next start credits this session, which the same token must still open.
