@@ -272,9 +272,7 @@ export class AccountStore extends SqliteStore {
     }[];
   }
 
-  topup(
-    quote: string,
-  ):
+  topup(quote: string):
     | {
         quote: string;
         account_id: string;
