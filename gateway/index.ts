@@ -17,6 +17,10 @@ import {
 } from "../src/shared/index.js";
 import type { RouteGroup } from "../src/shared/discovery/index.js";
 import { accountRouter, accountRoutes } from "./api/accounts.js";
+import { seedAliases } from "./api/seed-paths.js";
+import { broadcastRouter, broadcastRoutes } from "./api/broadcasts.js";
+import { routstrRouter, routstrRoutes } from "./api/routstr.js";
+import { adminToken, BroadcastStore } from "./broadcasts/index.js";
 import { chatHandler, chatRoutes } from "./api/chat.js";
 import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
@@ -43,6 +47,7 @@ import { OneShotStore } from "./payments/oneshot.js";
 import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
+import { watchedPriceTable } from "./payments/price-file.js";
 import { GatewayWallet } from "./payments/wallet.js";
 import {
   type RecoveryReport,
@@ -71,6 +76,18 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
 }
 export type { Market, MarketOptions } from "./market/index.js";
 export type { RetentionOptions, RetentionReport } from "./retention.js";
+export { adminToken, BROADCAST_LEVELS, type Broadcast, type PublishBroadcast } from "./broadcasts/index.js";
+
+/** Runs `fn` on a data dir's broadcast store (the CLI publishes and expires while the gateway runs). */
+export function withBroadcasts<T>(dataDir: string, fn: (store: BroadcastStore) => T): T {
+  privateDir(dataDir);
+  const store = BroadcastStore.open(dataDir);
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -82,6 +99,8 @@ export interface GatewayOptions {
   priceFeedUrl?: string;
   offlineBtcUsd?: number;
   modelRates?: Record<string, ModelRate>;
+  /** the operator's price file (USD per model, a default for the rest), reloaded on change */
+  pricesFile?: string;
   signupOpen?: boolean;
   /** what free-tier requests may cost: max_tokens cap and a daily gateway-wide budget */
   freeTier?: FreeTierLimits;
@@ -164,11 +183,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   if (share < MIN_PROVIDER_SHARE_PCT || share > 100)
     throw new Error(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100`);
   privateDir(opts.dataDir);
+  // First: a bad price file stops the start before anything is opened.
+  const priceFile = opts.pricesFile ? watchedPriceTable(opts.pricesFile, log.child("prices")) : undefined;
+  const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
 
   const ledger = Ledger.open(opts.dataDir);
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
   const oracle = new Oracle({
     feedUrl: opts.priceFeedUrl,
+    statePath: join(opts.dataDir, "oracle-published.json"),
     offlineRate: opts.offlineBtcUsd,
     log: log.child("oracle"),
   });
@@ -210,7 +233,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       ? undefined
       : setInterval(() => void payouts.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
   payoutTimer?.unref();
-  const prices = new PriceTable(opts.modelRates);
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
@@ -264,6 +286,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     challengesPerMinute,
     log: log.child("paywall"),
   };
+  const broadcasts = BroadcastStore.open(opts.dataDir);
   const market = await Market.open(
     opts.dataDir,
     { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market") },
@@ -292,6 +315,29 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const app = express();
   app.disable("x-powered-by");
+  // First: /api/v1/… (402ai, BSVAPI) is rewritten to the /v1 route it names.
+  const ownGroups = [
+    chatRoutes,
+    accountRoutes,
+    routstrRoutes,
+    payRoutes,
+    marketRoutes,
+    ollamaRoutes,
+    responsesRoutes,
+    embeddingsRoutes,
+    anthropicRoutes,
+    ollamaMetaRoutes,
+    ollamaEmbedRoutes,
+    providerApiRoutes,
+    publicRoutes,
+    broadcastRoutes,
+    nodeRoutes,
+    discoveryRoutes,
+  ];
+  const aliases = seedAliases(ownGroups);
+  app.use(aliases.router);
+  // Before the JSON parser: admin routes check their token before reading a (small) body.
+  app.use(broadcastRouter({ store: broadcasts, adminToken: adminToken(opts.dataDir) }));
   // Before the JSON parser: the market and provider routes parse their own bodies.
   // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
   // providers' own door.
@@ -308,26 +354,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.use(ollamaMetaRouter(deps));
   app.use(embeddingsRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet, signups: accountSignups }));
+  app.use(routstrRouter({ accounts, ledger, wallet }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;
-  const routeGroups = () => [
-    chatRoutes,
-    responsesRoutes,
-    embeddingsRoutes,
-    accountRoutes,
-    payRoutes,
-    marketRoutes,
-    ollamaRoutes,
-    anthropicRoutes,
-    ollamaMetaRoutes,
-    ollamaEmbedRoutes,
-    providerApiRoutes,
-    publicRoutes,
-    nodeRoutes,
-    discoveryRoutes,
-    ...(opts.mountedRoutes ?? []),
-  ];
+  const routeGroups = () => [...ownGroups, aliases.group, ...(opts.mountedRoutes ?? [])];
   app.use(
     discoveryRouter({
       groups: routeGroups,
@@ -393,6 +424,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       if (sweeper) clearInterval(sweeper);
       clearInterval(signupPruner);
       history.stop();
+      priceFile?.close();
       await routing.close();
       payouts.close();
       oracle.stop();
@@ -400,6 +432,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       accountStore.close();
       oneShots.close();
       jobs.close();
+      broadcasts.close();
       await market.close();
       await ledger.close();
     },

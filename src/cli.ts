@@ -6,10 +6,13 @@
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
+  adminToken,
+  BROADCAST_LEVELS,
   BUSINESS_TIERS,
   type BusinessTier,
   createBusinessKey,
   ModelAliases,
+  withBroadcasts,
   PAYMENT_METHODS,
   type PaymentMethod,
   startGateway,
@@ -52,8 +55,12 @@ Usage:
                                      [--free-max-tokens 256] [--free-daily-budget-sats 1000]
                                      [--account-signups-per-hour 20]   (free tier limits)
                                      [--model-alias claude-haiku-4=qwen2.5:0.5b]…  (name=model, name may end with *)
+                                     [--prices prices.json]   (USD per 1M tokens per model + default; reloaded on change)
   owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
   owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
+  owlrun-mcp gateway broadcast "<message>" [--level info|warning|critical] [--expires-in 2h | --expires-at ISO]
+  owlrun-mcp gateway broadcast list | expire <id>      [--data-dir DIR]   (works while the gateway runs)
+  owlrun-mcp gateway admin-token [--data-dir DIR]      the token of the /v1/admin/* routes
   owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
                                      [--input-fee-ppk N]
   owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
@@ -111,6 +118,10 @@ const GATEWAY_FLAGS = {
   "free-daily-budget-sats": { type: "string" },
   "account-signups-per-hour": { type: "string" },
   "model-alias": { type: "string", multiple: true },
+  prices: { type: "string" },
+  level: { type: "string" },
+  "expires-in": { type: "string" },
+  "expires-at": { type: "string" },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -202,6 +213,14 @@ async function runGateway(argv: string[]): Promise<void> {
     );
     return;
   }
+  if (positionals[0] === "admin-token") {
+    process.stdout.write(`${adminToken(dataDir)}\n`);
+    return;
+  }
+  if (positionals[0] === "broadcast") {
+    process.stdout.write(broadcastCommand(dataDir, positionals.slice(1), values));
+    return;
+  }
   if (positionals.length > 0) throw new ConfigError(`unknown gateway command "${positionals[0]}"`);
   const external = values["mint-url"] ?? (process.env.OWLRUN_MINT_URL ? [process.env.OWLRUN_MINT_URL] : []);
   const inputFeePpk = parseNonNegativeInt("--input-fee-ppk", flagOrEnv(values, "input-fee-ppk"), 0);
@@ -251,6 +270,7 @@ async function runGateway(argv: string[]): Promise<void> {
     modelAliases: ModelAliases.parse(
       values["model-alias"] ?? (process.env.OWLRUN_MODEL_ALIAS ? [process.env.OWLRUN_MODEL_ALIAS] : []),
     ),
+    pricesFile: flagOrEnv(values, "prices"),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),
@@ -262,6 +282,54 @@ async function runGateway(argv: string[]): Promise<void> {
   });
   onShutdown(() => running.close(), log);
   announceListening(running.url);
+}
+
+/** "90" (seconds), "90s", "15m", "2h", "7d" → seconds. */
+function durationSeconds(text: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!m) throw new ConfigError(`--expires-in: use seconds or 15m, 2h, 7d (got "${text}")`);
+  return Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+}
+
+/** `gateway broadcast "<message>" | list | expire <id>`: the operator's announcements. */
+function broadcastCommand(
+  dataDir: string,
+  args: string[],
+  values: { level?: string; "expires-in"?: string; "expires-at"?: string },
+): string {
+  if (args[0] === "list") {
+    const all = withBroadcasts(dataDir, (s) => s.all());
+    return (
+      all
+        .map((b) => `${b.id}  ${b.level}  until ${b.expires_at ?? "expired by hand"}  ${b.message}`)
+        .join("\n") + "\n"
+    );
+  }
+  if (args[0] === "expire") {
+    if (!args[1]) throw new ConfigError("broadcast expire needs the broadcast id");
+    if (!withBroadcasts(dataDir, (s) => s.expire(args[1]!)))
+      throw new ConfigError(`no live broadcast has the id ${args[1]}`);
+    return `expired ${args[1]}\n`;
+  }
+  const message = args.join(" ").trim();
+  if (!message) throw new ConfigError('broadcast needs a message: gateway broadcast "…" [--expires-in 2h]');
+  const level = values.level ?? "info";
+  if (!(BROADCAST_LEVELS as readonly string[]).includes(level))
+    throw new ConfigError(`--level: use ${BROADCAST_LEVELS.join(", ")}`);
+  const b = withBroadcasts(dataDir, (s) => {
+    try {
+      return s.publish({
+        message,
+        level: level as (typeof BROADCAST_LEVELS)[number],
+        expires_at: values["expires-at"],
+        expires_in_seconds: values["expires-in"] ? durationSeconds(values["expires-in"]) : undefined,
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`broadcast: ${errorMessage(err)}`);
+    }
+  });
+  return `${b.id}\n`;
 }
 
 /** A demo wallet for the devnet, funded over the fake Lightning backend, so the printed curl line just works. */

@@ -69,9 +69,8 @@ export async function sendPrompt(
       if (chunk.type === "cashu_change") {
         changeToken = chunk.token || undefined;
         changeSats = chunk.change_sats ?? 0;
-        // Saved before anything else is rendered.
+        // Saved before anything else is rendered; the same event also carries the usage.
         wallet.settled(requestId, changeToken);
-        continue;
       }
       if (chunk.error) error = chunk.error.message ?? "the provider failed";
       if (chunk.usage?.cost?.sats !== undefined) {

@@ -1,6 +1,6 @@
 /**
  * Server-sent events from `fetch`: yields each `data:` payload as parsed JSON (or "[DONE]").
- * Reads to the end of the stream: the `cashu_change` event comes after the usage chunk.
+ * Reads to the end of the stream: the `cashu_change` event is the last one (it also carries the usage).
  */
 export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
   const reader = body.getReader();

@@ -60,7 +60,10 @@ export const SessionResponseSchema = z.object({
   balance_sats: SatCount,
 });
 export const WithdrawResponseSchema = BalanceResponseSchema.extend({
-  token: z.string().meta({ description: "cashuB… token of the withdrawn sats" }),
+  token: z.string().meta({
+    description:
+      "token of the withdrawn sats, in the format the key was first funded with (cashuA or cashuB)",
+  }),
   amount_sats: SatCount,
   withdrawal_id: z.string().meta({ description: "send it as X-Owlrun-Request-Id to fetch this token again" }),
 });
@@ -121,6 +124,7 @@ export async function withdrawAsEcash(
   req: Request,
   account: string,
   amountSat: () => Promise<number>,
+  format: "A" | "B" = "B",
 ): Promise<{ token: string; amount_sats: number; withdrawal_id: string }> {
   const given = req.get("x-owlrun-request-id")?.toLowerCase();
   if (given !== undefined && !UUID.test(given))
@@ -131,7 +135,7 @@ export async function withdrawAsEcash(
     throw new ApiError(409, "conflict", "that X-Owlrun-Request-Id is already used by another request");
   if (!earlier) {
     const mint = deps.wallet.trustedMints[0]!;
-    await deps.ledger.withdrawAsChange(id, account, (await amountSat()) * 1000, mint);
+    await deps.ledger.withdrawAsChange(id, account, (await amountSat()) * 1000, mint, format);
   }
   const made = await collectChange(deps.ledger, deps.wallet, id).catch(() => undefined);
   if (!made)
@@ -161,8 +165,11 @@ export function accountRouter(deps: AccountDeps): Router {
   /** Credits a cashu token to an account (claimed by swap first, so it cannot be spent twice). */
   const depositToken = async (accountId: string, token: string) => {
     const op = claimOp.user(accountId);
-    const claimed = await deps.wallet.claim(inspectToken(token), op);
+    const info = inspectToken(token);
+    const claimed = await deps.wallet.claim(info, op);
     await deps.ledger.deposit(Accounts.user(accountId), claimed.amountSat * 1000, claimed.mint, op);
+    // The first funding names the format withdrawals answer in (cashuA in → cashuA out).
+    store.noteTokenFormat(accountId, info.format);
     return claimed.amountSat;
   };
 
@@ -216,17 +223,23 @@ export function accountRouter(deps: AccountDeps): Router {
         "child keys spend within their caps; only the parent key withdraws",
       );
     const body = parseWith(WithdrawRequestSchema, req.body ?? {});
-    const out = await withdrawAsEcash(deps, req, Accounts.user(account.id), async () => {
-      const balance = await deps.accounts.balanceSat(account);
-      const amount = body.amount_sats ?? balance;
-      if (amount <= 0 || amount > balance)
-        throw new PaymentError(
-          "insufficient_balance",
-          `cannot withdraw ${amount} sats: balance is ${balance}`,
-          402,
-        );
-      return amount;
-    });
+    const out = await withdrawAsEcash(
+      deps,
+      req,
+      Accounts.user(account.id),
+      async () => {
+        const balance = await deps.accounts.balanceSat(account);
+        const amount = body.amount_sats ?? balance;
+        if (amount <= 0 || amount > balance)
+          throw new PaymentError(
+            "insufficient_balance",
+            `cannot withdraw ${amount} sats: balance is ${balance}`,
+            402,
+          );
+        return amount;
+      },
+      store.tokenFormat(account.id),
+    );
     res.json({ ...out, ...(await balanceBody(account)) });
   });
 

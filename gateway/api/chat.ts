@@ -1,7 +1,8 @@
 /**
- * POST /v1/chat/completions and /v1/completions, paid per request with `X-Cashu` (account keys
- * come in a later slice). OpenAI wire format by default, so the official `openai` client works;
- * `X-Stream-Format: owlrun` (or `?format=owlrun`) switches the stream to Owlrun's shape.
+ * POST /v1/chat/completions and /v1/completions, paid per request (X-Cashu, keys, L402, BSV).
+ * Stream lines carry OpenAI's `choices` and Owlrun's `message`/`done` together, so the `openai`
+ * client and the Owlrun seed's clients both work unmodified; `X-Stream-Format: owlrun` (or
+ * `?format=owlrun`) sends Owlrun's shape alone.
  *
  * Money order: check → claim → hold → dispatch → stream → settle → change. Anything failing
  * before the first byte refunds in full in `X-Cashu-Change`.
@@ -28,7 +29,7 @@ import {
   type StreamChunk,
 } from "../routing/index.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
-import { clientAddress, type Paywall, paymentChallenge, readCredential } from "./paywall.js";
+import { cashuPaymentRequest, clientAddress, type Paywall, paymentChallenge, readCredential } from "./paywall.js";
 import type { ModelAliases } from "./aliases.js";
 import type { JobLog } from "./joblog.js";
 import { choiceCarries, ToolCallCollector } from "./tools.js";
@@ -104,6 +105,15 @@ function sse(res: Response, data: unknown) {
   res.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
 }
 
+/**
+ * Owlrun's fields on a stream line (`message.content`, `done`), carried next to OpenAI's `choices`
+ * so the seed's Owlrun clients and the `openai` SDK both read the answer with no opt-in.
+ */
+function owlrunLine(choices: StreamChunk["choices"], done: boolean) {
+  const content = (choices ?? []).map((c) => c.delta?.content ?? c.text ?? "").join("");
+  return { message: { role: "assistant", content }, done };
+}
+
 function costFields(settled: SettledPayment) {
   return { cost: { sats: settled.chargedSat, change_sats: settled.changeSat } };
 }
@@ -146,11 +156,13 @@ export function estimateRequest(
     kind === "embeddings"
       ? embeddingBounds((body as EmbeddingsRequest).input).cap
       : promptBounds(nodeRequestBody({ body, model, kind, maxTokens: 1 })).cap;
+  const chat = kind === "chat" ? (body as ChatCompletionRequest) : undefined;
   const requested: number =
     kind === "embeddings"
       ? 0
-      : ((kind === "chat" ? (body as ChatCompletionRequest).max_completion_tokens : undefined) ??
+      : (chat?.max_completion_tokens ??
         (body as CompletionRequest).max_tokens ??
+        chat?.max_output_tokens ??
         DEFAULT_MAX_TOKENS);
   return {
     promptTokens,
@@ -191,9 +203,20 @@ export interface PaidJob {
   startedAt: number;
 }
 
+/** RouteCat's documented defaults, sent to the node when the request has none. */
+export const DEFAULT_TEMPERATURE = 0.7;
+export const DEFAULT_TOP_P = 1.0;
+function withSamplingDefaults<T extends ChatCompletionRequest | CompletionRequest>(body: T): T {
+  return {
+    ...body,
+    temperature: body.temperature ?? DEFAULT_TEMPERATURE,
+    top_p: body.top_p ?? DEFAULT_TOP_P,
+  };
+}
+
 export function chatHandler(kind: Kind, deps: ChatDeps) {
   return async (req: Request, res: Response) => {
-    const body = parseBody(kind, req.body);
+    const body = withSamplingDefaults(parseBody(kind, req.body));
     const owlrunFormat = req.get("x-stream-format") === "owlrun" || req.query.format === "owlrun";
     await runPaidJob(req, res, deps, kind, body, (paid) =>
       body.stream
@@ -286,11 +309,13 @@ export async function runPaidJob(
     // Cheap checks before the swap: format, trusted mint, enough value for the minimum charge.
     const info = deps.payments.inspect(cashuHeader!);
     if (info.amountSat < minimum) {
-      throw new PaymentError(
-        "insufficient_balance",
-        `token carries ${info.amountSat} sats; this request needs at least ${minimum}`,
-        402,
-        { required_sats: minimum },
+      // NUT-24: an underpaid token is a 400 with a fresh payment request (nothing was claimed).
+      throw new ApiError(
+        400,
+        "insufficient_payment",
+        `token carries ${info.amountSat} sats; this request needs at least ${minimum} (${estimateSat} for its whole max_tokens)`,
+        { "X-Cashu": cashuPaymentRequest(deps.paywall, route, estimateSat) },
+        { required_sats: minimum, amount_sats: estimateSat },
       );
     }
     maxTokens = Math.min(
@@ -430,12 +455,8 @@ async function streamResponse(
     cork.hold();
     const choices = (chunk.choices ?? []).filter(choiceCarries);
     if (choices.length === 0) continue; // the node's own usage chunk: we send ours at the end
-    if (ctx.owlrunFormat) {
-      const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
-      sse(res, { model: model, message: { role: "assistant", content }, done: false });
-    } else {
-      sse(res, { id, object, created, model: model, choices });
-    }
+    const owlrun = owlrunLine(choices, false);
+    sse(res, ctx.owlrunFormat ? { model, ...owlrun } : { id, object, created, model, choices, ...owlrun });
   }
   cork.release();
   const outcome = await job.outcome;
@@ -452,23 +473,30 @@ async function streamResponse(
       ),
     );
   }
-  if (ctx.owlrunFormat) {
-    sse(res, { model: model, message: { role: "assistant", content: "" }, done: true, usage });
-  } else {
-    sse(res, { id, object, created, model: model, choices: [], usage });
-  }
-  // The receipt, then the change: ARCHITECTURE.md §4 keeps cashu_change the last event before [DONE].
+  // The receipt and the change (X-Cashu) ride in the last event before [DONE]: OpenAI clients find
+  // the usage chunk last, Owlrun clients find the cashu_change event last (docs/architecture.md).
   const paid = receipt(payment, settled);
-  sse(
-    res,
-    ctx.owlrunFormat
-      ? { type: "payment", payment: paid }
-      : { id, object, created, model: model, choices: [], payment: paid },
-  );
-  if (settled.changeSat > 0 || settled.changeToken) {
-    // Also a valid (empty) chunk, so OpenAI SDK loops over `chunk.choices[0]?.…` do not trip on it.
-    const change = { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat };
-    sse(res, ctx.owlrunFormat ? change : { id, object, created, model: model, choices: [], ...change });
+  const change =
+    settled.changeSat > 0 || settled.changeToken
+      ? { type: "cashu_change", token: settled.changeToken ?? "", change_sats: settled.changeSat }
+      : undefined;
+  if (ctx.owlrunFormat) {
+    // Owlrun's own shape (opt-in): the done event, the receipt, then the change event.
+    sse(res, { model, ...owlrunLine([], true), usage });
+    sse(res, { type: "payment", payment: paid });
+    if (change) sse(res, change);
+  } else {
+    sse(res, {
+      id,
+      object,
+      created,
+      model,
+      choices: [],
+      usage,
+      payment: paid,
+      ...owlrunLine([], true),
+      ...change,
+    });
   }
   sse(res, "[DONE]");
   res.end();
@@ -549,7 +577,7 @@ const paidRoute = (path: string, summary: string, body: z.ZodType, answer: z.Zod
     },
   },
   errors: {
-    400: "malformed body or token, or a mint that is not trusted",
+    400: "malformed body or token, a mint that is not trusted, or a token below the minimum (NUT-24: a fresh `X-Cashu: creqA…` request comes back)",
     401: "unknown key",
     413: "request too large",
     429: "rate limited (see Retry-After)",

@@ -72,8 +72,9 @@ export function llmsFullTxt(ctx: LlmsFullContext): string {
     ),
     "## 4. Streaming with X-Cashu",
     "",
-    'With `"stream": true` the answer is Server-Sent Events in OpenAI\'s chunk format. The last chunk',
-    'before `data: [DONE]` carries `{"type":"cashu_change","token":"cashu…","change_sats":N}`.',
+    'With `"stream": true` the answer is Server-Sent Events in OpenAI\'s chunk format; each line also',
+    "carries Owlrun's `message.content`. The last chunk before `data: [DONE]` has the usage and is",
+    'also the change: `{"type":"cashu_change","token":"cashu…","change_sats":N}`.',
     "",
     ...fence(
       "bash",

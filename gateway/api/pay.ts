@@ -40,13 +40,26 @@ export const PriceResponseSchema = z.object({
   bsv_satoshis: z.number().int().positive().optional(),
 });
 
-export const TopupRequestSchema = z.object({ amount_sats: z.number().int().positive().max(10_000_000) });
+export const TopupRequestSchema = z
+  .object({
+    amount_sats: z.number().int().positive().max(10_000_000).optional(),
+    amount_usd: z
+      .number()
+      .positive()
+      .max(10_000)
+      .optional()
+      .meta({ description: "402ai: dollars, converted at the pricing rate (GET /v1/oracle/rate)" }),
+  })
+  .refine((b) => (b.amount_sats === undefined) !== (b.amount_usd === undefined), {
+    message: "give amount_sats or amount_usd (one of them)",
+  });
 export const TopupResponseSchema = z.object({
   invoice: z.string(),
   payment_hash: z.string(),
   amount_sats: z.number().int().positive(),
   expires_at: z.string().nullable(),
   refill: z.boolean(),
+  amount_usd: z.number().optional().meta({ description: "what was asked, when asked in dollars" }),
 });
 export const TopupClaimRequestSchema = z.object({
   preimage: z.string().regex(/^[0-9a-fA-F]{64}$/, "preimage must be 32 bytes of hex"),
@@ -90,7 +103,10 @@ export function payRouter(deps: PayDeps): Router {
   });
 
   r.post("/v1/topup", async (req, res) => {
-    const { amount_sats } = parseWith(TopupRequestSchema, req.body);
+    const body = parseWith(TopupRequestSchema, req.body);
+    const amount_sats = body.amount_sats ?? Math.ceil((body.amount_usd! / deps.oracle.pricingRate()) * 1e8);
+    if (amount_sats > 10_000_000)
+      throw new PaymentError("invalid_request", "a top-up is at most 10,000,000 sats", 400);
     // A refill names its key; a bad key is refused before any invoice exists.
     const account = bearerKey(req) ? await auth(req) : undefined;
     const mint = deps.wallet.trustedMints[0];
@@ -110,6 +126,7 @@ export function payRouter(deps: PayDeps): Router {
       amount_sats,
       expires_at: quote.expiry ? new Date(quote.expiry * 1000).toISOString() : null,
       refill: account !== undefined,
+      ...(body.amount_usd !== undefined ? { amount_usd: body.amount_usd } : {}),
     } satisfies z.infer<typeof TopupResponseSchema>);
   });
 

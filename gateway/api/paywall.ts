@@ -80,6 +80,19 @@ export function readCredential(req: Request, methods: ReadonlySet<PaymentMethod>
   return { kind: "none" };
 }
 
+/** A NUT-18 payment request (`creqA…`) for `amountSat` from the gateway's mints (NUT-24). */
+export function cashuPaymentRequest(pw: Pick<Paywall, "wallet">, route: string, amountSat: number): string {
+  return new PaymentRequest(
+    undefined,
+    randomUUID().slice(0, 8),
+    amountSat,
+    "sat",
+    pw.wallet.trustedMints,
+    `owlrun ${route}`,
+    true,
+  ).toEncodedCreqA();
+}
+
 /**
  * The 402 for a request to `route` that would cost `amountSat`, with every enabled way to pay.
  * Each challenge costs a mint quote, so `client` (its address) gets a bounded number per minute: 429.
@@ -106,15 +119,7 @@ export async function paymentChallenge(
     }
   }
   if (pw.methods.has("xcashu")) {
-    const request = new PaymentRequest(
-      undefined,
-      randomUUID().slice(0, 8),
-      amountSat,
-      "sat",
-      pw.wallet.trustedMints,
-      `owlrun ${route}`,
-      true,
-    ).toEncodedCreqA();
+    const request = cashuPaymentRequest(pw, route, amountSat);
     headers["X-Cashu"] = request;
     extra.cashu_request = request;
     ways.push("retry with X-Cashu: <cashu token> (NUT-24)");

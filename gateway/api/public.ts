@@ -3,7 +3,7 @@ import { type Request, type Response, Router } from "express";
 import * as z from "zod";
 import type { ModelAliases } from "./aliases.js";
 import type { RouteGroup } from "../../src/shared/discovery/index.js";
-import { VERSION } from "../../src/shared/index.js";
+import { COMMIT, VERSION } from "../../src/shared/index.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, MIN_CHARGE_SAT } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
 import type { PriceTable } from "../payments/pricing.js";
@@ -69,16 +69,45 @@ export const OracleRateResponseSchema = z.looseObject({
   source: z.string(),
   updated_at: z.string().nullable(),
   samples_24h: z.number().int(),
-  pricing_rate: z.number().nullable(),
+  rolling_24h_avg: z.number().nullable().meta({ description: "average of the last 24 h of samples now" }),
+  published: z
+    .object({
+      btc_usd_avg: z.number(),
+      day: z.string().meta({ description: "the UTC day averaged" }),
+      published_at: z.string().meta({ description: "midnight UTC at its end" }),
+      samples: z.number().int(),
+    })
+    .nullable()
+    .meta({ description: "the 24 h average published at the last midnight UTC" }),
+  pricing_basis: z.enum(["published_daily_average", "rolling_24h_average", "fixed"]),
+  live: z.object({ btc_usd: z.number(), at: z.string().nullable() }).meta({ description: "the live sample" }),
+  pricing_rate: z
+    .number()
+    .nullable()
+    .meta({ description: "BTC/USD every price uses now (= btc_daily_avg = /v1/stats btc_usd)" }),
   formula: z.string(),
   provider_share_pct: z.number(),
+  margin: z.object({
+    provider_pct: z.number(),
+    gateway_pct: z.number().meta({ description: "the gateway's share of each job: inference_pct + fx_pct" }),
+    inference_pct: z.number().meta({ description: "the gateway's fee on inference" }),
+    fx_pct: z.number().meta({
+      description: "what pricing on the average adds (or, negative, saves) against the live sample",
+    }),
+    floor: z.object({
+      sats: z.number().int(),
+      provider_sats: z.number().int(),
+      gateway_sats: z.number().int(),
+    }),
+  }),
 });
 export const StatsResponseSchema = z.object({
   nodes_online: z.number().int(),
   jobs_24h: z.number().int(),
   tokens_24h: z.number().int(),
-  btc_usd: z.number(),
+  btc_usd: z.number().meta({ description: "the BTC/USD rate used for pricing now" }),
   version: z.string(),
+  commit: z.string().meta({ description: 'git commit of the running build ("unknown" if not known)' }),
 });
 export const AuditQuerySchema = z.object({
   page: z.coerce.number().int().min(1).max(1_000_000).optional().meta({ description: "1-based page" }),
@@ -100,7 +129,6 @@ export const AuditResponseSchema = z.object({
   page: z.number().int(),
   page_size: z.number().int(),
 });
-export const BroadcastsResponseSchema = z.object({ broadcasts: z.array(z.unknown()) });
 export const ChangeResponseSchema = z.object({
   type: z.literal("cashu_change"),
   token: z.string(),
@@ -129,7 +157,6 @@ export const publicRoutes: RouteGroup = {
       query: AuditQuerySchema,
       errors: { 400: "page is not a whole number from 1" },
     },
-    get("/v1/broadcasts", "Operator broadcasts", BroadcastsResponseSchema),
     {
       ...get(
         "/v1/cashu/change/:id",
@@ -160,7 +187,10 @@ export function publicRouter(deps: PublicDeps): Router {
       version: VERSION,
       mints: deps.wallet.trustedMints,
       payment_methods: deps.paymentMethods,
-      stream_formats: { default: "openai", owlrun: "X-Stream-Format: owlrun (or ?format=owlrun)" },
+      stream_formats: {
+        default: "openai chunks that also carry owlrun message/done fields",
+        owlrun: "X-Stream-Format: owlrun (or ?format=owlrun): owlrun events alone",
+      },
       fee_split: { provider_pct: deps.providerSharePct, gateway_pct: 100 - deps.providerSharePct },
       min_charge_sats: MIN_CHARGE_SAT,
       default_provider_share_pct: DEFAULT_PROVIDER_SHARE_PCT,
@@ -208,11 +238,23 @@ export function publicRouter(deps: PublicDeps): Router {
 
   r.get("/v1/oracle/rate", (_req, res) => {
     const rate = deps.oracle.rate();
+    // Sats = USD / pricing rate: against the live sample a job costs (live/pricing − 1) more sats.
+    const fxPct =
+      rate.btc_daily_avg > 0 ? Math.round((rate.btc_usd / rate.btc_daily_avg - 1) * 10_000) / 100 : 0;
+    const inferencePct = 100 - deps.providerSharePct;
     res.json({
       ...rate,
+      live: { btc_usd: rate.btc_usd, at: rate.updated_at },
       pricing_rate: deps.oracle.maybePricingRate() ?? null,
       formula: "sats = max(2, ceil((in*usd_in + out*usd_out) / 1e6 / btc_daily_avg * 1e8))",
       provider_share_pct: deps.providerSharePct,
+      margin: {
+        provider_pct: deps.providerSharePct,
+        gateway_pct: Math.round((inferencePct + fxPct) * 100) / 100,
+        inference_pct: inferencePct,
+        fx_pct: fxPct,
+        floor: { sats: MIN_CHARGE_SAT, provider_sats: 1, gateway_sats: MIN_CHARGE_SAT - 1 },
+      },
     });
   });
 
@@ -220,8 +262,10 @@ export function publicRouter(deps: PublicDeps): Router {
     res.json({
       nodes_online: deps.dispatcher.nodesOnline(),
       ...deps.jobs.last24h(),
-      btc_usd: deps.oracle.rate().btc_usd,
+      // The number prices use (RouteCat: "the BTC/USD exchange rate used for pricing").
+      btc_usd: deps.oracle.pricingRate(),
       version: VERSION,
+      commit: COMMIT,
     });
   });
 
@@ -229,10 +273,6 @@ export function publicRouter(deps: PublicDeps): Router {
     const query = AuditQuerySchema.safeParse(req.query);
     if (!query.success) throw new ApiError(400, "invalid_request", "page must be a whole number from 1");
     res.json(deps.jobs.page(query.data.page ?? 1));
-  });
-
-  r.get("/v1/broadcasts", (_req, res) => {
-    res.json({ broadcasts: [] });
   });
 
   /** Change of an X-Cashu request, for a client that went away mid-stream. */

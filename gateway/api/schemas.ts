@@ -57,8 +57,8 @@ const commonFields = {
   model: ModelName,
   stream: z.boolean().optional(),
   max_tokens: MaxTokens.optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().min(0).max(1).optional(),
+  temperature: z.number().min(0).max(2).optional().meta({ description: "default 0.7 (RouteCat)" }),
+  top_p: z.number().min(0).max(1).optional().meta({ description: "default 1.0 (RouteCat)" }),
   stream_options: z.looseObject({ include_usage: z.boolean().optional() }).optional(),
   /** OpenRouter-style routing preferences */
   provider: RoutingPreferencesSchema.optional(),
@@ -74,6 +74,8 @@ export const ChatCompletionRequestSchema = z.looseObject({
   tool_choice: ToolChoiceSchema.optional(),
   parallel_tool_calls: z.boolean().optional(),
   stop: z.union([z.string().max(1000), z.array(z.string().max(1000)).max(16)]).nullish(),
+  /** 402ai names the cap this way too; it counts like max_tokens */
+  max_output_tokens: MaxTokens.optional(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
@@ -129,13 +131,16 @@ export const CompletionResponseSchema = z
   })
   .meta({ id: "Completion" });
 
-/** With `stream: true`: Server-Sent Events, OpenAI chunks, then usage, then change, then `[DONE]`. */
+/**
+ * With `stream: true`: Server-Sent Events whose lines carry both OpenAI's and Owlrun's fields; the
+ * last line before `[DONE]` is the usage chunk, which is also the `cashu_change` event.
+ */
 export const CompletionStreamSchema = z.string().meta({
   id: "CompletionStream",
   description:
-    'Server-Sent Events. Each event is `data: <json>`: OpenAI chunks (`chat.completion.chunk` or `text_completion`), then a chunk with `usage` (and `usage.cost`), then, when paid with X-Cashu, `{"type":"cashu_change","token":"cashuB…","change_sats":N}`, then `data: [DONE]`. With `X-Stream-Format: owlrun` the chunks are Owlrun\'s `{model,message,done}` objects.',
+    'Server-Sent Events. Each event is `data: <json>`: OpenAI chunks (`chat.completion.chunk` or `text_completion`) that also carry Owlrun\'s `message: {role, content}` and `done: false`, so both kinds of client read the answer. The last event before `data: [DONE]` is the usage chunk (`choices: []`, `usage` with `usage.cost`, the `payment` receipt, `done: true`); when paid with X-Cashu that same event is `{"type":"cashu_change","token":"cashuB…","change_sats":N}` too. With `X-Stream-Format: owlrun` the events are Owlrun\'s alone: `{model,message,done}` objects, the done event, a `payment` event, then the `cashu_change` event.',
   example:
-    'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\ndata: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6,"cost":{"sats":2,"change_sats":18}}}\n\ndata: {"type":"cashu_change","token":"cashuB…","change_sats":18}\n\ndata: [DONE]\n\n',
+    'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}],"message":{"role":"assistant","content":"Hi"},"done":false}\n\ndata: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6,"cost":{"sats":2,"change_sats":18}},"payment":{"method":"xcashu","amount_sats":2,"change_sats":18,"request_id":"…"},"message":{"role":"assistant","content":""},"done":true,"type":"cashu_change","token":"cashuB…","change_sats":18}\n\ndata: [DONE]\n\n',
 });
 
 /** Request headers of the paid routes: pay per request with ecash, or pick the stream format. */

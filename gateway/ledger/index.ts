@@ -141,8 +141,14 @@ export class Ledger {
    * token is made and stored (`payOutChange`); a crash in between leaves it owed, and the restart
    * (or the next fetch of the withdrawal) makes the token. Format B at `mintUrl`.
    */
-  async withdrawAsChange(ref: string, account: string, msat: number, mintUrl: string): Promise<void> {
-    this.store.withdrawAsChange(ref, account, `xcashu:B:${mintUrl}`, msat, account);
+  async withdrawAsChange(
+    ref: string,
+    account: string,
+    msat: number,
+    mintUrl: string,
+    format: "A" | "B" = "B",
+  ): Promise<void> {
+    this.store.withdrawAsChange(ref, account, `xcashu:${format}:${mintUrl}`, msat, account);
   }
 
   async getHold(holdId: string): Promise<HoldRow | undefined> {

@@ -16,11 +16,15 @@ export interface Split {
   gatewayMsat: number;
 }
 
-/** Provider gets pct% (≥ 90, at least 1 sat), the gateway the rest; the two always add up to the charge. */
+/**
+ * Provider gets pct% (≥ 90, at least 1 sat), the gateway the rest; the two always add up to the
+ * charge. The 2-sat floor is the exception the Owlrun seed names: 1 sat to each.
+ */
 export function splitCharge(chargedMsat: number, providerSharePct: number): Split {
   if (providerSharePct < MIN_PROVIDER_SHARE_PCT || providerSharePct > 100) {
     throw new RangeError(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100%, got ${providerSharePct}`);
   }
+  if (chargedMsat === MIN_CHARGE_SAT * 1000) return { providerMsat: 1000, gatewayMsat: chargedMsat - 1000 };
   const providerMsat = Math.min(
     chargedMsat,
     Math.max(1000, Math.floor((chargedMsat * providerSharePct) / 100)),

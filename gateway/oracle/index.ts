@@ -1,10 +1,13 @@
 /**
- * BTC/USD for pricing: the 24h average of samples from a configurable feed, refreshed every
- * 5 minutes; the last good value is kept when the feed fails. A fixed rate is used only when the
- * operator chose one (`--btc-usd`: the devnet, local use) or when no feed is configured at all. A
- * feed that never gave a sane sample, with no fixed rate chosen, leaves the gateway without a rate:
- * paid requests then answer 503 `price_unavailable` rather than price at an invented rate.
+ * BTC/USD for pricing (Owlrun): samples from a configurable feed every 5 minutes; at midnight UTC
+ * the average of the day that ended is published and prices the next day (before the first
+ * midnight: the rolling 24 h average). The live sample is shown beside it. The last good value is
+ * kept when the feed fails. A fixed rate is used only when the operator chose one (`--btc-usd`: the
+ * devnet, local use) or when no feed is configured at all. A feed that never gave a sane sample,
+ * with no fixed rate chosen, leaves the gateway without a rate: paid requests then answer 503
+ * `price_unavailable` rather than price at an invented rate.
  */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as z from "zod";
 import { AppError, type Logger } from "../../src/shared/index.js";
 
@@ -46,13 +49,29 @@ export class PriceUnavailableError extends AppError {
 }
 
 export interface OracleRate {
-  /** 0 when `status` is "unavailable" */
+  /** the live sample: the last good answer of the feed (0 when `status` is "unavailable") */
   btc_usd: number;
+  /** the rate used for pricing: the published daily average, else the rolling 24 h average */
   btc_daily_avg: number;
   status: "live" | "stale" | "offline" | "unavailable";
   source: string;
   updated_at: string | null;
   samples_24h: number;
+  /** average of the last 24 h of samples, right now */
+  rolling_24h_avg: number | null;
+  /** the 24 h average published at the last midnight UTC (Owlrun: the pricing rate for the day) */
+  published: PublishedRate | null;
+  /** where btc_daily_avg comes from */
+  pricing_basis: "published_daily_average" | "rolling_24h_average" | "fixed";
+}
+
+export interface PublishedRate {
+  btc_usd_avg: number;
+  /** the UTC day whose samples were averaged */
+  day: string;
+  /** midnight UTC at the end of that day */
+  published_at: string;
+  samples: number;
 }
 
 export interface OracleOptions {
@@ -65,14 +84,29 @@ export interface OracleOptions {
   refreshMs?: number;
   log: Logger;
   fetchImpl?: typeof fetch;
+  /** where the published daily average is kept across restarts */
+  statePath?: string;
+  /** the clock (tests) */
+  now?: () => number;
 }
+
+const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const midnightUtc = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
 export class Oracle {
   private samples: { at: number; usd: number }[] = [];
   private lastError?: string;
   private timer?: NodeJS.Timeout;
+  private published: PublishedRate | null = null;
 
-  constructor(private readonly opts: OracleOptions) {}
+  constructor(private readonly opts: OracleOptions) {
+    this.published = this.loadPublished();
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
 
   async start(): Promise<void> {
     if (!this.opts.feedUrl) return;
@@ -93,12 +127,54 @@ export class Oracle {
       });
       const price = readPrice(await res.json());
       if (!res.ok || price === undefined) throw new Error(`unusable answer (HTTP ${res.status})`);
-      const now = Date.now();
-      this.samples = [...this.samples.filter((s) => s.at > now - DAY_MS), { at: now, usd: price }];
+      const now = this.now();
+      this.maybePublish(now); // yesterday's samples are averaged before today's join them
+      // Two days are kept: the rolling 24 h and the whole of yesterday for the midnight average.
+      this.samples = [...this.samples.filter((s) => s.at > now - 2 * DAY_MS), { at: now, usd: price }];
       this.lastError = undefined;
     } catch (err) {
       this.lastError = String(err);
       this.opts.log.warn("price feed failed; keeping the last good rate", { err: this.lastError });
+    }
+  }
+
+  /**
+   * Once a day, at the first look after midnight UTC: the average of the day that just ended is
+   * published and prices the new day. A day without samples publishes nothing (the last
+   * published rate, or the rolling average, goes on).
+   */
+  private maybePublish(now: number): void {
+    const end = midnightUtc(now);
+    const day = utcDay(end - DAY_MS);
+    if (this.published && this.published.day >= day) return;
+    const ofDay = this.samples.filter((s) => s.at >= end - DAY_MS && s.at < end);
+    if (ofDay.length === 0) return;
+    this.published = {
+      btc_usd_avg: round2(ofDay.reduce((a, x) => a + x.usd, 0) / ofDay.length),
+      day,
+      published_at: new Date(end).toISOString(),
+      samples: ofDay.length,
+    };
+    this.opts.log.info("published the daily BTC/USD average", { ...this.published });
+    this.savePublished();
+  }
+
+  private loadPublished(): PublishedRate | null {
+    if (!this.opts.statePath || !existsSync(this.opts.statePath)) return null;
+    try {
+      const p = JSON.parse(readFileSync(this.opts.statePath, "utf8")) as PublishedRate;
+      return Number.isFinite(p.btc_usd_avg) && p.btc_usd_avg > 0 && typeof p.day === "string" ? p : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private savePublished(): void {
+    if (!this.opts.statePath || !this.published) return;
+    try {
+      writeFileSync(this.opts.statePath, JSON.stringify(this.published));
+    } catch (err) {
+      this.opts.log.warn("could not keep the published rate", { err: String(err) });
     }
   }
 
@@ -107,10 +183,17 @@ export class Oracle {
     return this.opts.offlineRate ?? (this.opts.feedUrl ? undefined : DEFAULT_OFFLINE_BTC_USD);
   }
 
-  /** The rate used for pricing: 24h average of good samples, else the fixed rate, else unavailable. */
+  /** The live sample, the rolling and published averages, and the rate used for pricing. */
   rate(): OracleRate {
-    if (this.samples.length === 0) {
-      const fixed = this.fixedRate();
+    const now = this.now();
+    this.maybePublish(now);
+    const fixed = this.fixedRate();
+    const recent = this.samples.filter((s) => s.at > now - DAY_MS);
+    const rolling = recent.length ? round2(recent.reduce((a, x) => a + x.usd, 0) / recent.length) : null;
+    // The published average prices the day after it; an older one is still better than nothing.
+    const pricing = this.published?.btc_usd_avg ?? rolling;
+    const last = this.samples.at(-1);
+    if (pricing === null) {
       return {
         btc_usd: fixed ?? 0,
         btc_daily_avg: fixed ?? 0,
@@ -118,21 +201,26 @@ export class Oracle {
         source: this.opts.feedUrl ?? "fixed",
         updated_at: null,
         samples_24h: 0,
+        rolling_24h_avg: null,
+        published: this.published,
+        pricing_basis: "fixed",
       };
     }
-    const avg = this.samples.reduce((s, x) => s + x.usd, 0) / this.samples.length;
-    const last = this.samples[this.samples.length - 1]!;
+    // After a restart with the feed down, the kept published average prices alone (stale).
     return {
-      btc_usd: last.usd,
-      btc_daily_avg: Math.round(avg * 100) / 100,
-      status: this.lastError ? "stale" : "live",
-      source: this.opts.feedUrl!,
-      updated_at: new Date(last.at).toISOString(),
-      samples_24h: this.samples.length,
+      btc_usd: last?.usd ?? pricing,
+      btc_daily_avg: pricing,
+      status: this.lastError || recent.length === 0 ? "stale" : "live",
+      source: this.opts.feedUrl ?? "fixed",
+      updated_at: last ? new Date(last.at).toISOString() : null,
+      samples_24h: recent.length,
+      rolling_24h_avg: rolling,
+      published: this.published,
+      pricing_basis: this.published ? "published_daily_average" : "rolling_24h_average",
     };
   }
 
-  /** USD/BTC used to convert prices (the 24h average, ARCHITECTURE.md §4), if there is one. */
+  /** USD/BTC used to convert prices (the published daily average, ARCHITECTURE.md §4), if any. */
   maybePricingRate(): number | undefined {
     const r = this.rate();
     return r.status === "unavailable" ? undefined : r.btc_daily_avg;

@@ -151,8 +151,10 @@ export class AccountPayments {
     if (created) {
       try {
         const op = claimOp.user(id);
-        const claimed = await this.wallet.claim(inspectToken(token), op);
+        const info = inspectToken(token);
+        const claimed = await this.wallet.claim(info, op);
         await this.ledger.deposit(Accounts.user(id), claimed.amountSat * 1000, claimed.mint, op);
+        this.accounts.noteTokenFormat(id, info.format);
       } catch (err) {
         // Refused: the token can be tried again. Unanswered: the mint may have swapped, and the
         // next start credits this session, which the same token must still open.
@@ -175,8 +177,11 @@ export class AccountPayments {
   }
 
   /**
-   * Holds what the request may cost (capped by balance and spend caps) and returns the max_tokens
-   * that hold pays for. Free tier when the balance cannot pay and today's quota allows.
+   * Holds the most the request can cost (prompt + its whole max_tokens) so the answer always
+   * completes and the balance never goes below zero: never a silently shortened max_tokens.
+   * A balance or spend cap that cannot cover that answers 402 with the amount needed. The free
+   * tier serves a key whose balance cannot pay while today's quota lasts (paid balance first:
+   * docs/architecture.md, "RouteCat balance rule").
    */
   async open(
     account: AccountRow,
@@ -192,12 +197,11 @@ export class AccountPayments {
     const payer = this.accounts.payer(account.id);
     const balanceMsat = await this.ledger.balance(Accounts.user(payer.id));
     const { room, reason } = this.accounts.spendRoom(account.id);
-    const budget = Math.min(Math.floor(balanceMsat / 1000), room);
     const discount = this.discountPct(account);
-    const minimum = q.prices.chargeSat(q.model, q.promptTokens, 1, q.btcUsd, discount);
+    const needed = q.prices.chargeSat(q.model, q.promptTokens, q.requestedMaxTokens, q.btcUsd, discount);
     const holdId = randomUUID();
-    if (budget < minimum) {
-      if (balanceMsat < minimum * 1000 && this.accounts.takeFree(payer.id)) {
+    if (Math.floor(balanceMsat / 1000) < needed) {
+      if (this.accounts.takeFree(payer.id)) {
         // A small completion, and the job's list price out of today's gateway-wide budget.
         const maxTokens = Math.max(1, Math.min(q.requestedMaxTokens, this.freeTier.maxTokens));
         const promo = {
@@ -210,7 +214,7 @@ export class AccountPayments {
             "quota_exceeded",
             "the free tier of this gateway is used up for today; top up your balance to continue",
             402,
-            { balance_msat: balanceMsat, required_msat: minimum * 1000 },
+            { balance_msat: balanceMsat, required_msat: needed * 1000, required_sats: needed },
           );
         }
         try {
@@ -235,31 +239,29 @@ export class AccountPayments {
           maxTokens,
         };
       }
-      if (room < minimum) {
-        throw new PaymentError(
-          "spend_limit",
-          `spend limit reached (${reason}): ${room} sats left, need ${minimum}`,
-          402,
-        );
-      }
       throw new PaymentError(
         "insufficient_balance",
-        `Insufficient balance. Current: ${balanceMsat} msat, Required: ${minimum * 1000} msat`,
+        // Routstr's words exactly (clients match them); the why is in `hint`.
+        `Insufficient balance. Current: ${balanceMsat} msat, Required: ${needed * 1000} msat`,
         402,
-        { balance_msat: balanceMsat, required_msat: minimum * 1000 },
+        {
+          balance_msat: balanceMsat,
+          required_msat: needed * 1000,
+          required_sats: needed,
+          hint: `the prompt and all ${q.requestedMaxTokens} max_tokens are held before the answer starts; lower max_tokens or top up`,
+        },
       );
     }
-    const maxTokens = Math.max(
-      1,
-      Math.min(
-        q.requestedMaxTokens,
-        q.prices.affordableCompletionTokens(q.model, q.promptTokens, budget, q.btcUsd, discount),
-      ),
-    );
-    const holdSat = Math.min(
-      budget,
-      q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd, discount),
-    );
+    if (room < needed) {
+      throw new PaymentError(
+        "spend_limit",
+        `spend limit reached (${reason}): ${room} sats left, need ${needed}`,
+        402,
+        { required_sats: needed },
+      );
+    }
+    const maxTokens = q.requestedMaxTokens;
+    const holdSat = needed;
     await this.ledger.hold(holdId, Accounts.user(payer.id), holdSat * 1000, "chat", q.memo);
     return {
       payment: new AccountPayment(

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS promo_days (day TEXT PRIMARY KEY, sats INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS topups (
   quote TEXT PRIMARY KEY, account_id TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
   request TEXT NOT NULL, expiry INTEGER, state TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS token_formats (account_id TEXT PRIMARY KEY, format TEXT NOT NULL);
 `;
 
 export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
@@ -261,6 +262,17 @@ export class AccountStore extends SqliteStore {
       .immediate();
   }
 
+  // ---- token format of a session's first funding (withdrawals answer in it) -----------------
+  noteTokenFormat(id: string, format: "A" | "B"): void {
+    this.prepared("INSERT OR IGNORE INTO token_formats (account_id, format) VALUES (?, ?)").run(id, format);
+  }
+
+  tokenFormat(id: string): "A" | "B" {
+    const row = this.prepared("SELECT format FROM token_formats WHERE account_id = ?").get(id) as
+      { format: "A" | "B" } | undefined;
+    return row?.format ?? "B";
+  }
+
   // ---- Lightning top-ups --------------------------------------------------------------------
   addTopup(t: {
     quote: string;
@@ -285,6 +297,20 @@ export class AccountStore extends SqliteStore {
       mint: string;
       amount: number;
     }[];
+  }
+
+  topup(quote: string):
+    | {
+        quote: string;
+        account_id: string;
+        amount: number;
+        request: string;
+        expiry: number | null;
+        state: string;
+        created_at: number;
+      }
+    | undefined {
+    return this.prepared("SELECT * FROM topups WHERE quote = ?").get(quote) as never;
   }
 
   /** pending → credited, once. */

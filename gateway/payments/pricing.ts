@@ -14,9 +14,15 @@ export const DEFAULT_RATE: ModelRate = { per_m_input_usd: 0.02, per_m_output_usd
 
 export class PriceTable {
   constructor(
-    private readonly rates: Record<string, ModelRate> = {},
-    private readonly fallback: ModelRate = DEFAULT_RATE,
+    private rates: Record<string, ModelRate> = {},
+    private fallback: ModelRate = DEFAULT_RATE,
   ) {}
+
+  /** Swaps in a new price list at once (the operator's price file changed). */
+  replace(rates: Record<string, ModelRate>, fallback: ModelRate = DEFAULT_RATE): void {
+    this.rates = rates;
+    this.fallback = fallback;
+  }
 
   rate(model: string): ModelRate {
     return this.rates[model] ?? this.fallback;

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The package root (where package.json is): ../.. from src/shared under vitest, ../../.. from dist/. */
@@ -22,3 +22,22 @@ const pkg = findPackage();
 export const VERSION = pkg.version;
 /** Files shipped next to dist/ (the `.well-known/` documents, `manifest/`) are read from here. */
 export const PACKAGE_ROOT = pkg.root;
+
+/**
+ * The git commit of the running build: OWLRUN_COMMIT, else dist/build-info.json (written by
+ * `npm run build`; from sources it is the last build's), else "unknown".
+ */
+function findCommit(): string {
+  if (process.env.OWLRUN_COMMIT) return process.env.OWLRUN_COMMIT;
+  try {
+    const info = JSON.parse(readFileSync(join(pkg.root, "dist", "build-info.json"), "utf8")) as {
+      commit?: unknown;
+    };
+    if (typeof info.commit === "string" && info.commit) return info.commit;
+  } catch {
+    // not built
+  }
+  return "unknown";
+}
+
+export const COMMIT = findCommit();

@@ -26,7 +26,7 @@ describe("money rules", () => {
   });
 
   it("gives the provider ≥ 90% and at least 1 sat, and the parts add up", () => {
-    for (const charged of [2000, 3000, 17_000, 1_000_000]) {
+    for (const charged of [2001, 3000, 17_000, 1_000_000]) {
       for (const pct of [90, 95, 100]) {
         const { providerMsat, gatewayMsat } = splitCharge(charged, pct);
         expect(providerMsat + gatewayMsat).toBe(charged);
@@ -34,6 +34,11 @@ describe("money rules", () => {
       }
     }
     expect(() => splitCharge(2000, 89)).toThrow(RangeError);
+  });
+
+  it("splits the 2-sat floor 1 sat to the provider and 1 to the gateway (Owlrun seed)", () => {
+    for (const pct of [90, 95, 100])
+      expect(splitCharge(2000, pct)).toEqual({ providerMsat: 1000, gatewayMsat: 1000 });
   });
 });
 
@@ -102,8 +107,8 @@ describe("ledger", () => {
       { chargedMsat: 2_000, providerId: "n", providerSharePct: 95, free: true },
       alice,
     );
-    expect(await ledger.balance(Accounts.provider("n"))).toBe(1_900);
-    expect(await ledger.balance(Accounts.promo)).toBe(-1_900);
+    expect(await ledger.balance(Accounts.provider("n"))).toBe(1_000);
+    expect(await ledger.balance(Accounts.promo)).toBe(-1_000);
     expect((await ledger.audit()).imbalanceMsat).toBe(0);
     await ledger.close();
   });

@@ -1,95 +1,181 @@
 /**
- * The BTC/USD rate a gateway prices with: a configured feed that never gives a sane sample must not
- * become an invented rate. Paid requests answer 503 until a good sample arrives; an explicit
- * `--btc-usd` still prices (the devnet's way). The feed is a small local HTTP server.
+ * The BTC/USD oracle as the Owlrun seed describes it: a 24 h average published once a day at
+ * midnight UTC prices the next day, the live sample is shown beside it, `/v1/oracle/rate` breaks
+ * the margin down, and the rate a request is priced at is the one `/v1/stats` and `/v1/price`
+ * show. The price feed is a small local HTTP server (the edge).
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { getEncodedToken } from "@cashu/cashu-ts";
+import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
-import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
-import { type Agent, startAgent } from "../support/owlrun-agent.js";
+import { type RunningGateway, startGateway } from "../../gateway/index.js";
+import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
+import { Oracle } from "../../gateway/oracle/index.js";
+import { closeServer, listen, silentLogger } from "../../src/shared/index.js";
+import { tempDir } from "../support/cli-process.js";
 
-const MODEL = "owlrun-test-scripted:tiny";
+let price = 100_000;
 let feed: Server;
 let feedUrl: string;
-/** what the feed answers: a price out of any sane range */
-const answer = { USD: 3 };
-
 beforeAll(async () => {
   feed = createServer((_req, res) => {
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify(answer));
+    res.end(JSON.stringify({ bitcoin: { usd: price } }));
   });
-  await new Promise<void>((r) => feed.listen(0, "127.0.0.1", r));
-  feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/btc`;
+  feedUrl = await listen(feed, "127.0.0.1", 0);
 });
-afterAll(() => new Promise<void>((r) => feed.close(() => r())));
+afterAll(async () => {
+  await closeServer(feed);
+});
 
-const price = (gw: CliProcess) =>
-  fetch(`${gw.url}/v1/price`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+const at = (iso: string) => Date.parse(iso);
+
+describe("oracle: the daily average", () => {
+  it("prices on the rolling average until the first midnight, then on the day's published average", async () => {
+    let now = at("2026-01-01T10:00:00Z");
+    const statePath = join(tempDir("owlrun-oracle-"), "published.json");
+    const oracle = new Oracle({ feedUrl, log: silentLogger, statePath, now: () => now });
+    price = 100_000;
+    await oracle.refresh();
+    now = at("2026-01-01T18:00:00Z");
+    price = 110_000;
+    await oracle.refresh();
+    let r = oracle.rate();
+    expect(r).toMatchObject({
+      btc_usd: 110_000,
+      btc_daily_avg: 105_000,
+      rolling_24h_avg: 105_000,
+      published: null,
+      pricing_basis: "rolling_24h_average",
+      status: "live",
+    });
+
+    // Just after midnight: the day that ended is published; the new sample is live beside it.
+    now = at("2026-01-02T00:00:30Z");
+    price = 120_000;
+    await oracle.refresh();
+    r = oracle.rate();
+    expect(r.published).toEqual({
+      btc_usd_avg: 105_000,
+      day: "2026-01-01",
+      published_at: "2026-01-02T00:00:00.000Z",
+      samples: 2,
+    });
+    expect(r).toMatchObject({ btc_usd: 120_000, btc_daily_avg: 105_000, rolling_24h_avg: 110_000 });
+    expect(r.pricing_basis).toBe("published_daily_average");
+    expect(oracle.pricingRate()).toBe(105_000);
+
+    // Once a day: more samples during the day do not move the price.
+    now = at("2026-01-02T20:00:00Z");
+    price = 130_000;
+    await oracle.refresh();
+    expect(oracle.pricingRate()).toBe(105_000);
+    expect(oracle.rate().btc_usd).toBe(130_000);
+
+    // The next midnight publishes the next day (a request after midnight triggers it, no refresh needed).
+    now = at("2026-01-03T00:00:01Z");
+    expect(oracle.pricingRate()).toBe(125_000);
+    expect(oracle.rate().published).toMatchObject({ day: "2026-01-02", samples: 2 });
+
+    // A restart keeps the published average (the feed down: it prices alone, stale).
+    const restarted = new Oracle({
+      feedUrl: "http://127.0.0.1:1/down",
+      log: silentLogger,
+      statePath,
+      now: () => now,
+    });
+    await restarted.refresh();
+    expect(restarted.rate()).toMatchObject({
+      btc_daily_avg: 125_000,
+      pricing_basis: "published_daily_average",
+      status: "stale",
+    });
   });
 
-describe("price feed without a sane sample", () => {
-  let gw: CliProcess;
-  let agent: Agent;
+  it("a day without samples publishes nothing: the last published average goes on", async () => {
+    let now = at("2026-02-01T12:00:00Z");
+    const oracle = new Oracle({ feedUrl, log: silentLogger, now: () => now });
+    price = 90_000;
+    await oracle.refresh();
+    now = at("2026-02-02T00:10:00Z");
+    expect(oracle.pricingRate()).toBe(90_000);
+    now = at("2026-02-04T00:10:00Z"); // 2026-02-02 and -03 had no samples
+    expect(oracle.rate().published?.day).toBe("2026-02-01");
+    expect(oracle.pricingRate()).toBe(90_000);
+  });
+});
+
+describe("oracle on the gateway", () => {
+  let gw: RunningGateway;
   beforeAll(async () => {
-    gw = await startCli(["gateway", "--port", "0", "--data-dir", tempDir(), "--price-feed", feedUrl]);
-    agent = await startAgent(gw.url, { models: [MODEL], reply: ["ok"] });
+    const dir = tempDir("owlrun-oracle-gw-");
+    const dataDir = join(dir, "gateway");
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(dataDir, { recursive: true });
+    // Published at the last midnight (kept from a previous run); the feed's live sample differs.
+    const midnight = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+    writeFileSync(
+      join(dataDir, "oracle-published.json"),
+      JSON.stringify({
+        btc_usd_avg: 90_000,
+        day: new Date(midnight - 86_400_000).toISOString().slice(0, 10),
+        published_at: new Date(midnight).toISOString(),
+        samples: 288,
+      }),
+    );
+    price = 99_000;
+    gw = await startGateway({
+      dataDir,
+      trustedMints: [],
+      port: 0,
+      log: silentLogger,
+      priceFeedUrl: feedUrl,
+      payoutIntervalMs: 0,
+      sweepIntervalMs: 0,
+      bundledMint: await createBundledMint({
+        dataDir: join(dir, "mint"),
+        lightning: createLightningBackend("fake", { incomingDelayMs: 20 }),
+        log: silentLogger,
+      }),
+    });
   });
   afterAll(async () => {
-    await agent?.close();
-    await gw?.stop();
+    await gw?.close();
   });
 
-  it("answers paid requests 503 price_unavailable and spends nothing, instead of inventing a rate", async () => {
-    const quoted = await price(gw);
-    expect(quoted.status).toBe(503);
-    expect(((await quoted.json()) as any).error.type).toBe("price_unavailable");
-
-    const mintUrl = `${gw.url}/mint`;
-    const wallet = await newWallet(mintUrl);
-    const token = getEncodedToken({ mint: mintUrl, proofs: await mintProofs(wallet, 20) });
-    const res = await fetch(`${gw.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-cashu": token },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+  it("/v1/oracle/rate: the published average, the live sample beside it, and the margin breakdown", async () => {
+    const r = (await (await fetch(`${gw.url}/v1/oracle/rate`)).json()) as any;
+    expect(r.pricing_rate).toBe(90_000);
+    expect(r.btc_daily_avg).toBe(90_000);
+    expect(r.live.btc_usd).toBe(99_000);
+    expect(r.pricing_basis).toBe("published_daily_average");
+    expect(r.margin).toEqual({
+      provider_pct: 95,
+      gateway_pct: 15,
+      inference_pct: 5,
+      fx_pct: 10,
+      floor: { sats: 2, provider_sats: 1, gateway_sats: 1 },
     });
-    expect(res.status).toBe(503);
-    expect(((await res.json()) as any).error).toMatchObject({ type: "price_unavailable" });
-    expect(sumAmounts(await wallet.receive(token))).toBe(20); // never claimed
-
-    const rate = (await (await fetch(`${gw.url}/v1/oracle/rate`)).json()) as any;
-    expect(rate.status).toBe("unavailable");
-    expect(rate.btc_usd).not.toBe(100_000);
   });
-});
 
-describe("price feed without a sane sample, with an explicit --btc-usd", () => {
-  it("prices at the operator's rate", async () => {
-    const gw = await startCli([
-      "gateway",
-      "--port",
-      "0",
-      "--data-dir",
-      tempDir(),
-      "--price-feed",
-      feedUrl,
-      "--btc-usd",
-      "50000",
-    ]);
-    const agent = await startAgent(gw.url, { models: [MODEL], reply: ["ok"] });
-    try {
-      const quoted = await price(gw);
-      expect(quoted.status).toBe(200);
-      expect(((await quoted.json()) as any).btc_usd).toBe(50_000);
-    } finally {
-      await agent.close();
-      await gw.stop();
-    }
+  it("the rate a request is priced at is the one /v1/stats and /v1/price show", async () => {
+    const stats = (await (await fetch(`${gw.url}/v1/stats`)).json()) as any;
+    const quote = (await (
+      await fetch(`${gw.url}/v1/price`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "m:1b",
+          messages: [{ role: "user", content: "hi" }],
+          max_tokens: 1_000_000,
+        }),
+      })
+    ).json()) as any;
+    expect(stats.btc_usd).toBe(90_000);
+    expect(quote.btc_usd).toBe(90_000);
+    // 1M output tokens at $0.06 + the prompt's input, at $90k: sats follow the published rate.
+    expect(quote.sats).toBe(
+      Math.ceil(((quote.prompt_tokens_estimate * 0.02 + 1_000_000 * 0.06) / 1e6 / 90_000) * 1e8),
+    );
   });
 });

@@ -37,6 +37,11 @@ const SECURITY_SCHEMES = {
     scheme: "bearer",
     description: "A provider key (owlr_prov_…) from POST /v1/gateway/signup.",
   },
+  admin: {
+    type: "http",
+    scheme: "bearer",
+    description: "The gateway's admin token (owlr_admin_…), in `<data dir>/gateway/admin-token` (0600).",
+  },
   l402: {
     type: "http",
     scheme: "L402",

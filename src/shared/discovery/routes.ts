@@ -8,7 +8,7 @@ import * as z from "zod";
 export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
 
 /** Ways to pay or authenticate; a route lists the alternatives it accepts (any one suffices). */
-export type Security = "cashu" | "bearer" | "provider" | "l402";
+export type Security = "cashu" | "bearer" | "provider" | "l402" | "admin";
 
 export interface ResponseDoc {
   description: string;

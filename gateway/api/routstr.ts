@@ -1,0 +1,125 @@
+/**
+ * Routstr's Lightning top-up of a key: `POST /lightning/invoice` {amount_sats, purpose: "topup",
+ * api_key} → a bolt11 invoice, and `GET /lightning/invoice/:id/status` (also under `/v1`). Paid
+ * invoices are minted and credited once, the same way as `/v1/auth/topup` (creditPaidTopups).
+ */
+import { type Request, Router } from "express";
+import * as z from "zod";
+import { okJson, type RouteDoc, type RouteGroup } from "../../src/shared/discovery/index.js";
+import { paymentHashOf } from "../payments/l402.js";
+import { type AccountDeps, authenticateRequest, creditPaidTopups } from "./accounts.js";
+import { ApiError, ErrorBodySchema, parseWith } from "./errors.js";
+
+export const LightningInvoiceRequestSchema = z.object({
+  amount_sats: z.number().int().positive().max(1_000_000),
+  purpose: z.enum(["create", "topup"]),
+  api_key: z.string().max(200).optional().meta({ description: "the key to top up (or send it as Bearer)" }),
+});
+export const LightningInvoiceResponseSchema = z.object({
+  invoice_id: z.string(),
+  bolt11: z.string(),
+  amount_sats: z.number().int(),
+  expires_at: z.number().int().meta({ description: "unix seconds" }),
+  payment_hash: z.string(),
+});
+export const LightningInvoiceStatusSchema = z.object({
+  status: z.enum(["pending", "paid", "expired"]),
+  api_key: z.null().meta({ description: "always null: the key was yours already, it is not shown again" }),
+  amount_sats: z.number().int(),
+  paid_at: z.number().int().nullable(),
+  created_at: z.number().int(),
+  expires_at: z.number().int().nullable(),
+});
+
+const DEFAULT_EXPIRY_S = 3600;
+
+export function routstrRouter(deps: AccountDeps): Router {
+  const r = Router();
+  const store = deps.accounts.accounts;
+
+  const create = async (req: Request) => {
+    const body = parseWith(LightningInvoiceRequestSchema, req.body);
+    if (body.purpose === "create")
+      throw new ApiError(
+        400,
+        "invalid_request",
+        'purpose "create" is not offered here: make a key with POST /v1/topup (pay, then claim) or POST /v1/balance/create with a cashu token, then top it up with purpose "topup"',
+      );
+    if (body.api_key) req.headers.authorization = `Bearer ${body.api_key}`;
+    const account = await authenticateRequest(deps.accounts, req);
+    const mint = deps.wallet.trustedMints[0];
+    if (!mint) throw new ApiError(503, "mint_unavailable", "the gateway has no mint");
+    const quote = await deps.wallet.createMintQuote(mint, body.amount_sats, "routstr top-up");
+    const expiresAt = quote.expiry ?? Math.floor(Date.now() / 1000) + DEFAULT_EXPIRY_S;
+    store.addTopup({
+      quote: quote.quote,
+      accountId: store.payer(account.id).id,
+      mint,
+      amount: body.amount_sats,
+      request: quote.request,
+      expiry: expiresAt,
+    });
+    return {
+      invoice_id: quote.quote,
+      bolt11: quote.request,
+      amount_sats: body.amount_sats,
+      expires_at: expiresAt,
+      payment_hash: paymentHashOf(quote.request),
+    } satisfies z.infer<typeof LightningInvoiceResponseSchema>;
+  };
+
+  const status = async (id: string) => {
+    let row = store.topup(id);
+    if (!row) throw new ApiError(404, "not_found", "Invoice not found");
+    if (row.state === "pending") {
+      await creditPaidTopups(deps, row.account_id);
+      row = store.topup(id)!;
+    }
+    const paid = row.state === "credited";
+    const expired = !paid && row.expiry !== null && row.expiry * 1000 < Date.now();
+    return {
+      status: paid ? "paid" : expired ? "expired" : "pending",
+      api_key: null,
+      amount_sats: row.amount,
+      paid_at: null,
+      created_at: Math.floor(row.created_at / 1000),
+      expires_at: row.expiry,
+    } satisfies z.infer<typeof LightningInvoiceStatusSchema>;
+  };
+
+  for (const base of ["", "/v1"]) {
+    r.post(`${base}/lightning/invoice`, async (req, res) => {
+      res.json(await create(req));
+    });
+    r.get(`${base}/lightning/invoice/:id/status`, async (req, res) => {
+      res.json(await status(String(req.params.id)));
+    });
+  }
+  return r;
+}
+
+const docs = (base: string): RouteDoc[] => [
+  {
+    method: "post",
+    path: `${base}/lightning/invoice`,
+    summary: 'Routstr: a Lightning invoice that tops up a key (purpose "topup")',
+    security: ["bearer"],
+    body: LightningInvoiceRequestSchema,
+    responses: okJson("the invoice", LightningInvoiceResponseSchema),
+    errors: { 400: 'malformed body, or purpose "create"', 401: "missing or unknown key", 503: "no mint" },
+  },
+  {
+    method: "get",
+    path: `${base}/lightning/invoice/:id/status`,
+    summary: "Routstr: the state of a top-up invoice; a paid one is credited to its key now",
+    responses: okJson("the state", LightningInvoiceStatusSchema),
+    errors: { 404: "no such invoice" },
+  },
+];
+
+export const routstrRoutes: RouteGroup = {
+  name: "routstr",
+  description: "Routstr's Lightning top-up of a key, at /lightning/… and /v1/lightning/…",
+  errorSchema: ErrorBodySchema,
+  routes: [...docs(""), ...docs("/v1")],
+};

@@ -1,0 +1,151 @@
+/**
+ * The Routstr seed (shared/seeds/routstr-using-the-api.txt), its examples as written: the openai
+ * SDK with a session key or a raw cashuA token as the API key (streaming and not), the curl line,
+ * the 402 insufficient-balance body, the Lightning top-up of a key, and the balance coming back
+ * in the format the session was funded with.
+ */
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SCRIPTED_ANSWER } from "../../provider/index.js";
+import { MODEL, type SeedNet, startSeedNet } from "./harness.js";
+
+let net: SeedNet;
+beforeAll(async () => {
+  net = await startSeedNet();
+}, 120_000);
+afterAll(async () => {
+  await net?.close();
+});
+
+const post = (path: string, body: unknown, key?: string) =>
+  fetch(`${net.url}${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...(key ? { Authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify(body),
+  });
+
+/** An sk- session key funded by a cashu token (Routstr's "Cashu import"). */
+async function sessionKey(sats: number, format: "A" | "B" = "B"): Promise<string> {
+  const res = await post("/v1/balance/create", { token: await net.token(sats, format) });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { api_key: string }).api_key;
+}
+
+const balanceOf = async (key: string) =>
+  (
+    (await (
+      await fetch(`${net.url}/v1/balance`, { headers: { Authorization: `Bearer ${key}` } })
+    ).json()) as any
+  ).balance_sats as number;
+
+describe("Routstr seed: using the API", () => {
+  it("Python SDK: OpenAI(base_url=…/v1, api_key=sk-…), stream=True, chunk.choices[0].delta.content", async () => {
+    const client = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: await sessionKey(50) });
+    const response = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hello!" }],
+      stream: true,
+    });
+    let printed = "";
+    for await (const chunk of response)
+      if (chunk.choices[0]?.delta.content) printed += chunk.choices[0].delta.content;
+    expect(printed).toBe(SCRIPTED_ANSWER);
+  });
+
+  it("Node.js: apiKey is a raw cashuA token; completion.choices[0]", async () => {
+    const token = await net.token(30, "A");
+    const openai = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: token });
+    const completion = await openai.chat.completions.create({
+      messages: [{ role: "user", content: "Say this is a test" }],
+      model: MODEL,
+    });
+    expect(completion.choices[0]).toMatchObject({ message: { role: "assistant", content: SCRIPTED_ANSWER } });
+    // The token became a session: the same key spends what is left.
+    const again = await openai.chat.completions.create({
+      messages: [{ role: "user", content: "x" }],
+      model: MODEL,
+    });
+    expect(again.choices[0]!.message.content).toBe(SCRIPTED_ANSWER);
+    expect(await balanceOf(token)).toBe(30 - 2 - 2);
+  });
+
+  it("cURL with Authorization: Bearer cashuA…", async () => {
+    const res = await post(
+      "/v1/chat/completions",
+      { model: MODEL, messages: [{ role: "user", content: "Hello!" }] },
+      await net.token(10, "A"),
+    );
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).choices[0].message.content).toBe(SCRIPTED_ANSWER);
+  });
+
+  it("402 insufficient balance: {error: {message: 'Insufficient balance. Current: … msat, Required: … msat', type, code}}", async () => {
+    const key = await sessionKey(3);
+    // 1M output tokens at $0.06/1M and $100k/BTC: 60 sats, more than the 3 the session holds.
+    const res = await post(
+      "/v1/chat/completions",
+      { model: MODEL, messages: [{ role: "user", content: "Hello!" }], max_tokens: 1_000_000 },
+      key,
+    );
+    expect(res.status).toBe(402);
+    const { error } = (await res.json()) as any;
+    expect(error.type).toBe("insufficient_balance");
+    expect(error.code).toBe(402);
+    expect(error.message).toMatch(/^Insufficient balance\. Current: 3000 msat, Required: \d+ msat$/);
+  });
+
+  it("top up the key with /lightning/invoice (topup purpose); the status says paid once credited", async () => {
+    const key = await sessionKey(5);
+    for (const base of ["", "/v1"]) {
+      const res = await post(`${base}/lightning/invoice`, {
+        amount_sats: 100,
+        purpose: "topup",
+        api_key: key,
+      });
+      expect(res.status).toBe(200);
+      const inv = (await res.json()) as any;
+      expect(inv).toMatchObject({ amount_sats: 100, bolt11: expect.stringMatching(/^lnbc/) });
+      expect(inv.payment_hash).toMatch(/^[0-9a-f]{64}$/);
+      let status: any;
+      for (let i = 0; i < 100; i++) {
+        status = await (await fetch(`${net.url}${base}/lightning/invoice/${inv.invoice_id}/status`)).json();
+        if (status.status === "paid") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toMatchObject({ status: "paid", amount_sats: 100 });
+    }
+    expect(await balanceOf(key)).toBe(205);
+    // and once more: paid stays paid, credited once
+    expect(await balanceOf(key)).toBe(205);
+  });
+
+  it("/lightning/invoice refuses an unknown key and purpose create; an unknown invoice is 404", async () => {
+    expect(
+      (await post("/lightning/invoice", { amount_sats: 10, purpose: "topup", api_key: "sk-nope" })).status,
+    ).toBe(401);
+    expect((await post("/lightning/invoice", { amount_sats: 10, purpose: "create" })).status).toBe(400);
+    expect((await fetch(`${net.url}/lightning/invoice/nope/status`)).status).toBe(404);
+  });
+
+  it("a withdrawal answers in the format the session was funded with: cashuA in → cashuA out", async () => {
+    for (const format of ["A", "B"] as const) {
+      const key = await sessionKey(12, format);
+      const res = await post("/v1/balance/withdraw", {}, key);
+      expect(res.status).toBe(200);
+      const out = (await res.json()) as any;
+      expect(out.token.startsWith(`cashu${format}`)).toBe(true);
+      expect(await net.receive(out.token)).toBe(12);
+    }
+    // A raw cashuA token used as the key is a session funded with cashuA too.
+    const raw = await net.token(9, "A");
+    const res = await post("/v1/balance/withdraw", {}, raw);
+    const out = (await res.json()) as any;
+    expect(out.token.startsWith("cashuA")).toBe(true);
+    expect(await net.receive(out.token)).toBe(9);
+  });
+
+  it.todo(
+    'POST /lightning/invoice with purpose "create" (a new key from a Lightning payment): not offered — keys are stored hashed and a later status call could not show it; POST /v1/topup + /v1/topup/claim does the same',
+  );
+  it.todo("Claude Code with ANTHROPIC_BASE_URL=…/v1: the anthropic helper's /v1/messages (issue 16)");
+});
