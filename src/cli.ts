@@ -21,7 +21,13 @@ import {
   startMintServer,
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
-import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
+import {
+  DEFAULT_OLLAMA_URL,
+  EmbeddedUnavailableError,
+  runProviderCommand,
+  SCRIPTED_MODEL_ID,
+  startProvider,
+} from "../provider/index.js";
 import { gatewayServerCard, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
@@ -258,6 +264,7 @@ async function runDevnet(argv: string[]): Promise<void> {
       ...COMMON,
       reset: { type: "boolean" },
       embedded: { type: "boolean" },
+      "ollama-url": { type: "string" },
       "btc-usd": { type: "string" },
     },
     allowPositionals: false,
@@ -288,11 +295,21 @@ async function runDevnet(argv: string[]): Promise<void> {
     ),
   });
   const mintUrl = `${gateway.url}/mint`;
+  const ollamaUrl = flagOrEnv(values, "ollama-url") ?? DEFAULT_OLLAMA_URL;
   const provider = await startProvider({
     gateway: gateway.url,
     dataDir: join(base, "provider"),
     embedded: values.embedded,
+    ollamaUrl,
     log: createLogger("provider"),
+  }).catch(async (err: unknown) => {
+    await gateway.close();
+    if (!(err instanceof EmbeddedUnavailableError)) throw err;
+    // Installed without the optional peer (npx owlrun-mcp): one line that says what to do.
+    throw new ConfigError(
+      `${values.embedded ? "--embedded" : `no Ollama at ${ollamaUrl}`} and no embedded backend: ` +
+        "add it with `npm i node-llama-cpp` next to owlrun-mcp, or start Ollama (or pass --ollama-url URL)",
+    );
   });
   const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
   // The MCP server an agent connects to, with a wallet of its own funded from the demo wallet.
