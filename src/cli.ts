@@ -107,6 +107,7 @@ const GATEWAY_FLAGS = {
   name: { type: "string" },
   "public-url": { type: "string" },
   "mcp-url": { type: "string" },
+  "default-model": { type: "string" },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -222,6 +223,7 @@ async function runGateway(argv: string[]): Promise<void> {
     paymentMethods: paymentMethodsFlag(flagOrEnv(values, "payment-methods")),
     bsv: bsvFlags(values),
     publicUrl: flagOrEnv(values, "public-url"),
+    defaultModel: flagOrEnv(values, "default-model"),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),
@@ -285,6 +287,8 @@ async function runDevnet(argv: string[]): Promise<void> {
     // A fixed BTC/USD rate (no price feed on a devnet); a low one makes prompts cost more than 2 sats.
     offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
     mcpServerCard: (url) => gatewayServerCard(url, devnetMcp.url),
+    // The scripted test model answers in words; the random one in bytes that are not text.
+    defaultModel: SCRIPTED_MODEL_ID,
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
