@@ -9,7 +9,7 @@ export default defineConfig({
       "provider/**/*.test.ts",
       "tools/**/*.test.ts",
     ],
-    exclude: ["test/long/**", "node_modules/**", "dist/**"],
+    exclude: ["test/long/**", "test/package/**", "node_modules/**", "dist/**"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Real servers and child processes: two cores, keep parallelism modest.

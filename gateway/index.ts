@@ -128,6 +128,8 @@ export interface GatewayOptions {
   challengesPerMinute?: number;
   /** the built browser chat served at / (default: dist/web next to the compiled gateway) */
   webDir?: string;
+  /** the model clients use when they name none (GET /v1/info default_model), while it is online */
+  defaultModel?: string;
   /** the URL clients reach this gateway at, for the discovery documents (default: where it listens) */
   publicUrl?: string;
   /** the owlrun-mcp server card pointing at this gateway (the composition root supplies it) */
@@ -380,6 +382,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       jobs,
       paymentMethods: [...methods],
       aliases: deps.aliases,
+      defaultModel: opts.defaultModel,
     }),
   );
   app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));

@@ -25,7 +25,13 @@ import {
   startMintServer,
 } from "../gateway/mint/index.js";
 import { createProviderKey } from "../gateway/routing/index.js";
-import { runProviderCommand, SCRIPTED_MODEL_ID, startProvider } from "../provider/index.js";
+import {
+  DEFAULT_OLLAMA_URL,
+  EmbeddedUnavailableError,
+  runProviderCommand,
+  SCRIPTED_MODEL_ID,
+  startProvider,
+} from "../provider/index.js";
 import { gatewayServerCard, mcpClientConfigLines, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
@@ -122,6 +128,7 @@ const GATEWAY_FLAGS = {
   level: { type: "string" },
   "expires-in": { type: "string" },
   "expires-at": { type: "string" },
+  "default-model": { type: "string" },
 } as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
@@ -271,6 +278,7 @@ async function runGateway(argv: string[]): Promise<void> {
       values["model-alias"] ?? (process.env.OWLRUN_MODEL_ALIAS ? [process.env.OWLRUN_MODEL_ALIAS] : []),
     ),
     pricesFile: flagOrEnv(values, "prices"),
+    defaultModel: flagOrEnv(values, "default-model"),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),
     host: flagOrEnv(values, "host"),
@@ -360,6 +368,7 @@ async function runDevnet(argv: string[]): Promise<void> {
       ...COMMON,
       reset: { type: "boolean" },
       embedded: { type: "boolean" },
+      "ollama-url": { type: "string" },
       "btc-usd": { type: "string" },
     },
     allowPositionals: false,
@@ -380,6 +389,8 @@ async function runDevnet(argv: string[]): Promise<void> {
     // A fixed BTC/USD rate (no price feed on a devnet); a low one makes prompts cost more than 2 sats.
     offlineBtcUsd: parseNonNegativeInt("--btc-usd", flagOrEnv(values, "btc-usd"), 100_000),
     mcpServerCard: (url) => gatewayServerCard(url, devnetMcp.url),
+    // The scripted test model answers in words; the random one in bytes that are not text.
+    defaultModel: SCRIPTED_MODEL_ID,
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 8402),
     log: createLogger("gateway"),
@@ -390,11 +401,21 @@ async function runDevnet(argv: string[]): Promise<void> {
     ),
   });
   const mintUrl = `${gateway.url}/mint`;
+  const ollamaUrl = flagOrEnv(values, "ollama-url") ?? DEFAULT_OLLAMA_URL;
   const provider = await startProvider({
     gateway: gateway.url,
     dataDir: join(base, "provider"),
     embedded: values.embedded,
+    ollamaUrl,
     log: createLogger("provider"),
+  }).catch(async (err: unknown) => {
+    await gateway.close();
+    if (!(err instanceof EmbeddedUnavailableError)) throw err;
+    // Installed without the optional peer (npx owlrun-mcp): one line that says what to do.
+    throw new ConfigError(
+      `${values.embedded ? "--embedded" : `no Ollama at ${ollamaUrl}`} and no embedded backend: ` +
+        "add it with `npm i node-llama-cpp` next to owlrun-mcp, or start Ollama (or pass --ollama-url URL)",
+    );
   });
   const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
   // The MCP server an agent connects to, with a wallet of its own funded from the demo wallet.

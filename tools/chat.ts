@@ -39,7 +39,7 @@ export const ChatInput = z.object({
     .min(1)
     .max(200)
     .optional()
-    .describe("model id from the models tool (default: the first online)"),
+    .describe("model id from the models tool (default: the gateway's default model)"),
   max_tokens: z
     .number()
     .int()
@@ -65,6 +65,22 @@ export const ChatOutput = z.object({
 
 /** The gateway's own prompt bound (UTF-8 bytes / 2 plus the chat template), as it quotes and holds. */
 export const estimatePromptTokens = (messages: ChatMessage[]) => promptTokenBound(messages);
+
+/**
+ * The model to use when the agent names none: the gateway's default while online, else the one most
+ * nodes serve, then the dearest; never just the first by name (on a devnet that is the random one).
+ */
+export function pickDefaultModel(
+  models: GatewayModel[],
+  gatewayDefault: string | null,
+): GatewayModel | undefined {
+  const chosen = gatewayDefault ? models.find((m) => m.id === gatewayDefault) : undefined;
+  if (chosen) return chosen;
+  const price = (m: GatewayModel) => m.pricing?.per_m_output_usd ?? 0;
+  return [...models].sort(
+    (a, b) => (b.providers ?? 0) - (a.providers ?? 0) || price(b) - price(a) || a.id.localeCompare(b.id),
+  )[0];
+}
 
 /** Sats for the prompt and a full-length answer at the model's rates, with the 2-sat floor. */
 export function estimateSats(model: GatewayModel, promptTokens: number, maxTokens: number): number {
@@ -109,7 +125,9 @@ export function registerChatTool(server: McpServer, deps: ToolDeps): void {
           return fail(
             `no models online at ${deps.gateway.baseUrl} right now (no provider connected); try again shortly`,
           );
-        const model = args.model ? models.find((m) => m.id === args.model) : models[0];
+        const model = args.model
+          ? models.find((m) => m.id === args.model)
+          : pickDefaultModel(models, await deps.gateway.info().then((i) => i.default_model ?? null));
         if (!model)
           return fail(`model ${args.model} is not online; available: ${models.map((m) => m.id).join(", ")}`);
         const messages: ChatMessage[] = [

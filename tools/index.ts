@@ -26,6 +26,8 @@ import { registerWithdrawTool } from "./withdraw.js";
 
 export type { ConfirmationState, SettleResult, ToolDeps } from "./support.js";
 export { invoiceQrPng } from "./topup.js";
+export { pickDefaultModel } from "./chat.js";
+export { tidyInvalidUtf8 } from "./support.js";
 
 export const TOOL_NAMES = [
   "chat",

@@ -42,6 +42,8 @@ export interface SettleResult {
 export interface ToolDeps {
   wallet: LocalWallet;
   gateway: GatewayClient;
+  /** one line for the server instructions: which gateway, configured how, and what to do when it is down */
+  gatewaySetup?: string;
   log: Logger;
   /** resolves once start-up recovery has finished; wallet-touching tools wait for it */
   ready(): Promise<void>;
@@ -152,10 +154,18 @@ export async function progress(
 export const sats = (n: number) => `${n} sat${n === 1 ? "" : "s"}`;
 
 /** The answer part of a chat tool result, from the gateway's completion. */
+/**
+ * Bytes a model produced that are not UTF-8 reach us as U+FFFD: each run of them (with the spaces
+ * between) becomes one "[invalid UTF-8]" marker instead of a screen of replacement characters.
+ */
+export function tidyInvalidUtf8(text: string): string {
+  return text.replace(/\uFFFD(?:\s*\uFFFD)*/g, "[invalid UTF-8]");
+}
+
 export function completionView(c: ChatCompletion, fallbackModel: string) {
   const choice = c.choices[0]!;
   return {
-    answer: choice.message.content ?? "",
+    answer: tidyInvalidUtf8(choice.message.content ?? ""),
     model: c.model ?? fallbackModel,
     finish_reason: choice.finish_reason ?? null,
     prompt_tokens: c.usage?.prompt_tokens ?? null,

@@ -45,7 +45,12 @@ export function registerTopupTool(server: McpServer, deps: ToolDeps): void {
         "to pay; then call topup_status with the quote (wait: true waits for the payment) to mint the ecash.",
       inputSchema: TopupInput,
       outputSchema: TopupOutput,
-      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: true,
+      },
     },
     async ({ amount_sats, mint_url }) =>
       guarded(deps, "topup", async () => {

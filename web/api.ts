@@ -45,7 +45,8 @@ async function getJson<T>(path: string): Promise<T> {
 }
 
 export const api = {
-  info: () => getJson<{ mints: string[]; min_charge_sats: number }>("/v1/info"),
+  info: () =>
+    getJson<{ mints: string[]; min_charge_sats: number; default_model?: string | null }>("/v1/info"),
   models: () => getJson<{ data: ModelInfo[] }>("/v1/models").then((r) => r.data),
   stats: () => getJson<Stats>("/v1/stats"),
 };

@@ -68,8 +68,10 @@ async function act(button: HTMLButtonElement | null, fn: () => Promise<void>) {
 }
 
 async function loadModels() {
-  models = await api.models();
-  const chosen = els.model.value || localStorage.getItem(MODEL_KEY);
+  const [list, info] = await Promise.all([api.models(), api.info()]);
+  models = list;
+  // The user's pick, else the gateway's default model (never just the first by name).
+  const chosen = els.model.value || localStorage.getItem(MODEL_KEY) || info.default_model;
   els.model.replaceChildren(
     ...models.map((m) => {
       const p = m.routecat_pricing;

@@ -29,6 +29,9 @@ const marked = new Marked({
   },
 });
 
+/** Runs of U+FFFD (bytes that were not UTF-8) become one marker, as in the MCP chat tool. */
+export const tidyInvalidUtf8 = (text: string) => text.replace(/\uFFFD(?:\s*\uFFFD)*/g, "[invalid UTF-8]");
+
 export function renderMarkdown(source: string): string {
-  return marked.parse(source, { async: false });
+  return marked.parse(tidyInvalidUtf8(source), { async: false });
 }

@@ -27,6 +27,25 @@ export interface PublicDeps {
   paymentMethods: string[];
   /** model aliases, listed next to the models they map to */
   aliases?: ModelAliases;
+  /** the operator's choice of default model */
+  defaultModel?: string;
+}
+
+/**
+ * The model a client should use when it names none: the operator's choice while online, else the
+ * one most nodes serve, then the dearest (the market's own quality signal), never just the first
+ * by name.
+ */
+export function defaultModel(
+  deps: Pick<PublicDeps, "dispatcher" | "prices" | "defaultModel">,
+): string | null {
+  const online = deps.dispatcher.models();
+  if (deps.defaultModel && online.some((m) => m.model === deps.defaultModel)) return deps.defaultModel;
+  const price = (model: string) => deps.prices.rate(model).per_m_output_usd;
+  const best = [...online].sort(
+    (a, b) => b.nodes - a.nodes || price(b.model) - price(a.model) || a.model.localeCompare(b.model),
+  )[0];
+  return best?.model ?? null;
 }
 
 export const HealthResponseSchema = z.object({ status: z.literal("ok") });
@@ -38,6 +57,10 @@ export const InfoResponseSchema = z.looseObject({
   fee_split: z.object({ provider_pct: z.number(), gateway_pct: z.number() }),
   min_charge_sats: z.number().int(),
   unit: z.literal("sat"),
+  default_model: z
+    .string()
+    .nullable()
+    .meta({ description: "the model to use when a request names none (null: no model online)" }),
 });
 export const ModelSchema = z
   .looseObject({
@@ -195,6 +218,7 @@ export function publicRouter(deps: PublicDeps): Router {
       min_charge_sats: MIN_CHARGE_SAT,
       default_provider_share_pct: DEFAULT_PROVIDER_SHARE_PCT,
       unit: "sat",
+      default_model: defaultModel(deps),
     });
   });
 

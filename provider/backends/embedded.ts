@@ -76,11 +76,14 @@ export interface EmbeddedBackend extends Backend {
   readonly loadMs: number;
 }
 
+/** node-llama-cpp (an optional peer dependency) is not installed. */
+export class EmbeddedUnavailableError extends BackendError {}
+
 export async function loadNodeLlamaCpp(): Promise<Lib> {
   try {
     return await import("node-llama-cpp");
   } catch {
-    throw new BackendError(
+    throw new EmbeddedUnavailableError(
       "the embedded backend needs node-llama-cpp, an optional dependency: install it next to owlrun-mcp " +
         "(`npm i -g owlrun-mcp node-llama-cpp@3`, or run `npx -p owlrun-mcp -p node-llama-cpp@3 owlrun-mcp provider --embedded`), " +
         "or run Ollama and pass --ollama-url",

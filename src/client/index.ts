@@ -32,17 +32,24 @@ export * from "./market.js";
 
 export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8402";
 
+const DEFAULT_UNAVAILABLE_HINT = "run `npx owlrun-mcp devnet` or set OWLRUN_GATEWAY_URL";
+
 /** The gateway could not be reached (or the connection broke before an answer arrived). */
 export class GatewayUnavailableError extends AppError {
   constructor(
     readonly gatewayUrl: string,
     readonly detail: string,
+    /** what to do about it, in the caller's situation */
+    hint = DEFAULT_UNAVAILABLE_HINT,
   ) {
-    super(
-      `no gateway at ${gatewayUrl}: run \`npx owlrun-mcp devnet\` or set OWLRUN_GATEWAY_URL (${detail})`,
-      "gateway_unavailable",
-      503,
-    );
+    super(`no gateway at ${gatewayUrl}: ${hint} (${detail})`, "gateway_unavailable", 503);
+  }
+}
+
+/** The configured gateway URL is unusable: every call answers with the configuration error. */
+export class GatewayConfigError extends AppError {
+  constructor(message: string) {
+    super(message, "gateway_misconfigured", 503);
   }
 }
 
@@ -70,6 +77,8 @@ export const GatewayInfoSchema = z.object({
   payment_methods: z.array(z.string()).optional(),
   unit: z.string().optional(),
   min_charge_sats: z.number().optional(),
+  /** the model to use when a request names none (absent on older gateways) */
+  default_model: z.string().nullable().optional(),
 });
 export type GatewayInfo = z.infer<typeof GatewayInfoSchema>;
 
@@ -144,6 +153,10 @@ export interface ChatAnswer {
 
 export interface GatewayClientOptions {
   baseUrl?: string;
+  /** what a GatewayUnavailableError tells the user to do (default: run a devnet or set OWLRUN_GATEWAY_URL) */
+  unavailableHint?: string;
+  /** the configured URL was invalid: no request is sent, each call throws GatewayConfigError with this */
+  configError?: string;
   /** sent as `Authorization: Bearer …` (an rc_ account key): the identity of market calls; X-Cashu requests do not need it */
   apiKey?: string;
   /** per-request timeout for the short calls (info, models, change) */
@@ -156,8 +169,12 @@ export class GatewayClient {
   private readonly apiKey?: string;
   private readonly timeoutMs: number;
   private readonly doFetch: typeof fetch;
+  private readonly unavailableHint?: string;
+  private readonly configError?: string;
 
   constructor(opts: GatewayClientOptions = {}) {
+    this.unavailableHint = opts.unavailableHint;
+    this.configError = opts.configError;
     this.baseUrl = (opts.baseUrl ?? DEFAULT_GATEWAY_URL).replace(/\/+$/, "");
     this.apiKey = opts.apiKey;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
@@ -168,6 +185,7 @@ export class GatewayClient {
     path: string,
     init: RequestInit & { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<Response> {
+    if (this.configError) throw new GatewayConfigError(this.configError);
     const headers = new Headers(init.headers);
     headers.set("accept", "application/json");
     if (this.apiKey && !headers.has("authorization")) headers.set("authorization", `Bearer ${this.apiKey}`);
@@ -181,8 +199,12 @@ export class GatewayClient {
       });
     } catch (err) {
       if (init.signal?.aborted) throw err;
-      throw new GatewayUnavailableError(this.baseUrl, describeFetchError(err));
+      throw this.unavailable(err);
     }
+  }
+
+  private unavailable(err: unknown): GatewayUnavailableError {
+    return new GatewayUnavailableError(this.baseUrl, describeFetchError(err), this.unavailableHint);
   }
 
   private async json<S extends z.ZodType>(res: Response, schema: S, what: string): Promise<z.infer<S>> {
@@ -190,7 +212,7 @@ export class GatewayClient {
     try {
       body = await res.json();
     } catch (err) {
-      if (isNetworkError(err)) throw new GatewayUnavailableError(this.baseUrl, describeFetchError(err));
+      if (isNetworkError(err)) throw this.unavailable(err);
       throw new GatewayApiError(`${what}: the gateway did not answer JSON`, "invalid_response", 502);
     }
     const parsed = schema.safeParse(body);

@@ -12,7 +12,8 @@ import type { McpRuntimeOptions } from "./runtime.js";
 export const MCP_USAGE = `owlrun-mcp [stdio] | owlrun-mcp http: MCP server with a local Cashu wallet
 
 Options (each also read from OWLRUN_<NAME>, e.g. OWLRUN_GATEWAY_URL):
-  --gateway URL          gateway to buy inference from (env OWLRUN_GATEWAY_URL; default ${DEFAULT_GATEWAY_URL})
+  --gateway URL          gateway to buy inference from (env OWLRUN_GATEWAY_URL, formerly OWLRUN_GATEWAY;
+                         default ${DEFAULT_GATEWAY_URL}, where \`npx owlrun-mcp devnet\` runs one)
   --mint-url URL         mint for top-ups (default: the first mint the gateway trusts)
   --data-dir DIR         wallet data (default $OWLRUN_DATA_DIR or ~/.owlrun)
   --max-per-call N       sats a tool may spend without the user's confirmation (default 1000)
@@ -59,6 +60,32 @@ function checkUrl(name: string, value: string | undefined): string | undefined {
   return value.replace(/\/+$/, "");
 }
 
+/**
+ * The gateway URL and where it came from (the flag or variable named in messages); an invalid
+ * value does not stop the server: its tools answer with `error` instead.
+ */
+function gatewaySetting(values: { gateway?: string; "gateway-url"?: string }, env: NodeJS.ProcessEnv) {
+  const sources: [string, string | undefined][] = [
+    ["--gateway", values.gateway],
+    ["--gateway-url", values["gateway-url"]],
+    ["OWLRUN_GATEWAY_URL", env.OWLRUN_GATEWAY_URL],
+    ["OWLRUN_GATEWAY (deprecated: use OWLRUN_GATEWAY_URL)", env.OWLRUN_GATEWAY],
+  ];
+  const found = sources.find(([, v]) => v !== undefined && v !== "");
+  if (!found) return { gatewayUrl: DEFAULT_GATEWAY_URL };
+  const [source, value] = found as [string, string];
+  try {
+    return { gatewayUrl: checkUrl(source, value)!, gatewaySource: source };
+  } catch (err) {
+    const guess = /^[\w.-]+:\d+(\/.*)?$/.test(value) ? ` (did you mean http://${value}?)` : "";
+    return {
+      gatewayUrl: value,
+      gatewaySource: source,
+      gatewayConfigError: `${(err as Error).message}${guess}: fix ${source.split(" ")[0]} in this MCP server's configuration and restart it`,
+    };
+  }
+}
+
 export interface ParsedMcpArgs {
   help: boolean;
   runtime: McpRuntimeOptions;
@@ -71,13 +98,8 @@ export function parseMcpArgs(argv: string[]): ParsedMcpArgs {
     throw new ConfigError(`unexpected argument "${positionals[0]}"\n\n${MCP_USAGE}`);
   const env = process.env;
   const boolEnv = (v: string | undefined) => v === "1" || v === "true";
-  const gatewayUrl =
-    checkUrl(
-      "--gateway",
-      values.gateway ?? values["gateway-url"] ?? env.OWLRUN_GATEWAY_URL ?? env.OWLRUN_GATEWAY,
-    ) ?? DEFAULT_GATEWAY_URL;
   const runtime: McpRuntimeOptions = {
-    gatewayUrl,
+    ...gatewaySetting(values, env),
     mintUrl: checkUrl("--mint-url", flagOrEnv(values, "mint-url")),
     dataDir: values.help ? "" : resolveDataDir(flagOrEnv(values, "data-dir")),
     maxPerCallSat: parseNonNegativeInt("--max-per-call", flagOrEnv(values, "max-per-call"), 1000),

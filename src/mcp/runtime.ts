@@ -17,6 +17,10 @@ import { LogRelay } from "./log-relay.js";
 export interface McpRuntimeOptions {
   /** gateway base URL (default http://127.0.0.1:8402) */
   gatewayUrl: string;
+  /** the flag or variable the URL came from (undefined: nothing configured, the default) */
+  gatewaySource?: string;
+  /** the configured URL is invalid: the server starts and every gateway call answers with this */
+  gatewayConfigError?: string;
   /** mint for top-ups; default: the first mint the gateway's /v1/info trusts */
   mintUrl?: string;
   /** the data dir; the wallet lives in <dataDir>/wallet */
@@ -47,6 +51,32 @@ export interface McpRuntime {
   close(): Promise<void>;
 }
 
+/** What to do when nothing answers at the gateway URL, in the user's situation. */
+export function unavailableHint(opts: Pick<McpRuntimeOptions, "gatewaySource">): string {
+  if (opts.gatewaySource)
+    return (
+      `the gateway configured by ${opts.gatewaySource} is not answering: ask the user to check that it ` +
+      `is running and reachable from this machine, or to change ${opts.gatewaySource.split(" ")[0]} in ` +
+      "this MCP server's configuration and restart it"
+    );
+  return (
+    "no gateway is configured and none runs at the default address. To try owlrun locally, the user " +
+    "runs `npx owlrun-mcp devnet` in a terminal and leaves it running (a test network on this machine " +
+    "with fake Lightning; the tools then work against it). To use a real gateway, the user sets " +
+    "OWLRUN_GATEWAY_URL=<gateway URL> in this MCP server's environment (Claude Code: " +
+    "`claude mcp add owlrun -e OWLRUN_GATEWAY_URL=<url> -- npx owlrun-mcp`) and restarts it"
+  );
+}
+
+/** The server instructions' line about the gateway. */
+function gatewaySetup(opts: McpRuntimeOptions): string {
+  if (opts.gatewayConfigError)
+    return `Configuration error: ${opts.gatewayConfigError}. Until then every tool that needs the gateway answers with this; tell the user.`;
+  if (opts.gatewaySource)
+    return `Gateway: ${opts.gatewayUrl} (set by ${opts.gatewaySource}). If a tool says it is not answering, tell the user that this gateway is down or unreachable.`;
+  return `No gateway is configured: the tools try ${opts.gatewayUrl}, where \`npx owlrun-mcp devnet\` runs a local test network. If a tool answers "no gateway", tell the user the two ways out it names: run the devnet in a terminal, or set OWLRUN_GATEWAY_URL to a real gateway.`;
+}
+
 /** Open requests whose token the gateway claimed but whose change never shows up are closed after this many tries. */
 const GIVE_UP_AFTER = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,7 +92,12 @@ export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
       dir: opts.dataDir,
     });
   }
-  const gateway = new GatewayClient({ baseUrl: opts.gatewayUrl, apiKey: opts.gatewayApiKey });
+  const gateway = new GatewayClient({
+    baseUrl: opts.gatewayUrl,
+    apiKey: opts.gatewayApiKey,
+    unavailableHint: unavailableHint(opts),
+    configError: opts.gatewayConfigError,
+  });
   const inflight = new Set<string>();
   const unanswered = new Map<string, number>();
   const running = new Map<string, Promise<SettleResult>>();
@@ -214,6 +249,7 @@ export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
     inflight,
     confirmations: { codec, used: new Set() },
     lnurl: { allowLoopbackHttp: opts.allowLoopbackLnurl ?? false },
+    gatewaySetup: gatewaySetup(opts),
   };
 
   return {

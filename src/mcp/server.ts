@@ -18,7 +18,7 @@ export const SERVER_NAME = card.name;
 export const SERVER_TITLE = card.title;
 export const SERVER_DESCRIPTION = card.description;
 
-export function instructions(deps: Pick<ToolDeps, "wallet">): string {
+export function instructions(deps: Pick<ToolDeps, "wallet" | "gatewaySetup">): string {
   const { perCallSat, perDaySat } = deps.wallet.limits;
   return [
     "owlrun-mcp gives you LLM inference paid with Bitcoin ecash from a local Cashu wallet.",
@@ -28,6 +28,7 @@ export function instructions(deps: Pick<ToolDeps, "wallet">): string {
     "- `send` (a cashu token) and `withdraw` (a Lightning invoice or address) move money out of the wallet: use them only when the user asked for it.",
     "- The AI-for-hire marketplace (`market_*`) acts for the user's gateway account (its key, OWLRUN_GATEWAY_API_KEY): `market_list`/`market_get` to browse, `market_create` to post a task, `market_quote` to offer work, `market_accept` to hire (locks the price in escrow), `market_message` to talk, `market_deliver` the result, `market_confirm` to release the escrow (or dispute/cancel), `market_collect` to take earnings out over Lightning, `market_me` for the account.",
     `Spending limits: up to ${perCallSat} sats per call without confirmation (above that the user is asked to confirm, or the call is refused), at most ${perDaySat} sats a day.`,
+    ...(deps.gatewaySetup ? [deps.gatewaySetup] : []),
   ].join("\n");
 }
 
@@ -36,7 +37,8 @@ export function buildServer(deps: ToolDeps, logs?: LogRelay): McpServer {
     { name: SERVER_NAME, title: SERVER_TITLE, version: VERSION, description: SERVER_DESCRIPTION },
     {
       instructions: instructions(deps),
-      capabilities: logs ? { tools: {}, logging: {} } : { tools: {} },
+      // The tool list is fixed for the life of the server (as the server card says).
+      capabilities: logs ? { tools: { listChanged: false }, logging: {} } : { tools: { listChanged: false } },
       // Spend confirmations carry signed, expiring state between rounds (tools/confirm.ts).
       requestState: { verify: deps.confirmations.codec.verify },
     },

@@ -69,7 +69,7 @@ describe("manifest/server.json (MCP registry)", () => {
   });
 
   it("the package ships what the runtime reads", () => {
-    expect(pkg.files).toEqual(expect.arrayContaining(["dist", ".well-known", "manifest"]));
+    expect(pkg.files).toEqual(expect.arrayContaining(["dist", ".well-known", "manifest/*.json"]));
   });
 });
 

@@ -53,10 +53,10 @@ describe("npm run devnet", () => {
       try {
         const tools = (await agent.client.listTools()).tools.map((t) => t.name);
         expect(tools).toEqual(expect.arrayContaining(["chat", "models", "balance", "topup", "withdraw"]));
-        const answer = (await agent.client.callTool({
-          name: "chat",
-          arguments: { prompt: "hi", model: SCRIPTED_MODEL_ID },
-        })) as any;
+        // No model named: the gateway's default, the scripted model (not the random one, first by name).
+        const info = (await (await fetch(`${devnet.url}/v1/info`)).json()) as any;
+        expect(info.default_model).toBe(SCRIPTED_MODEL_ID);
+        const answer = (await agent.client.callTool({ name: "chat", arguments: { prompt: "hi" } })) as any;
         expect(answer.isError).toBeFalsy();
         expect(JSON.stringify(answer.structuredContent)).toContain(SCRIPTED_ANSWER);
         const balance = (await agent.client.callTool({ name: "balance", arguments: {} })) as any;

@@ -37,7 +37,7 @@ describe("MCP over stdio", () => {
     for (const line of lines) expect(JSON.parse(line).jsonrpc).toBe("2.0");
     const models = JSON.parse(lines.find((l) => l.includes('"id":2'))!);
     expect(models.result.isError).toBe(true);
-    expect(models.result.content[0].text).toContain("run `npx owlrun-mcp devnet` or set OWLRUN_GATEWAY_URL");
+    expect(models.result.content[0].text).toContain("the gateway configured by --gateway is not answering");
     expect(err).toContain("MCP server on stdio");
     child.stdin.end();
     expect(await exited).toBe(0);

@@ -47,13 +47,15 @@ describe("tool surface", () => {
     for (const name of ["models", "balance"]) {
       expect(byName[name]!.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false });
     }
-    for (const name of ["send", "withdraw", "topup"]) {
+    for (const name of ["send", "withdraw"]) {
       expect(byName[name]!.annotations).toMatchObject({
         readOnlyHint: false,
         destructiveHint: true,
         openWorldHint: true,
       });
     }
+    // topup only creates an invoice: nothing leaves the wallet.
+    expect(byName.topup!.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false });
     expect(byName.chat!.annotations).toMatchObject({ openWorldHint: true, idempotentHint: false });
     expect(byName.chat!.inputSchema.required).toEqual(["prompt"]);
     expect(byName.withdraw!.inputSchema.required).toEqual(["destination"]);
@@ -95,9 +97,10 @@ describe("without a gateway", () => {
     ] as const) {
       const r = await callText(client, name, args);
       expect(r.isError, name).toBe(true);
-      expect(r.text).toContain(
-        `no gateway at ${DEAD_GATEWAY}: run \`npx owlrun-mcp devnet\` or set OWLRUN_GATEWAY_URL`,
-      );
+      // Nothing configured (the default URL): both ways out, spelled out for the user.
+      expect(r.text).toContain(`no gateway at ${DEAD_GATEWAY}: no gateway is configured`);
+      expect(r.text).toContain("runs `npx owlrun-mcp devnet` in a terminal");
+      expect(r.text).toContain("OWLRUN_GATEWAY_URL=<gateway URL>");
     }
     const topup = await callText(client, "topup", { amount_sats: 100 });
     expect(topup.isError).toBe(true);
