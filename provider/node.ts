@@ -7,10 +7,10 @@
 import { WebSocket } from "ws";
 import type { Logger } from "../src/shared/index.js";
 import { type Backend, type Chunk, ChunkFactory, type Usage } from "./backends/types.js";
+import { embeddingAnswer } from "./embed-job.js";
 import {
   type HeartbeatAck,
   EMBEDDINGS_ENDPOINT,
-  EmbedJobBody,
   JobBody,
   type JobMessage,
   type NodeMessage,
@@ -539,27 +539,12 @@ export class ProviderNode {
    * `/v1/embeddings` JSON answer as text in proxy_chunk frames, then proxy_done.
    */
   private async serveEmbeddings(job: Job): Promise<Usage> {
-    const parsed = EmbedJobBody.safeParse(await this.pullBody(job));
-    if (!parsed.success) throw new Error(`unusable embeddings body: ${parsed.error.issues[0]?.message}`);
-    const body = parsed.data;
-    const { vectors, promptTokens } = await this.opts.backend.embed!(
-      {
-        model: job.model,
-        input: body.input,
-        ...(body.dimensions ? { dimensions: body.dimensions } : {}),
-      },
-      job.abort.signal,
-    );
+    const pulled = await this.pullBody(job);
+    const { frames, usage } = await embeddingAnswer(this.opts.backend, job.model, pulled, job.abort.signal);
     if (job.stopped) throw new Error(job.stopped);
-    const answer = JSON.stringify({
-      object: "list",
-      data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })),
-      model: job.model,
-      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-    });
-    for (const data of splitUtf8(answer)) this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
+    for (const data of frames) this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
     this.send({ type: "proxy_done", job_id: job.id }, job.ws);
-    return { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens };
+    return usage;
   }
 
   private async pullBody(job: Job): Promise<unknown> {
