@@ -15,7 +15,6 @@ import type { Logger } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
 import { embeddingBounds } from "../routing/index.js";
 import type { Oracle } from "../oracle/index.js";
-import { PaymentError } from "../payments/errors.js";
 import type { PriceTable } from "../payments/pricing.js";
 import type { AccountPayments, RequestPayment } from "../payments/account-payments.js";
 import type { CashuPayments, SettledPayment } from "../payments/xcashu.js";
@@ -29,7 +28,13 @@ import {
   type StreamChunk,
 } from "../routing/index.js";
 import { ApiError, ErrorBodySchema, errorBody, parseWith } from "./errors.js";
-import { cashuPaymentRequest, clientAddress, type Paywall, paymentChallenge, readCredential } from "./paywall.js";
+import {
+  cashuPaymentRequest,
+  clientAddress,
+  type Paywall,
+  paymentChallenge,
+  readCredential,
+} from "./paywall.js";
 import type { ModelAliases } from "./aliases.js";
 import type { JobLog } from "./joblog.js";
 import { choiceCarries, ToolCallCollector } from "./tools.js";
