@@ -314,6 +314,8 @@ async function runDevnet(argv: string[]): Promise<void> {
     gateway: gateway.url,
     dataDir: join(base, "provider"),
     embedded: values.embedded,
+    // The devnet's own node also serves free-tier keys, so an rc_ key works out of the box.
+    freeTierPct: 100,
     log: createLogger("provider"),
   });
   const demo = await fundDemoWallet(join(base, "demo-wallet"), mintUrl, 1000);
