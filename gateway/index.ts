@@ -104,6 +104,8 @@ export interface GatewayOptions {
   signupOpen?: boolean;
   /** what free-tier requests may cost: max_tokens cap and a daily gateway-wide budget */
   freeTier?: FreeTierLimits;
+  /** how often pending Lightning top-ups are checked at the mint and credited (default 5 s; 0: only on requests) */
+  topupPollMs?: number;
   /** `POST /v1/auth/register` per client address (IPv6: per /64) per hour; unset: no limit (the CLI sets 20) */
   accountSignupsPerHour?: number;
   /** provider earnings at or above this are paid out over Lightning (default 1,000 sats) */
@@ -273,6 +275,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const accountSignups = new SignupLimiter(opts.accountSignupsPerHour ?? Number.POSITIVE_INFINITY);
   const signupPruner = setInterval(() => accountSignups.prune(), 60_000);
   signupPruner.unref();
+  // Top-ups are credited once the mint says paid, whether or not their key calls anything.
+  const topupPoll =
+    opts.topupPollMs === 0
+      ? undefined
+      : setInterval(() => void accounts.creditPaidTopups(), opts.topupPollMs ?? 5_000);
+  topupPoll?.unref();
   const oneShots = new OneShotStore(join(opts.dataDir, "payments.sqlite"));
   const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
   // BSV is offered only when a chain API is configured, whatever the list says.
@@ -428,6 +436,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       clearInterval(signupPruner);
       history.stop();
       priceFile?.close();
+      if (topupPoll) clearInterval(topupPoll);
       await routing.close();
       payouts.close();
       oracle.stop();

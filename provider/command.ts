@@ -10,6 +10,7 @@ import {
   createLogger,
   flagOrEnv,
   onShutdown,
+  parseNonNegativeInt,
   parsePort,
   resolveDataDir,
 } from "../src/shared/index.js";
@@ -19,6 +20,7 @@ export const PROVIDER_USAGE = `owlrun-mcp provider --gateway URL [options]: serv
 
   --gateway URL            the gateway to serve (OWLRUN_GATEWAY, or OWLRUN_GATEWAY_URL)
   --lightning-address A    where the gateway pays your earnings (user@domain)
+  --free-tier-pct N        take free-tier jobs too (0-100; they earn karma, not sats; default 0)
   --ollama-url URL         Ollama to serve from (default http://127.0.0.1:11434)
   --embedded               in-process llama.cpp instead of Ollama (needs node-llama-cpp)
   --model-file PATH        a GGUF file for the embedded backend (repeatable; default: generated test models)
@@ -35,6 +37,7 @@ one line per job on stderr, and a summary on SIGINT/SIGTERM.
 const FLAGS = {
   gateway: { type: "string" },
   "lightning-address": { type: "string" },
+  "free-tier-pct": { type: "string" },
   "ollama-url": { type: "string" },
   embedded: { type: "boolean" },
   "model-file": { type: "string", multiple: true },
@@ -61,6 +64,7 @@ export async function runProviderCommand(argv: string[]): Promise<void> {
     dataDir: join(resolveDataDir(flagOrEnv(values, "data-dir")), "provider"),
     apiKey: flagOrEnv(values, "api-key") ?? process.env.OWLRUN_PROVIDER_KEY,
     lightningAddress: flagOrEnv(values, "lightning-address"),
+    freeTierPct: Math.min(100, parseNonNegativeInt("--free-tier-pct", flagOrEnv(values, "free-tier-pct"), 0)),
     embedded: values.embedded ?? truthy(process.env.OWLRUN_EMBEDDED),
     ollamaUrl: flagOrEnv(values, "ollama-url"),
     modelFiles: values["model-file"] ?? envFiles,

@@ -38,6 +38,8 @@ export interface NodeOptions {
   /** reported on registration (Owlrun nodes send theirs) */
   ollamaUrl?: string;
   region?: string;
+  /** `free_tier_pct` at registration: > 0 takes free-tier jobs (karma, not sats) */
+  freeTierPct?: number;
   /** heartbeat period; default 30 s (Owlrun) */
   heartbeatMs?: number;
   /** reconnect backoff bounds; default 1 s → 30 s */
@@ -274,6 +276,7 @@ export class ProviderNode {
       ollama_url: this.opts.ollamaUrl ?? "",
       region: this.opts.region ?? "",
       ...(this.opts.lightningAddress ? { lightning_address: this.opts.lightningAddress } : {}),
+      ...(this.opts.freeTierPct ? { free_tier_pct: this.opts.freeTierPct } : {}),
       version: this.opts.version,
     };
     const res = await fetch(`${this.opts.gateway}/v1/gateway/register`, {

@@ -105,6 +105,8 @@ export interface RegisterBody {
   ollama_url: string;
   region: string;
   lightning_address?: string;
+  /** the share of work offered free (free-tier jobs earn karma, not sats); absent: none */
+  free_tier_pct?: number;
   version: string;
 }
 

@@ -24,6 +24,8 @@ export interface ProviderOptions {
   /** provider key; else the stored one; else the node signs up */
   apiKey?: string;
   lightningAddress?: string;
+  /** share of work offered to free-tier jobs (karma, not sats); default 0 */
+  freeTierPct?: number;
   /** use the embedded backend even when an Ollama answers */
   embedded?: boolean;
   /** default http://127.0.0.1:11434 */
@@ -149,6 +151,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     backend,
     version: `owlrun-mcp/${VERSION}`,
     lightningAddress: opts.lightningAddress,
+    freeTierPct: opts.freeTierPct,
     ollamaUrl: "url" in backend && typeof backend.url === "string" ? backend.url : undefined,
     heartbeatMs: opts.heartbeatMs,
     minBackoffMs: opts.minBackoffMs,

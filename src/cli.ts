@@ -407,6 +407,8 @@ async function runDevnet(argv: string[]): Promise<void> {
     dataDir: join(base, "provider"),
     embedded: values.embedded,
     ollamaUrl,
+    // The devnet's own node also serves free-tier keys, so an rc_ key works out of the box.
+    freeTierPct: 100,
     log: createLogger("provider"),
   }).catch(async (err: unknown) => {
     await gateway.close();

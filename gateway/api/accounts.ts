@@ -401,10 +401,5 @@ export const accountRoutes: RouteGroup = {
 
 /** Mints the ecash of paid Lightning top-ups and credits the accounts, once per quote. */
 export async function creditPaidTopups(deps: AccountDeps, accountId?: string): Promise<void> {
-  for (const t of deps.accounts.accounts.pendingTopups(accountId)) {
-    const minted = await deps.wallet.mintPaid(t.mint, t.quote, t.amount);
-    if (!minted) continue;
-    await deps.ledger.deposit(Accounts.user(t.account_id), t.amount * 1000, t.mint, `topup:${t.quote}`);
-    deps.accounts.accounts.markTopupCredited(t.quote);
-  }
+  await deps.accounts.creditPaidTopups(accountId);
 }

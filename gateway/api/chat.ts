@@ -304,7 +304,7 @@ export async function runPaidJob(
     const oneShot =
       credential.kind === "l402"
         ? await deps.paywall.l402.open(credential, route, minimum, memo)
-        : await deps.paywall.bsv!.open(credential.txid, route, minimum, memo);
+        : await deps.paywall.bsv!.open(credential.txid, route, minimum, memo, estimateSat);
     payment = oneShot;
     maxTokens = Math.min(
       requested,

@@ -119,6 +119,9 @@ export interface FreeTierLimits {
 
 export const DEFAULT_FREE_TIER: FreeTierLimits = { maxTokens: 256, dailyBudgetSat: 1_000 };
 
+/** How long an unpaid Lightning top-up is watched for its payment. */
+const TOPUP_WATCH_MS = 24 * 3600_000;
+
 export class AccountPayments {
   readonly limiter = new RateLimiter(60, 60_000);
 
@@ -137,13 +140,53 @@ export class AccountPayments {
     return tier ? (this.tierDiscounts[tier] ?? 0) : 0;
   }
 
-  /** rc_ / sk- keys, or a raw cashu token that becomes (or already is) a session. */
+  /**
+   * rc_ / sk- keys, or a raw cashu token that becomes (or already is) a session. Lightning top-ups
+   * of the key's account that the mint reports paid are credited first, so whatever the key calls
+   * next sees its money.
+   */
   async authenticate(bearer: string): Promise<AccountRow> {
     const key = bearer.trim();
     if (/^(cashu:)?cashu[AB]/.test(key)) return this.tokenSession(key);
     const account = /^(rc_|sk-)/.test(key) ? this.accounts.byKey(key) : undefined;
     if (!account) throw new PaymentError("invalid_key", "invalid API key", 401);
+    await this.creditPaidTopups(this.accounts.payer(account.id).id);
     return account;
+  }
+
+  private readonly topupChecks = new Map<string, Promise<number>>();
+
+  /**
+   * Mints the ecash of Lightning top-ups the mint reports paid and credits their accounts, once per
+   * quote (ledger ref `topup:<quote>`): one account's, or every account's (the background poll).
+   * Top-ups older than a day are no longer watched. Never throws: a mint that does not answer is
+   * asked again next time. One check per account at a time; returns how many were credited.
+   */
+  creditPaidTopups(accountId?: string): Promise<number> {
+    const key = accountId ?? "*";
+    let running = this.topupChecks.get(key);
+    if (!running) {
+      running = this.creditTopupsNow(accountId).finally(() => this.topupChecks.delete(key));
+      this.topupChecks.set(key, running);
+    }
+    return running;
+  }
+
+  private async creditTopupsNow(accountId?: string): Promise<number> {
+    let n = 0;
+    for (const t of this.accounts.pendingTopups(accountId, Date.now() - TOPUP_WATCH_MS)) {
+      try {
+        if (!(await this.wallet.mintPaid(t.mint, t.quote, t.amount))) continue;
+        await this.ledger.deposit(Accounts.user(t.account_id), t.amount * 1000, t.mint, `topup:${t.quote}`);
+        if (this.accounts.markTopupCredited(t.quote)) n++;
+      } catch (err) {
+        this.log.warn("could not check a Lightning top-up; will ask again", {
+          quote: t.quote,
+          err: String(err),
+        });
+      }
+    }
+    return n;
   }
 
   private async tokenSession(token: string): Promise<AccountRow> {

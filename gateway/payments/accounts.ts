@@ -287,11 +287,15 @@ export class AccountStore extends SqliteStore {
     ).run(t.quote, t.accountId, t.mint, t.amount, t.request, t.expiry, Date.now());
   }
 
-  pendingTopups(accountId?: string): { quote: string; account_id: string; mint: string; amount: number }[] {
+  /** Pending top-ups (of one account), created at or after `sinceMs`. */
+  pendingTopups(
+    accountId?: string,
+    sinceMs = 0,
+  ): { quote: string; account_id: string; mint: string; amount: number }[] {
     const sql = accountId
-      ? "SELECT * FROM topups WHERE state = 'pending' AND account_id = ?"
-      : "SELECT * FROM topups WHERE state = 'pending'";
-    return (accountId ? this.prepared(sql).all(accountId) : this.prepared(sql).all()) as {
+      ? "SELECT * FROM topups WHERE state = 'pending' AND created_at >= ? AND account_id = ?"
+      : "SELECT * FROM topups WHERE state = 'pending' AND created_at >= ?";
+    return (accountId ? this.prepared(sql).all(sinceMs, accountId) : this.prepared(sql).all(sinceMs)) as {
       quote: string;
       account_id: string;
       mint: string;

@@ -91,7 +91,13 @@ export class BsvPayments {
   }
 
   /** Checks the txid on chain (first use) and takes it for one request. */
-  async open(txidHeader: string, route: string, minimumSat: number, memo?: string): Promise<OneShotPayment> {
+  async open(
+    txidHeader: string,
+    route: string,
+    minimumSat: number,
+    memo?: string,
+    priceSat?: number,
+  ): Promise<OneShotPayment> {
     const txid = txidHeader.trim().toLowerCase();
     if (!TXID.test(txid))
       throw new PaymentError("invalid_token", "x-bsv-payment must be a transaction id (64 hex)", 401);
@@ -117,7 +123,7 @@ export class BsvPayments {
       { from: bsvAsset(this.opts.address), to: oneShotAccount(id), msat: row.amount_sat * 1000 },
     ]);
     const satoshisPaid = this.required(row.amount_sat);
-    return openOneShot(this.ledger, this.store, row, minimumSat, { txid, satoshisPaid }, memo);
+    return openOneShot(this.ledger, this.store, row, minimumSat, { txid, satoshisPaid }, memo, priceSat);
   }
 }
 

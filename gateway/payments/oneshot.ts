@@ -149,6 +149,10 @@ export class OneShotPayment extends EndsOnce implements RequestPayment {
     readonly receiptFields: Record<string, unknown>,
     private readonly ledger: Ledger,
     private readonly store: OneShotStore,
+    /** what the credential holds for this request (sats) */
+    readonly heldSat: number = row.amount_sat,
+    /** the request's price (BSV): charged instead of everything held; the rest stays on the txid */
+    readonly priceSat?: number,
   ) {
     super();
   }
@@ -162,14 +166,16 @@ export class OneShotPayment extends EndsOnce implements RequestPayment {
     if (chargedSat <= 0) return this.refund(memo);
     this.end();
     const owner = oneShotAccount(this.row.id);
-    const charged = this.row.amount_sat;
+    // L402 (402ai): the invoice was the price, all of it is charged. BSV: a payment above the
+    // price is charged the price; the rest stays on the txid, which pays later requests.
+    const charged = Math.min(this.heldSat, this.priceSat ?? this.heldSat);
     await this.ledger.settleJob(
       this.holdId,
       { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct },
       owner,
       memo,
     );
-    this.store.move(this.row.id, "in_use", "spent");
+    this.store.move(this.row.id, "in_use", charged < this.heldSat ? "paid" : "spent");
     return { chargedSat: charged, changeSat: 0 };
   }
 
@@ -192,11 +198,16 @@ export async function openOneShot(
   minimumSat: number,
   receiptFields: Record<string, unknown>,
   memo?: string,
+  priceSat?: number,
 ): Promise<OneShotPayment> {
-  if (row.amount_sat < minimumSat) {
+  if (row.state === "spent" || row.state === "in_use")
+    throw new PaymentError("token_spent", "this payment credential was already used", 401);
+  // What is left on the credential (all of it until a request was charged less than that).
+  const available = Math.floor((await ledger.balance(oneShotAccount(row.id))) / 1000);
+  if (available < minimumSat) {
     throw new PaymentError(
       "insufficient_balance",
-      `this payment covers ${row.amount_sat} sats; this request needs at least ${minimumSat}`,
+      `this payment covers ${available} sats; this request needs at least ${minimumSat}`,
       402,
       { required_sats: minimumSat },
     );
@@ -206,10 +217,10 @@ export async function openOneShot(
   }
   const holdId = randomUUID();
   try {
-    await ledger.hold(holdId, oneShotAccount(row.id), row.amount_sat * 1000, row.kind, memo);
+    await ledger.hold(holdId, oneShotAccount(row.id), available * 1000, row.kind, memo);
   } catch (err) {
     store.move(row.id, "in_use", "paid");
     throw err;
   }
-  return new OneShotPayment(holdId, row, row.kind, receiptFields, ledger, store);
+  return new OneShotPayment(holdId, row, row.kind, receiptFields, ledger, store, available, priceSat);
 }

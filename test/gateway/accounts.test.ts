@@ -111,6 +111,24 @@ describe("rc_ accounts", () => {
     }
     throw new Error("top-up never credited");
   });
+
+  it("a paid Lightning top-up is credited for whatever the key calls next, not only GET /v1/balance", async () => {
+    const { api_key } = (await (await api("/v1/auth/register", undefined, {})).json()) as any;
+    for (let i = 0; i < 10; i++) expect((await chat(api_key)).status).toBe(200); // the free quota
+    expect((await chat(api_key)).status).toBe(402);
+    expect((await api("/v1/auth/topup", api_key, { amount_sats: 200 })).status).toBe(201);
+    // The fake Lightning backend pays within ~20 ms; chat itself must see the money.
+    for (let i = 0; i < 40; i++) {
+      const res = await chat(api_key);
+      if (res.status === 200) {
+        expect(((await res.json()) as any).usage.cost.sats).toBeGreaterThan(0);
+        return;
+      }
+      expect(res.status).toBe(402);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error("the paid top-up was never credited for chat");
+  });
 });
 
 describe("Routstr-style keys", () => {

@@ -119,6 +119,23 @@ describe("BSV payments", () => {
     expect(((await replay.json()) as any).error.type).toBe("token_spent");
   });
 
+  it("a payment above the price is charged the price; the rest stays on the txid for the next requests", async () => {
+    const required = Number((await post()).headers.get("x-bsv-payment-satoshis-required"));
+    const price = required / BSV_PER_SAT;
+    const txid = broadcast([{ to: ADDRESS, satoshis: required * 3 }]);
+    for (let i = 0; i < 3; i++) {
+      const res = await post({ "x-bsv-payment": txid });
+      expect(res.status, `use ${i + 1}`).toBe(200);
+      const data = (await res.json()) as any;
+      expect(data.payment).toMatchObject({ method: "bsv", txid, amount_sats: price });
+      receiptsMsat += data.payment.amount_sats * 1000;
+    }
+    // All of it was used: the txid is spent now.
+    const after = await post({ "x-bsv-payment": txid });
+    expect(after.status).toBe(401);
+    expect(((await after.json()) as any).error.type).toBe("token_spent");
+  });
+
   it("refuses unknown, malformed, foreign and short transactions without using them", async () => {
     const cases: [string, number, string][] = [
       [randomBytes(32).toString("hex"), 402, "payment_required"], // not on chain
