@@ -308,7 +308,7 @@ export function publicRouter(deps: PublicDeps): Router {
     if (!change) throw new ApiError(404, "not_found", "no change is stored under that id");
     // The id is a bearer capability: once the client redeemed its change at the mint (NUT-07), a
     // leaked id is worth nothing and the token is not shown again.
-    if (await deps.wallet.tokenRedeemed(change.mint ?? deps.wallet.trustedMints[0]!, change.token)) {
+    if (await deps.wallet.tokenRedeemed(change.token)) {
       throw new ApiError(
         410,
         "change_redeemed",

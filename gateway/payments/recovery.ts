@@ -140,7 +140,7 @@ export function collectChange(
   ledger: Ledger,
   wallet: GatewayWallet,
   id: string,
-): Promise<{ mint?: string; amount: number; token: string } | undefined> {
+): Promise<{ amount: number; token: string } | undefined> {
   const stored = wallet.change(id);
   if (stored) return Promise.resolve(stored);
   let running = collecting.get(id);

@@ -121,7 +121,7 @@ export class GatewayWallet extends EcashWallet {
     );
   }
 
-  change(id: string): { mint: string; amount: number; token: string } | undefined {
+  change(id: string): { amount: number; token: string } | undefined {
     return this.changeStore.getChange(id);
   }
 

@@ -18,7 +18,7 @@ import { EcashError } from "./errors.js";
 import { type LockKey, planUnlock } from "./locks.js";
 import { nativeOutputs } from "./native-outputs.js";
 import { currentOp, type EcashStore, type Reservation, stockingSplit, type StoredProof } from "./store.js";
-import { encodeToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
+import { encodeToken, inspectToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
 import { type MintTransport, requestVia } from "./transport.js";
 
 export const toProof = (p: StoredProof): Proof => ({
@@ -159,8 +159,9 @@ export class EcashWallet {
     return { mint: info.mint, amountSat: sumProofs(proofs) };
   }
 
-  /** NUT-07: whether any proof of `token` (one we issued at `mint`) has been spent at the mint. */
-  async tokenRedeemed(mint: string, token: string): Promise<boolean> {
+  /** NUT-07: whether any proof of `token` has been spent at its mint. */
+  async tokenRedeemed(token: string): Promise<boolean> {
+    const { mint } = inspectToken(token);
     const wallet = await this.wallet(mint);
     const proofs = this.checkedProofs(wallet, token);
     const states = await wallet.checkProofsStates(proofs).catch((err) => {
