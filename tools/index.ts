@@ -3,6 +3,7 @@
  * are part of the contract; test/mcp/tool-surface.test.ts snapshots every name, annotation and
  * schema. The market_* tools act for the gateway account whose key is configured.
  */
+import { withPortableOutputs } from "./portable.js";
 import type { McpServer } from "@modelcontextprotocol/server";
 import { registerBalanceTool } from "./balance.js";
 import { registerChatTool } from "./chat.js";
@@ -50,7 +51,11 @@ export const TOOL_NAMES = [
   "market_me",
 ] as const;
 
-export function registerTools(server: McpServer, deps: ToolDeps): void {
+export { noTypeArrays, portable } from "./portable.js";
+
+export function registerTools(mcp: McpServer, deps: ToolDeps): void {
+  // Output schemas as anyOf-with-null, never type arrays (portable to Gemini and OpenAPI subsets).
+  const server = withPortableOutputs(mcp);
   registerChatTool(server, deps);
   registerModelsTool(server, deps);
   registerBalanceTool(server, deps);

@@ -64,6 +64,25 @@ describe("tool surface", () => {
     await Promise.all([modern.close(), legacy.close()]);
   });
 
+  it("output schemas use anyOf with null, never type arrays (Gemini and OpenAPI subsets reject them)", async () => {
+    const { client, close } = await connect(mcp.mcpUrl);
+    const { tools } = await client.listTools();
+    const typeArrays: string[] = [];
+    const walk = (node: unknown, path: string) => {
+      if (Array.isArray(node)) return node.forEach((n, i) => walk(n, `${path}[${i}]`));
+      if (!node || typeof node !== "object") return;
+      for (const [k, v] of Object.entries(node)) {
+        if (k === "type" && Array.isArray(v)) typeArrays.push(path);
+        walk(v, `${path}.${k}`);
+      }
+    };
+    for (const t of tools) walk(t.outputSchema, t.name);
+    expect(typeArrays).toEqual([]);
+    const chat = tools.find((t) => t.name === "chat")!.outputSchema as any;
+    expect(chat.properties.finish_reason).toEqual({ anyOf: [{ type: "string" }, { type: "null" }] });
+    await close();
+  });
+
   it("matches the snapshot of every name, annotation and JSON schema", async () => {
     const { client, close } = await connect(mcp);
     const { tools } = await client.listTools();
