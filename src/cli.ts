@@ -3,6 +3,7 @@
  * owlrun-mcp command line: the composition root, the only place that wires the mint, gateway,
  * provider and MCP server together (ARCHITECTURE.md §2).
  */
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -16,6 +17,7 @@ import {
 import {
   createBundledMint,
   createLightningBackend,
+  createLndLightning,
   type LightningBackend,
   rotateKeyset,
   startMintServer,
@@ -60,6 +62,7 @@ Common flags (also read from OWLRUN_<FLAG> env vars):
   --port N        0 picks a free port          --host H      bind address (default 127.0.0.1)
   --data-dir DIR  default $OWLRUN_DATA_DIR or ~/.owlrun
 Lightning (mint): --lightning fake (default) | phoenixd with --phoenixd-url and --phoenixd-password
+                  | lnd with --lnd-url, --lnd-macaroon-file (or --lnd-macaroon HEX) and --lnd-cert-file
 `;
 
 const log = createLogger("cli");
@@ -78,6 +81,10 @@ const MINT_FLAGS = {
   "fake-pay-delay-ms": { type: "string" },
   "phoenixd-url": { type: "string" },
   "phoenixd-password": { type: "string" },
+  "lnd-url": { type: "string" },
+  "lnd-macaroon": { type: "string" },
+  "lnd-macaroon-file": { type: "string" },
+  "lnd-cert-file": { type: "string" },
   "input-fee-ppk": { type: "string" },
 } as const;
 
@@ -134,8 +141,19 @@ const bundledMint = (dataDir: string, lightning: LightningBackend, inputFeePpk: 
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
-  if (kind !== "fake" && kind !== "phoenixd")
-    throw new ConfigError(`unknown --lightning "${kind}": use fake or phoenixd`);
+  if (kind !== "fake" && kind !== "phoenixd" && kind !== "lnd")
+    throw new ConfigError(`unknown --lightning "${kind}": use fake, phoenixd or lnd`);
+  if (kind === "lnd") {
+    const url = flagOrEnv(flags, "lnd-url") ?? "https://127.0.0.1:8080";
+    const file = flagOrEnv(flags, "lnd-macaroon-file");
+    const macaroon = file ? readFileSync(file).toString("hex") : flagOrEnv(flags, "lnd-macaroon");
+    if (!macaroon)
+      throw new ConfigError(
+        "--lightning lnd needs --lnd-macaroon-file (admin.macaroon) or --lnd-macaroon HEX",
+      );
+    const cert = flagOrEnv(flags, "lnd-cert-file");
+    return createLndLightning({ url, macaroon, tlsCert: cert ? readFileSync(cert, "utf8") : undefined });
+  }
   if (kind === "phoenixd") {
     const url = flagOrEnv(flags, "phoenixd-url") ?? "http://127.0.0.1:9740";
     const password = flagOrEnv(flags, "phoenixd-password");
