@@ -16,6 +16,7 @@ import {
 } from "../gateway/index.js";
 import {
   createBundledMint,
+  createClnLightning,
   createLightningBackend,
   createLndLightning,
   type LightningBackend,
@@ -63,6 +64,7 @@ Common flags (also read from OWLRUN_<FLAG> env vars):
   --data-dir DIR  default $OWLRUN_DATA_DIR or ~/.owlrun
 Lightning (mint): --lightning fake (default) | phoenixd with --phoenixd-url and --phoenixd-password
                   | lnd with --lnd-url, --lnd-macaroon-file (or --lnd-macaroon HEX) and --lnd-cert-file
+                  | cln with --cln-url, --cln-rune and --cln-cert-file (Core Lightning's clnrest)
 `;
 
 const log = createLogger("cli");
@@ -85,6 +87,9 @@ const MINT_FLAGS = {
   "lnd-macaroon": { type: "string" },
   "lnd-macaroon-file": { type: "string" },
   "lnd-cert-file": { type: "string" },
+  "cln-url": { type: "string" },
+  "cln-rune": { type: "string" },
+  "cln-cert-file": { type: "string" },
   "input-fee-ppk": { type: "string" },
 } as const;
 
@@ -141,8 +146,15 @@ const bundledMint = (dataDir: string, lightning: LightningBackend, inputFeePpk: 
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
-  if (kind !== "fake" && kind !== "phoenixd" && kind !== "lnd")
-    throw new ConfigError(`unknown --lightning "${kind}": use fake, phoenixd or lnd`);
+  if (kind !== "fake" && kind !== "phoenixd" && kind !== "lnd" && kind !== "cln")
+    throw new ConfigError(`unknown --lightning "${kind}": use fake, phoenixd, lnd or cln`);
+  if (kind === "cln") {
+    const url = flagOrEnv(flags, "cln-url") ?? "https://127.0.0.1:3010";
+    const rune = flagOrEnv(flags, "cln-rune");
+    if (!rune) throw new ConfigError("--lightning cln needs --cln-rune (or OWLRUN_CLN_RUNE)");
+    const cert = flagOrEnv(flags, "cln-cert-file");
+    return createClnLightning({ url, rune, tlsCert: cert ? readFileSync(cert, "utf8") : undefined });
+  }
   if (kind === "lnd") {
     const url = flagOrEnv(flags, "lnd-url") ?? "https://127.0.0.1:8080";
     const file = flagOrEnv(flags, "lnd-macaroon-file");
