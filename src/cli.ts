@@ -3,6 +3,7 @@
  * owlrun-mcp command line: the composition root, the only place that wires the mint, gateway,
  * provider and MCP server together (ARCHITECTURE.md §2).
  */
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -19,7 +20,9 @@ import {
 } from "../gateway/index.js";
 import {
   createBundledMint,
+  createClnLightning,
   createLightningBackend,
+  createLndLightning,
   type LightningBackend,
   rotateKeyset,
   startMintServer,
@@ -78,6 +81,8 @@ Common flags (also read from OWLRUN_<FLAG> env vars):
   --port N        0 picks a free port          --host H      bind address (default 127.0.0.1)
   --data-dir DIR  default $OWLRUN_DATA_DIR or ~/.owlrun
 Lightning (mint): --lightning fake (default) | phoenixd with --phoenixd-url and --phoenixd-password
+                  | lnd with --lnd-url, --lnd-macaroon-file (or --lnd-macaroon HEX) and --lnd-cert-file
+                  | cln with --cln-url, --cln-rune and --cln-cert-file (Core Lightning's clnrest)
 `;
 
 const log = createLogger("cli");
@@ -96,6 +101,13 @@ const MINT_FLAGS = {
   "fake-pay-delay-ms": { type: "string" },
   "phoenixd-url": { type: "string" },
   "phoenixd-password": { type: "string" },
+  "lnd-url": { type: "string" },
+  "lnd-macaroon": { type: "string" },
+  "lnd-macaroon-file": { type: "string" },
+  "lnd-cert-file": { type: "string" },
+  "cln-url": { type: "string" },
+  "cln-rune": { type: "string" },
+  "cln-cert-file": { type: "string" },
   "input-fee-ppk": { type: "string" },
 } as const;
 
@@ -162,8 +174,26 @@ const bundledMint = (dataDir: string, lightning: LightningBackend, inputFeePpk: 
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
-  if (kind !== "fake" && kind !== "phoenixd")
-    throw new ConfigError(`unknown --lightning "${kind}": use fake or phoenixd`);
+  if (kind !== "fake" && kind !== "phoenixd" && kind !== "lnd" && kind !== "cln")
+    throw new ConfigError(`unknown --lightning "${kind}": use fake, phoenixd, lnd or cln`);
+  if (kind === "cln") {
+    const url = flagOrEnv(flags, "cln-url") ?? "https://127.0.0.1:3010";
+    const rune = flagOrEnv(flags, "cln-rune");
+    if (!rune) throw new ConfigError("--lightning cln needs --cln-rune (or OWLRUN_CLN_RUNE)");
+    const cert = flagOrEnv(flags, "cln-cert-file");
+    return createClnLightning({ url, rune, tlsCert: cert ? readFileSync(cert, "utf8") : undefined });
+  }
+  if (kind === "lnd") {
+    const url = flagOrEnv(flags, "lnd-url") ?? "https://127.0.0.1:8080";
+    const file = flagOrEnv(flags, "lnd-macaroon-file");
+    const macaroon = file ? readFileSync(file).toString("hex") : flagOrEnv(flags, "lnd-macaroon");
+    if (!macaroon)
+      throw new ConfigError(
+        "--lightning lnd needs --lnd-macaroon-file (admin.macaroon) or --lnd-macaroon HEX",
+      );
+    const cert = flagOrEnv(flags, "lnd-cert-file");
+    return createLndLightning({ url, macaroon, tlsCert: cert ? readFileSync(cert, "utf8") : undefined });
+  }
   if (kind === "phoenixd") {
     const url = flagOrEnv(flags, "phoenixd-url") ?? "http://127.0.0.1:9740";
     const password = flagOrEnv(flags, "phoenixd-password");

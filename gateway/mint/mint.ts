@@ -89,6 +89,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     super();
     this.log = options.log ?? createLogger("mint");
     this.responses = new ResponseCache(store.db);
+    this.setMaxListeners(0); // each NUT-17 websocket listens: many clients are normal
     this.keysets.ensureActive(SUPPORTED_UNIT, options.inputFeePpk);
     lightning.onInvoicePaid?.((hash) => this.onInvoicePaid(hash));
   }

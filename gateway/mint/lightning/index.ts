@@ -4,6 +4,8 @@ import type { LightningBackend } from "./types.js";
 
 export { LightningBackendError } from "./errors.js";
 export { createFakeLightning, FAKE_NODE_PUBKEY, type FakeLightningOptions } from "./fake.js";
+export { type ClnOptions, createClnLightning } from "./cln.js";
+export { createLndLightning, type LndOptions } from "./lnd.js";
 export { createPhoenixdLightning, type PhoenixdOptions } from "./phoenixd.js";
 export type * from "./types.js";
 
