@@ -20,7 +20,7 @@ import { tempDir } from "../test/support/cli-process.js";
 import { saveSection } from "./results.js";
 
 const STREAMS = (process.env.BENCH_RELAY_STREAMS ?? "50,200,400").split(",").map(Number);
-const TOKENS = Number(process.env.BENCH_RELAY_TOKENS ?? 60);
+const TOKENS = Number(process.env.BENCH_RELAY_TOKENS ?? 150);
 const RATE = 30;
 const FRAMES = [100_000, 23];
 
@@ -128,5 +128,10 @@ const rows = [];
 for (const s of STREAMS) for (const f of FRAMES) rows.push(await run(s, f));
 console.log(`relay: ${TOKENS} tokens per stream at ${RATE} tokens/s; node and clients in another process`);
 console.table(rows);
-saveSection("relay", { tokens_per_stream: TOKENS, rate: RATE, rows, goal_cpu_us_per_token: 20 });
+saveSection(`relay${process.env.BENCH_RELAY_LABEL ? `_${process.env.BENCH_RELAY_LABEL}` : ""}`, {
+  tokens_per_stream: TOKENS,
+  rate: RATE,
+  rows,
+  goal_cpu_us_per_token: 20,
+});
 await gw.close();
