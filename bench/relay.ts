@@ -120,6 +120,7 @@ async function run(streams: number, frameChars: number) {
     first_token_p50_ms: +result.first_p50_ms!.toFixed(1),
     first_token_p99_ms: +result.first_p99_ms!.toFixed(1),
     stalls: result.stalls,
+    failed_streams: result.failed,
     max_gap_ms: +result.max_gap_ms!.toFixed(0),
   };
 }
