@@ -88,6 +88,7 @@ function populateLedger(path: string, n: number) {
   })();
   // Raw rows bypassed the running totals: rebuilt at the next open, as an upgraded file is.
   s.db.pragma("user_version = 0");
+  s.db.pragma("wal_checkpoint(TRUNCATE)");
   s.close();
 }
 
