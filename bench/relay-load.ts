@@ -35,7 +35,12 @@ interface StreamResult {
   failed?: boolean;
 }
 
-async function stream(i: number): Promise<StreamResult> {
+const refused: StreamResult = { firstMs: -1, tokens: 0, maxGapMs: 0, failed: true };
+
+/** A connection reset on an overloaded box counts as a refused stream, like a 503. */
+const stream = (i: number): Promise<StreamResult> => streamOnce(i).catch(() => refused);
+
+async function streamOnce(i: number): Promise<StreamResult> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
@@ -49,7 +54,7 @@ async function stream(i: number): Promise<StreamResult> {
   });
   if (res.status !== 200) {
     await res.arrayBuffer();
-    return { firstMs: -1, tokens: 0, maxGapMs: 0, failed: true };
+    return refused;
   }
   const reader = res.body!.getReader();
   const dec = new TextDecoder();

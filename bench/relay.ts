@@ -126,7 +126,11 @@ async function run(streams: number, frameChars: number) {
 }
 
 const rows = [];
-for (const s of STREAMS) for (const f of FRAMES) rows.push(await run(s, f));
+for (const s of STREAMS)
+  for (const f of FRAMES) {
+    rows.push(await run(s, f));
+    console.log(JSON.stringify(rows.at(-1)));
+  }
 console.log(`relay: ${TOKENS} tokens per stream at ${RATE} tokens/s; node and clients in another process`);
 console.table(rows);
 saveSection(`relay${process.env.BENCH_RELAY_LABEL ? `_${process.env.BENCH_RELAY_LABEL}` : ""}`, {
