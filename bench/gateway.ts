@@ -25,13 +25,19 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 160);
 const CLIENTS = 16;
 const MODEL = "owlrun-bench:tiny";
 
+/** Process CPU (ms) per call of the last `time()` run, by label: steadier than wall time on a shared box. */
+const cpuPerCall = new Map<number[], number>();
+
 async function time(n: number, fn: () => Promise<void>): Promise<number[]> {
   const out: number[] = [];
+  const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     await fn();
     out.push(performance.now() - t0);
   }
+  const c = process.cpuUsage(c0);
+  cpuPerCall.set(out, (c.user + c.system) / 1000 / n);
   return out;
 }
 
@@ -63,8 +69,10 @@ async function main() {
   const url = await listen(server, "127.0.0.1", 0);
   const mintUrl = `${url}/mint`;
   gateway.wallet.trust(mintUrl, true);
-  // As startGateway composes it: the bundled mint's HTTP API called in-process.
-  gateway.wallet.connect(mintUrl, { fetch: inProcessFetch(app), sameProcess: true });
+  // As startGateway composes it: the bundled mint's HTTP API called in-process (BENCH_MINT_HTTP=1:
+  // over loopback HTTP instead, for the A/B).
+  if (!process.env.BENCH_MINT_HTTP)
+    gateway.wallet.connect(mintUrl, { fetch: inProcessFetch(app), sameProcess: true });
   const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
   await new Promise((r) => setTimeout(r, 100));
 
@@ -141,6 +149,7 @@ async function main() {
     added_p50_ms: +(pct(xs, 50) - pct(direct, 50)).toFixed(2),
     added_p99_ms: +(pct(xs, 99) - pct(direct, 99)).toFixed(2),
     ratio_p50: +(pct(xs, 50) / pct(direct, 50)).toFixed(2),
+    cpu_ms_per_request: +(cpuPerCall.get(xs) ?? 0).toFixed(2),
   });
   const rows = [row("direct (routing only)", direct), row("API key (rc_)", keyed), row("X-Cashu", cashu)];
   console.log(`gateway added latency, ${N} requests each (one run)`);
@@ -159,8 +168,9 @@ async function main() {
   const throughputRows = [tput("API key (rc_)", keyed1, keyed16), tput("X-Cashu", cashu1, cashu16)];
   console.log(`paid requests/s, ${REQUESTS} requests per run, ${CLIENTS} concurrent clients vs 1 (one run)`);
   console.table(throughputRows);
-  saveSection("gateway", { n: N, rows, goal_added_p50_ms: 10 });
-  saveSection("gateway_throughput", { requests: REQUESTS, clients: CLIENTS, rows: throughputRows });
+  const label = process.env.BENCH_MINT_HTTP ? "_mint_http" : "";
+  saveSection(`gateway${label}`, { n: N, rows, goal_added_p50_ms: 10 });
+  saveSection(`gateway_throughput${label}`, { requests: REQUESTS, clients: CLIENTS, rows: throughputRows });
 
   await agent.close();
   gateway.closeSockets();

@@ -20,7 +20,7 @@ import { tempDir } from "../test/support/cli-process.js";
 import { saveSection } from "./results.js";
 
 const STREAMS = (process.env.BENCH_RELAY_STREAMS ?? "50,200,400").split(",").map(Number);
-const TOKENS = Number(process.env.BENCH_RELAY_TOKENS ?? 60);
+const TOKENS = Number(process.env.BENCH_RELAY_TOKENS ?? 150);
 const RATE = 30;
 const FRAMES = [100_000, 23];
 
@@ -120,13 +120,23 @@ async function run(streams: number, frameChars: number) {
     first_token_p50_ms: +result.first_p50_ms!.toFixed(1),
     first_token_p99_ms: +result.first_p99_ms!.toFixed(1),
     stalls: result.stalls,
+    failed_streams: result.failed,
     max_gap_ms: +result.max_gap_ms!.toFixed(0),
   };
 }
 
 const rows = [];
-for (const s of STREAMS) for (const f of FRAMES) rows.push(await run(s, f));
+for (const s of STREAMS)
+  for (const f of FRAMES) {
+    rows.push(await run(s, f));
+    console.log(JSON.stringify(rows.at(-1)));
+  }
 console.log(`relay: ${TOKENS} tokens per stream at ${RATE} tokens/s; node and clients in another process`);
 console.table(rows);
-saveSection("relay", { tokens_per_stream: TOKENS, rate: RATE, rows, goal_cpu_us_per_token: 20 });
+saveSection(`relay${process.env.BENCH_RELAY_LABEL ? `_${process.env.BENCH_RELAY_LABEL}` : ""}`, {
+  tokens_per_stream: TOKENS,
+  rate: RATE,
+  rows,
+  goal_cpu_us_per_token: 20,
+});
 await gw.close();
