@@ -24,7 +24,12 @@ export type {
   CompletionRequest,
   Usage,
 } from "./backends/types.js";
-export { createEmbeddedBackend, type EmbeddedBackend, modelIdForFile } from "./backends/embedded.js";
+export {
+  createEmbeddedBackend,
+  type EmbeddedBackend,
+  modelIdForFile,
+  refuseForcedTools,
+} from "./backends/embedded.js";
 export { createOllamaBackend, type OllamaBackend } from "./backends/ollama.js";
 export { type Facade, startOllamaFacade } from "./facade.js";
 export {
