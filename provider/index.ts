@@ -29,6 +29,7 @@ export {
   type EmbeddedBackend,
   EmbeddedUnavailableError,
   modelIdForFile,
+  refuseForcedTools,
 } from "./backends/embedded.js";
 export { createOllamaBackend, type OllamaBackend } from "./backends/ollama.js";
 export { type Facade, startOllamaFacade } from "./facade.js";

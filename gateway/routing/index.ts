@@ -45,6 +45,13 @@ export { nodeRoutes, SignupLimiter } from "./http.js";
 export { promptBounds, USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 export { embeddingBounds, embeddingInputs, MAX_EMBEDDING_DIMENSIONS } from "./embeddings.js";
 
+/**
+ * Time allowed per estimated prompt token before the first answer token, on top of
+ * `firstByteTimeoutMs`: a long prompt (a Claude Code turn is ~12–48k tokens) must be read before
+ * anything can stream, and a CPU node reads a few hundred tokens a second.
+ */
+export const PREFILL_MS_PER_TOKEN = 4;
+
 export const WS_PATH = "/v1/gateway/ws";
 /** Close code sent to the older connection when the same node connects again. */
 export const CLOSE_REPLACED = 4000;
@@ -58,7 +65,10 @@ export interface RoutingOptions {
   heartbeatTimeoutMs?: number;
   /** a node must `accept` an offer within this; default 2 s (the Owlrun rule) */
   acceptTimeoutMs?: number;
-  /** the first content token must arrive within this of the offer; default 60 s (cold model loads) */
+  /**
+   * the first content token must arrive within this of the offer (plus PREFILL_MS_PER_TOKEN per
+   * estimated prompt token); default 60 s (cold model loads)
+   */
   firstByteTimeoutMs?: number;
   /** a stream silent for this long after its first token fails; default 60 s */
   idleTimeoutMs?: number;
@@ -367,7 +377,7 @@ export function createRouting(opts: RoutingOptions): Routing {
             ? { embeddings: { endpoint: EMBEDDINGS_ENDPOINT, inputs: embeddingInputs(body.input).length } }
             : {}),
           acceptTimeoutMs,
-          firstByteTimeoutMs,
+          firstByteTimeoutMs: firstByteTimeoutMs + PREFILL_MS_PER_TOKEN * prompt.estimate,
           idleTimeoutMs,
           onEnd: (a, outcome, note) => onAttemptEnd(s, a, outcome, note),
         });

@@ -14,6 +14,7 @@ import { type Agent, honestToolTokens, startAgent } from "../support/owlrun-agen
 
 const WHOLE = "owlrun-test-scripted:tiny";
 const FRAGMENTS = "owlrun-test-fragments:tiny";
+const INFLATE = "owlrun-test-inflate:tiny";
 const CALLS = [
   {
     id: "call_w1",
@@ -68,16 +69,18 @@ beforeAll(async () => {
   wallet = await newWallet(mintUrl);
   purse = await mintProofs(wallet, 600);
   agent = await startAgent(gw.url, {
-    models: [WHOLE, FRAGMENTS],
+    models: [WHOLE, FRAGMENTS, INFLATE],
     job: (offer) => ({
       words: ["Let", " me", " check", "."],
       toolCalls: CALLS,
       ...(offer.model === FRAGMENTS ? { toolFragmentChars: 5 } : {}),
+      // A dishonest node: two small calls, billed as if it wrote a novel.
+      ...(offer.model === INFLATE ? { usage: () => ({ prompt_tokens: 10, completion_tokens: 900 }) } : {}),
     }),
   });
   for (let i = 0; i < 100; i++) {
     const tags = (await (await fetch(`${gw.url}/api/tags`)).json()) as { models: { name: string }[] };
-    if (tags.models.length === 2) break;
+    if (tags.models.length === 3) break;
     await new Promise((r) => setTimeout(r, 50));
   }
 });
@@ -235,6 +238,23 @@ describe("tool calls through the gateway", () => {
     });
     expect(sent[2]).toMatchObject({ role: "tool", tool_call_id: "call_1", content: "12:00" });
     expect(sent[3]).toMatchObject({ role: "tool", tool_call_id: "call_0" });
+  });
+
+  it("a node inflating its report behind tool calls gets only what it relayed (disputed, counted)", async () => {
+    const client = new OpenAI({
+      baseURL: `${gw.url}/v1`,
+      apiKey: "unused",
+      defaultHeaders: { "X-Cashu": await token(80) },
+    });
+    const r = await client.chat.completions.create({
+      model: INFLATE,
+      messages: [{ role: "user", content: "x" }],
+      tools: TOOLS,
+      max_tokens: 2000,
+    });
+    expect(r.choices[0]!.message.tool_calls).toEqual(expectedCalls);
+    // 4 words + 2 calls relayed: the gateway's own count, not the 900 reported.
+    expect(r.usage!.completion_tokens).toBe(6);
   });
 
   it("refuses a malformed tool definition with a 400 in OpenAI's shape, charging nothing", async () => {

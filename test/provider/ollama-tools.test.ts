@@ -7,7 +7,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, createOllamaBackend } from "../../provider/index.js";
+import { type Backend, createOllamaBackend, refuseForcedTools } from "../../provider/index.js";
 import { silentLogger } from "../../src/shared/index.js";
 
 const MODEL = "qwen2.5:0.5b";
@@ -111,5 +111,24 @@ describe("Ollama backend tool calls", () => {
       "tool_calls",
     ]);
     expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: 40, completion_tokens: 18, total_tokens: 58 });
+  });
+});
+
+describe("embedded backend and tools", () => {
+  it("answers text under tool_choice auto/none and refuses a forced call clearly", () => {
+    const tools = TOOLS;
+    expect(() => refuseForcedTools({ model: "m", tools })).not.toThrow();
+    expect(() => refuseForcedTools({ model: "m", tools, tool_choice: "auto" })).not.toThrow();
+    expect(() => refuseForcedTools({ model: "m", tools, tool_choice: "none" })).not.toThrow();
+    expect(() => refuseForcedTools({ model: "m", tools, tool_choice: "required" })).toThrow(
+      /embedded backend does not call tools/,
+    );
+    expect(() =>
+      refuseForcedTools({
+        model: "m",
+        tools,
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+      }),
+    ).toThrow(/does not call tools/);
   });
 });

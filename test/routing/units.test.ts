@@ -93,6 +93,15 @@ describe("usage", () => {
     expect(toolCallAllowance({ choices: [{ delta: { tool_calls: [] } as never }] })).toBe(0);
   });
 
+  it("counts tool definitions toward the prompt bound", () => {
+    const messages = [{ role: "user", content: "hi" }];
+    const tools = [{ type: "function", function: { name: "f", description: "d".repeat(4000) } }];
+    const without = promptBounds({ messages });
+    const withTools = promptBounds({ messages, tools });
+    expect(withTools.cap - without.cap).toBeGreaterThan(2000 + 128);
+    expect(withTools.estimate - without.estimate).toBeGreaterThan(1000);
+  });
+
   const prompt = { cap: 50, estimate: 20 };
   it("believes byte-token reports within the multi-byte allowance, not beyond", () => {
     // 56 deltas of gibberish carrying 100 tokens: 56 × 1.5 + 4 = 88 alone would dispute it.
