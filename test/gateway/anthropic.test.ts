@@ -326,7 +326,8 @@ describe("Anthropic Messages API", () => {
       system: "x".repeat(3000),
     });
     expect(small.input_tokens).toBeGreaterThan(0);
-    expect(big.input_tokens).toBeGreaterThan(small.input_tokens + 1000);
+    // 3,000 bytes of system prompt at ~4 bytes a token, plus the tool definitions
+    expect(big.input_tokens).toBeGreaterThan(small.input_tokens + 700);
   });
 
   it("model aliases: mapped names, prefix patterns and the claude-… default; listed in /v1/models", async () => {

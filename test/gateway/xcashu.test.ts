@@ -356,8 +356,9 @@ describe("X-Cashu pay-per-request", () => {
     let providers = 0;
     for (const [account, msat] of audit.balances) if (account.startsWith("provider:")) providers += msat;
     expect(fees + providers).toBe(audit.ecashMsat); // only charges stay; every change went back out
-    // Every job here costs the 2-sat floor: 1 sat to the provider, 1 to the gateway (Owlrun seed).
-    expect(providers).toBe(fees);
+    // Floor jobs split 1 sat to the provider and 1 to the gateway (Owlrun seed); the CJK job above
+    // the floor pays the provider its ≥ 90 % share, so the providers hold at least the fees.
+    expect(providers).toBeGreaterThanOrEqual(fees);
     expect(providers).toBeGreaterThan(0);
     await ledger.close();
     await gwWallet.close();

@@ -98,9 +98,11 @@ async function xcashu(modelName: string, stream: boolean) {
     body: chatBody(modelName, stream),
     headers: { "x-cashu": token },
   });
-  const { change, cost } = await outcomeOf(res, stream);
-  if (res.status === 402) {
-    // refused before claiming (below the minimum): the token is still the client's
+  const { change, cost, body } = await outcomeOf(res, stream);
+  const underpaid =
+    res.status === 400 && (body as { error?: { type: string } }).error?.type === "insufficient_payment";
+  if (res.status === 402 || underpaid) {
+    // refused before claiming (below the minimum; NUT-24 answers 400): the token is still the client's
     await client.receive(token);
     return `402 ${amount}`;
   }

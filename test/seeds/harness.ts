@@ -49,6 +49,8 @@ export async function startSeedNet(opts: Partial<GatewayOptions> = {}, purseSats
     gateway: url,
     dataDir: join(dir, "provider"),
     embedded: true,
+    // Takes free-tier work too, as the seeds' nodes do: keys without a balance are served.
+    freeTierPct: 100,
     log: silentLogger,
   });
   for (let i = 0; !gateway.gateway.dispatcher.models().some((m) => m.model === MODEL); i++) {

@@ -33,7 +33,7 @@ let agent: Agent;
 beforeAll(async () => {
   writePrices(0.1);
   net = await startSeedNet({ pricesFile: pricesPath });
-  agent = await startAgent(net.url, { models: [PRICEY], reply: ["Hello", " there", "!"] });
+  agent = await startAgent(net.url, { models: [PRICEY], reply: ["Hello", " there", "!"], freeTierPct: 100 });
 }, 120_000);
 afterAll(async () => {
   await agent?.close();

@@ -33,7 +33,7 @@ beforeAll(async () => {
     startMcpHttp({ ...common, dataDir: tempDir("owlrun-alice-"), maxPerCallSat: 1000, maxPerDaySat: 5000 }),
     startMcpHttp({ ...common, dataDir: bobDir, maxPerCallSat: 1000, maxPerDaySat: 5000 }),
   ]);
-  [a, b] = await Promise.all([connect(alice.mcpUrl), connect(bob.mcpUrl)]);
+  [a, b] = await Promise.all([connect(alice), connect(bob)]);
   const top = await callOk(a.client, "topup", { amount_sats: 200 });
   await callOk(a.client, "topup_status", { quote: top.quote, wait: true, timeout_seconds: 30 });
 }, 60_000);
