@@ -7,7 +7,7 @@ import { MCP_USAGE, parseMcpArgs } from "./config.js";
 import { startMcpHttp } from "./http.js";
 import { startMcpStdio } from "./stdio.js";
 
-export { MCP_USAGE, parseMcpArgs } from "./config.js";
+export { MCP_FLAGS, MCP_USAGE, parseMcpArgs } from "./config.js";
 export {
   describeTools,
   gatewayServerCard,
@@ -37,6 +37,7 @@ export async function runMcpCommand(command: "stdio" | "http", argv: string[]): 
     const log = createLogger("mcp-http");
     const running = await startMcpHttp({ ...args.runtime, ...args.http, log });
     onShutdown(() => running.close(), log);
+    process.stdout.write(`MCP endpoint ${running.mcpUrl}\n`);
     announceListening(running.url);
     return;
   }

@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { createServer } from "node:net";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
@@ -27,6 +28,7 @@ describe("npm run devnet", () => {
     const dir = tempDir();
     const port = String(await freePort());
     const devnet = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
+    let mcpAt: string | undefined;
     try {
       const out = devnet.stdout();
       expect(out).toMatch(/gateway {3}http:\/\/127\.0\.0\.1:\d+/);
@@ -48,6 +50,9 @@ describe("npm run devnet", () => {
 
       // An agent on the devnet's MCP server pays for a chat from the MCP wallet.
       const mcpUrl = /MCP server \(Streamable HTTP\): (\S+)/.exec(out)![1]!;
+      // From a clone (not the published package): the stdio line runs this checkout's built CLI.
+      expect(out).toContain(`-- node ${resolve(import.meta.dirname, "../../dist/src/cli.js")}\n`);
+      mcpAt = mcpUrl;
       expect(out).toMatch(/its wallet holds 200 sats/);
       const agent = await connect(mcpUrl);
       try {
@@ -71,6 +76,8 @@ describe("npm run devnet", () => {
     const again = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
     try {
       expect(again.stdout()).toMatch(/demo wallet balance: 700 sats/);
+      // Same data dir, same MCP URL: the `claude mcp add` line printed last time still works.
+      expect(again.stdout()).toContain(`MCP server (Streamable HTTP): ${mcpAt} `);
     } finally {
       await again.stop();
     }
