@@ -108,6 +108,8 @@ ${LIGHTNING_HELP}
 
 export const DEVNET_USAGE = `owlrun-mcp devnet [options]: bundled mint + gateway + one provider + an MCP server, all on
 loopback with fake Lightning; prints every URL, a paid curl line and the MCP client config
+owlrun-mcp devnet invoice <sats>: a Lightning invoice from a second fake node that the devnet pays
+as external (to try \`withdraw\`; the mint's own invoices count as already paid)
 
   --port N                    the gateway's port (default: the one this data dir used last, first
                               8402; a free one when taken). The MCP server likewise, first 8403

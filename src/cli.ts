@@ -31,6 +31,7 @@ import {
 } from "../provider/index.js";
 import { gatewayServerCard, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
+import { devnetInvoice } from "./devnet-invoice.js";
 import {
   DEVNET_FLAGS,
   DEVNET_USAGE,
@@ -215,12 +216,17 @@ function stdioCommand(): string {
 }
 
 async function runDevnet(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
     options: DEVNET_FLAGS,
-    allowPositionals: false,
+    allowPositionals: true,
   });
   if (values.help) return void process.stdout.write(DEVNET_USAGE);
+  if (positionals[0] === "invoice") {
+    process.stdout.write(`${devnetInvoice(Number(positionals[1]))}\n`);
+    return;
+  }
+  if (positionals.length > 0) throw new ConfigError(`unknown devnet command "${positionals[0]}"`);
   const base = resolve(flagOrEnv(values, "data-dir") ?? ".devnet");
   if (values.reset) {
     const { rmSync } = await import("node:fs");
@@ -334,6 +340,8 @@ async function runDevnet(argv: string[]): Promise<void> {
       `  claude mcp add --transport http owlrun-devnet ${mcp.mcpUrl}`,
       `  or stdio: claude mcp add owlrun -e OWLRUN_GATEWAY_URL=${gateway.url} -- ${stdioCommand()}`,
       `  JSON: {"mcpServers":{"owlrun":{"type":"http","url":"${mcp.mcpUrl}"}}}`,
+      "",
+      "Try withdraw: `owlrun-mcp devnet invoice 100` prints an invoice the fake Lightning backend pays as external.",
       "",
     ].join("\n"),
   );

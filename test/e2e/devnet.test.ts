@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
 import { connect } from "../mcp/harness.js";
-import { startCli, tempDir } from "../support/cli-process.js";
+import { runCli, startCli, tempDir } from "../support/cli-process.js";
 
 const run = promisify(execFile);
 
@@ -66,6 +66,15 @@ describe("npm run devnet", () => {
         expect(JSON.stringify(answer.structuredContent)).toContain(SCRIPTED_ANSWER);
         const balance = (await agent.client.callTool({ name: "balance", arguments: {} })) as any;
         expect(balance.structuredContent.total_sats).toBe(200 - answer.structuredContent.cost_sats);
+        // withdraw works on a devnet: `devnet invoice` makes an invoice the fake backend pays as external.
+        expect(out).toContain("owlrun-mcp devnet invoice 100");
+        const invoice = await runCli(["devnet", "invoice", "20"]);
+        expect(invoice.stdout).toMatch(/^lnbc\w+\n$/);
+        const w = (await agent.client.callTool({
+          name: "withdraw",
+          arguments: { destination: invoice.stdout.trim() },
+        })) as any;
+        expect(w.isError, JSON.stringify(w.content)).toBeFalsy();
       } finally {
         await agent.close();
       }
