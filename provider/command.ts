@@ -18,7 +18,7 @@ import { startProvider } from "./start.js";
 
 export const PROVIDER_USAGE = `owlrun-mcp provider --gateway URL [options]: serve inference for sats
 
-  --gateway URL            the gateway to serve (OWLRUN_GATEWAY, or OWLRUN_GATEWAY_URL)
+  --gateway URL            the gateway to serve (env OWLRUN_GATEWAY_URL; OWLRUN_GATEWAY is a deprecated alias)
   --lightning-address A    where the gateway pays your earnings (user@domain)
   --free-tier-pct N        take free-tier jobs too (0-100; they earn karma, not sats; default 0)
   --ollama-url URL         Ollama to serve from (default http://127.0.0.1:11434)
@@ -34,7 +34,7 @@ Prints "provider connected <gateway>" (or "listening <facade url>" with --facade
 one line per job on stderr, and a summary on SIGINT/SIGTERM.
 `;
 
-const FLAGS = {
+export const PROVIDER_FLAGS = {
   gateway: { type: "string" },
   "lightning-address": { type: "string" },
   "free-tier-pct": { type: "string" },
@@ -52,10 +52,11 @@ const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/
 
 /** Runs the provider node until SIGINT/SIGTERM; resolves once it is connected. */
 export async function runProviderCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: FLAGS, allowPositionals: false });
+  const { values } = parseArgs({ args: argv, options: PROVIDER_FLAGS, allowPositionals: false });
   if (values.help) return void process.stdout.write(PROVIDER_USAGE);
-  const gateway = flagOrEnv(values, "gateway") ?? process.env.OWLRUN_GATEWAY_URL;
-  if (!gateway) throw new ConfigError("--gateway URL is required (or OWLRUN_GATEWAY)");
+  // One name across commands: OWLRUN_GATEWAY_URL; OWLRUN_GATEWAY still works (deprecated).
+  const gateway = values.gateway ?? (process.env.OWLRUN_GATEWAY_URL || process.env.OWLRUN_GATEWAY);
+  if (!gateway) throw new ConfigError("--gateway URL is required (or OWLRUN_GATEWAY_URL)");
   const envFiles = process.env.OWLRUN_MODEL_FILE?.split(delimiter).filter(Boolean);
   const facadePort = flagOrEnv(values, "facade-port");
   const log = createLogger("provider");

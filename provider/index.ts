@@ -3,7 +3,7 @@
  * imports the gateway: it talks to one only over the wire (shared/protocols/owlrun-node.md).
  * node-llama-cpp is imported only when the embedded backend is started.
  */
-export { runProviderCommand, PROVIDER_USAGE } from "./command.js";
+export { PROVIDER_FLAGS, PROVIDER_USAGE, runProviderCommand } from "./command.js";
 export {
   chooseBackend,
   DEFAULT_OLLAMA_URL,

@@ -3,7 +3,7 @@
  * owlrun-mcp command line: the composition root, the only place that wires the mint, gateway,
  * provider and MCP server together (ARCHITECTURE.md §2).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -37,6 +37,17 @@ import {
 } from "../provider/index.js";
 import { gatewayServerCard, mcpClientConfigLines, runMcpCommand, startMcpHttp } from "./mcp/index.js";
 import { runWalletCommand } from "./wallet/cli.js";
+import { devnetInvoice } from "./devnet-invoice.js";
+import {
+  DEVNET_FLAGS,
+  DEVNET_USAGE,
+  GATEWAY_FLAGS,
+  GATEWAY_USAGE,
+  MINT_FLAGS,
+  MINT_USAGE,
+  type MintFlags,
+  USAGE,
+} from "./cli-options.js";
 import { EcashStore, EcashWallet, loadOrCreateSeed } from "./shared/ecash/index.js";
 import {
   announceListening,
@@ -48,100 +59,13 @@ import {
   parseNonNegativeInt,
   parsePort,
   privateDir,
+  PACKAGE_ROOT,
+  PortMemory,
   resolveDataDir,
   VERSION,
 } from "./shared/index.js";
 
-const USAGE = `owlrun-mcp ${VERSION}: buy and sell LLM inference with Bitcoin ecash
-
-Usage:
-  owlrun-mcp [stdio]                 MCP server on stdio
-  owlrun-mcp http [--port N]         MCP over Streamable HTTP
-  owlrun-mcp gateway [--port N] [--mint-url URL] [--provider-share 95] [--price-feed URL] [--btc-usd N]
-                                     [--payment-methods xcashu,accounts,l402,bsv]
-                                     [--bsv-chain-api URL --bsv-address ADDR [--bsv-per-sat N]]
-                                     [--public-url URL] [--mcp-url URL]   (for /llms.txt, /openapi.json, the MCP card)
-                                     [--free-max-tokens 256] [--free-daily-budget-sats 1000]
-                                     [--account-signups-per-hour 20]   (free tier limits)
-                                     [--model-alias claude-haiku-4=qwen2.5:0.5b]…  (name=model, name may end with *)
-                                     [--prices prices.json]   (USD per 1M tokens per model + default; reloaded on change)
-  owlrun-mcp gateway provider-key [--data-dir DIR]   mint a provider key (owlr_prov_…)
-  owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
-  owlrun-mcp gateway broadcast "<message>" [--level info|warning|critical] [--expires-in 2h | --expires-at ISO]
-  owlrun-mcp gateway broadcast list | expire <id>      [--data-dir DIR]   (works while the gateway runs)
-  owlrun-mcp gateway admin-token [--data-dir DIR]      the token of the /v1/admin/* routes
-  owlrun-mcp mint [--port N] [--lightning fake|phoenixd] [--fake-delay-ms N] [--fake-pay-delay-ms N]
-                                     [--input-fee-ppk N]
-  owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]
-  owlrun-mcp provider --gateway URL [--lightning-address A] [--ollama-url URL] [--embedded]
-  owlrun-mcp devnet [--reset] [--btc-usd N]
-  owlrun-mcp wallet <balance|pubkey|receive|send|topup|withdraw|restore>
-
-Common flags (also read from OWLRUN_<FLAG> env vars):
-  --port N        0 picks a free port          --host H      bind address (default 127.0.0.1)
-  --data-dir DIR  default $OWLRUN_DATA_DIR or ~/.owlrun
-Lightning (mint): --lightning fake (default) | phoenixd with --phoenixd-url and --phoenixd-password
-                  | lnd with --lnd-url, --lnd-macaroon-file (or --lnd-macaroon HEX) and --lnd-cert-file
-                  | cln with --cln-url, --cln-rune and --cln-cert-file (Core Lightning's clnrest)
-`;
-
 const log = createLogger("cli");
-
-const COMMON = {
-  port: { type: "string" },
-  host: { type: "string" },
-  "data-dir": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-const MINT_FLAGS = {
-  ...COMMON,
-  lightning: { type: "string" },
-  "fake-delay-ms": { type: "string" },
-  "fake-pay-delay-ms": { type: "string" },
-  "phoenixd-url": { type: "string" },
-  "phoenixd-password": { type: "string" },
-  "lnd-url": { type: "string" },
-  "lnd-macaroon": { type: "string" },
-  "lnd-macaroon-file": { type: "string" },
-  "lnd-cert-file": { type: "string" },
-  "cln-url": { type: "string" },
-  "cln-rune": { type: "string" },
-  "cln-cert-file": { type: "string" },
-  "input-fee-ppk": { type: "string" },
-} as const;
-
-type MintFlags = { [K in keyof typeof MINT_FLAGS]?: string | boolean };
-
-const GATEWAY_FLAGS = {
-  ...MINT_FLAGS,
-  "mint-url": { type: "string", multiple: true },
-  "provider-share": { type: "string" },
-  "price-feed": { type: "string" },
-  "btc-usd": { type: "string" },
-  "signup-closed": { type: "boolean" },
-  "payout-threshold-sats": { type: "string" },
-  "payout-interval-ms": { type: "string" },
-  "allow-loopback-lnurl": { type: "boolean" },
-  "challenges-per-minute": { type: "string" },
-  "payment-methods": { type: "string" },
-  "bsv-chain-api": { type: "string" },
-  "bsv-address": { type: "string" },
-  "bsv-per-sat": { type: "string" },
-  tier: { type: "string" },
-  name: { type: "string" },
-  "public-url": { type: "string" },
-  "mcp-url": { type: "string" },
-  "free-max-tokens": { type: "string" },
-  "free-daily-budget-sats": { type: "string" },
-  "account-signups-per-hour": { type: "string" },
-  "model-alias": { type: "string", multiple: true },
-  prices: { type: "string" },
-  level: { type: "string" },
-  "expires-in": { type: "string" },
-  "expires-at": { type: "string" },
-  "default-model": { type: "string" },
-} as const;
 
 /** --payment-methods a,b,c → the gateway's list (undefined: its default). */
 function paymentMethodsFlag(value: string | undefined): PaymentMethod[] | undefined {
@@ -209,7 +133,7 @@ function lightningFromFlags(flags: MintFlags) {
 
 async function runMint(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, options: MINT_FLAGS, allowPositionals: true });
-  if (values.help) return void process.stdout.write(USAGE);
+  if (values.help) return void process.stdout.write(MINT_USAGE);
   const dataDir = join(resolveDataDir(flagOrEnv(values, "data-dir")), "mint");
   const inputFeePpk = parseNonNegativeInt("--input-fee-ppk", flagOrEnv(values, "input-fee-ppk"), 0);
   if (positionals[0] === "rotate-keyset") {
@@ -234,7 +158,7 @@ async function runMint(argv: string[]): Promise<void> {
 
 async function runGateway(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, options: GATEWAY_FLAGS, allowPositionals: true });
-  if (values.help) return void process.stdout.write(USAGE);
+  if (values.help) return void process.stdout.write(GATEWAY_USAGE);
   const root = resolveDataDir(flagOrEnv(values, "data-dir"));
   const dataDir = join(root, "gateway");
   if (positionals[0] === "provider-key") {
@@ -391,19 +315,24 @@ async function fundDemoWallet(
   return { wallet, balance: wallet.balance(mint) };
 }
 
+/** How to start this very MCP server on stdio: from a clone (not yet published) its built CLI. */
+function stdioCommand(): string {
+  const fromClone = existsSync(join(PACKAGE_ROOT, "src", "cli.ts"));
+  return fromClone ? `node ${join(PACKAGE_ROOT, "dist", "src", "cli.js")}` : "npx owlrun-mcp";
+}
+
 async function runDevnet(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
-    options: {
-      ...COMMON,
-      reset: { type: "boolean" },
-      embedded: { type: "boolean" },
-      "ollama-url": { type: "string" },
-      "btc-usd": { type: "string" },
-    },
-    allowPositionals: false,
+    options: DEVNET_FLAGS,
+    allowPositionals: true,
   });
-  if (values.help) return void process.stdout.write(USAGE);
+  if (values.help) return void process.stdout.write(DEVNET_USAGE);
+  if (positionals[0] === "invoice") {
+    process.stdout.write(`${devnetInvoice(Number(positionals[1]))}\n`);
+    return;
+  }
+  if (positionals.length > 0) throw new ConfigError(`unknown devnet command "${positionals[0]}"`);
   const base = resolve(flagOrEnv(values, "data-dir") ?? ".devnet");
   if (values.reset) {
     const { rmSync } = await import("node:fs");
@@ -411,7 +340,15 @@ async function runDevnet(argv: string[]): Promise<void> {
   }
   resolveDataDir(base);
   const log = createLogger("devnet");
-  // A fixed port keeps the mint URL (and so the stored ecash) valid across runs.
+  // Stable ports keep the mint URL (and so the stored ecash) and the printed MCP line valid across
+  // runs: the ones this data dir used last, first 8402/8403, a free one when taken. An explicit
+  // --port (tests pass one) leaves the MCP server on a free port unless this data dir has one.
+  const host = flagOrEnv(values, "host") ?? "127.0.0.1";
+  const ports = new PortMemory(join(base, "ports.json"));
+  const portFlag = flagOrEnv(values, "port");
+  const gatewayPort =
+    portFlag !== undefined ? parsePort(portFlag, 8402) : await ports.choose("gateway", 8402, host);
+  const mcpPort = await ports.choose("mcp", portFlag !== undefined ? 0 : 8403);
   const devnetMcp: { url?: string } = {}; // known once the MCP server below listens
   const gateway = await startGateway({
     dataDir: join(base, "gateway"),
@@ -421,8 +358,8 @@ async function runDevnet(argv: string[]): Promise<void> {
     mcpServerCard: (url) => gatewayServerCard(url, devnetMcp.url),
     // The scripted test model answers in words; the random one in bytes that are not text.
     defaultModel: SCRIPTED_MODEL_ID,
-    host: flagOrEnv(values, "host"),
-    port: parsePort(flagOrEnv(values, "port"), 8402),
+    host,
+    port: gatewayPort,
     log: createLogger("gateway"),
     bundledMint: await bundledMint(
       join(base, "mint"),
@@ -430,6 +367,7 @@ async function runDevnet(argv: string[]): Promise<void> {
       0,
     ),
   });
+  if (portFlag === undefined) ports.remember("gateway", gateway.url);
   const mintUrl = `${gateway.url}/mint`;
   const ollamaUrl = flagOrEnv(values, "ollama-url") ?? DEFAULT_OLLAMA_URL;
   const provider = await startProvider({
@@ -455,9 +393,10 @@ async function runDevnet(argv: string[]): Promise<void> {
     gatewayUrl: gateway.url,
     mintUrl,
     dataDir: join(base, "mcp"),
-    port: 0,
+    port: mcpPort,
     log: createLogger("mcp"),
   });
+  ports.remember("mcp", mcp.url);
   devnetMcp.url = mcp.mcpUrl;
   await mcp.runtime.recovered;
   if (mcp.runtime.wallet.balance().total_sats < 100)
@@ -507,7 +446,9 @@ async function runDevnet(argv: string[]): Promise<void> {
       "",
       `MCP server (Streamable HTTP): ${mcp.mcpUrl}  — its wallet holds ${mcp.runtime.wallet.balance().total_sats} sats`,
       ...mcpClientConfigLines("owlrun-devnet", mcp.mcpUrl, mcp.token),
-      `  or stdio: claude mcp add owlrun -e OWLRUN_GATEWAY_URL=${gateway.url} -- npx owlrun-mcp`,
+      `  or stdio: claude mcp add owlrun -e OWLRUN_GATEWAY_URL=${gateway.url} -- ${stdioCommand()}`,
+      "",
+      "Try withdraw: `owlrun-mcp devnet invoice 100` prints an invoice the fake Lightning backend pays as external.",
       "",
     ].join("\n"),
   );

@@ -18,7 +18,9 @@ Options (each also read from OWLRUN_<NAME>, e.g. OWLRUN_GATEWAY_URL):
   --data-dir DIR         wallet data (default $OWLRUN_DATA_DIR or ~/.owlrun)
   --max-per-call N       sats a tool may spend without the user's confirmation (default 1000)
   --max-per-day N        sats all tools may spend per day, never exceeded (default 10000)
+  --gateway-url URL      same as --gateway
   --gateway-api-key KEY  sent to the gateway as a Bearer key
+  --allow-loopback-lnurl let Lightning addresses resolve on loopback (tests, local networks)
 HTTP only:
   --port N               default 8403 (0 picks a free port)
   --host H               bind address (default 127.0.0.1)
@@ -30,7 +32,7 @@ HTTP only:
   --public-url URL       the URL clients use, for /llms.txt and the server card
 `;
 
-const FLAGS = {
+export const MCP_FLAGS = {
   gateway: { type: "string" },
   "gateway-url": { type: "string" },
   "mint-url": { type: "string" },
@@ -93,7 +95,7 @@ export interface ParsedMcpArgs {
 }
 
 export function parseMcpArgs(argv: string[]): ParsedMcpArgs {
-  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args: argv, options: MCP_FLAGS, allowPositionals: true });
   if (positionals.length > 0)
     throw new ConfigError(`unexpected argument "${positionals[0]}"\n\n${MCP_USAGE}`);
   const env = process.env;

@@ -7,7 +7,7 @@ import { MCP_USAGE, parseMcpArgs } from "./config.js";
 import { startMcpHttp } from "./http.js";
 import { startMcpStdio } from "./stdio.js";
 
-export { MCP_USAGE, parseMcpArgs } from "./config.js";
+export { MCP_FLAGS, MCP_USAGE, parseMcpArgs } from "./config.js";
 export { loadOrCreateMcpToken, MCP_TOKEN_FILE } from "./token.js";
 
 /** How to point an MCP client at `mcpUrl` (with its bearer token, when one is required). */
@@ -51,6 +51,7 @@ export async function runMcpCommand(command: "stdio" | "http", argv: string[]): 
     const log = createLogger("mcp-http");
     const running = await startMcpHttp({ ...args.runtime, ...args.http, log });
     onShutdown(() => running.close(), log);
+    process.stdout.write(`MCP endpoint ${running.mcpUrl}\n`);
     process.stdout.write(`${mcpClientConfigLines("owlrun", running.mcpUrl, running.token).join("\n")}\n`);
     announceListening(running.url);
     return;

@@ -6,6 +6,8 @@
  * the gateway to be up: the server starts anyway and the tools explain the way out.
  */
 import { randomBytes } from "node:crypto";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import { createRequestStateCodec } from "@modelcontextprotocol/server";
 import type { ConfirmationState, SettleResult, ToolDeps } from "../../tools/index.js";
 import { GatewayClient, GatewayUnavailableError } from "../client/index.js";
@@ -51,6 +53,8 @@ export interface McpRuntime {
   close(): Promise<void>;
 }
 
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+
 /** What to do when nothing answers at the gateway URL, in the user's situation. */
 export function unavailableHint(opts: Pick<McpRuntimeOptions, "gatewaySource">): string {
   if (opts.gatewaySource)
@@ -88,9 +92,14 @@ export function openRuntime(opts: McpRuntimeOptions): McpRuntime {
     limits: { perCallSat: opts.maxPerCallSat, perDaySat: opts.maxPerDaySat },
   });
   if (wallet.createdSeed) {
-    log.info("created a new wallet; run `npx owlrun-mcp wallet balance` once to see its recovery phrase", {
-      dir: opts.dataDir,
-    });
+    // The same data dir, or the command would show (and create) another wallet; the user's shell
+    // may not have this server's OWLRUN_DATA_DIR, so only the plain default goes without the flag.
+    const isDefault = resolve(opts.dataDir) === join(homedir(), ".owlrun");
+    const dirFlag = isDefault ? "" : ` --data-dir ${shellQuote(resolve(opts.dataDir))}`;
+    log.info(
+      `created a new wallet; run \`npx owlrun-mcp wallet balance${dirFlag}\` once to see its recovery phrase`,
+      { dir: opts.dataDir },
+    );
   }
   const gateway = new GatewayClient({
     baseUrl: opts.gatewayUrl,

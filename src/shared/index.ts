@@ -1,6 +1,7 @@
 export * from "./config.js";
 export * from "./errors.js";
 export * from "./lifecycle.js";
+export * from "./ports.js";
 export * from "./log.js";
 export * from "./version.js";
 export * from "./prompt-size.js";

@@ -27,12 +27,13 @@ export const WALLET_USAGE = `owlrun-mcp wallet: the local Cashu wallet the MCP s
   owlrun-mcp wallet withdraw <bolt11 invoice | name@domain> [--amount SATS] [--mint-url URL]
   owlrun-mcp wallet restore [--phrase "twelve words …"] [--mint-url URL]
 
-Options (also read from OWLRUN_<NAME>): --data-dir DIR (default ~/.owlrun), --gateway URL (its first
-mint is the default mint; default ${DEFAULT_GATEWAY_URL}), --mint-url URL, --max-per-day N, --json.
+Options (also read from OWLRUN_<NAME>): --data-dir DIR (default ~/.owlrun), --gateway URL (env
+OWLRUN_GATEWAY_URL; its first mint is the default mint; default ${DEFAULT_GATEWAY_URL}), --mint-url URL,
+--max-per-call N, --max-per-day N, --allow-loopback-lnurl, --json.
 restore also reads the phrase from OWLRUN_RECOVERY_PHRASE.
 `;
 
-const FLAGS = {
+export const WALLET_FLAGS = {
   "data-dir": { type: "string" },
   gateway: { type: "string" },
   "mint-url": { type: "string" },
@@ -61,7 +62,7 @@ function positiveSats(name: string, value: string | undefined): number {
 }
 
 export async function runWalletCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args: argv, options: WALLET_FLAGS, allowPositionals: true });
   const [command, ...rest] = positionals;
   if (values.help || !command) return void process.stdout.write(WALLET_USAGE);
   const known = ["balance", "pubkey", "receive", "send", "topup", "withdraw", "restore"];
@@ -101,7 +102,7 @@ export async function runWalletCommand(argv: string[]): Promise<void> {
     }
 
     const gateway = new GatewayClient({
-      baseUrl: flagOrEnv(values, "gateway") ?? process.env.OWLRUN_GATEWAY_URL,
+      baseUrl: values.gateway ?? (process.env.OWLRUN_GATEWAY_URL || process.env.OWLRUN_GATEWAY),
     });
     const mintUrl = async () => {
       const flag = flagOrEnv(values, "mint-url");

@@ -5,11 +5,12 @@
  */
 import { execFile } from "node:child_process";
 import { createServer } from "node:net";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
 import { connect, printedMcpToken } from "../mcp/harness.js";
-import { startCli, tempDir } from "../support/cli-process.js";
+import { runCli, startCli, tempDir } from "../support/cli-process.js";
 
 const run = promisify(execFile);
 
@@ -27,6 +28,7 @@ describe("npm run devnet", () => {
     const dir = tempDir();
     const port = String(await freePort());
     const devnet = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
+    let mcpAt: string | undefined;
     try {
       const out = devnet.stdout();
       expect(out).toMatch(/gateway {3}http:\/\/127\.0\.0\.1:\d+/);
@@ -48,6 +50,9 @@ describe("npm run devnet", () => {
 
       // An agent on the devnet's MCP server pays for a chat from the MCP wallet.
       const mcpUrl = /MCP server \(Streamable HTTP\): (\S+)/.exec(out)![1]!;
+      // From a clone (not the published package): the stdio line runs this checkout's built CLI.
+      expect(out).toContain(`-- node ${resolve(import.meta.dirname, "../../dist/src/cli.js")}\n`);
+      mcpAt = mcpUrl;
       expect(out).toMatch(/its wallet holds 200 sats/);
       const agent = await connect({ mcpUrl, token: printedMcpToken(out) });
       try {
@@ -61,6 +66,15 @@ describe("npm run devnet", () => {
         expect(JSON.stringify(answer.structuredContent)).toContain(SCRIPTED_ANSWER);
         const balance = (await agent.client.callTool({ name: "balance", arguments: {} })) as any;
         expect(balance.structuredContent.total_sats).toBe(200 - answer.structuredContent.cost_sats);
+        // withdraw works on a devnet: `devnet invoice` makes an invoice the fake backend pays as external.
+        expect(out).toContain("owlrun-mcp devnet invoice 100");
+        const invoice = await runCli(["devnet", "invoice", "20"]);
+        expect(invoice.stdout).toMatch(/^lnbc\w+\n$/);
+        const w = (await agent.client.callTool({
+          name: "withdraw",
+          arguments: { destination: invoice.stdout.trim() },
+        })) as any;
+        expect(w.isError, JSON.stringify(w.content)).toBeFalsy();
       } finally {
         await agent.close();
       }
@@ -71,6 +85,8 @@ describe("npm run devnet", () => {
     const again = await startCli(["devnet", "--port", port, "--data-dir", dir], {}, 60_000);
     try {
       expect(again.stdout()).toMatch(/demo wallet balance: 700 sats/);
+      // Same data dir, same MCP URL: the `claude mcp add` line printed last time still works.
+      expect(again.stdout()).toContain(`MCP server (Streamable HTTP): ${mcpAt} `);
     } finally {
       await again.stop();
     }

@@ -2,7 +2,9 @@
  * Owlrun Chat in a real Chromium against a devnet on loopback: the browser wallet tops up over the
  * fake Lightning backend, pays a streamed prompt, keeps its balance across a reload, gets its refund
  * when no provider serves the model, and withdraws everything as a token a cashu-ts wallet redeems.
- * Screenshots of the main states go to docs/screenshots/ for the README.
+ * Screenshots of the main states go to docs/screenshots/ for the README, only when asked
+ * (`UPDATE_SCREENSHOTS=1`), so a test run leaves the tracked PNGs alone. Without Chromium the
+ * suite is skipped and says why and how to enable it.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -15,21 +17,30 @@ import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 
 const CHROMIUM = process.env.OWLRUN_CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = resolve(import.meta.dirname, "../../docs/screenshots");
+const UPDATE_SHOTS = process.env.UPDATE_SCREENSHOTS === "1";
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+if (!HAS_CHROMIUM)
+  process.stderr.write(
+    `test/web/chat.test.ts: browser tests skipped: no Chromium at ${CHROMIUM}. ` +
+      "Enable them with `apt-get install chromium` or OWLRUN_CHROMIUM=/path/to/chromium (.ci/run installs it).\n",
+  );
 
 /** Balance shown by the page, in sats. */
 const balanceOf = async (page: Page) => Number((await page.textContent("#balance"))!.replace(/\D/g, ""));
 
-describe.skipIf(!existsSync(CHROMIUM))("Owlrun Chat in Chromium", () => {
+describe.skipIf(!HAS_CHROMIUM)("Owlrun Chat in Chromium", () => {
   let devnet: CliProcess;
   let browser: Browser;
   let page: Page;
   const cspViolations: string[] = [];
   const pageErrors: string[] = [];
 
-  const shot = (name: string) => page.screenshot({ path: resolve(SHOTS, `${name}.png`), fullPage: true });
+  const shot = async (name: string) => {
+    if (UPDATE_SHOTS) await page.screenshot({ path: resolve(SHOTS, `${name}.png`), fullPage: true });
+  };
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
+    if (UPDATE_SHOTS) mkdirSync(SHOTS, { recursive: true });
     // At 50 USD/BTC a 512-token answer may cost tens of sats: the page pays that and gets change back.
     devnet = await startCli(
       ["devnet", "--port", "0", "--embedded", "--btc-usd", "50", "--data-dir", tempDir()],
