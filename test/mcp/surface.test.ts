@@ -65,7 +65,7 @@ describe("tool surface", () => {
   });
 
   it("output schemas use anyOf with null, never type arrays (Gemini and OpenAPI subsets reject them)", async () => {
-    const { client, close } = await connect(mcp.mcpUrl);
+    const { client, close } = await connect(mcp);
     const { tools } = await client.listTools();
     const typeArrays: string[] = [];
     const walk = (node: unknown, path: string) => {
