@@ -507,11 +507,11 @@ async function streamResponse(
   res.end();
 }
 
-async function jsonResponse(
+/** Drains a job into one answer, settles it and sets the payment headers (the non-streaming answers). */
+export async function collectAndSettle(
   res: Response,
   { job, payment, model, startedAt }: PaidJob,
   deps: ChatDeps,
-  ctx: { kind: Kind },
 ) {
   const collector = new Collector();
   for await (const chunk of job.chunks) collector.add(chunk);
@@ -519,6 +519,12 @@ async function jsonResponse(
   const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
   if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
   res.setHeader("X-Cost-Sats", String(settled.chargedSat));
+  return { collector, outcome, settled };
+}
+
+async function jsonResponse(res: Response, paid: PaidJob, deps: ChatDeps, ctx: { kind: Kind }) {
+  const { payment, model } = paid;
+  const { collector, outcome, settled } = await collectAndSettle(res, paid, deps);
   if (outcome.status === "failed" && collector.empty) {
     res
       .status(502)

@@ -7,7 +7,14 @@
  * ignore, and ride in `X-Cashu-Change` / the body's `payment` when not streaming.
  */
 import type { Response } from "express";
-import { type ChatDeps, Collector, type PaidJob, settleOutcome, turnCork } from "../chat.js";
+import {
+  type ChatDeps,
+  Collector,
+  collectAndSettle,
+  type PaidJob,
+  settleOutcome,
+  turnCork,
+} from "../chat.js";
 import { toolDeltas } from "../tools.js";
 import type { StreamChunk } from "../../routing/types.js";
 import { anthropicError, messageId, outputBlocks, stopReason, toolUseId } from "./translate.js";
@@ -151,7 +158,7 @@ export async function anthropicResponse(
     const err = anthropicError(
       502,
       "provider_failed",
-      `the provider failed mid-stream: ${outcome.error ?? "unknown"}; charged only for what was delivered`,
+      `the provider failed mid-stream: ${outcome.error ?? "unknown"}; you were not charged`,
       {},
     ) as Record<string, unknown>;
     res.end(`event: error\ndata: ${JSON.stringify(err)}\n\n`);
@@ -167,13 +174,7 @@ export async function anthropicResponse(
 }
 
 async function jsonAnswer(res: Response, paid: PaidJob, deps: ChatDeps, ctx: AnthropicContext) {
-  const { job, payment, model, startedAt } = paid;
-  const collector = new Collector();
-  for await (const chunk of job.chunks) collector.add(chunk);
-  const outcome = await job.outcome;
-  const settled = await settleOutcome(payment, outcome, deps, model, startedAt);
-  if (settled.changeToken) res.setHeader("X-Cashu-Change", settled.changeToken);
-  res.setHeader("X-Cost-Sats", String(settled.chargedSat));
+  const { collector, outcome, settled } = await collectAndSettle(res, paid, deps);
   if (outcome.status === "failed" && collector.empty) {
     res
       .status(502)

@@ -83,7 +83,7 @@ async function respond(
       ? {
           error: {
             code: "server_error",
-            message: `the provider failed: ${outcome.error ?? "unknown"}; charged only for what was delivered`,
+            message: `the provider failed: ${outcome.error ?? "unknown"}; you were not charged`,
           },
         }
       : {}),
