@@ -6,8 +6,9 @@
  * id. Then every sat is accounted for: the ledger balances with nothing open, its ecash is exactly
  * the gateway wallet's proofs (all UNSPENT at the mint, none in limbo), the client's spend equals
  * what the gateway charged, and minted = purses + MCP wallet + gateway ecash.
- * (The money attacks of items 1–5 — free tier, request-id collisions, overcharge, mid-stream
- * failure, price fallback — live with their fixes in the secmoney suites.)
+ * The money attacks of items 1–4 (rogue provider with free keys, request-id collisions, mid-stream
+ * failure, CJK overcharge) are replayed the same way, with the same books check, in
+ * money-attacks.test.ts; item 5 (price fallback) lives in test/gateway/price-unavailable.test.ts.
  */
 import { request } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Server } from "node:net";
