@@ -73,6 +73,9 @@ export const ModelSchema = z
       .string()
       .optional()
       .meta({ description: "an operator alias (--model-alias): the served model this name maps to" }),
+    capabilities: z
+      .array(z.enum(["completion", "embedding"]))
+      .meta({ description: "what nodes serve it for: chat/completions, /v1/embeddings, or both" }),
     pricing: z.object({ per_m_input_usd: z.number(), per_m_output_usd: z.number() }),
     routecat_pricing: z.object({
       input_per_1m_tokens_usd: z.number(),
@@ -226,9 +229,18 @@ export function publicRouter(deps: PublicDeps): Router {
     // Listed without a rate too (sats 0): paying is what answers 503 then, not discovery.
     const btcUsd = deps.oracle.maybePricingRate();
     const offers = deps.dispatcher.models();
+    const embedders = deps.dispatcher.embeddingModels?.() ?? [];
+    const capabilities = (model: string) => [
+      ...(offers.some((o) => o.model === model) ? (["completion"] as const) : []),
+      ...(embedders.some((e) => e.model === model) ? (["embedding"] as const) : []),
+    ];
     // Aliases are listed as models of their own (Anthropic clients check the name), priced as their target.
     const entries = [
       ...offers.map((m) => ({ id: m.model, model: m.model, nodes: m.nodes })),
+      // Embedding-only models too, so an OpenAI client can discover what /v1/embeddings serves.
+      ...embedders
+        .filter((e) => !offers.some((o) => o.model === e.model))
+        .map((m) => ({ id: m.model, model: m.model, nodes: m.nodes })),
       ...(deps.aliases?.listed(offers) ?? []).map((a) => ({
         id: a.alias,
         model: a.target,
@@ -244,6 +256,7 @@ export function publicRouter(deps: PublicDeps): Router {
         return {
           id: m.id,
           ...("alias_of" in m ? { alias_of: m.alias_of } : {}),
+          capabilities: capabilities(m.model),
           object: "model",
           created: 0,
           owned_by: "owlrun",

@@ -176,4 +176,13 @@ describe("embeddings", () => {
     expect((await ollama.ps()).models.map((m) => m.name)).toEqual([EMBED, CHAT].sort());
     expect((await ollama.list()).models.map((m) => m.name)).toEqual([CHAT, EMBED]);
   });
+
+  it("lists embedding models in /v1/models with their capabilities (the openai client's models.list)", async () => {
+    const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "unused" });
+    const listed = new Map<string, unknown>();
+    for await (const m of openai.models.list())
+      listed.set(m.id, (m as { capabilities?: unknown }).capabilities);
+    expect(listed.get(EMBED)).toEqual(["embedding"]);
+    expect(listed.get(CHAT)).toEqual(["completion"]);
+  });
 });
