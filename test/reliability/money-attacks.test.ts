@@ -10,10 +10,10 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
-import { type GatewayBooks, Purse, readGatewayBooks, sumAccounts } from "../support/money.js";
+import { expectBooksClosed, Purse, settledGatewayBooks, sumAccounts } from "../support/money.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
 import { postJson } from "../support/payments.js";
-import { sleep, waitFor } from "../mcp/harness.js";
+import { waitFor } from "../mcp/harness.js";
 
 const MODEL = "attack-paid:tiny";
 const FREE = "attack-free:tiny";
@@ -211,21 +211,9 @@ describe("money attacks replayed against a running network", () => {
   });
 
   it("ends with the books balanced and the ecash at the mint equal to them", async () => {
-    const gatewayDir = join(dir, "gateway");
-    let books: GatewayBooks = await readGatewayBooks(gatewayDir, mintUrl);
-    for (let i = 0; i < 50 && books.activeHolds > 0; i++) {
-      await sleep(100);
-      books = await readGatewayBooks(gatewayDir, mintUrl);
-    }
+    const books = await settledGatewayBooks(join(dir, "gateway"), mintUrl);
     const why = JSON.stringify(Object.fromEntries(books.balances));
-    expect(books.imbalanceMsat, why).toBe(0);
-    expect(books.activeHolds, why).toBe(0);
-    expect(sumAccounts(books, "hold:"), why).toBe(0);
-    expect(sumAccounts(books, "change:"), why).toBe(0);
-    expect(books.reservedSat, why).toBe(0);
-    expect(books.notUnspent, why).toBe(0);
-    expect(books.limboSat, why).toBe(0);
-    expect(books.ecashMsat, why).toBe(books.poolSat * 1000);
+    expectBooksClosed(books, why);
     expect(books.balances.get("equity:promo") ?? 0, why).toBe(0);
     expect(await client.notUnspent()).toBe(0);
     // What the client spent at the gateway is what it was charged, and that went to providers and fees.

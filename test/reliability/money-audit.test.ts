@@ -14,16 +14,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import {
-  type GatewayBooks,
+  expectBooksClosed,
   Purse,
-  readGatewayBooks,
+  settledGatewayBooks,
   readSse,
   seededRandom,
   seedFrom,
   sumAccounts,
 } from "../support/money.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
-import { sleep, waitFor } from "../mcp/harness.js";
+import { waitFor } from "../mcp/harness.js";
 
 const OK = "audit-ok:tiny";
 const SLOW = "audit-slow:tiny";
@@ -348,26 +348,13 @@ describe(`randomized money audit (seed ${SEED})`, () => {
     }
     if (process.env.OWLRUN_AUDIT_LOG) console.log(model.log.join("\n"));
     // Cancelled jobs settle just after the client leaves; the books are read once nothing is open.
-    const gatewayDir = join(dir, "gateway");
-    let books: GatewayBooks = await readGatewayBooks(gatewayDir, mintUrl);
-    for (let i = 0; i < 50 && books.activeHolds > 0; i++) {
-      await sleep(100);
-      books = await readGatewayBooks(gatewayDir, mintUrl);
-    }
+    const books = await settledGatewayBooks(join(dir, "gateway"), mintUrl);
     const why = `[seed ${SEED}] ${JSON.stringify(Object.fromEntries(books.balances))}`;
 
-    // 1. The ledger: balanced, nothing open, nothing owed as change.
-    expect(books.imbalanceMsat, why).toBe(0);
-    expect(books.activeHolds, why).toBe(0);
-    expect(sumAccounts(books, "hold:"), why).toBe(0);
-    expect(sumAccounts(books, "change:"), why).toBe(0);
-
-    // 2. The ledger's ecash asset is exactly the gateway wallet's proofs, all unspent at the mint;
-    //    every token it handed out has been redeemed by its client (nothing in limbo).
-    expect(books.reservedSat, why).toBe(0);
-    expect(books.notUnspent, why).toBe(0);
-    expect(books.ecashMsat, why).toBe(books.poolSat * 1000);
-    expect(books.limboSat, why).toBe(0);
+    // 1–2. The ledger: balanced, nothing open, nothing owed as change; its ecash asset is exactly the
+    //    gateway wallet's proofs, all unspent at the mint; every token it handed out has been
+    //    redeemed by its client (nothing in limbo).
+    expectBooksClosed(books, why);
     expect(await client.notUnspent()).toBe(0);
     expect(await providerPurse.notUnspent()).toBe(0);
 

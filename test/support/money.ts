@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { CheckStateEnum, type Proof, type Wallet } from "@cashu/cashu-ts";
 import Database from "better-sqlite3";
+import { expect } from "vitest";
 import { Ledger } from "../../gateway/ledger/index.js";
 import { encodeToken, type StoredProof, type TokenFormat, toProof } from "../../src/shared/ecash/index.js";
 import { mintProofs, newWallet, sumAmounts } from "./cashu.js";
@@ -139,6 +140,31 @@ export function sumAccounts(books: GatewayBooks, prefix: string): number {
   let s = 0;
   for (const [account, msat] of books.balances) if (account.startsWith(prefix)) s += msat;
   return s;
+}
+
+/** The books once nothing is open: jobs a client walked away from settle just after it left. */
+export async function settledGatewayBooks(gatewayDir: string, mintUrl: string): Promise<GatewayBooks> {
+  let books = await readGatewayBooks(gatewayDir, mintUrl);
+  for (let i = 0; i < 50 && books.activeHolds > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    books = await readGatewayBooks(gatewayDir, mintUrl);
+  }
+  return books;
+}
+
+/**
+ * The ledger balanced with nothing open and no change owed, and its ecash asset exactly the
+ * gateway wallet's proofs, all unspent at the mint, with nothing handed out left in limbo.
+ */
+export function expectBooksClosed(books: GatewayBooks, why: string): void {
+  expect(books.imbalanceMsat, why).toBe(0);
+  expect(books.activeHolds, why).toBe(0);
+  expect(sumAccounts(books, "hold:"), why).toBe(0);
+  expect(sumAccounts(books, "change:"), why).toBe(0);
+  expect(books.reservedSat, why).toBe(0);
+  expect(books.notUnspent, why).toBe(0);
+  expect(books.ecashMsat, why).toBe(books.poolSat * 1000);
+  expect(books.limboSat, why).toBe(0);
 }
 
 /**
