@@ -11,7 +11,13 @@ import { request as httpsRequest } from "node:https";
 import bolt11 from "bolt11";
 import * as z from "zod";
 import { LightningBackendError } from "./errors.js";
-import type { CreatedInvoice, IncomingState, LightningBackend, OutgoingResult } from "./types.js";
+import {
+  type CreatedInvoice,
+  type IncomingState,
+  type LightningBackend,
+  type OutgoingResult,
+  routingFeeReserveSat,
+} from "./types.js";
 
 export interface ClnOptions {
   /** clnrest's listener, e.g. https://127.0.0.1:3010 */
@@ -171,10 +177,7 @@ export function createClnLightning(opts: ClnOptions): LightningBackend {
       return inv?.status === "paid" ? (inv.payment_preimage?.toLowerCase() ?? undefined) : undefined;
     },
 
-    feeReserveSat(amountMsat) {
-      const ppm = opts.feeReservePpm ?? 10_000;
-      return Math.max(opts.feeReserveMinSat ?? 4, Math.ceil((amountMsat * ppm) / 1e9));
-    },
+    feeReserveSat: (amountMsat) => routingFeeReserveSat(amountMsat, opts),
 
     async payInvoice(request, amountMsat, maxFeeSat): Promise<OutgoingResult> {
       let d: ReturnType<typeof bolt11.decode>;

@@ -11,7 +11,13 @@ import { request as httpsRequest } from "node:https";
 import bolt11 from "bolt11";
 import * as z from "zod";
 import { LightningBackendError } from "./errors.js";
-import type { CreatedInvoice, IncomingState, LightningBackend, OutgoingResult } from "./types.js";
+import {
+  type CreatedInvoice,
+  type IncomingState,
+  type LightningBackend,
+  type OutgoingResult,
+  routingFeeReserveSat,
+} from "./types.js";
 
 export interface LndOptions {
   /** LND's REST listener, e.g. https://127.0.0.1:8080 */
@@ -200,10 +206,7 @@ export function createLndLightning(opts: LndOptions): LightningBackend {
       return inv.state === "SETTLED" && inv.r_preimage ? b64hex(inv.r_preimage) : undefined;
     },
 
-    feeReserveSat(amountMsat) {
-      const ppm = opts.feeReservePpm ?? 10_000;
-      return Math.max(opts.feeReserveMinSat ?? 4, Math.ceil((amountMsat * ppm) / 1e9));
-    },
+    feeReserveSat: (amountMsat) => routingFeeReserveSat(amountMsat, opts),
 
     async payInvoice(request, amountMsat, maxFeeSat): Promise<OutgoingResult> {
       let d: ReturnType<typeof bolt11.decode>;

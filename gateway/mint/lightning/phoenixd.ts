@@ -8,7 +8,13 @@ import bolt11 from "bolt11";
 import { WebSocket } from "ws";
 import * as z from "zod";
 import { LightningBackendError } from "./errors.js";
-import type { CreatedInvoice, IncomingState, LightningBackend, OutgoingResult } from "./types.js";
+import {
+  type CreatedInvoice,
+  type IncomingState,
+  type LightningBackend,
+  type OutgoingResult,
+  routingFeeReserveSat,
+} from "./types.js";
 
 export interface PhoenixdOptions {
   /** e.g. http://127.0.0.1:9740 */
@@ -209,10 +215,7 @@ export function createPhoenixdLightning(opts: PhoenixdOptions): LightningBackend
       return parse(IncomingPayment, a, "incoming payment").preimage?.toLowerCase() ?? undefined;
     },
 
-    feeReserveSat(amountMsat) {
-      const ppm = opts.feeReservePpm ?? 10_000;
-      return Math.max(opts.feeReserveMinSat ?? 4, Math.ceil((amountMsat * ppm) / 1e9));
-    },
+    feeReserveSat: (amountMsat) => routingFeeReserveSat(amountMsat, opts),
 
     async payInvoice(request, amountMsat): Promise<OutgoingResult> {
       let d: ReturnType<typeof bolt11.decode>;

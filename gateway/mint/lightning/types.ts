@@ -57,3 +57,12 @@ export interface LightningBackend {
   onInvoicePaid?(listener: (paymentHash: string) => void): void;
   close(): Promise<void>;
 }
+
+/** What a real node's melt sets aside for routing fees: `ppm` of the amount, at least `minSat`. */
+export function routingFeeReserveSat(
+  amountMsat: number,
+  opts: { feeReservePpm?: number; feeReserveMinSat?: number },
+): number {
+  const ppm = opts.feeReservePpm ?? 10_000;
+  return Math.max(opts.feeReserveMinSat ?? 4, Math.ceil((amountMsat * ppm) / 1e9));
+}
