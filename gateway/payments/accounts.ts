@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS promo_days (day TEXT PRIMARY KEY, sats INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS topups (
   quote TEXT PRIMARY KEY, account_id TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
   request TEXT NOT NULL, expiry INTEGER, state TEXT NOT NULL, created_at INTEGER NOT NULL);
+-- Every authenticated request looks for its account's pending top-ups: only pending rows, by account.
+CREATE INDEX IF NOT EXISTS topups_pending ON topups (account_id, created_at) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS token_formats (account_id TEXT PRIMARY KEY, format TEXT NOT NULL);
 `;
 
