@@ -2,6 +2,8 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
+    // One real PostgreSQL cluster for the run (stores that processes share are tested on it too).
+    globalSetup: ["test/support/postgres-global.ts"],
     include: [
       "test/**/*.test.ts",
       "gateway/**/*.test.ts",

@@ -13,6 +13,7 @@ import {
   jsonClientErrors,
   listen,
   type Logger,
+  type PgDatabase,
   privateDir,
 } from "../src/shared/index.js";
 import type { RouteGroup } from "../src/shared/discovery/index.js";
@@ -144,6 +145,8 @@ export interface GatewayOptions {
   market?: MarketOptions;
   /** how long history no hot path needs is kept, and how often it is compacted */
   retention?: RetentionOptions;
+  /** PostgreSQL shared by several gateway processes (`--database-url`); default: SQLite files in dataDir */
+  database?: PgDatabase;
   log?: Logger;
 }
 

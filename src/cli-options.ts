@@ -23,6 +23,7 @@ export const MINT_FLAGS = {
   "cln-rune": { type: "string" },
   "cln-cert-file": { type: "string" },
   "input-fee-ppk": { type: "string" },
+  "database-url": { type: "string" },
 } as const;
 
 export type MintFlags = { [K in keyof typeof MINT_FLAGS]?: string | boolean };
@@ -97,7 +98,9 @@ const LIGHTNING_HELP = `  --lightning fake|phoenixd|lnd|cln   Lightning backend 
   --cln-cert-file F           clnrest's TLS certificate (self-signed nodes)
   --fake-delay-ms N           fake backend: ms until an invoice counts as paid (default 1000)
   --fake-pay-delay-ms N       fake backend: ms an outgoing payment takes (default 0)
-  --input-fee-ppk N           NUT-02 input fee, parts per thousand per proof (default 0)`;
+  --input-fee-ppk N           NUT-02 input fee, parts per thousand per proof (default 0)
+  --database-url URL          postgres://… : keep the stores in PostgreSQL, shared by several processes
+                              (default: SQLite files in the data dir)`;
 
 export const MINT_USAGE = `owlrun-mcp mint [options]: the bundled Cashu mint alone (default port 3338)
 owlrun-mcp mint rotate-keyset [--data-dir DIR] [--input-fee-ppk N]: new active keyset; old ones still redeem

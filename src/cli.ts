@@ -58,6 +58,7 @@ import {
   onShutdown,
   parseNonNegativeInt,
   parsePort,
+  PgDatabase,
   privateDir,
   PACKAGE_ROOT,
   PortMemory,
@@ -93,8 +94,24 @@ function bsvFlags(values: { [k: string]: string | boolean | string[] | undefined
 }
 
 /** The bundled mint inside the gateway's server, at /mint. */
-const bundledMint = (dataDir: string, lightning: LightningBackend, inputFeePpk: number) =>
-  createBundledMint({ dataDir, lightning, inputFeePpk, log: createLogger("mint") });
+const bundledMint = (
+  dataDir: string,
+  lightning: LightningBackend,
+  inputFeePpk: number,
+  database: PgDatabase | undefined,
+) => createBundledMint({ dataDir, lightning, inputFeePpk, database, log: createLogger("mint") });
+
+/** `--database-url` / OWLRUN_DATABASE_URL: one pool per process, closed at shutdown after the servers. */
+async function databaseFromFlags(flags: MintFlags, app: string): Promise<PgDatabase | undefined> {
+  const url = flagOrEnv(flags, "database-url");
+  if (!url) return undefined;
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError("--database-url must be a postgres:// URL");
+  try {
+    return await PgDatabase.open(url, { applicationName: app });
+  } catch (err) {
+    throw new ConfigError(`--database-url: cannot connect (${errorMessage(err)})`);
+  }
+}
 
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
@@ -144,15 +161,20 @@ async function runMint(argv: string[]): Promise<void> {
     return;
   }
   if (positionals.length > 0) throw new ConfigError(`unknown mint command "${positionals[0]}"`);
+  const database = await databaseFromFlags(values, "owlrun-mint");
   const running = await startMintServer({
     dataDir,
+    database,
     lightning: lightningFromFlags(values),
     inputFeePpk,
     host: flagOrEnv(values, "host"),
     port: parsePort(flagOrEnv(values, "port"), 3338),
     log: createLogger("mint"),
   });
-  onShutdown(() => running.close(), log);
+  onShutdown(async () => {
+    await running.close();
+    await database?.close();
+  }, log);
   announceListening(running.url);
 }
 
@@ -185,8 +207,10 @@ async function runGateway(argv: string[]): Promise<void> {
   if (positionals.length > 0) throw new ConfigError(`unknown gateway command "${positionals[0]}"`);
   const external = values["mint-url"] ?? (process.env.OWLRUN_MINT_URL ? [process.env.OWLRUN_MINT_URL] : []);
   const inputFeePpk = parseNonNegativeInt("--input-fee-ppk", flagOrEnv(values, "input-fee-ppk"), 0);
+  const database = await databaseFromFlags(values, "owlrun-gateway");
   const running = await startGateway({
     dataDir,
+    database,
     trustedMints: external,
     providerSharePct: parseNonNegativeInt("--provider-share", flagOrEnv(values, "provider-share"), 95),
     priceFeedUrl: flagOrEnv(values, "price-feed"),
@@ -240,9 +264,12 @@ async function runGateway(argv: string[]): Promise<void> {
     log: createLogger("gateway"),
     bundledMint: external.length
       ? undefined
-      : await bundledMint(join(root, "mint"), lightningFromFlags(values), inputFeePpk),
+      : await bundledMint(join(root, "mint"), lightningFromFlags(values), inputFeePpk, database),
   });
-  onShutdown(() => running.close(), log);
+  onShutdown(async () => {
+    await running.close();
+    await database?.close();
+  }, log);
   announceListening(running.url);
 }
 
@@ -365,6 +392,7 @@ async function runDevnet(argv: string[]): Promise<void> {
       join(base, "mint"),
       createLightningBackend("fake", { incomingDelayMs: 300 }),
       0,
+      undefined,
     ),
   });
   if (portFlag === undefined) ports.remember("gateway", gateway.url);

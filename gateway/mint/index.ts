@@ -13,6 +13,7 @@ import {
   type Logger,
   listen,
   privateDir,
+  type PgDatabase,
 } from "../../src/shared/index.js";
 import { createMintRouter, mintRoutes } from "./http.js";
 import { KeysetManager, loadOrCreateMasterSecret } from "./keys.js";
@@ -31,6 +32,8 @@ export interface MintServiceOptions extends Partial<Omit<MintOptions, "log">> {
   /** directory for master-secret and mint.sqlite */
   dataDir: string;
   lightning: LightningBackend;
+  /** PostgreSQL shared by several mint processes (`--database-url`); default: mint.sqlite in dataDir */
+  database?: PgDatabase;
   log?: Logger;
 }
 
