@@ -367,7 +367,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.use(ollamaMetaRouter(deps));
   app.use(embeddingsRouter(deps));
   app.use(accountRouter({ accounts, ledger, wallet, signups: accountSignups }));
-  app.use(routstrRouter({ accounts, ledger, wallet }));
+  app.use(routstrRouter({ accounts, ledger, wallet, claims: oneShots }));
   app.use(payRouter({ accounts, ledger, wallet, store: oneShots, prices, oracle, paywall }));
   app.use(providerRouter({ ledger, wallet, routing, payouts, oracle }));
   let listeningUrl: string | undefined;

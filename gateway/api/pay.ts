@@ -7,13 +7,13 @@
  * - `GET /v1/account/statement?month=YYYY-MM&format=json|csv`: a key's monthly statement, read
  *   from the ledger (business keys: usage at their tier's discount).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type Request, Router } from "express";
 import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "../payments/errors.js";
 import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
-import type { OneShotStore } from "../payments/oneshot.js";
+import type { OneShotStore, TopupClaimRow } from "../payments/oneshot.js";
 import type { PriceTable } from "../payments/pricing.js";
 import {
   buildStatement,
@@ -60,16 +60,67 @@ export const TopupResponseSchema = z.object({
   expires_at: z.string().nullable(),
   refill: z.boolean(),
   amount_usd: z.number().optional().meta({ description: "what was asked, when asked in dollars" }),
+  claim_secret: z.string().meta({
+    description:
+      "claims the top-up once paid, like the preimage (for wallets that never show one); keep it private",
+  }),
 });
-export const TopupClaimRequestSchema = z.object({
-  preimage: z.string().regex(/^[0-9a-fA-F]{64}$/, "preimage must be 32 bytes of hex"),
-  token: z.string().max(200).optional(),
-});
+export const TopupClaimRequestSchema = z
+  .object({
+    preimage: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "preimage must be 32 bytes of hex")
+      .optional(),
+    claim_secret: z.string().min(16).max(100).optional(),
+    token: z.string().max(200).optional(),
+  })
+  .refine((b) => (b.preimage === undefined) !== (b.claim_secret === undefined), {
+    message: "give the preimage or the claim_secret (one of them)",
+  });
 export const TopupClaimResponseSchema = z.object({
   token: z.string().optional(),
   amount_sats: z.number().int().positive(),
   balance_sats: z.number().int().nonnegative(),
 });
+
+/** A claim secret and the hash the store keeps of it (the secret itself is never stored). */
+export function newClaimSecret(): { secret: string; hash: string } {
+  const secret = randomBytes(24).toString("base64url");
+  return { secret, hash: claimHash(secret) };
+}
+export const claimHash = (secret: string) => createHash("sha256").update(secret).digest("hex");
+
+/**
+ * Claims a paid top-up once: mints its ecash, makes a new key of `prefix` (or refills the row's key),
+ * marks it claimed and credits the ledger. The key is returned here only: it is not stored.
+ */
+export async function claimTopup(
+  deps: Pick<PayDeps, "accounts" | "store" | "wallet" | "ledger">,
+  row: TopupClaimRow,
+  prefix: "sk-" | "abl_",
+): Promise<z.infer<typeof TopupClaimResponseSchema>> {
+  const keys = deps.accounts.accounts;
+  if (row.state !== "pending") throw new PaymentError("token_spent", "this top-up was already claimed", 401);
+  if (!(await mintWhenPaid(deps.wallet, row.mint, row.quote, row.amount_sat)))
+    throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
+  const made = row.account_id ? undefined : keys.createSession(prefix);
+  const accountId = row.account_id ?? made!.id;
+  if (!deps.store.markClaimed(row.payment_hash, accountId)) {
+    if (made) keys.forgetTokenSession(made.id);
+    throw new PaymentError("token_spent", "this top-up was already claimed", 401);
+  }
+  await deps.ledger.deposit(
+    Accounts.user(accountId),
+    row.amount_sat * 1000,
+    row.mint,
+    `topup-claim:${row.payment_hash}`,
+  );
+  return {
+    ...(made ? { token: made.key } : {}),
+    amount_sats: row.amount_sat,
+    balance_sats: await deps.accounts.balanceSat(keys.byId(accountId)!),
+  };
+}
 
 export interface PayDeps extends AccountDeps {
   store: OneShotStore;
@@ -113,12 +164,14 @@ export function payRouter(deps: PayDeps): Router {
     if (!mint) throw new PaymentError("mint_unavailable", "the gateway has no mint", 503);
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun prepaid top-up");
     const paymentHash = paymentHashOf(quote.request);
+    const claim = newClaimSecret();
     deps.store.addTopupClaim({
       payment_hash: paymentHash,
       quote: quote.quote,
       mint,
       amount_sat: amount_sats,
       account_id: account ? keys.payer(account.id).id : null,
+      claim_hash: claim.hash,
     });
     res.status(201).json({
       invoice: quote.request,
@@ -127,14 +180,17 @@ export function payRouter(deps: PayDeps): Router {
       expires_at: quote.expiry ? new Date(quote.expiry * 1000).toISOString() : null,
       refill: account !== undefined,
       ...(body.amount_usd !== undefined ? { amount_usd: body.amount_usd } : {}),
+      claim_secret: claim.secret,
     } satisfies z.infer<typeof TopupResponseSchema>);
   });
 
   r.post("/v1/topup/claim", async (req, res) => {
     const body = parseWith(TopupClaimRequestSchema, req.body);
-    const paymentHash = createHash("sha256").update(Buffer.from(body.preimage, "hex")).digest("hex");
-    const row = deps.store.topupClaim(paymentHash);
-    if (!row) throw new PaymentError("invalid_token", "no top-up invoice has this preimage", 401);
+    const row = body.preimage
+      ? deps.store.topupClaim(createHash("sha256").update(Buffer.from(body.preimage, "hex")).digest("hex"))
+      : deps.store.topupClaimBySecretHash(claimHash(body.claim_secret!));
+    if (!row)
+      throw new PaymentError("invalid_token", "no top-up invoice has this preimage or claim secret", 401);
     if (row.state !== "pending")
       throw new PaymentError("token_spent", "this top-up was already claimed", 401);
     if (row.account_id && body.token) {
@@ -142,25 +198,8 @@ export function payRouter(deps: PayDeps): Router {
       if (!named || keys.payer(named.id).id !== row.account_id)
         throw new PaymentError("invalid_key", "this top-up refills another key", 401);
     }
-    if (!(await mintWhenPaid(deps.wallet, row.mint, row.quote, row.amount_sat)))
-      throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
-    const made = row.account_id ? undefined : keys.createSession();
-    const accountId = row.account_id ?? made!.id;
-    if (!deps.store.markClaimed(paymentHash, accountId)) {
-      if (made) keys.forgetTokenSession(made.id);
-      throw new PaymentError("token_spent", "this top-up was already claimed", 401);
-    }
-    await deps.ledger.deposit(
-      Accounts.user(accountId),
-      row.amount_sat * 1000,
-      row.mint,
-      `topup-claim:${paymentHash}`,
-    );
-    res.json({
-      ...(made ? { token: made.key } : {}),
-      amount_sats: row.amount_sat,
-      balance_sats: await deps.accounts.balanceSat(keys.byId(accountId)!),
-    } satisfies z.infer<typeof TopupClaimResponseSchema>);
+    // 402ai names its prepaid tokens abl_…
+    res.json(await claimTopup(deps, row, "abl_"));
   });
 
   r.get("/v1/account/statement", async (req, res) => {
@@ -219,7 +258,8 @@ export const payRoutes: RouteGroup = {
     {
       method: "post",
       path: "/v1/topup/claim",
-      summary: "Claim a paid top-up with its preimage: a new sk- key (token) or the refilled balance",
+      summary:
+        "Claim a paid top-up with its preimage or claim_secret: a new abl_ key (token, shown once) or the refilled balance",
       body: TopupClaimRequestSchema,
       responses: okJson("the key and its balance", TopupClaimResponseSchema),
       errors: {

@@ -1,13 +1,20 @@
 /**
- * Routstr's Lightning top-up of a key: `POST /lightning/invoice` {amount_sats, purpose: "topup",
- * api_key} → a bolt11 invoice, and `GET /lightning/invoice/:id/status` (also under `/v1`). Paid
- * invoices are minted and credited once, the same way as `/v1/auth/topup` (creditPaidTopups).
+ * Routstr's Lightning invoices for keys: `POST /lightning/invoice` {amount_sats, purpose, api_key}
+ * → a bolt11 invoice, and `GET /lightning/invoice/:id/status` (also under `/v1`).
+ * - purpose "topup": paid invoices are minted and credited once to the key, the same way as
+ *   `/v1/auth/topup` (creditPaidTopups).
+ * - purpose "create": the invoice id is a fresh secret (not the payment hash, which anyone holding
+ *   the bolt11 can compute); the first status call after payment makes the sk- key, credits it and
+ *   shows it that once. Keys are stored hashed, so it cannot be shown again.
  */
 import { type Request, Router } from "express";
 import * as z from "zod";
 import { okJson, type RouteDoc, type RouteGroup } from "../../src/shared/discovery/index.js";
 import { paymentHashOf } from "../payments/l402.js";
+import type { OneShotStore } from "../payments/oneshot.js";
 import { type AccountDeps, authenticateRequest, creditPaidTopups } from "./accounts.js";
+import { claimHash, claimTopup, newClaimSecret } from "./pay.js";
+import { PaymentError } from "../payments/errors.js";
 import { ApiError, ErrorBodySchema, parseWith } from "./errors.js";
 
 export const LightningInvoiceRequestSchema = z.object({
@@ -24,7 +31,10 @@ export const LightningInvoiceResponseSchema = z.object({
 });
 export const LightningInvoiceStatusSchema = z.object({
   status: z.enum(["pending", "paid", "expired"]),
-  api_key: z.null().meta({ description: "always null: the key was yours already, it is not shown again" }),
+  api_key: z.string().nullable().meta({
+    description:
+      'purpose "create": the new key, in the first status answer after payment only (store it); otherwise null',
+  }),
   amount_sats: z.number().int(),
   paid_at: z.number().int().nullable(),
   created_at: z.number().int(),
@@ -33,18 +43,62 @@ export const LightningInvoiceStatusSchema = z.object({
 
 const DEFAULT_EXPIRY_S = 3600;
 
-export function routstrRouter(deps: AccountDeps): Router {
+export function routstrRouter(deps: AccountDeps & { claims: OneShotStore }): Router {
   const r = Router();
   const store = deps.accounts.accounts;
 
+  /** purpose "create": a top-up claim (as /v1/topup) whose claim secret is the invoice id. */
+  const createKeyInvoice = async (amountSats: number) => {
+    const mint = deps.wallet.trustedMints[0];
+    if (!mint) throw new ApiError(503, "mint_unavailable", "the gateway has no mint");
+    const quote = await deps.wallet.createMintQuote(mint, amountSats, "routstr new key");
+    const paymentHash = paymentHashOf(quote.request);
+    const claim = newClaimSecret();
+    deps.claims.addTopupClaim({
+      payment_hash: paymentHash,
+      quote: quote.quote,
+      mint,
+      amount_sat: amountSats,
+      account_id: null,
+      claim_hash: claim.hash,
+    });
+    return {
+      invoice_id: claim.secret,
+      bolt11: quote.request,
+      amount_sats: amountSats,
+      expires_at: quote.expiry ?? Math.floor(Date.now() / 1000) + DEFAULT_EXPIRY_S,
+      payment_hash: paymentHash,
+    } satisfies z.infer<typeof LightningInvoiceResponseSchema>;
+  };
+
+  /** The status of a "create" invoice; undefined when `id` is not one. */
+  const createStatus = async (id: string) => {
+    const row = deps.claims.topupClaimBySecretHash(claimHash(id));
+    if (!row) return undefined;
+    let apiKey: string | null = null;
+    if (row.state === "pending") {
+      try {
+        apiKey = (await claimTopup({ ...deps, store: deps.claims }, row, "sk-")).token ?? null;
+      } catch (err) {
+        // Not paid yet (402), or another status call claimed it a moment ago (401): report the state.
+        if (!(err instanceof PaymentError)) throw err;
+      }
+    }
+    const now = deps.claims.topupClaimBySecretHash(claimHash(id))!;
+    const paid = now.state === "claimed";
+    return {
+      status: paid ? "paid" : "pending",
+      api_key: apiKey,
+      amount_sats: now.amount_sat,
+      paid_at: null,
+      created_at: Math.floor(now.created_at / 1000),
+      expires_at: null,
+    } satisfies z.infer<typeof LightningInvoiceStatusSchema>;
+  };
+
   const create = async (req: Request) => {
     const body = parseWith(LightningInvoiceRequestSchema, req.body);
-    if (body.purpose === "create")
-      throw new ApiError(
-        400,
-        "invalid_request",
-        'purpose "create" is not offered here: make a key with POST /v1/topup (pay, then claim) or POST /v1/balance/create with a cashu token, then top it up with purpose "topup"',
-      );
+    if (body.purpose === "create") return createKeyInvoice(body.amount_sats);
     if (body.api_key) req.headers.authorization = `Bearer ${body.api_key}`;
     const account = await authenticateRequest(deps.accounts, req);
     const mint = deps.wallet.trustedMints[0];
@@ -69,6 +123,8 @@ export function routstrRouter(deps: AccountDeps): Router {
   };
 
   const status = async (id: string) => {
+    const created = await createStatus(id);
+    if (created) return created;
     let row = store.topup(id);
     if (!row) throw new ApiError(404, "not_found", "Invoice not found");
     if (row.state === "pending") {
@@ -102,16 +158,18 @@ const docs = (base: string): RouteDoc[] => [
   {
     method: "post",
     path: `${base}/lightning/invoice`,
-    summary: 'Routstr: a Lightning invoice that tops up a key (purpose "topup")',
+    summary:
+      'Routstr: a Lightning invoice that tops up a key (purpose "topup", Bearer key) or makes a new one (purpose "create", no key)',
     security: ["bearer"],
     body: LightningInvoiceRequestSchema,
     responses: okJson("the invoice", LightningInvoiceResponseSchema),
-    errors: { 400: 'malformed body, or purpose "create"', 401: "missing or unknown key", 503: "no mint" },
+    errors: { 400: "malformed body", 401: "missing or unknown key (topup)", 503: "no mint" },
   },
   {
     method: "get",
     path: `${base}/lightning/invoice/:id/status`,
-    summary: "Routstr: the state of a top-up invoice; a paid one is credited to its key now",
+    summary:
+      'Routstr: the state of an invoice; a paid one is credited now, and a paid "create" shows its new key once',
     responses: okJson("the state", LightningInvoiceStatusSchema),
     errors: { 404: "no such invoice" },
   },

@@ -141,14 +141,14 @@ export class AccountPayments {
   }
 
   /**
-   * rc_ / sk- keys, or a raw cashu token that becomes (or already is) a session. Lightning top-ups
+   * rc_ / sk- / abl_ (402ai top-up) keys, or a raw cashu token that becomes (or already is) a session. Lightning top-ups
    * of the key's account that the mint reports paid are credited first, so whatever the key calls
    * next sees its money.
    */
   async authenticate(bearer: string): Promise<AccountRow> {
     const key = bearer.trim();
     if (/^(cashu:)?cashu[AB]/.test(key)) return this.tokenSession(key);
-    const account = /^(rc_|sk-)/.test(key) ? this.accounts.byKey(key) : undefined;
+    const account = /^(rc_|sk-|abl_)/.test(key) ? this.accounts.byKey(key) : undefined;
     if (!account) throw new PaymentError("invalid_key", "invalid API key", 401);
     await this.creditPaidTopups(this.accounts.payer(account.id).id);
     return account;

@@ -137,9 +137,13 @@ export class AccountStore extends SqliteStore {
     return a;
   }
 
-  /** A new sk- session key (its balance is funded by the caller through the ledger). */
-  createSession(): { id: string; key: string } {
-    const key = newKey("sk-");
+  /**
+   * A new session key (its balance is funded by the caller through the ledger): `sk-` as Routstr
+   * names them, `abl_` for 402ai's prepaid top-up tokens. Keys are found by their hash, so every
+   * prefix is accepted everywhere.
+   */
+  createSession(prefix: "sk-" | "abl_" = "sk-"): { id: string; key: string } {
+    const key = newKey(prefix);
     return { id: this.insert("session", hashKey(key), null, null), key };
   }
 

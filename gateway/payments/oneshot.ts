@@ -39,6 +39,21 @@ CREATE TABLE IF NOT EXISTS topup_claims (
   account_id TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL);
 `;
 
+/**
+ * `claim_hash`: sha256 of the claim secret handed to whoever made the invoice (the /topup page, a
+ * Routstr `purpose: "create"` invoice id), who may claim the paid top-up with it instead of the
+ * preimage (wallets that scan a QR never show one). Added after the first release: older files
+ * get the column when opened.
+ */
+function addClaimHash(store: SqliteStore): void {
+  const cols = store.db.prepare("PRAGMA table_info(topup_claims)").all() as { name: string }[];
+  if (!cols.some((c) => c.name === "claim_hash"))
+    store.db.exec("ALTER TABLE topup_claims ADD COLUMN claim_hash TEXT");
+  store.db.exec(
+    "CREATE UNIQUE INDEX IF NOT EXISTS topup_claims_claim ON topup_claims (claim_hash) WHERE claim_hash IS NOT NULL",
+  );
+}
+
 export interface TopupClaimRow {
   payment_hash: string;
   quote: string;
@@ -46,12 +61,15 @@ export interface TopupClaimRow {
   amount_sat: number;
   account_id: string | null;
   state: "pending" | "claimed";
+  claim_hash: string | null;
+  created_at: number;
 }
 
 /** External payments (L402, BSV) and 402ai-style top-up claims, in `<data>/payments.sqlite`. */
 export class OneShotStore extends SqliteStore {
   constructor(path: string) {
     super(path, SCHEMA);
+    addClaimHash(this);
   }
 
   /** Records a credential; false when the id is already known (a replayed BSV txid). */
@@ -108,16 +126,22 @@ export class OneShotStore extends SqliteStore {
     return this.db.prepare("UPDATE oneshot SET state = 'paid' WHERE state = 'in_use'").run().changes;
   }
 
-  addTopupClaim(t: Omit<TopupClaimRow, "state">): void {
+  addTopupClaim(t: Omit<TopupClaimRow, "state" | "created_at">): void {
     this.db
       .prepare(
-        "INSERT INTO topup_claims (payment_hash, quote, mint, amount_sat, account_id, state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+        "INSERT INTO topup_claims (payment_hash, quote, mint, amount_sat, account_id, state, created_at, claim_hash) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
       )
-      .run(t.payment_hash, t.quote, t.mint, t.amount_sat, t.account_id, Date.now());
+      .run(t.payment_hash, t.quote, t.mint, t.amount_sat, t.account_id, Date.now(), t.claim_hash);
   }
 
   topupClaim(paymentHash: string): TopupClaimRow | undefined {
     return this.db.prepare("SELECT * FROM topup_claims WHERE payment_hash = ?").get(paymentHash) as
+      TopupClaimRow | undefined;
+  }
+
+  /** The top-up whose claim secret hashes to `claimHash`. */
+  topupClaimBySecretHash(claimHash: string): TopupClaimRow | undefined {
+    return this.db.prepare("SELECT * FROM topup_claims WHERE claim_hash = ?").get(claimHash) as
       TopupClaimRow | undefined;
   }
 

@@ -261,7 +261,7 @@ describe("402ai prepaid tokens", () => {
     const wrong = await post("/v1/topup/claim", { preimage: "11".repeat(32) });
     expect(wrong.status).toBe(401);
     const claim = (await (await post("/v1/topup/claim", { preimage })).json()) as any;
-    expect(claim).toMatchObject({ amount_sats: 40, balance_sats: 40, token: expect.stringMatching(/^sk-/) });
+    expect(claim).toMatchObject({ amount_sats: 40, balance_sats: 40, token: expect.stringMatching(/^abl_/) });
     const again = await post("/v1/topup/claim", { preimage });
     expect(again.status).toBe(401);
     expect(((await again.json()) as any).error.type).toBe("token_spent");
@@ -285,6 +285,28 @@ describe("402ai prepaid tokens", () => {
     expect(refilled).toEqual({ amount_sats: 10, balance_sats: 48 });
     const badRefill = await post("/v1/topup", { amount_sats: 10 }, { authorization: "Bearer sk-nope" });
     expect(badRefill.status).toBe(401);
+  });
+
+  it("the claim secret (for wallets that show no preimage) claims once; a guessed one is refused", async () => {
+    const top = (await (await post("/v1/topup", { amount_sats: 15 })).json()) as any;
+    expect(top.claim_secret).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const both = await post("/v1/topup/claim", { claim_secret: top.claim_secret, preimage: "11".repeat(32) });
+    expect(both.status).toBe(400);
+    const guessed = await post("/v1/topup/claim", { claim_secret: "x".repeat(32) });
+    expect(guessed.status).toBe(401);
+    await payInvoice(top.invoice);
+    const claimed = (await (await post("/v1/topup/claim", { claim_secret: top.claim_secret })).json()) as any;
+    expect(claimed).toMatchObject({
+      amount_sats: 15,
+      balance_sats: 15,
+      token: expect.stringMatching(/^abl_/),
+    });
+    const again = await post("/v1/topup/claim", { claim_secret: top.claim_secret });
+    expect(again.status).toBe(401);
+    const bal = await fetch(`${gw.url}/v1/balance`, {
+      headers: { authorization: `Bearer ${claimed.token}` },
+    });
+    expect(((await bal.json()) as any).balance_sats).toBe(15);
   });
 });
 

@@ -63,6 +63,8 @@ describe("402ai seed: prepaid token", () => {
     const CLAIM = await curl("/api/v1/topup/claim", { body: { preimage: PREIMAGE } });
     expect(CLAIM.body).toMatchObject({ amount_sats: 1200, balance_sats: 1200 });
     const TOKEN = CLAIM.body.token;
+    // "claim your abl_... token", as the seed names it
+    expect(TOKEN).toMatch(/^abl_[A-Za-z0-9_-]{32}$/);
     const chat = await curl("/api/v1/chat/completions", {
       headers: { Authorization: `Bearer ${TOKEN}` },
       body: { model: MODEL, messages: [{ role: "user", content: "say hello in 5 words" }] },
@@ -238,7 +240,6 @@ describe("402ai seed: task marketplace at /api/v1/ai-for-hire", () => {
 
 describe("402ai seed: not offered here", () => {
   it.todo("a /topup page for people (invoice, QR, claim, the token shown once)");
-  it.todo("abl_… token names: claimed tokens are sk- keys (clients use the token as given)");
   it.todo(
     "routes by model to upstream providers (OpenAI/Anthropic/OpenRouter models): only Owlrun nodes serve; upstream OpenAI-compatible providers are left for a later session",
   );

@@ -119,12 +119,62 @@ describe("Routstr seed: using the API", () => {
     expect(await balanceOf(key)).toBe(205);
   });
 
-  it("/lightning/invoice refuses an unknown key and purpose create; an unknown invoice is 404", async () => {
+  it("/lightning/invoice refuses an unknown key; an unknown invoice is 404", async () => {
     expect(
       (await post("/lightning/invoice", { amount_sats: 10, purpose: "topup", api_key: "sk-nope" })).status,
     ).toBe(401);
-    expect((await post("/lightning/invoice", { amount_sats: 10, purpose: "create" })).status).toBe(400);
     expect((await fetch(`${net.url}/lightning/invoice/nope/status`)).status).toBe(404);
+  });
+
+  it('purpose "create": a new sk- key from a Lightning payment, shown once by the status call', async () => {
+    const res = await post("/v1/lightning/invoice", { amount_sats: 60, purpose: "create" });
+    expect(res.status).toBe(200);
+    const inv = (await res.json()) as any;
+    expect(inv).toMatchObject({ amount_sats: 60, bolt11: expect.stringMatching(/^lnbc/) });
+    // The id is a secret of its own: not the payment hash anyone holding the bolt11 can compute.
+    expect(inv.invoice_id).not.toBe(inv.payment_hash);
+    expect((await fetch(`${net.url}/v1/lightning/invoice/${inv.payment_hash}/status`)).status).toBe(404);
+    const statusOf = async () =>
+      (await (await fetch(`${net.url}/v1/lightning/invoice/${inv.invoice_id}/status`)).json()) as any;
+    let status: any;
+    for (let i = 0; i < 100; i++) {
+      status = await statusOf();
+      if (status.status === "paid") break;
+      expect(status.api_key).toBeNull();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toMatchObject({ status: "paid", amount_sats: 60, api_key: expect.stringMatching(/^sk-/) });
+    const key = status.api_key as string;
+    // Shown once: the next status call says paid with no key, and the money is on the key once.
+    expect(await statusOf()).toMatchObject({ status: "paid", api_key: null });
+    expect(await balanceOf(key)).toBe(60);
+    const client = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: key });
+    const done = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hello!" }],
+    });
+    expect(done.choices[0]?.message.content).toBe(SCRIPTED_ANSWER);
+  });
+
+  it('purpose "create": racing status calls after payment make one key with the money once', async () => {
+    const inv = (await (
+      await post("/lightning/invoice", { amount_sats: 25, purpose: "create" })
+    ).json()) as any;
+    let keys: string[] = [];
+    for (let i = 0; i < 100 && keys.length === 0; i++) {
+      const all = await Promise.all(
+        Array.from(
+          { length: 8 },
+          async () =>
+            (await (await fetch(`${net.url}/lightning/invoice/${inv.invoice_id}/status`)).json()) as any,
+        ),
+      );
+      keys = all.map((s) => s.api_key).filter((k): k is string => typeof k === "string");
+      if (all.some((s) => s.status === "paid")) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(keys).toHaveLength(1);
+    expect(await balanceOf(keys[0]!)).toBe(25);
   });
 
   it("a withdrawal answers in the format the session was funded with: cashuA in → cashuA out", async () => {
@@ -144,8 +194,5 @@ describe("Routstr seed: using the API", () => {
     expect(await net.receive(out.token)).toBe(9);
   });
 
-  it.todo(
-    'POST /lightning/invoice with purpose "create" (a new key from a Lightning payment): not offered — keys are stored hashed and a later status call could not show it; POST /v1/topup + /v1/topup/claim does the same',
-  );
   it.todo("Claude Code with ANTHROPIC_BASE_URL=…/v1: the anthropic helper's /v1/messages (issue 16)");
 });
