@@ -9,7 +9,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, "dist", "web");
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: { app: join(root, "web", "main.ts"), style: join(root, "web", "style.css") },
+  entryPoints: {
+    app: join(root, "web", "main.ts"),
+    topup: join(root, "web", "topup.ts"),
+    style: join(root, "web", "style.css"),
+  },
   outdir: out,
   bundle: true,
   format: "esm",
@@ -20,4 +24,5 @@ await build({
   legalComments: "linked",
   logLevel: "warning",
 });
-for (const file of ["index.html", "favicon.svg"]) copyFileSync(join(root, "web", file), join(out, file));
+for (const file of ["index.html", "topup.html", "favicon.svg"])
+  copyFileSync(join(root, "web", file), join(out, file));

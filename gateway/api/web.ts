@@ -1,5 +1,6 @@
 /**
- * Owlrun Chat, the browser page, served at `/` from the bundle `npm run build` writes to dist/web.
+ * Owlrun Chat, the browser page, served at `/` from the bundle `npm run build` writes to dist/web,
+ * and the top-up page at `/topup`.
  * A strict Content-Security-Policy allows this origin only (plus the trusted mints the wallet in the
  * page talks to), which also proves the page loads no external script, font or style.
  */
@@ -59,6 +60,11 @@ export function webRouter(deps: { dir: string; mints: () => string[] }): Router 
     });
     return r;
   }
+  // 402ai's /topup page for people: invoice, QR, and the key shown once when paid.
+  r.get("/topup", (_req, res) => {
+    headers(res);
+    res.sendFile(resolve(deps.dir, "topup.html"));
+  });
   r.use(
     express.static(deps.dir, {
       index: "index.html",

@@ -239,7 +239,6 @@ describe("402ai seed: task marketplace at /api/v1/ai-for-hire", () => {
 });
 
 describe("402ai seed: not offered here", () => {
-  it.todo("a /topup page for people (invoice, QR, claim, the token shown once)");
   it.todo(
     "routes by model to upstream providers (OpenAI/Anthropic/OpenRouter models): only Owlrun nodes serve; upstream OpenAI-compatible providers are left for a later session",
   );
