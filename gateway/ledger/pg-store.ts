@@ -123,6 +123,9 @@ export class PgLedgerStore implements LedgerStorage {
     at: number,
     postings: Posting[],
   ): Promise<Map<string, number>> {
+    // Checked once (kind, ref) is known to be new, as SQLite does: a repeat is a no-op, not an error.
+    for (const p of postings)
+      if (!Number.isSafeInteger(p.msat) || p.msat < 0) throw new LedgerError(`invalid amount ${p.msat}`);
     const live = postings.filter((p) => p.msat > 0);
     const after = new Map<string, number>();
     if (live.length === 0) return after;
@@ -174,8 +177,6 @@ export class PgLedgerStore implements LedgerStorage {
     ref: string | null,
     postings: Posting[],
   ): Promise<Map<string, number> | null> {
-    for (const p of postings)
-      if (!Number.isSafeInteger(p.msat) || p.msat < 0) throw new LedgerError(`invalid amount ${p.msat}`);
     const at = Date.now();
     const txId = await this.claimTx(c, kind, ref, at);
     if (txId === null) return null;
