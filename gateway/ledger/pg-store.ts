@@ -129,11 +129,6 @@ export class PgLedgerStore implements LedgerStorage {
     const live = postings.filter((p) => p.msat > 0);
     const after = new Map<string, number>();
     if (live.length === 0) return after;
-    await c.query(
-      `INSERT INTO ledger_entries (tx_id, debit, credit, msat)
-       SELECT $1, d, c, m FROM unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS u(d, c, m, n) ORDER BY n`,
-      [txId, live.map((p) => p.from), live.map((p) => p.to), live.map((p) => p.msat)],
-    );
     const delta = new Map<string, number>();
     const earnings = new Map<string, number>();
     for (const p of live) {
@@ -142,31 +137,39 @@ export class PgLedgerStore implements LedgerStorage {
       if (EARNING_KINDS.includes(kind) && accountKind(p.to) === "provider") add(earnings, p.to, p.msat);
     }
     const accounts = [...delta.keys()].sort(byteOrder);
+    const providers = [...earnings.keys()].sort(byteOrder);
+    // One round trip: the entries, the provider earnings' running totals (empty arrays when none)
+    // and the balances, whose rows are locked in byte order and returned as they now stand.
     const bumped = await c.query<{ account: string; msat: number }>(
-      `INSERT INTO ledger_balances (account, msat)
-       SELECT a, d FROM unnest($1::text[], $2::bigint[]) AS u(a, d) ORDER BY a COLLATE "C"
+      `WITH entries AS (
+         INSERT INTO ledger_entries (tx_id, debit, credit, msat)
+         SELECT $1, d, c, m FROM unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS u(d, c, m, n) ORDER BY n
+       ), daily AS (
+         INSERT INTO ledger_earnings_daily (account, day, msat)
+         SELECT a, $9, m FROM unnest($7::text[], $8::bigint[]) AS u(a, m) ORDER BY a COLLATE "C"
+         ON CONFLICT (account, day) DO UPDATE SET msat = ledger_earnings_daily.msat + excluded.msat
+       ), total AS (
+         INSERT INTO ledger_earnings_total (account, msat)
+         SELECT a, m FROM unnest($7::text[], $8::bigint[]) AS u(a, m) ORDER BY a COLLATE "C"
+         ON CONFLICT (account) DO UPDATE SET msat = ledger_earnings_total.msat + excluded.msat
+       )
+       INSERT INTO ledger_balances (account, msat)
+       SELECT a, d FROM unnest($5::text[], $6::bigint[]) AS u(a, d) ORDER BY a COLLATE "C"
        ON CONFLICT (account) DO UPDATE SET msat = ledger_balances.msat + excluded.msat
        RETURNING account, msat`,
-      [accounts, accounts.map((a) => delta.get(a)!)],
+      [
+        txId,
+        live.map((p) => p.from),
+        live.map((p) => p.to),
+        live.map((p) => p.msat),
+        accounts,
+        accounts.map((a) => delta.get(a)!),
+        providers,
+        providers.map((a) => earnings.get(a)!),
+        Math.floor(at / DAY_MS),
+      ],
     );
     for (const r of bumped.rows) after.set(r.account, r.msat);
-    if (earnings.size > 0) {
-      // Running totals of provider earnings, written by the transaction that posts them.
-      const providers = [...earnings.keys()].sort(byteOrder);
-      const amounts = providers.map((a) => earnings.get(a)!);
-      await c.query(
-        `INSERT INTO ledger_earnings_daily (account, day, msat)
-         SELECT a, $3, m FROM unnest($1::text[], $2::bigint[]) AS u(a, m) ORDER BY a COLLATE "C"
-         ON CONFLICT (account, day) DO UPDATE SET msat = ledger_earnings_daily.msat + excluded.msat`,
-        [providers, amounts, Math.floor(at / DAY_MS)],
-      );
-      await c.query(
-        `INSERT INTO ledger_earnings_total (account, msat)
-         SELECT a, m FROM unnest($1::text[], $2::bigint[]) AS u(a, m) ORDER BY a COLLATE "C"
-         ON CONFLICT (account) DO UPDATE SET msat = ledger_earnings_total.msat + excluded.msat`,
-        [providers, amounts],
-      );
-    }
     return after;
   }
 
