@@ -194,7 +194,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const priceFile = opts.pricesFile ? watchedPriceTable(opts.pricesFile, log.child("prices")) : undefined;
   const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
 
-  const ledger = Ledger.open(opts.dataDir);
+  const ledger = Ledger.open(opts.dataDir, opts.database);
+  await ledger.ready();
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
   const oracle = new Oracle({
     feedUrl: opts.priceFeedUrl,

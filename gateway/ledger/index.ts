@@ -1,10 +1,21 @@
 /**
- * The gateway ledger: the only writer of balances. Methods are async at the boundary (a PostgreSQL
- * store can replace SQLite later) and each one is a single atomic, balanced transaction.
+ * The gateway ledger: the only writer of balances. Methods are async at the boundary and each one
+ * is a single atomic, balanced transaction, on one SQLite file (the embedded default) or on
+ * PostgreSQL shared by several gateway processes (`--database-url`).
  */
 import { join } from "node:path";
+import type { PgDatabase } from "../../src/shared/postgres.js";
 import { Accounts } from "./accounts.js";
-import { type HoldRow, LedgerStore, type Posting, type StatementEntry } from "./store.js";
+import { PgLedgerStore } from "./pg-store.js";
+import { SqliteLedgerStorage } from "./sqlite-storage.js";
+import {
+  type HoldRow,
+  imbalanceOf,
+  type LedgerStorage,
+  type Posting,
+  type StatementEntry,
+} from "./storage.js";
+import { LedgerStore } from "./store.js";
 import { splitCharge } from "./split.js";
 
 export { Accounts, accountKind } from "./accounts.js";
@@ -16,8 +27,11 @@ export {
   MIN_PROVIDER_SHARE_PCT,
   splitCharge,
 } from "./split.js";
-export type { HoldRow, Posting, StatementEntry } from "./store.js";
+export type { HoldRow, LedgerStorage, Posting, StatementEntry } from "./storage.js";
 export { DAY_MS, LedgerStore } from "./store.js";
+export { SqliteLedgerStorage } from "./sqlite-storage.js";
+export { LEDGER_MIGRATIONS, PgLedgerStore } from "./pg-store.js";
+export { copyLedgerFromSqlite, type LedgerCopyReport } from "./pg-copy.js";
 
 export interface JobSettlement {
   chargedMsat: number;
@@ -28,14 +42,27 @@ export interface JobSettlement {
 }
 
 export class Ledger {
-  private constructor(private readonly store: LedgerStore) {}
+  private constructor(private readonly store: LedgerStorage) {}
 
-  static open(dataDir: string): Ledger {
-    return new Ledger(new LedgerStore(join(dataDir, "ledger.sqlite")));
+  /**
+   * The books in PostgreSQL when `database` is given (its schema migrates before the first query;
+   * `ready()` waits for that), else in `<dataDir>/ledger.sqlite` as always.
+   */
+  static open(dataDir: string, database?: PgDatabase): Ledger {
+    return new Ledger(
+      database
+        ? new PgLedgerStore(database)
+        : new SqliteLedgerStorage(new LedgerStore(join(dataDir, "ledger.sqlite"))),
+    );
+  }
+
+  /** Resolves once the store can be used (PostgreSQL: migrations applied); throws what stopped it. */
+  async ready(): Promise<void> {
+    if (this.store instanceof PgLedgerStore) await this.store.ready();
   }
 
   async close(): Promise<void> {
-    this.store.close();
+    await this.store.close();
   }
 
   async balance(account: string): Promise<number> {
@@ -54,7 +81,7 @@ export class Ledger {
 
   /** Reserves part of a prepaid account for one request (balance - held >= hold, atomically). */
   async hold(holdId: string, account: string, msat: number, kind: string, memo?: string): Promise<void> {
-    this.store.hold(holdId, account, msat, kind, memo);
+    await this.store.hold(holdId, account, msat, kind, memo);
   }
 
   /**
@@ -68,7 +95,7 @@ export class Ledger {
     format: "A" | "B",
     memo?: string,
   ): Promise<void> {
-    this.store.openFundedHold(
+    await this.store.openFundedHold(
       holdId,
       `xcashu:${format}:${mintUrl}`,
       msat,
@@ -83,7 +110,7 @@ export class Ledger {
    * when another request has it), owned like `holdClaimedEcash`'s holds.
    */
   async reserveCashuHold(holdId: string, mintUrl: string, format: "A" | "B", memo?: string): Promise<void> {
-    this.store.reserveHold(holdId, `xcashu:${format}:${mintUrl}`, "xcashu", memo);
+    await this.store.reserveHold(holdId, `xcashu:${format}:${mintUrl}`, "xcashu", memo);
   }
 
   /**
@@ -106,7 +133,7 @@ export class Ledger {
 
   /** Frees a reserved id whose claim was refused (nothing was posted). */
   async dropReservation(holdId: string): Promise<void> {
-    this.store.dropReservation(holdId);
+    await this.store.dropReservation(holdId);
   }
 
   /**
@@ -148,7 +175,7 @@ export class Ledger {
     mintUrl: string,
     format: "A" | "B" = "B",
   ): Promise<void> {
-    this.store.withdrawAsChange(ref, account, `xcashu:${format}:${mintUrl}`, msat, account);
+    await this.store.withdrawAsChange(ref, account, `xcashu:${format}:${mintUrl}`, msat, account);
   }
 
   async getHold(holdId: string): Promise<HoldRow | undefined> {
@@ -204,7 +231,7 @@ export class Ledger {
     paidMsat: number,
     feeMsat: number,
   ): Promise<boolean> {
-    const held = this.store.balance(Accounts.payout(payoutId));
+    const held = await this.store.balance(Accounts.payout(payoutId));
     return this.store.transfer("payout_done", payoutId, [
       { from: Accounts.payout(payoutId), to: Accounts.ecash(mintUrl), msat: paidMsat + feeMsat },
       { from: Accounts.payout(payoutId), to: owner, msat: held - paidMsat - feeMsat },
@@ -233,9 +260,9 @@ export class Ledger {
 
   /** Every non-zero balance and the books' imbalance (always 0 unless the store is corrupt). */
   async audit(): Promise<{ balances: Map<string, number>; imbalanceMsat: number; ecashMsat: number }> {
-    const balances = this.store.balances();
+    const balances = await this.store.balances();
     let ecashMsat = 0;
     for (const [account, msat] of balances) if (account.startsWith("asset:ecash:")) ecashMsat += msat;
-    return { balances, imbalanceMsat: this.store.imbalance(), ecashMsat };
+    return { balances, imbalanceMsat: imbalanceOf(balances), ecashMsat };
   }
 }

@@ -9,35 +9,20 @@
 import { SqliteStore } from "../../src/shared/sqlite.js";
 import { Accounts, accountKind } from "./accounts.js";
 import { HoldExistsError, HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
+import {
+  DAY_MS,
+  EARNING_KINDS,
+  EARNING_KINDS_SQL,
+  type HoldRow,
+  type HoldState,
+  imbalanceOf,
+  isDebitNormal,
+  mayGoNegative,
+  type Posting,
+  type StatementEntry,
+} from "./storage.js";
 
-export interface Posting {
-  from: string;
-  to: string;
-  msat: number;
-}
-
-export interface StatementEntry {
-  kind: string;
-  ref: string | null;
-  at: number;
-  memo: string | null;
-  /** signed: + when the account grew */
-  msat: number;
-}
-
-export type HoldState = "active" | "settled" | "released";
-
-export interface HoldRow {
-  id: string;
-  account: string;
-  msat: number;
-  state: HoldState;
-  kind: string;
-  created_at: number;
-  updated_at: number;
-  /** free text: job id, model, why it ended */
-  memo: string | null;
-}
+export type { HoldRow, HoldState, Posting, StatementEntry } from "./storage.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ledger_tx (
@@ -58,10 +43,7 @@ CREATE TABLE IF NOT EXISTS earnings_daily (
 CREATE TABLE IF NOT EXISTS earnings_total (account TEXT PRIMARY KEY, msat INTEGER NOT NULL) WITHOUT ROWID;
 `;
 
-/** Ledger kinds whose credits to a provider are earnings (what `heartbeat_ack` reports). */
-const EARNING_KINDS = ["settle", "free_job"];
-const EARNING_KINDS_SQL = EARNING_KINDS.map((k) => `'${k}'`).join(", ");
-export const DAY_MS = 86_400_000;
+export { DAY_MS } from "./storage.js";
 
 /**
  * Schema version in `PRAGMA user_version`: 1 = provider earnings kept as running totals (daily and
@@ -70,9 +52,6 @@ export const DAY_MS = 86_400_000;
 const VERSION = 1;
 
 const now = () => Date.now();
-
-/** debit-normal accounts: their balance grows with debits */
-const isDebitNormal = (account: string) => accountKind(account) === "asset";
 
 export class LedgerStore extends SqliteStore {
   constructor(path: string) {
@@ -139,8 +118,7 @@ export class LedgerStore extends SqliteStore {
       if (txId === null) return false;
       for (const account of new Set(postings.map((p) => p.from))) {
         // Only equity (the gateway's own books) may go negative; what is owed to others may not.
-        const k = accountKind(account);
-        if (k !== "equity" && k !== "asset" && this.balance(account) < 0) {
+        if (!mayGoNegative(account) && this.balance(account) < 0) {
           throw new InsufficientBalanceError(account, this.balance(account));
         }
       }
@@ -391,12 +369,6 @@ export class LedgerStore extends SqliteStore {
 
   /** Sum of debits equals sum of credits across every entry; returns the difference (must be 0). */
   imbalance(): number {
-    let assets = 0;
-    let claims = 0;
-    for (const [account, msat] of this.balances()) {
-      if (isDebitNormal(account)) assets += msat;
-      else claims += msat;
-    }
-    return assets - claims;
+    return imbalanceOf(this.balances());
   }
 }
