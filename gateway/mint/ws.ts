@@ -81,7 +81,7 @@ export function attachMintWebSocket(server: Server, mint: CashuMint, path: strin
       try {
         if (kind === "bolt11_mint_quote") return await mint.getMintQuote(QuoteId.parse(filter));
         if (kind === "bolt11_melt_quote") return await mint.getMeltQuote(QuoteId.parse(filter));
-        return mint.checkState([PointHex.parse(filter)]).states[0];
+        return (await mint.checkState([PointHex.parse(filter)])).states[0];
       } catch {
         return undefined; // unknown quote or bad Y: nothing to report yet
       }
