@@ -1,0 +1,138 @@
+/**
+ * Three real `owlrun-mcp mint --database-url` processes on one PostgreSQL database, each with its
+ * own data dir holding the same master-secret file: a proof is spent once whichever process each
+ * swap lands on, a quote made on one is issued through another (once), a rotation on the shared
+ * database reaches them all, and a process with another secret is refused. Needs `npm run build`.
+ */
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postJson, randomOutputs, rawProofs } from "../support/blinded.js";
+import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
+import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
+import { testDatabase } from "../support/postgres.js";
+
+const SWAPS = 100;
+let db: { url: string; drop(): Promise<void> };
+let procs: CliProcess[] = [];
+let dirs: string[] = [];
+
+const mintArgs = (dir: string) => [
+  "mint",
+  "--port",
+  "0",
+  "--data-dir",
+  dir,
+  "--database-url",
+  db.url,
+  "--fake-delay-ms",
+  "300",
+];
+
+beforeAll(async () => {
+  db = await testDatabase("mintp");
+  dirs = [tempDir(), tempDir(), tempDir()];
+  const a = await startCli(mintArgs(dirs[0]!));
+  // The operator's step: every process gets the first one's secret file.
+  for (const d of dirs.slice(1)) {
+    mkdirSync(join(d, "mint"), { recursive: true, mode: 0o700 });
+    copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(d, "mint", "master-secret"));
+  }
+  const [b, c] = await Promise.all(dirs.slice(1).map((d) => startCli(mintArgs(d))));
+  procs = [a, b!, c!];
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await db.drop();
+});
+
+describe("three mint processes on one PostgreSQL", () => {
+  it("serve one keyset, and refuse a fourth process with a different master secret", async () => {
+    const ids = await Promise.all(
+      procs.map(async (p) =>
+        ((await (await fetch(`${p.url}/v1/keys`)).json()) as any).keysets.map((k: any) => k.id),
+      ),
+    );
+    expect(ids[0]).toHaveLength(1);
+    expect(ids[1]).toEqual(ids[0]);
+    expect(ids[2]).toEqual(ids[0]);
+    await expect(startCli(mintArgs(tempDir()))).rejects.toThrow(/master-secret/);
+    // …and it added no keyset of its own.
+    const keysets = ((await (await fetch(`${procs[2]!.url}/v1/keysets`)).json()) as any).keysets;
+    expect(keysets).toHaveLength(1);
+  });
+
+  it(`${SWAPS} concurrent swaps of the same proofs spread over A, B and C: exactly one succeeds`, async () => {
+    const wallet = await newWallet(procs[0]!.url);
+    const proofs = await mintProofs(wallet, 100);
+    expect(sumAmounts(proofs)).toBe(100);
+    const inputs = rawProofs(proofs);
+    const keysetId = proofs[0]!.id;
+    const results = await Promise.all(
+      Array.from({ length: SWAPS }, (_, i) =>
+        postJson(`${procs[i % 3]!.url}/v1/swap`, { inputs, outputs: randomOutputs(100, keysetId) }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 200);
+    expect(ok).toHaveLength(1);
+    expect(sumAmounts(ok[0]!.body.signatures)).toBe(100);
+    const refused = results.filter((r) => r.status === 400 && r.body.code === 11001);
+    expect(refused).toHaveLength(SWAPS - 1);
+    expect(refused[0]!.body.detail).toMatch(/already spent/i);
+    // Every process reports them spent.
+    for (const p of procs) {
+      const states = await (await newWallet(p.url)).checkProofsStates(proofs);
+      expect(states.every((s) => s.state === "SPENT")).toBe(true);
+    }
+  });
+
+  it("a mint quote created on A is paid and issued through B, once across the processes", async () => {
+    const [a, b, c] = procs as [CliProcess, CliProcess, CliProcess];
+    const onA = await newWallet(a.url);
+    const onB = await newWallet(b.url);
+    const quote = await onA.createMintQuoteBolt11(32);
+    const deadline = Date.now() + 15_000;
+    while ((await onB.checkMintQuoteBolt11(quote.quote)).state !== "PAID") {
+      if (Date.now() > deadline) throw new Error("quote not paid");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const proofs = await onB.mintProofsBolt11(32, quote.quote);
+    expect(sumAmounts(proofs)).toBe(32);
+    expect((await onA.checkMintQuoteBolt11(quote.quote)).state).toBe("ISSUED");
+    // The proofs B signed are good at C.
+    const swapped = await (
+      await newWallet(c.url)
+    ).receive({ mint: c.url, proofs, unit: "sat" } as Parameters<typeof onA.receive>[0]);
+    expect(sumAmounts(swapped)).toBe(32);
+
+    // A second paid quote, issued by many requests at once over the three: one gets signatures.
+    const second = await onA.createMintQuoteBolt11(16);
+    while ((await onB.checkMintQuoteBolt11(second.quote)).state !== "PAID") {
+      if (Date.now() > deadline) throw new Error("quote not paid");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const keysetId = proofs[0]!.id;
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        postJson(`${procs[i % 3]!.url}/v1/mint/bolt11`, {
+          quote: second.quote,
+          outputs: randomOutputs(16, keysetId),
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 400 && r.body.code === 20002)).toHaveLength(29);
+  });
+
+  it("a keyset rotated on the shared database is the active one at every process", async () => {
+    const rotated = await runCli(["mint", "rotate-keyset", "--data-dir", dirs[1]!, "--database-url", db.url]);
+    expect(rotated.code).toBe(0);
+    const id = /active keyset (\S+)/.exec(rotated.stdout)?.[1];
+    expect(id).toBeTruthy();
+    for (const p of procs) {
+      const active = ((await (await fetch(`${p.url}/v1/keys`)).json()) as any).keysets.map((k: any) => k.id);
+      expect(active).toEqual([id]);
+    }
+  });
+});
