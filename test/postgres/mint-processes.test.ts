@@ -7,7 +7,7 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postJson, randomOutputs, rawProofs } from "../support/blinded.js";
+import { externalInvoice, postJson, randomOutputs, rawProofs } from "../support/blinded.js";
 import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
 import { testDatabase } from "../support/postgres.js";
@@ -123,6 +123,33 @@ describe("three mint processes on one PostgreSQL", () => {
     );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     expect(results.filter((r) => r.status === 400 && r.body.code === 20002)).toHaveLength(29);
+  });
+
+  it("a melt quote is paid once: ten melts of it with different proofs over A, B and C", async () => {
+    const wallet = await newWallet(procs[0]!.url);
+    const quote = (
+      await postJson(`${procs[1]!.url}/v1/melt/quote/bolt11`, { request: externalInvoice(8), unit: "sat" })
+    ).body;
+    const need = quote.amount + quote.fee_reserve;
+    const sets = await Promise.all(Array.from({ length: 10 }, () => mintProofs(wallet, need)));
+    const results = await Promise.all(
+      sets.map((proofs, i) =>
+        postJson(`${procs[i % 3]!.url}/v1/melt/bolt11`, { quote: quote.quote, inputs: rawProofs(proofs) }),
+      ),
+    );
+    const paid = results.filter((r) => r.status === 200);
+    expect(paid).toHaveLength(1);
+    expect(paid[0]!.body.state).toBe("PAID");
+    for (const r of results.filter((r) => r.status !== 200)) {
+      expect(r.status).toBe(400);
+      // pending (another process holds the melt) or already paid
+      expect([20005, 20006]).toContain(r.body.code);
+    }
+    // Exactly one set of proofs was spent; the nine others are free to use.
+    const states = await Promise.all(sets.map((p) => wallet.checkProofsStates(p)));
+    const spentSets = states.filter((s) => s.every((x) => x.state === "SPENT"));
+    const freeSets = states.filter((s) => s.every((x) => x.state === "UNSPENT"));
+    expect([spentSets.length, freeSets.length]).toEqual([1, 9]);
   });
 
   it("a keyset rotated on the shared database is the active one at every process", async () => {
