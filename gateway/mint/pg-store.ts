@@ -60,6 +60,8 @@ const signedTwice = () =>
   new MintError(MintErrorCode.OutputsAlreadySigned, "Blinded message already signed.");
 
 export class PgMintStore implements MintStorage {
+  readonly shared = true;
+
   private constructor(readonly db: PgDatabase) {}
 
   /** Applies the mint's migrations (safe when several processes start at once). */

@@ -10,6 +10,7 @@ import type { KeysetRow, MintQuoteRow, PromiseRow, SpentProofRow } from "./store
 
 export class SqliteMintStore implements MintStorage {
   readonly store: MintStore;
+  readonly shared = false;
   private readonly cache: ResponseCache;
   /** Melts this process is settling (SQLite mints on one file keep the earlier behaviour across processes). */
   private readonly settling = new Set<string>();

@@ -34,6 +34,11 @@ export interface MeltLease {
 }
 
 export interface MintStorage {
+  /**
+   * True when other processes change this state too (PostgreSQL): NUT-17 subscribers are then kept
+   * up to date by reading the state, since another process's change raises no event here.
+   */
+  readonly shared: boolean;
   // ---- master secret and keysets
   /**
    * Records the fingerprint of the master secret on first use and returns the one recorded (the

@@ -7,6 +7,8 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { proofY, toHex } from "../../gateway/mint/crypto.js";
 import { externalInvoice, postJson, randomOutputs, rawProofs } from "../support/blinded.js";
 import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
@@ -150,6 +152,40 @@ describe("three mint processes on one PostgreSQL", () => {
     const spentSets = states.filter((s) => s.every((x) => x.state === "SPENT"));
     const freeSets = states.filter((s) => s.every((x) => x.state === "UNSPENT"));
     expect([spentSets.length, freeSets.length]).toEqual([1, 9]);
+  });
+
+  it("a NUT-17 subscriber on C hears of proofs spent through A", async () => {
+    const wallet = await newWallet(procs[0]!.url);
+    const proofs = await mintProofs(wallet, 4);
+    const ys = proofs.map((p) => toHex(proofY(p.secret)));
+    const ws = new WebSocket(`${procs[2]!.url.replace(/^http/, "ws")}/v1/ws`);
+    const states: string[] = [];
+    const spentSeen = new Promise<void>((resolve) =>
+      ws.on("message", (raw) => {
+        const msg = JSON.parse(raw.toString());
+        if (msg.method !== "subscribe") return;
+        states.push(msg.params.payload.state);
+        if (msg.params.payload.state === "SPENT") resolve();
+      }),
+    );
+    await new Promise((r) => ws.once("open", r));
+    ws.send(
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "subscribe",
+        params: { kind: "proof_state", subId: "s1", filters: [ys[0]] },
+      }),
+    );
+    await expect.poll(() => states.length).toBeGreaterThan(0);
+    expect(states[0]).toBe("UNSPENT");
+    const swapped = await postJson(`${procs[0]!.url}/v1/swap`, {
+      inputs: rawProofs(proofs),
+      outputs: randomOutputs(4, proofs[0]!.id),
+    });
+    expect(swapped.status).toBe(200);
+    await spentSeen;
+    ws.close();
   });
 
   it("a keyset rotated on the shared database is the active one at every process", async () => {
