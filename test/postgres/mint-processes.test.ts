@@ -188,6 +188,57 @@ describe("three mint processes on one PostgreSQL", () => {
     ws.close();
   });
 
+  it("a melt in flight is left alone by another process's recovery, and recovered once its process is killed", async () => {
+    // The secret file of the running processes, in a fresh data dir.
+    const withSecret = () => {
+      const d = tempDir();
+      mkdirSync(join(d, "mint"), { recursive: true, mode: 0o700 });
+      copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(d, "mint", "master-secret"));
+      return d;
+    };
+    const slow = await startCli([...mintArgs(withSecret()), "--fake-pay-delay-ms", "60000"]);
+    const wallet = await newWallet(procs[0]!.url);
+    const proofs = await mintProofs(wallet, 40);
+    const quote = (
+      await postJson(`${slow.url}/v1/melt/quote/bolt11`, { request: externalInvoice(30), unit: "sat" })
+    ).body;
+    const inflight = postJson(`${slow.url}/v1/melt/bolt11`, {
+      quote: quote.quote,
+      inputs: rawProofs(proofs),
+    }).catch(() => "connection lost");
+    await expect
+      .poll(async () => (await wallet.checkProofsStates(proofs)).every((s) => s.state === "PENDING"))
+      .toBe(true);
+    // A process starting now runs its recovery at once: its fake node never heard of the payment
+    // (FAILED), but the melt is leased by the process paying it, so it is not touched.
+    const late = await startCli(mintArgs(withSecret()));
+    try {
+      expect((await wallet.checkProofsStates(proofs)).map((s) => s.state)).toEqual(
+        proofs.map(() => "PENDING"),
+      );
+      const again = await postJson(`${late.url}/v1/melt/bolt11`, {
+        quote: quote.quote,
+        inputs: rawProofs(proofs).reverse(),
+      });
+      expect(again.body.code).toBe(20005);
+    } finally {
+      await late.stop();
+    }
+    // kill -9 ends the payer's session and with it the lease: the next recovery frees the proofs.
+    await slow.kill();
+    expect(await inflight).toBe("connection lost");
+    const after = await startCli(mintArgs(withSecret()));
+    try {
+      await expect
+        .poll(async () => (await wallet.checkProofsStates(proofs)).every((s) => s.state === "UNSPENT"))
+        .toBe(true);
+      const q = (await (await fetch(`${after.url}/v1/melt/quote/bolt11/${quote.quote}`)).json()) as any;
+      expect(q.state).toBe("UNPAID");
+    } finally {
+      await after.stop();
+    }
+  });
+
   it("a keyset rotated on the shared database is the active one at every process", async () => {
     const rotated = await runCli(["mint", "rotate-keyset", "--data-dir", dirs[1]!, "--database-url", db.url]);
     expect(rotated.code).toBe(0);
