@@ -153,15 +153,20 @@ async function runMint(argv: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(MINT_USAGE);
   const dataDir = join(resolveDataDir(flagOrEnv(values, "data-dir")), "mint");
   const inputFeePpk = parseNonNegativeInt("--input-fee-ppk", flagOrEnv(values, "input-fee-ppk"), 0);
+  if (positionals.length > 0 && positionals[0] !== "rotate-keyset")
+    throw new ConfigError(`unknown mint command "${positionals[0]}"`);
+  const database = await databaseFromFlags(values, "owlrun-mint");
   if (positionals[0] === "rotate-keyset") {
-    const { id, previous } = rotateKeyset(dataDir, inputFeePpk);
-    process.stdout.write(
-      `active keyset ${id}${previous ? ` (previous ${previous} stays valid for redemption)` : ""}\n`,
-    );
+    try {
+      const { id, previous } = await rotateKeyset(dataDir, inputFeePpk, database);
+      process.stdout.write(
+        `active keyset ${id}${previous ? ` (previous ${previous} stays valid for redemption)` : ""}\n`,
+      );
+    } finally {
+      await database?.close();
+    }
     return;
   }
-  if (positionals.length > 0) throw new ConfigError(`unknown mint command "${positionals[0]}"`);
-  const database = await databaseFromFlags(values, "owlrun-mint");
   const running = await startMintServer({
     dataDir,
     database,

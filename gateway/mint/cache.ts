@@ -3,6 +3,7 @@
  * request again and gets the same signatures instead of "already spent". Entries live in the mint's
  * SQLite file, written in the same transaction that spends the inputs or issues the quote, so a
  * crash can never leave work done without its answer kept; other processes on the file see them.
+ * (PgMintStore keeps them in `mint_cached_responses` the same way.)
  */
 import { createHash } from "node:crypto";
 import type { Db } from "../../src/shared/sqlite.js";
@@ -39,7 +40,7 @@ export function cacheKey(path: CachedPath, body: unknown): string {
 export class ResponseCache {
   private readonly select;
   private readonly insert;
-  private readonly prune;
+  private readonly pruneOld;
   private readonly remove;
 
   constructor(
@@ -51,7 +52,7 @@ export class ResponseCache {
     this.insert = db.prepare(
       "INSERT OR REPLACE INTO cached_responses (key, body, created_at) VALUES (?, ?, ?)",
     );
-    this.prune = db.prepare("DELETE FROM cached_responses WHERE created_at < ?");
+    this.pruneOld = db.prepare("DELETE FROM cached_responses WHERE created_at < ?");
     this.remove = db.prepare("DELETE FROM cached_responses WHERE key = ?");
   }
 
@@ -63,7 +64,7 @@ export class ResponseCache {
   /** Keeps an answer; call inside the transaction that did the work. Drops expired entries. */
   put(key: string, body: unknown): void {
     const t = now();
-    this.prune.run(t - this.ttlSeconds);
+    this.pruneOld.run(t - this.ttlSeconds);
     this.insert.run(key, JSON.stringify(body), t);
   }
 
@@ -71,7 +72,15 @@ export class ResponseCache {
     this.remove.run(key);
   }
 
-  info(): { ttl: number; cached_endpoints: { method: string; path: string }[] } {
-    return { ttl: this.ttlSeconds, cached_endpoints: CACHED_ENDPOINTS.map((e) => ({ ...e })) };
+  prune(): void {
+    this.pruneOld.run(now() - this.ttlSeconds);
   }
+}
+
+/** The NUT-06 `19` entry: what is cached and for how long. */
+export function cacheInfo(ttlSeconds = CACHE_TTL_SECONDS): {
+  ttl: number;
+  cached_endpoints: { method: string; path: string }[];
+} {
+  return { ttl: ttlSeconds, cached_endpoints: CACHED_ENDPOINTS.map((e) => ({ ...e })) };
 }

@@ -19,7 +19,9 @@ import { createMintRouter, mintRoutes } from "./http.js";
 import { KeysetManager, loadOrCreateMasterSecret } from "./keys.js";
 import type { LightningBackend } from "./lightning/types.js";
 import { CashuMint, type MintOptions, SUPPORTED_UNIT } from "./mint.js";
-import { MintStore } from "./store.js";
+import { PgMintStore } from "./pg-store.js";
+import { SqliteMintStore } from "./sqlite-storage.js";
+import type { MintStorage } from "./storage.js";
 import { attachMintWebSocket } from "./ws.js";
 
 export { MintError, MintErrorCode } from "./errors.js";
@@ -27,6 +29,11 @@ export * from "./lightning/index.js";
 export { mintRoutes } from "./http.js";
 export { CashuMint, splitAmount } from "./mint.js";
 export { MintStore } from "./store.js";
+export { SqliteMintStore } from "./sqlite-storage.js";
+export { MINT_MIGRATIONS, PgMintStore } from "./pg-store.js";
+export type { MintStorage } from "./storage.js";
+export { MasterSecretMismatchError } from "./keys.js";
+export { copyMintFromSqlite } from "./copy.js";
 
 export interface MintServiceOptions extends Partial<Omit<MintOptions, "log">> {
   /** directory for master-secret and mint.sqlite */
@@ -45,21 +52,35 @@ export interface MintService {
   close(): Promise<void>;
 }
 
+/**
+ * The mint's state: PostgreSQL when the composition root opened one (shared by every mint process
+ * on it), else mint.sqlite in the data dir. The master secret stays a file in the data dir either way.
+ */
+async function openStorage(dataDir: string, database: PgDatabase | undefined): Promise<MintStorage> {
+  privateDir(dataDir);
+  return database ? PgMintStore.open(database) : new SqliteMintStore(join(dataDir, "mint.sqlite"));
+}
+
 export async function createMintService(opts: MintServiceOptions): Promise<MintService> {
-  privateDir(opts.dataDir);
-  const store = new MintStore(join(opts.dataDir, "mint.sqlite"));
-  const keysets = new KeysetManager(store, loadOrCreateMasterSecret(opts.dataDir));
-  const mint = new CashuMint(store, keysets, opts.lightning, {
-    name: opts.name ?? "Owlrun mint",
-    description: opts.description,
-    urls: opts.urls,
-    quoteTtlSeconds: opts.quoteTtlSeconds ?? 3600,
-    minAmount: opts.minAmount ?? 1,
-    maxAmount: opts.maxAmount ?? 1_000_000,
-    inputFeePpk: opts.inputFeePpk ?? 0,
-    log: opts.log ?? createLogger("mint"),
-  });
-  await mint.start();
+  const store = await openStorage(opts.dataDir, opts.database);
+  let mint: CashuMint;
+  try {
+    const keysets = await KeysetManager.open(store, loadOrCreateMasterSecret(opts.dataDir));
+    mint = new CashuMint(store, keysets, opts.lightning, {
+      name: opts.name ?? "Owlrun mint",
+      description: opts.description,
+      urls: opts.urls,
+      quoteTtlSeconds: opts.quoteTtlSeconds ?? 3600,
+      minAmount: opts.minAmount ?? 1,
+      maxAmount: opts.maxAmount ?? 1_000_000,
+      inputFeePpk: opts.inputFeePpk ?? 0,
+      log: opts.log ?? createLogger("mint"),
+    });
+    await mint.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const closers: (() => void)[] = [];
   return {
     mint,
@@ -72,7 +93,7 @@ export async function createMintService(opts: MintServiceOptions): Promise<MintS
     async close() {
       for (const c of closers) c();
       await mint.close();
-      store.close();
+      await store.close();
     },
   };
 }
@@ -104,15 +125,22 @@ export async function createBundledMint(opts: MintServiceOptions, path = "/mint"
   };
 }
 
-/** Rotates the active keyset of a mint data dir (safe while a mint runs on it: it re-reads keysets). */
-export function rotateKeyset(dataDir: string, inputFeePpk: number): { id: string; previous?: string } {
-  const store = new MintStore(join(dataDir, "mint.sqlite"));
+/**
+ * Rotates the active keyset of a mint (its data dir, or the shared database when given); safe while
+ * mints run on it: they re-read keysets.
+ */
+export async function rotateKeyset(
+  dataDir: string,
+  inputFeePpk: number,
+  database?: PgDatabase,
+): Promise<{ id: string; previous?: string }> {
+  const store = await openStorage(dataDir, database);
   try {
-    const keysets = new KeysetManager(store, loadOrCreateMasterSecret(dataDir));
-    const previous = keysets.active(SUPPORTED_UNIT)?.id;
-    return { id: keysets.rotate(SUPPORTED_UNIT, inputFeePpk).id, previous };
+    const keysets = await KeysetManager.open(store, loadOrCreateMasterSecret(dataDir));
+    const previous = (await keysets.active(SUPPORTED_UNIT))?.id;
+    return { id: (await keysets.rotate(SUPPORTED_UNIT, inputFeePpk)).id, previous };
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

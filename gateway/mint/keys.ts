@@ -4,11 +4,12 @@
  * Old keysets stay loaded (inactive) so their proofs can still be redeemed.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createNewMintKeys } from "@cashu/cashu-ts";
 import { fromHex, toHex } from "./crypto.js";
-import type { KeysetRow, MintStore } from "./store.js";
+import type { MintStorage } from "./storage.js";
+import type { KeysetRow } from "./store.js";
 
 /** Amounts 2^0 … 2^(AMOUNT_BITS-1): up to 2^31 sats per proof keeps every amount a safe JS integer. */
 export const AMOUNT_BITS = 32;
@@ -30,13 +31,35 @@ export interface Keyset {
 /** Reads the master secret, creating it (0600) on first start. */
 export function loadOrCreateMasterSecret(dir: string): Uint8Array {
   const path = join(dir, MASTER_FILE);
-  if (!existsSync(path)) {
+  try {
     writeFileSync(path, `${toHex(randomBytes(32))}\n`, { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    // Already there (or made this instant by another process on the same dir): read that one.
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
   }
   chmodSync(path, 0o600);
   const hex = readFileSync(path, "utf8").trim();
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${path} is not a 32-byte hex secret`);
   return fromHex(hex);
+}
+
+/**
+ * What processes sharing one database compare: HMAC(master, label), which reveals nothing of the
+ * secret. The secret itself never goes into the database (its backups and replicas would then
+ * hold the signing keys); every process must be given the same secret file.
+ */
+export function masterFingerprint(master: Uint8Array): string {
+  return createHmac("sha256", master).update("owlrun-mint/fingerprint").digest("hex");
+}
+
+export class MasterSecretMismatchError extends Error {
+  constructor() {
+    super(
+      "this mint's master-secret file differs from the one the shared database was started with; " +
+        "copy <data>/mint/master-secret from the first mint process (processes sharing a database must sign with the same keys)",
+    );
+    this.name = "MasterSecretMismatchError";
+  }
 }
 
 function deriveKeys(
@@ -57,50 +80,56 @@ function deriveKeys(
 export class KeysetManager {
   private readonly cache = new Map<string, Keyset>();
 
-  constructor(
-    private readonly store: MintStore,
+  private constructor(
+    private readonly store: MintStorage,
     private readonly master: Uint8Array,
   ) {}
 
+  /**
+   * Binds the secret to the store: the first process records its fingerprint, a process with a
+   * different secret is refused before it could add (and sign with) a keyset of its own.
+   */
+  static async open(store: MintStorage, master: Uint8Array): Promise<KeysetManager> {
+    const mine = masterFingerprint(master);
+    if ((await store.claimMasterFingerprint(mine)) !== mine) throw new MasterSecretMismatchError();
+    return new KeysetManager(store, master);
+  }
+
   /** Makes sure the unit has an active keyset (creating keyset 0 on first start). */
-  ensureActive(unit: string, inputFeePpk: number): Keyset {
-    const active = this.active(unit);
+  async ensureActive(unit: string, inputFeePpk: number): Promise<Keyset> {
+    const active = await this.active(unit);
     if (active) return active;
-    return this.rotate(unit, inputFeePpk);
+    await this.store.addNextKeyset(unit, inputFeePpk, (i) => this.idOf(unit, i, inputFeePpk), true);
+    return (await this.active(unit))!;
   }
 
   /** Creates the next keyset of the unit and makes it the active one; older ones stay valid for redemption. */
-  rotate(unit: string, inputFeePpk: number): Keyset {
-    const rows = this.store.listKeysets().filter((k) => k.unit === unit);
-    const index = rows.reduce((max, k) => Math.max(max, k.derivation_index + 1), 0);
-    const keys = deriveKeys(this.master, unit, index, inputFeePpk, null);
-    this.store.addActiveKeyset({
-      id: keys.keysetId,
-      unit,
-      derivation_index: index,
-      input_fee_ppk: inputFeePpk,
-      final_expiry: null,
-    });
+  async rotate(unit: string, inputFeePpk: number): Promise<Keyset> {
+    await this.store.addNextKeyset(unit, inputFeePpk, (i) => this.idOf(unit, i, inputFeePpk), false);
     this.cache.clear();
-    return this.get(keys.keysetId)!;
+    return (await this.active(unit))!;
+  }
+
+  private idOf(unit: string, index: number, inputFeePpk: number): string {
+    return deriveKeys(this.master, unit, index, inputFeePpk, null).keysetId;
   }
 
   /** All keysets, re-read from the store so a rotation by another process shows up. */
-  all(): Keyset[] {
-    return this.store.listKeysets().map((row) => this.load(row));
+  async all(): Promise<Keyset[]> {
+    return (await this.store.listKeysets()).map((row) => this.load(row));
   }
 
-  active(unit: string): Keyset | undefined {
-    return this.all().find((k) => k.active && k.unit === unit);
+  async active(unit: string): Promise<Keyset | undefined> {
+    return (await this.all()).find((k) => k.active && k.unit === unit);
   }
 
-  get(id: string): Keyset | undefined {
-    return this.snapshot().get(id);
+  async get(id: string): Promise<Keyset | undefined> {
+    return (await this.snapshot()).get(id);
   }
 
   /** id → keyset, read once: verification of a request uses one consistent view. */
-  snapshot(): Map<string, Keyset> {
-    return new Map(this.all().map((k) => [k.id, k]));
+  async snapshot(): Promise<Map<string, Keyset>> {
+    return new Map((await this.all()).map((k) => [k.id, k]));
   }
 
   private load(row: KeysetRow): Keyset {

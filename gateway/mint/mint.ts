@@ -8,7 +8,7 @@ import { Amount, verifyMintQuoteSignature } from "@cashu/cashu-ts";
 import bolt11 from "bolt11";
 import { createLogger, type Logger, VERSION } from "../../src/shared/index.js";
 import { fromHex, isValidPoint, proofY, signOutput, toHex, verifyProof } from "./crypto.js";
-import { cacheKey, ResponseCache } from "./cache.js";
+import { type CachedPath, cacheInfo, cacheKey } from "./cache.js";
 import { type SpendTranscript, verifySpendingConditions } from "./conditions.js";
 import { MintError, MintErrorCode, QuoteNotFoundError } from "./errors.js";
 import { uuidv7 } from "./ids.js";
@@ -27,7 +27,8 @@ import type {
   ProofStateEntry,
   SwapRequest,
 } from "./schemas.js";
-import type { MeltQuoteRow, MintQuoteRow, MintStore, PromiseRow, SpentProofRow } from "./store.js";
+import type { CachedAnswer, MintStorage } from "./storage.js";
+import type { MeltQuoteRow, MintQuoteRow, PromiseRow, SpentProofRow } from "./store.js";
 
 export const SUPPORTED_UNIT = "sat";
 
@@ -75,40 +76,50 @@ export function splitAmount(amount: number): number[] {
 
 export class CashuMint extends EventEmitter<MintEvents> {
   readonly log: Logger;
-  /** NUT-19: answers of swap, mint and melt, kept in the store's file */
-  readonly responses: ResponseCache;
   private recoveryTimer?: NodeJS.Timeout;
   private closed = false;
 
   constructor(
-    readonly store: MintStore,
+    readonly store: MintStorage,
     readonly keysets: KeysetManager,
     readonly lightning: LightningBackend,
     readonly options: MintOptions,
   ) {
     super();
     this.log = options.log ?? createLogger("mint");
-    this.responses = new ResponseCache(store.db);
     this.setMaxListeners(0); // each NUT-17 websocket listens: many clients are normal
-    this.keysets.ensureActive(SUPPORTED_UNIT, options.inputFeePpk);
-    lightning.onInvoicePaid?.((hash) => this.onInvoicePaid(hash));
+    lightning.onInvoicePaid?.((hash) => void this.onInvoicePaid(hash));
   }
 
-  /** Resolves melts left PENDING by a crash and keeps retrying them in the background. */
+  /**
+   * Makes sure a keyset is active, resolves melts left PENDING by a crash and keeps retrying them
+   * in the background (in one process at a time when several share the store).
+   */
   async start(): Promise<void> {
+    await this.keysets.ensureActive(SUPPORTED_UNIT, this.options.inputFeePpk);
     await this.recoverPendingMelts();
     this.recoveryTimer = setInterval(() => {
-      this.recoverPendingMelts().catch((err) => this.log.warn("melt recovery failed", { err: String(err) }));
-      this.pruneExpiredQuotes();
+      this.store
+        .exclusively("maintenance", async () => {
+          await this.recoverPendingMelts();
+          await this.pruneExpiredQuotes();
+          await this.store.pruneCachedAnswers();
+        })
+        .catch((err) => this.log.warn("melt recovery failed", { err: String(err) }));
     }, 15_000);
     this.recoveryTimer.unref();
   }
 
   /** Drops unpaid mint quotes an hour past their invoice's expiry (unpaid challenges pile up otherwise). */
-  pruneExpiredQuotes(nowSeconds = now()): number {
-    const n = this.store.pruneUnpaidMintQuotes(nowSeconds - QUOTE_PRUNE_GRACE_S);
+  async pruneExpiredQuotes(nowSeconds = now()): Promise<number> {
+    const n = await this.store.pruneUnpaidMintQuotes(nowSeconds - QUOTE_PRUNE_GRACE_S);
     if (n) this.log.info("pruned expired unpaid mint quotes", { count: n });
     return n;
+  }
+
+  /** A NUT-19 answer to keep with the work, under the request's key. */
+  private static answer(path: CachedPath, req: unknown, body: unknown): CachedAnswer {
+    return { key: cacheKey(path, req), body };
   }
 
   async close(): Promise<void> {
@@ -152,7 +163,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
         "17": {
           supported: [{ ...method, commands: ["bolt11_mint_quote", "bolt11_melt_quote", "proof_state"] }],
         },
-        "19": this.responses.info(),
+        "19": cacheInfo(),
         "20": { supported: true },
       },
     };
@@ -170,24 +181,21 @@ export class CashuMint extends EventEmitter<MintEvents> {
     };
   }
 
-  activeKeys() {
+  async activeKeys() {
     return {
-      keysets: this.keysets
-        .all()
-        .filter((k) => k.active)
-        .map((k) => this.keysetKeys(k)),
+      keysets: (await this.keysets.all()).filter((k) => k.active).map((k) => this.keysetKeys(k)),
     };
   }
 
-  keysFor(id: string) {
-    const k = this.keysets.get(id.toLowerCase());
+  async keysFor(id: string) {
+    const k = await this.keysets.get(id.toLowerCase());
     if (!k) throw new MintError(MintErrorCode.KeysetUnknown, "Keyset unknown.", 404);
     return { keysets: [this.keysetKeys(k)] };
   }
 
-  keysetList() {
+  async keysetList() {
     return {
-      keysets: this.keysets.all().map((k) => ({
+      keysets: (await this.keysets.all()).map((k) => ({
         id: k.id,
         unit: k.unit,
         active: k.active,
@@ -208,8 +216,11 @@ export class CashuMint extends EventEmitter<MintEvents> {
    * Checks signatures, duplicates, units and fees of inputs, then their NUT-10 spending conditions
    * against the transaction (`transcript`: its outputs, and the quote for a melt); pure, no state.
    */
-  private verifyInputs(proofs: Proof[], transcript: Omit<SpendTranscript, "now">): VerifiedInputs {
-    const keysets = this.keysets.snapshot();
+  private verifyInputs(
+    keysets: Map<string, Keyset>,
+    proofs: Proof[],
+    transcript: Omit<SpendTranscript, "now">,
+  ): VerifiedInputs {
     const rows: SpentProofRow[] = [];
     const seen = new Set<string>();
     let unit: string | undefined;
@@ -243,8 +254,12 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   /** Checks outputs (active keyset, unit, known amount unless blank, valid point, no duplicates). */
-  private verifyOutputs(outputs: BlindedMessage[], unit: string, blank = false): Keyset[] {
-    const keysets = this.keysets.snapshot();
+  private verifyOutputs(
+    keysets: Map<string, Keyset>,
+    outputs: BlindedMessage[],
+    unit: string,
+    blank = false,
+  ): Keyset[] {
     const seen = new Set<string>();
     return outputs.map((o) => {
       const k = CashuMint.keysetOf(keysets, o.id);
@@ -294,12 +309,12 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   // ---- NUT-03 -----------------------------------------------------------------------------------
-  swap(req: SwapRequest): { signatures: BlindSignature[] } {
-    const key = cacheKey("/v1/swap", req);
-    const cached = this.responses.get<{ signatures: BlindSignature[] }>(key);
+  async swap(req: SwapRequest): Promise<{ signatures: BlindSignature[] }> {
+    const cached = await this.store.cachedAnswer<{ signatures: BlindSignature[] }>(cacheKey("/v1/swap", req));
     if (cached) return cached;
-    const inputs = this.verifyInputs(req.inputs, { outputs: req.outputs });
-    const keysets = this.verifyOutputs(req.outputs, inputs.unit);
+    const snapshot = await this.keysets.snapshot();
+    const inputs = this.verifyInputs(snapshot, req.inputs, { outputs: req.outputs });
+    const keysets = this.verifyOutputs(snapshot, req.outputs, inputs.unit);
     const outTotal = req.outputs.reduce((s, o) => s + o.amount, 0);
     if (inputs.total - inputs.fee !== outTotal) {
       throw new MintError(
@@ -309,7 +324,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     }
     const promises = this.sign(req.outputs, keysets);
     const answer = { signatures: promises.map(CashuMint.toSignature) };
-    this.store.commitSwap(inputs.rows, promises, () => this.responses.put(key, answer));
+    await this.store.commitSwap(inputs.rows, promises, CashuMint.answer("/v1/swap", req, answer));
     this.emitProofStates(
       inputs.rows.map((r) => r.y),
       "SPENT",
@@ -318,8 +333,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   // ---- NUT-07 / NUT-09 --------------------------------------------------------------------------
-  checkState(ys: string[]): { states: ProofStateEntry[] } {
-    const known = this.store.proofStates(ys);
+  async checkState(ys: string[]): Promise<{ states: ProofStateEntry[] }> {
+    const known = await this.store.proofStates(ys);
     return {
       states: ys.map((Y) => {
         const s = known.get(Y);
@@ -328,8 +343,10 @@ export class CashuMint extends EventEmitter<MintEvents> {
     };
   }
 
-  restore(outputs: BlindedMessage[]): { outputs: BlindedMessage[]; signatures: BlindSignature[] } {
-    const found = this.store.findPromises(outputs.map((o) => o.B_));
+  async restore(
+    outputs: BlindedMessage[],
+  ): Promise<{ outputs: BlindedMessage[]; signatures: BlindSignature[] }> {
+    const found = await this.store.findPromises(outputs.map((o) => o.B_));
     const outs: BlindedMessage[] = [];
     const sigs: BlindSignature[] = [];
     for (const o of outputs) {
@@ -390,33 +407,33 @@ export class CashuMint extends EventEmitter<MintEvents> {
       created_at: now(),
       expiry: invoice.expiresAt,
     };
-    this.store.insertMintQuote(row);
+    await this.store.insertMintQuote(row);
     return this.mintQuoteResponse({ ...row, paid_at: null, issued_at: null });
   }
 
   /** Reads a mint quote, asking the Lightning backend first while it is unpaid. */
   async getMintQuote(quote: string): Promise<MintQuoteResponse> {
-    let row = this.store.getMintQuote(quote);
+    let row = await this.store.getMintQuote(quote);
     if (!row) throw new QuoteNotFoundError("mint");
     if (row.state === "UNPAID") {
       const state = await this.lightning.invoiceState({
         paymentHash: row.payment_hash,
         request: row.request,
       });
-      if (state === "PAID" && this.store.markMintQuotePaid(quote)) {
-        row = this.store.getMintQuote(quote)!;
+      if (state === "PAID" && (await this.store.markMintQuotePaid(quote))) {
+        row = (await this.store.getMintQuote(quote))!;
         this.emit("mint_quote", this.mintQuoteResponse(row));
       }
     }
     return this.mintQuoteResponse(row);
   }
 
-  private onInvoicePaid(paymentHash: string): void {
+  private async onInvoicePaid(paymentHash: string): Promise<void> {
     if (this.closed) return;
     try {
-      const row = this.store.getMintQuoteByPaymentHash(paymentHash);
-      if (row && this.store.markMintQuotePaid(row.quote)) {
-        this.emit("mint_quote", this.mintQuoteResponse(this.store.getMintQuote(row.quote)!));
+      const row = await this.store.getMintQuoteByPaymentHash(paymentHash);
+      if (row && (await this.store.markMintQuotePaid(row.quote))) {
+        this.emit("mint_quote", this.mintQuoteResponse((await this.store.getMintQuote(row.quote))!));
       }
     } catch (err) {
       this.log.warn("could not record incoming payment", { paymentHash, err: String(err) });
@@ -424,8 +441,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   async mint(req: MintRequest): Promise<{ signatures: BlindSignature[] }> {
-    const key = cacheKey("/v1/mint/bolt11", req);
-    const cached = this.responses.get<{ signatures: BlindSignature[] }>(key);
+    const cached = await this.store.cachedAnswer<{ signatures: BlindSignature[] }>(
+      cacheKey("/v1/mint/bolt11", req),
+    );
     if (cached) return cached;
     const quote = await this.getMintQuote(req.quote);
     if (quote.state === "ISSUED")
@@ -444,7 +462,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       })();
       if (!ok) throw new MintError(MintErrorCode.QuoteSignatureInvalid, "Mint quote signature is invalid.");
     }
-    const keysets = this.verifyOutputs(req.outputs, quote.unit);
+    const keysets = this.verifyOutputs(await this.keysets.snapshot(), req.outputs, quote.unit);
     const outTotal = req.outputs.reduce((s, o) => s + o.amount, 0);
     if (outTotal !== quote.amount) {
       throw new MintError(
@@ -454,7 +472,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     }
     const promises = this.sign(req.outputs, keysets);
     const answer = { signatures: promises.map(CashuMint.toSignature) };
-    this.store.issueMintQuote(req.quote, promises, () => this.responses.put(key, answer));
+    await this.store.issueMintQuote(req.quote, promises, CashuMint.answer("/v1/mint/bolt11", req, answer));
     this.emit("mint_quote", { ...quote, state: "ISSUED" });
     return answer;
   }
@@ -507,7 +525,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     }
     const amount = Math.ceil(amountMsat / 1000);
     this.assertAmountInLimits(amount);
-    const internal = this.store.getMintQuoteByPaymentHash(paymentHash);
+    const internal = await this.store.getMintQuoteByPaymentHash(paymentHash);
     if (internal && internal.state !== "UNPAID") {
       throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
     }
@@ -524,12 +542,12 @@ export class CashuMint extends EventEmitter<MintEvents> {
       expiry: now() + this.options.quoteTtlSeconds,
       internal_mint_quote: internal?.quote ?? null,
     };
-    this.store.insertMeltQuote(row);
-    return this.meltQuoteResponse(this.store.getMeltQuote(row.quote)!);
+    await this.store.insertMeltQuote(row);
+    return this.meltQuoteResponse((await this.store.getMeltQuote(row.quote))!);
   }
 
   async getMeltQuote(quote: string): Promise<MeltQuoteResponse> {
-    const row = this.store.getMeltQuote(quote);
+    const row = await this.store.getMeltQuote(quote);
     if (!row) throw new QuoteNotFoundError("melt");
     return this.meltQuoteResponse(row);
   }
@@ -538,19 +556,20 @@ export class CashuMint extends EventEmitter<MintEvents> {
     // NUT-19: the same melt again answers the quote as it stands now (PENDING, or PAID with its
     // change); a melt that failed left the quote UNPAID and may be tried anew.
     const key = cacheKey("/v1/melt/bolt11", req);
-    const earlier = this.responses.get<{ quote: string }>(key);
+    const earlier = await this.store.cachedAnswer<{ quote: string }>(key);
     if (earlier) {
-      const now = this.store.getMeltQuote(earlier.quote);
+      const now = await this.store.getMeltQuote(earlier.quote);
       if (now && now.state !== "UNPAID") return this.meltQuoteResponse(now);
-      this.responses.delete(key);
+      await this.store.deleteCachedAnswer(key);
     }
-    const row = this.store.getMeltQuote(req.quote);
+    const row = await this.store.getMeltQuote(req.quote);
     if (!row) throw new QuoteNotFoundError("melt");
     if (row.state === "PAID") throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
     if (row.state === "PENDING") throw new MintError(MintErrorCode.QuotePending, "Quote is pending.");
     if (row.expiry < now()) throw new MintError(MintErrorCode.QuoteExpired, "Quote expired.");
     const blanks = req.outputs ?? [];
-    const inputs = this.verifyInputs(req.inputs, { outputs: blanks, quoteId: req.quote });
+    const snapshot = await this.keysets.snapshot();
+    const inputs = this.verifyInputs(snapshot, req.inputs, { outputs: blanks, quoteId: req.quote });
     if (inputs.unit !== row.unit)
       throw new MintError(MintErrorCode.UnitMismatch, "Inputs and quote have different units.");
     const needed = row.amount + row.fee_reserve;
@@ -560,34 +579,43 @@ export class CashuMint extends EventEmitter<MintEvents> {
         `Not enough inputs: ${inputs.total} - fees ${inputs.fee} < ${needed} (amount + fee reserve).`,
       );
     }
-    if (blanks.length > 0) this.verifyOutputs(blanks, row.unit, true);
-    this.store.beginMelt(
-      row.quote,
-      inputs.rows,
-      blanks,
-      { inputsTotal: inputs.total, inputFee: inputs.fee },
-      JSON.stringify(blanks),
-      () => this.responses.put(key, { quote: row.quote }),
-    );
+    if (blanks.length > 0) this.verifyOutputs(snapshot, blanks, row.unit, true);
+    // The lease is taken before the quote turns PENDING and held until the melt ends: recovery (in
+    // this or another process) never asks Lightning about a payment that is still being made.
+    const lease = await this.store.leaseMelt(row.quote);
+    if (!lease) throw new MintError(MintErrorCode.QuotePending, "Quote is pending.");
+    try {
+      await this.store.beginMelt(
+        row.quote,
+        inputs.rows,
+        blanks,
+        { inputsTotal: inputs.total, inputFee: inputs.fee },
+        JSON.stringify(blanks),
+        { key, body: { quote: row.quote } },
+      );
+    } catch (err) {
+      await lease.release();
+      throw err;
+    }
     this.emitProofStates(
       inputs.rows.map((r) => r.y),
       "PENDING",
     );
-    this.emit("melt_quote", this.meltQuoteResponse(this.store.getMeltQuote(row.quote)!));
+    const begun = (await this.store.getMeltQuote(row.quote))!;
+    this.emit("melt_quote", this.meltQuoteResponse(begun));
 
-    const pay = this.settleMelt(row.quote);
+    const pay = this.settleMelt(begun).finally(() => lease.release());
     if (req.prefer_async) {
       pay.catch((err) => this.log.warn("async melt failed", { quote: row.quote, err: String(err) }));
-      return this.meltQuoteResponse(this.store.getMeltQuote(row.quote)!);
+      return this.meltQuoteResponse(begun);
     }
     return pay;
   }
 
   /** Pays (or settles internally) a PENDING melt and records the outcome. */
-  private async settleMelt(quote: string): Promise<MeltQuoteResponse> {
-    const row = this.store.getMeltQuote(quote)!;
+  private async settleMelt(row: MeltQuoteRow): Promise<MeltQuoteResponse> {
     if (row.internal_mint_quote) {
-      const paid = this.store.getMintQuote(row.internal_mint_quote);
+      const paid = await this.store.getMintQuote(row.internal_mint_quote);
       const preimage = paid
         ? await this.lightning
             .invoicePreimage?.({ paymentHash: paid.payment_hash, request: paid.request })
@@ -600,53 +628,53 @@ export class CashuMint extends EventEmitter<MintEvents> {
       result = await this.lightning.payInvoice(row.request, row.amount * 1000, row.fee_reserve);
     } catch (err) {
       // We cannot know whether the payment left: keep it PENDING for recovery, never pay twice.
-      this.log.warn("payInvoice threw; melt stays pending", { quote, err: String(err) });
+      this.log.warn("payInvoice threw; melt stays pending", { quote: row.quote, err: String(err) });
       result = { state: "UNKNOWN" };
     }
     return this.finishMelt(row, result);
   }
 
-  private finishMelt(
+  private async finishMelt(
     row: MeltQuoteRow,
     outcome: { state: string; preimage?: string; feeSat?: number; reason?: string },
-  ): MeltQuoteResponse {
+  ): Promise<MeltQuoteResponse> {
     let result = outcome;
-    const lockedYs = this.store.pendingYsOfMelt(row.quote);
+    const lockedYs = await this.store.pendingYsOfMelt(row.quote);
     if (result.state === "PAID") {
       const feePaid = Math.min(result.feeSat ?? 0, row.fee_reserve);
-      const change = this.signChange(row, feePaid);
-      const outcome = this.store.completeMelt(row.quote, {
+      const change = await this.signChange(row, feePaid);
+      const outcome = await this.store.completeMelt(row.quote, {
         preimage: result.preimage ?? null,
         feePaid,
         change,
         changeJson: JSON.stringify(change.map(CashuMint.toSignature)),
       });
-      if (outcome === "done") this.announceMeltEnd(row.quote, lockedYs, "SPENT");
+      if (outcome === "done") await this.announceMeltEnd(row.quote, lockedYs, "SPENT");
       if (outcome !== "internal_already_paid")
-        return this.meltQuoteResponse(this.store.getMeltQuote(row.quote)!);
+        return this.meltQuoteResponse((await this.store.getMeltQuote(row.quote))!);
       result = { state: "FAILED", reason: "invoice already paid" };
     }
     if (result.state === "FAILED") {
-      if (this.store.failMelt(row.quote)) this.announceMeltEnd(row.quote, lockedYs, "UNSPENT");
+      if (await this.store.failMelt(row.quote)) await this.announceMeltEnd(row.quote, lockedYs, "UNSPENT");
       throw new MintError(
         MintErrorCode.LightningPaymentFailed,
         `Lightning payment failed${result.reason ? `: ${result.reason}` : ""}.`,
       );
     }
-    return this.meltQuoteResponse(this.store.getMeltQuote(row.quote)!);
+    return this.meltQuoteResponse((await this.store.getMeltQuote(row.quote))!);
   }
 
-  private announceMeltEnd(quote: string, ys: string[], state: "SPENT" | "UNSPENT"): void {
+  private async announceMeltEnd(quote: string, ys: string[], state: "SPENT" | "UNSPENT"): Promise<void> {
     this.emitProofStates(ys, state);
-    this.emit("melt_quote", this.meltQuoteResponse(this.store.getMeltQuote(quote)!));
+    this.emit("melt_quote", this.meltQuoteResponse((await this.store.getMeltQuote(quote))!));
   }
 
   /** NUT-08: overpaid = inputs - input fees - amount - fee paid, written into the blank outputs in order. */
-  private signChange(row: MeltQuoteRow, feePaid: number): PromiseRow[] {
+  private async signChange(row: MeltQuoteRow, feePaid: number): Promise<PromiseRow[]> {
     const blanks = row.blank_outputs ? (JSON.parse(row.blank_outputs) as BlindedMessage[]) : [];
     const overpaid = (row.inputs_total ?? 0) - (row.input_fee ?? 0) - row.amount - feePaid;
     if (overpaid <= 0 || blanks.length === 0) return [];
-    const keyset = this.keysets.active(row.unit);
+    const keyset = await this.keysets.active(row.unit);
     if (!keyset) return [];
     const amounts = splitAmount(overpaid).filter((a) => keyset.privateKeys.has(a));
     const outputs = blanks
@@ -658,22 +686,40 @@ export class CashuMint extends EventEmitter<MintEvents> {
     );
   }
 
-  /** Asks the backend about every PENDING melt; PAID completes it, FAILED frees the inputs. */
+  /**
+   * Asks the backend about every PENDING melt no one is settling (a melt being paid holds its
+   * lease); PAID completes it, FAILED frees the inputs.
+   */
   async recoverPendingMelts(): Promise<void> {
-    for (const row of this.store.listPendingMelts()) {
-      if (row.internal_mint_quote) {
-        this.finishMelt(row, { state: "PAID", feeSat: 0 });
-        continue;
+    for (const row of await this.store.listPendingMelts()) {
+      const lease = await this.store.leaseMelt(row.quote);
+      if (!lease) continue;
+      try {
+        // Re-read under the lease: the melt may have ended since the list was read.
+        const current = await this.store.getMeltQuote(row.quote);
+        if (current?.state !== "PENDING") continue;
+        await this.recoverMelt(current);
+      } finally {
+        await lease.release();
       }
-      const result = await this.lightning.paymentState(row.payment_hash);
-      if (result.state === "PAID" || result.state === "FAILED") {
-        try {
-          this.finishMelt(row, result);
-        } catch (err) {
-          if (!(err instanceof MintError)) throw err;
-        }
-        this.log.info("resolved pending melt", { quote: row.quote, state: result.state });
+    }
+  }
+
+  private async recoverMelt(row: MeltQuoteRow): Promise<void> {
+    if (row.internal_mint_quote) {
+      await this.finishMelt(row, { state: "PAID", feeSat: 0 }).catch((err) => {
+        if (!(err instanceof MintError)) throw err;
+      });
+      return;
+    }
+    const result = await this.lightning.paymentState(row.payment_hash);
+    if (result.state === "PAID" || result.state === "FAILED") {
+      try {
+        await this.finishMelt(row, result);
+      } catch (err) {
+        if (!(err instanceof MintError)) throw err;
       }
+      this.log.info("resolved pending melt", { quote: row.quote, state: result.state });
     }
   }
 }

@@ -1,6 +1,8 @@
 /**
  * NUT-17 websocket: JSON-RPC 2.0 subscriptions to mint quotes, melt quotes and proof states.
- * The current state is sent right after subscribing, then every change.
+ * The current state is sent right after subscribing, then every change. When several processes
+ * share the mint's state (PostgreSQL), changes made elsewhere raise no event here: each subscribed
+ * filter's state is then read once a second and sent when it differs from the last one sent.
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
@@ -31,6 +33,12 @@ interface Subscription {
   filters: Set<string>;
 }
 
+/** What a notification says has changed: the state (and, for a melt, whether change is there). */
+function stateOf(payload: unknown): string {
+  const p = payload as { state?: string; change?: unknown[] };
+  return `${p.state ?? ""}/${p.change ? p.change.length : ""}`;
+}
+
 function rpcError(id: unknown, code: number, message: string) {
   return JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: id ?? null });
 }
@@ -48,12 +56,16 @@ export function attachMintWebSocket(server: Server, mint: CashuMint, path: strin
 
   const handleConnection = (ws: WebSocket) => {
     const subs = new Map<string, Subscription>();
-    const send = (subId: string, payload: unknown) => {
+    /** `${subId}\n${filter}` → the state last sent (only kept when the state is shared) */
+    const lastSent = new Map<string, unknown>();
+    const shared = mint.store.shared;
+    const send = (subId: string, payload: unknown, filter?: string) => {
       if (ws.readyState !== WebSocket.OPEN) return;
+      if (shared && filter !== undefined) lastSent.set(`${subId}\n${filter}`, stateOf(payload));
       ws.send(JSON.stringify({ jsonrpc: "2.0", method: "subscribe", params: { subId, payload } }));
     };
     const fanOut = (kind: Kind, key: string, payload: unknown) => {
-      for (const [subId, s] of subs) if (s.kind === kind && s.filters.has(key)) send(subId, payload);
+      for (const [subId, s] of subs) if (s.kind === kind && s.filters.has(key)) send(subId, payload, key);
     };
     const onMint = (q: { quote: string }) => fanOut("bolt11_mint_quote", q.quote, q);
     const onMelt = (q: { quote: string }) => fanOut("bolt11_melt_quote", q.quote, q);
@@ -63,11 +75,31 @@ export function attachMintWebSocket(server: Server, mint: CashuMint, path: strin
     mint.on("proof_state", onProof);
     // Backends without push notifications: ask about subscribed unpaid quotes once a second.
     const poll = setInterval(() => {
+      if (shared) {
+        void pollShared();
+        return;
+      }
       for (const s of subs.values()) {
         if (s.kind !== "bolt11_mint_quote") continue;
         for (const q of s.filters) mint.getMintQuote(q).catch(() => undefined);
       }
     }, 1_000);
+    let polling = false;
+    const pollShared = async () => {
+      if (polling) return; // a slow round is not stacked on
+      polling = true;
+      try {
+        for (const [subId, s] of [...subs]) {
+          for (const f of s.filters) {
+            const state = await currentState(s.kind, f);
+            if (state === undefined || !subs.has(subId)) continue;
+            if (lastSent.get(`${subId}\n${f}`) !== stateOf(state)) send(subId, state, f);
+          }
+        }
+      } finally {
+        polling = false;
+      }
+    };
     poll.unref();
     ws.on("close", () => {
       clearInterval(poll);
@@ -81,7 +113,7 @@ export function attachMintWebSocket(server: Server, mint: CashuMint, path: strin
       try {
         if (kind === "bolt11_mint_quote") return await mint.getMintQuote(QuoteId.parse(filter));
         if (kind === "bolt11_melt_quote") return await mint.getMeltQuote(QuoteId.parse(filter));
-        return mint.checkState([PointHex.parse(filter)]).states[0];
+        return (await mint.checkState([PointHex.parse(filter)])).states[0];
       } catch {
         return undefined; // unknown quote or bad Y: nothing to report yet
       }
@@ -98,6 +130,7 @@ export function attachMintWebSocket(server: Server, mint: CashuMint, path: strin
       const { id, method, params } = msg;
       if (method === "unsubscribe") {
         subs.delete(params.subId);
+        for (const k of lastSent.keys()) if (k.startsWith(`${params.subId}\n`)) lastSent.delete(k);
         ws.send(JSON.stringify({ jsonrpc: "2.0", result: { status: "OK", subId: params.subId }, id }));
         return;
       }
@@ -113,7 +146,7 @@ export function attachMintWebSocket(server: Server, mint: CashuMint, path: strin
       ws.send(JSON.stringify({ jsonrpc: "2.0", result: { status: "OK", subId: params.subId }, id }));
       for (const f of params.filters) {
         const state = await currentState(params.kind, f);
-        if (state !== undefined && subs.has(params.subId)) send(params.subId, state);
+        if (state !== undefined && subs.has(params.subId)) send(params.subId, state, f);
       }
     });
   };
