@@ -78,11 +78,20 @@ export class Escrow {
     for (const t of await this.store.locking()) {
       await this.leases.run(acceptLease(t.id), async () => {
         if ((await this.store.task(t.id))?.escrow !== "locking") return;
-        const locked = await this.deps.ledger.balance(Accounts.escrow(t.id));
-        if (locked > 0) await this.store.finishAccept(t.id, Date.now());
-        else await this.store.undoAccept(t.id, Date.now());
-        this.deps.log.warn("finished an interrupted accept", { task: t.id, locked: locked > 0 });
+        const locked = await this.repairAccept(t.id);
+        this.deps.log.warn("finished an interrupted accept", { task: t.id, locked });
       });
     }
+  }
+
+  /**
+   * Ends a claim left `locking` the way the ledger says it went: finished when the escrow holds the
+   * price, undone when it holds nothing. The caller holds the task's accept lease. True when locked.
+   */
+  async repairAccept(taskId: string): Promise<boolean> {
+    const locked = (await this.deps.ledger.balance(Accounts.escrow(taskId))) > 0;
+    if (locked) await this.store.finishAccept(taskId, Date.now());
+    else await this.store.undoAccept(taskId, Date.now());
+    return locked;
   }
 }

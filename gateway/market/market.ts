@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { errorMessage } from "../../src/shared/index.js";
 import { Accounts, InsufficientBalanceError } from "../ledger/index.js";
 import type { AccountRow } from "../payments/accounts.js";
+import { PaymentError } from "../payments/errors.js";
 import { RateLimiter } from "../payments/ratelimit.js";
 import { MarketCollections } from "./collect.js";
 import {
@@ -274,13 +275,18 @@ export class Market {
         this.fees.checkCaps(caller, quote.price_sats);
         await this.deps.ledger.lockEscrow(taskId, Accounts.user(buyer), quote.price_sats * 1000);
       } catch (err) {
-        await this.store.undoAccept(taskId, Date.now());
-        if (err instanceof InsufficientBalanceError)
+        if (err instanceof InsufficientBalanceError) {
+          await this.store.undoAccept(taskId, Date.now());
           throw await this.fees.insufficient(
             caller,
             quote.price_sats,
             "accepting this quote (locked in escrow)",
           );
+        }
+        if (err instanceof PaymentError) await this.store.undoAccept(taskId, Date.now());
+        // Any other failure may have come after the ledger committed (a lost answer): ask the
+        // ledger; when it cannot answer either, the claim stays `locking` for the sweeper.
+        else await this.escrow.repairAccept(taskId).catch(() => undefined);
         throw err;
       }
       const accepted = await this.store.finishAccept(taskId, Date.now());
