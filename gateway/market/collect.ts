@@ -14,7 +14,7 @@ import { PaymentError } from "../payments/errors.js";
 import { type MeltOutcome, payReservedMelt, resolveReservedMelt } from "../payments/melt-payout.js";
 import type { MarketDeps } from "./deps.js";
 import { CollectFailedError, MarketForbiddenError } from "./errors.js";
-import { type MarketFees, partyOf } from "./fees.js";
+import { type MarketFees, payerIdOf } from "./fees.js";
 import { collectLease, type Leases } from "./leases.js";
 import type { CollectRequest } from "./schemas.js";
 import type { CollectionRow, MarketStore } from "./store.js";
@@ -31,7 +31,7 @@ export class MarketCollections {
   /** Pays the caller's balance to a bolt11 invoice (200 paid, 202 still in flight, 502 failed). */
   async collect(caller: AccountRow, body: CollectRequest) {
     if (caller.parent_id) throw new MarketForbiddenError("child keys cannot collect; use the parent key");
-    const owner = partyOf(this.deps, caller);
+    const owner = payerIdOf(this.deps, caller);
     const mint = this.deps.wallet.trustedMints[0];
     if (!mint) throw new EcashError("mint_unavailable", "the gateway has no mint to pay through", 503);
     const invoice = body.invoice.replace(/^lightning:/i, "");

@@ -10,7 +10,7 @@ import { PaymentError } from "../payments/errors.js";
 import type { CashuPayer, FeeReceipt, MarketDeps } from "./deps.js";
 
 /** A market party is the account whose balance pays: the key itself, or the root of a child key. */
-export const partyOf = (deps: Pick<MarketDeps, "accounts">, caller: AccountRow): string =>
+export const payerIdOf = (deps: Pick<MarketDeps, "accounts">, caller: AccountRow): string =>
   deps.accounts.accounts.payer(caller.id).id;
 
 export class MarketFees {
@@ -61,7 +61,7 @@ export class MarketFees {
     if (cashu) return this.payWithCashu(feeSat, what, cashu, act);
     const { ledger } = this.deps;
     this.checkCaps(caller, feeSat);
-    const user = Accounts.user(partyOf(this.deps, caller));
+    const user = Accounts.user(payerIdOf(this.deps, caller));
     const holdId = randomUUID();
     try {
       await ledger.hold(holdId, user, feeSat * 1000, "market_fee", `market: ${what}`);

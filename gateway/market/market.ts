@@ -28,7 +28,7 @@ import {
 } from "./deps.js";
 import { DeliveryTooLargeError, MarketForbiddenError, MarketNotFoundError } from "./errors.js";
 import { Escrow } from "./escrow.js";
-import { MarketFees, partyOf } from "./fees.js";
+import { MarketFees, payerIdOf } from "./fees.js";
 import { acceptLease, type Leases, LocalLeases, PgLeases } from "./leases.js";
 import { PgMarketStore } from "./pg-store.js";
 import type {
@@ -42,13 +42,7 @@ import type {
   TaskView,
 } from "./schemas.js";
 import { SqliteMarketStore } from "./sqlite-store.js";
-import {
-  checkTaskTransition,
-  QUOTABLE_STATES,
-  TASK_STATES,
-  type TaskState,
-  partyOf as partyIn,
-} from "./states.js";
+import { checkTaskTransition, QUOTABLE_STATES, TASK_STATES, type TaskState, partyOf } from "./states.js";
 import { acceptInFlight, type MarketStore, type TaskRow } from "./store.js";
 import { collectionView, deliveryMeta, messageView, quoteView, taskView } from "./views.js";
 
@@ -127,7 +121,7 @@ export class Market {
 
   // ---- identity and fees ----------------------------------------------------------------------
   private partyId(caller: AccountRow): string {
-    return partyOf(this.deps, caller);
+    return payerIdOf(this.deps, caller);
   }
 
   /** Counts an authenticated market request against the key's per-minute limit. */
@@ -159,7 +153,7 @@ export class Market {
   /** A task as `viewer` may see it: quotes for the buyer (all) and quoters (their own), the delivery for the two parties. */
   private async view(t: TaskRow, viewer?: string): Promise<TaskView> {
     if (viewer === undefined) return taskView(t);
-    const party = partyIn(t, viewer);
+    const party = partyOf(t, viewer);
     const quotes = await this.store.quotesOf(t.id);
     const mine = quotes.filter((q) => q.worker_id === viewer).map((q) => quoteView(q, viewer));
     const delivery = async () => {
@@ -178,7 +172,7 @@ export class Market {
 
   /** Lists show the caller's part but not quotes or deliveries. */
   private summary(t: TaskRow, viewer: string): TaskView {
-    const party = partyIn(t, viewer);
+    const party = partyOf(t, viewer);
     return taskView(t, { role: party === "other" ? null : party });
   }
 
@@ -349,7 +343,7 @@ export class Market {
 
   async delivery(caller: AccountRow, taskId: string) {
     const task = await this.store.mustTask(taskId);
-    if (partyIn(task, this.partyId(caller)) === "other")
+    if (partyOf(task, this.partyId(caller)) === "other")
       throw new MarketForbiddenError("only the task's buyer and the hired worker can read its delivery");
     const d = await this.store.delivery(taskId);
     if (!d) throw new MarketNotFoundError(`nothing has been delivered for task ${taskId} yet`);
@@ -376,7 +370,7 @@ export class Market {
    */
   async cancel(caller: AccountRow, taskId: string): Promise<TaskView> {
     const me = this.partyId(caller);
-    const action = partyIn(await this.store.mustTask(taskId), me) === "worker" ? "refund" : "cancel";
+    const action = partyOf(await this.store.mustTask(taskId), me) === "worker" ? "refund" : "cancel";
     const t = await this.store.transition(taskId, action, { account: me }, Date.now());
     return this.view(await this.escrow.settle(t), me);
   }
