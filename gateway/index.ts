@@ -303,7 +303,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const broadcasts = BroadcastStore.open(opts.dataDir);
   const market = await Market.open(
     opts.dataDir,
-    { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market") },
+    { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market"), database: opts.database },
     opts.market,
   );
   market.start();

@@ -19,6 +19,10 @@ export {
   type MarketOptions,
   type SweepReport,
 } from "./market.js";
+export { copyMarketFromSqlite, type MarketCopyCounts } from "./copy.js";
+export { MARKET_MIGRATIONS, PgMarketStore } from "./pg-store.js";
+export { SqliteMarketStore } from "./sqlite-store.js";
+export type { CollectionRow, MarketStore, QuoteRow, TaskRow } from "./store.js";
 export * from "./schemas.js";
 export {
   FINAL_STATES,

@@ -11,7 +11,7 @@ import { type RunningGateway, startGateway } from "../../gateway/index.js";
 import { Accounts } from "../../gateway/ledger/index.js";
 import type { MarketOptions } from "../../gateway/market/index.js";
 import { createLightningBackend, type RunningMint, startMintServer } from "../../gateway/mint/index.js";
-import { silentLogger } from "../../src/shared/index.js";
+import { type PgDatabase, silentLogger } from "../../src/shared/index.js";
 import { mintProofs, newWallet } from "../support/cashu.js";
 import { tempDir } from "../support/cli-process.js";
 
@@ -45,6 +45,8 @@ export interface MarketNetOptions {
   /** make these outgoing Lightning payments fail at the fake node */
   failOutgoing?: (invoice: string) => boolean;
   fundSats?: number;
+  /** the market (and whatever else the gateway keeps there) in this PostgreSQL */
+  database?: PgDatabase;
 }
 
 export async function startMarketNet(opts: MarketNetOptions = {}): Promise<MarketNet> {
@@ -63,6 +65,7 @@ export async function startMarketNet(opts: MarketNetOptions = {}): Promise<Marke
     payoutIntervalMs: 0,
     sweepIntervalMs: 0,
     market: { sweepIntervalMs: 0, rateLimitPerMinute: 100_000, ...opts.market },
+    database: opts.database,
   });
   const wallet: Wallet = await newWallet(mint.url);
   let purse: Proof[] = await mintProofs(wallet, opts.fundSats ?? 20_000);
