@@ -13,7 +13,7 @@ import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "../payments/errors.js";
 import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
-import type { OneShotStore } from "../payments/oneshot.js";
+import type { OneShotRegistry } from "../payments/oneshot.js";
 import type { PriceTable } from "../payments/pricing.js";
 import {
   buildStatement,
@@ -72,7 +72,7 @@ export const TopupClaimResponseSchema = z.object({
 });
 
 export interface PayDeps extends AccountDeps {
-  store: OneShotStore;
+  store: OneShotRegistry;
   prices: PriceTable;
   oracle: Oracle;
   paywall: Paywall;
@@ -113,7 +113,7 @@ export function payRouter(deps: PayDeps): Router {
     if (!mint) throw new PaymentError("mint_unavailable", "the gateway has no mint", 503);
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun prepaid top-up");
     const paymentHash = paymentHashOf(quote.request);
-    deps.store.addTopupClaim({
+    await deps.store.addTopupClaim({
       payment_hash: paymentHash,
       quote: quote.quote,
       mint,
@@ -133,7 +133,7 @@ export function payRouter(deps: PayDeps): Router {
   r.post("/v1/topup/claim", async (req, res) => {
     const body = parseWith(TopupClaimRequestSchema, req.body);
     const paymentHash = createHash("sha256").update(Buffer.from(body.preimage, "hex")).digest("hex");
-    const row = deps.store.topupClaim(paymentHash);
+    const row = await deps.store.topupClaim(paymentHash);
     if (!row) throw new PaymentError("invalid_token", "no top-up invoice has this preimage", 401);
     if (row.state !== "pending")
       throw new PaymentError("token_spent", "this top-up was already claimed", 401);
@@ -146,7 +146,7 @@ export function payRouter(deps: PayDeps): Router {
       throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
     const made = row.account_id ? undefined : keys.createSession();
     const accountId = row.account_id ?? made!.id;
-    if (!deps.store.markClaimed(paymentHash, accountId)) {
+    if (!(await deps.store.markClaimed(paymentHash, accountId))) {
       if (made) keys.forgetTokenSession(made.id);
       throw new PaymentError("token_spent", "this top-up was already claimed", 401);
     }
@@ -183,8 +183,8 @@ export function payRouter(deps: PayDeps): Router {
 }
 
 /** After a crash between marking a top-up claimed and crediting it: credit it (idempotent by ref). */
-export async function repairClaimedTopups(ledger: Ledger, store: OneShotStore): Promise<void> {
-  for (const t of store.claimedTopups()) {
+export async function repairClaimedTopups(ledger: Ledger, store: OneShotRegistry): Promise<void> {
+  for (const t of await store.claimedTopups()) {
     await ledger.deposit(
       Accounts.user(t.account_id!),
       t.amount_sat * 1000,

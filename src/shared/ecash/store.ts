@@ -9,6 +9,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import { SqliteStore } from "../sqlite.js";
+import type { EcashPool, OwedToken } from "./pool.js";
 
 export interface StoredProof {
   secret: string;
@@ -67,7 +68,7 @@ export interface Reservation {
 /** The wallet operation a counter reservation belongs to (set around each swap). */
 export const currentOp = new AsyncLocalStorage<string>();
 
-export class EcashStore extends SqliteStore {
+export class EcashStore extends SqliteStore implements EcashPool {
   constructor(path: string) {
     super(path, SCHEMA);
     this.migrate();
@@ -138,15 +139,23 @@ export class EcashStore extends SqliteStore {
 
   /**
    * Pays exactly `amount` from the pool when its denominations allow, with no swap: the proofs are
-   * marked spent and `use` (which stores what they became, e.g. a change token) runs in the same
-   * transaction, so a crash never leaves them spent here yet unrecorded. Undefined when not exact.
+   * marked spent and `use` (which makes what they became, e.g. a change token, stored as owed
+   * under `owedId` when given) runs in the same transaction, so a crash never leaves them spent here
+   * yet unrecorded. Undefined when not exact.
    */
-  spendExact<T>(mint: string, amount: number, use: (proofs: StoredProof[]) => T): T | undefined {
+  spendExact<T>(mint: string, amount: number, use: (proofs: StoredProof[]) => T, owedId?: string): T | undefined {
     return this.tx(() => {
       const plan = this.plan(mint, amount);
       if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
-      return use(this.take(mint, plan, "spent", null));
+      const made = use(this.take(mint, plan, "spent", null));
+      if (owedId !== undefined) this.saveOwed({ id: owedId, mint, amount, token: String(made) });
+      return made;
     });
+  }
+
+  /** Stores a token owed to someone; a plain wallet owes nobody (the gateway's store keeps change). */
+  protected saveOwed(_owed: OwedToken): void {
+    throw new Error("this wallet store keeps no owed tokens");
   }
 
   /**
@@ -178,13 +187,13 @@ export class EcashStore extends SqliteStore {
 
   /**
    * A swap of `op` succeeded: its inputs are spent, the proofs it kept are stored, its counters
-   * resolved, and `record` (what the sent proofs became) runs in the same transaction.
+   * resolved, and `owed` (the token the sent proofs became) is stored in the same transaction.
    */
-  finishSwap(op: string, keep: StoredProof[], record?: () => void): void {
+  finishSwap(op: string, keep: StoredProof[], owed?: OwedToken): void {
     this.tx(() => {
       this.addProofs(keep, op);
       this.finishOp(op, true);
-      record?.();
+      if (owed) this.saveOwed(owed);
     });
   }
 
