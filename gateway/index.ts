@@ -196,7 +196,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
 
   const ledger = Ledger.open(opts.dataDir);
-  const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"), opts.database);
+  const wallet = await GatewayWallet.open(
+    opts.dataDir,
+    opts.trustedMints,
+    log.child("wallet"),
+    opts.database,
+  );
   const oracle = new Oracle({
     feedUrl: opts.priceFeedUrl,
     statePath: join(opts.dataDir, "oracle-published.json"),

@@ -115,7 +115,15 @@ export class BsvPayments {
           401,
         );
       // First writer wins (the txid is the primary key).
-      await this.store.add({ id, kind: "bsv", amount_sat: sats, route, state: "paid", mint: null, quote: null });
+      await this.store.add({
+        id,
+        kind: "bsv",
+        amount_sat: sats,
+        route,
+        state: "paid",
+        mint: null,
+        quote: null,
+      });
       row = (await this.store.get(id))!;
     }
     // Idempotent by txid: a crash between the two writes is repaired by the next attempt.

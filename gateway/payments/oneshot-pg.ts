@@ -47,7 +47,9 @@ export class PgOneShotStore implements OneShotRegistry {
   }
 
   async get(id: string): Promise<OneShotRow | undefined> {
-    const [row] = await this.db.query<OneShotRow>(`SELECT ${ROW} FROM oneshot_credentials WHERE id = $1`, [id]);
+    const [row] = await this.db.query<OneShotRow>(`SELECT ${ROW} FROM oneshot_credentials WHERE id = $1`, [
+      id,
+    ]);
     return row;
   }
 

@@ -16,6 +16,7 @@ import {
   currentOp,
   type Denomination,
   EcashError,
+  type OwedSwap,
   type OwedToken,
   type Reservation,
   selectDenominations,
@@ -213,15 +214,24 @@ export class PgGatewayPool implements GatewayPool {
     }
   }
 
-  async finishSwap(op: string, keep: StoredProof[], owed?: OwedToken): Promise<void> {
-    // READ COMMITTED: writes keyed by op and primary keys; the transaction makes them one step.
-    await this.db.tx(async (c) => {
+  async finishSwap(op: string, keep: StoredProof[], owed?: OwedSwap): Promise<string | undefined> {
+    // READ COMMITTED: writes keyed by op and primary keys; the transaction makes them one step. The
+    // change insert waits on a concurrent insert of the same id and then sees it (primary key).
+    return this.db.tx(async (c) => {
       await insertProofs(c, keep);
       await c.query("DELETE FROM pool_reservations WHERE op = $1", [op]);
-      await c.query("UPDATE pool_proofs SET state = 'spent', op = NULL WHERE op = $1 AND state = 'reserved'", [
-        op,
+      await c.query(
+        "UPDATE pool_proofs SET state = 'spent', op = NULL WHERE op = $1 AND state = 'reserved'",
+        [op],
+      );
+      if (!owed) return undefined;
+      if (await insertChange(c, owed)) return owed.token;
+      // Another process paid this id first: its token is owed, ours goes back into the pool.
+      await insertProofs(c, owed.proofs);
+      const stored = await c.query<{ token: string }>("SELECT token FROM pool_change WHERE id = $1", [
+        owed.id,
       ]);
-      if (owed) await insertChange(c, owed);
+      return stored.rows[0]!.token;
     });
   }
 

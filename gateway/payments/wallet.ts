@@ -30,14 +30,16 @@ export class GatewayEcashStore extends EcashStore implements GatewayPool {
     this.db.exec(CHANGE_SCHEMA);
   }
 
-  saveChange(id: string, mint: string, amount: number, token: string): void {
-    this.prepared(
+  /** Stores change unless `id` has some; answers the token stored under `id`. */
+  saveChange(id: string, mint: string, amount: number, token: string): string {
+    const added = this.prepared(
       "INSERT OR IGNORE INTO change (id, mint, amount, token, created_at) VALUES (?, ?, ?, ?, ?)",
-    ).run(id, mint, amount, token, Date.now());
+    ).run(id, mint, amount, token, Date.now()).changes;
+    return added === 1 ? token : this.findChange(id)!.token;
   }
 
-  protected override saveOwed(owed: OwedToken): void {
-    this.saveChange(owed.id, owed.mint, owed.amount, owed.token);
+  protected override saveOwed(owed: OwedToken): string {
+    return this.saveChange(owed.id, owed.mint, owed.amount, owed.token);
   }
 
   /** The stored change token, without marking it fetched. */

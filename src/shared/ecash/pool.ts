@@ -21,6 +21,11 @@ export interface OwedToken {
   token: string;
 }
 
+/** A swap's sent proofs, owed as `token`: if the id already has a token, they go back to the pool. */
+export interface OwedSwap extends OwedToken {
+  proofs: StoredProof[];
+}
+
 export interface EcashPool {
   /** Counters are committed before any blinded output leaves; never the same counter twice. */
   counterSource(mint: string): CounterSource;
@@ -31,6 +36,8 @@ export interface EcashPool {
   /**
    * Pays exactly `amount` with no swap when the denominations allow: the proofs are spent and
    * `encode`'s token (stored as owed under `owedId` when given) in one step. Undefined when not exact.
+   * An id that already has a token (another request or process paid it) spends nothing and
+   * answers the stored token: a change id is paid once.
    */
   spendExact(
     mint: string,
@@ -39,8 +46,12 @@ export interface EcashPool {
     owedId?: string,
   ): Awaitable<string | undefined>;
   denominations(mint: string): Awaitable<Denomination[]>;
-  /** A swap of `op` succeeded: inputs spent, kept proofs stored, ranges resolved, `owed` stored. */
-  finishSwap(op: string, keep: StoredProof[], owed?: OwedToken): Awaitable<void>;
+  /**
+   * A swap of `op` succeeded: inputs spent, kept proofs stored, ranges resolved, `owed` stored in
+   * one step. Answers the token stored under `owed.id`: when another one was there first, the
+   * swap's sent proofs are kept in the pool instead (nothing is lost).
+   */
+  finishSwap(op: string, keep: StoredProof[], owed?: OwedSwap): Awaitable<string | undefined>;
   /** Ends an operation: its reserved proofs are spent (success) or available again (failure). */
   finishOp(op: string, spent: boolean): Awaitable<void>;
   reservedProofs(): Awaitable<(StoredProof & { op: string })[]>;

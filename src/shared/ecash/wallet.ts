@@ -228,12 +228,18 @@ export class EcashWallet {
       );
       const token = encodeToken(mint, send, format, memo);
       // Resolved before the token leaves: its proofs must never be restored into the pool.
-      await this.store.finishSwap(
-        op,
-        keep.map((p) => toStored(mint, p)),
-        owedId === undefined ? undefined : { id: owedId, mint, amount: amountSat, token },
+      const owed =
+        owedId === undefined
+          ? undefined
+          : { id: owedId, mint, amount: amountSat, token, proofs: send.map((p) => toStored(mint, p)) };
+      // Another payment of the same id stored its token first: that one is owed, ours stays here.
+      return (
+        (await this.store.finishSwap(
+          op,
+          keep.map((p) => toStored(mint, p)),
+          owed,
+        )) ?? token
       );
-      return token;
     } catch (err) {
       if (err instanceof MintOperationError) {
         await this.store.finishOp(op, false);
