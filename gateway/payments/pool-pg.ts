@@ -8,9 +8,13 @@
  *   and a plan that comes up short is rolled back and made again;
  * - a counter is handed out once: one `INSERT … ON CONFLICT DO UPDATE SET next = next + n` both
  *   moves the counter and records the range, under the row lock of that keyset's counter;
- * - a change token is stored once per id (primary key), readable from any process.
+ * - a change token is stored once per id (primary key), readable from any process;
+ * - crash repair touches only what a dead process left: each pool holds a session advisory lock
+ *   (its owner id) for as long as it is open, reserved proofs and counter ranges name their owner,
+ *   and `reservedProofs` / `unresolvedReservations` skip owners whose lock is still held. A process
+ *   starting next to live ones thus never frees proofs a live swap is spending.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import {
   currentOp,
@@ -37,7 +41,7 @@ export const POOL_MIGRATIONS: readonly Migration[] = [
     sql: `
 CREATE TABLE pool_proofs (
   secret TEXT PRIMARY KEY, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, amount BIGINT NOT NULL, c TEXT NOT NULL,
-  dleq TEXT, state TEXT NOT NULL CHECK (state IN ('available', 'reserved', 'spent')), op TEXT,
+  dleq TEXT, state TEXT NOT NULL CHECK (state IN ('available', 'reserved', 'spent')), op TEXT, owner TEXT,
   created_at BIGINT NOT NULL);
 CREATE INDEX pool_proofs_available ON pool_proofs (mint, amount) WHERE state = 'available';
 CREATE INDEX pool_proofs_unspent ON pool_proofs (mint, amount) WHERE state <> 'spent';
@@ -46,7 +50,7 @@ CREATE INDEX pool_proofs_forgettable ON pool_proofs (created_at) WHERE state = '
 CREATE TABLE pool_counters (keyset_id TEXT PRIMARY KEY, next BIGINT NOT NULL);
 CREATE TABLE pool_reservations (
   id BIGSERIAL PRIMARY KEY, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, start BIGINT NOT NULL,
-  count INTEGER NOT NULL, op TEXT, created_at BIGINT NOT NULL);
+  count INTEGER NOT NULL, op TEXT, owner TEXT, created_at BIGINT NOT NULL);
 CREATE INDEX pool_reservations_op ON pool_reservations (op);
 CREATE TABLE pool_change (
   id TEXT PRIMARY KEY, mint TEXT NOT NULL, amount BIGINT NOT NULL, token TEXT NOT NULL, created_at BIGINT NOT NULL,
@@ -58,6 +62,15 @@ CREATE TABLE pool_seed (id INTEGER PRIMARY KEY CHECK (id = 1), seed TEXT NOT NUL
 ];
 
 const PROOF_COLUMNS = "secret, mint, keyset_id, amount, c, dleq";
+
+/** The advisory lock class of pool owners ("pool" in ASCII); the second key is hashtext(owner). */
+const OWNER_LOCK = 0x706f6f6c;
+
+/** True for rows (aliased `x`) whose owner is gone: none recorded, or its lock is not held. */
+const OWNER_GONE = `(x.owner IS NULL OR NOT EXISTS (
+  SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND l.classid = ${OWNER_LOCK} AND l.objid = hashtext(x.owner)::oid))`;
 
 /** Another process took proofs this plan counted on: the transaction is rolled back and planned again. */
 class Shortfall extends Error {}
@@ -98,11 +111,26 @@ async function insertChange(q: Queryable, owed: OwedToken): Promise<boolean> {
 }
 
 export class PgGatewayPool implements GatewayPool {
-  private constructor(private readonly db: PgDatabase) {}
+  private constructor(
+    private readonly db: PgDatabase,
+    /** this pool's owner id, locked by `lease` while it is open */
+    private readonly owner: string,
+    private lease: PgClient | undefined,
+  ) {}
 
   static async open(db: PgDatabase): Promise<PgGatewayPool> {
     await db.migrate("pool", POOL_MIGRATIONS);
-    return new PgGatewayPool(db);
+    const owner = randomUUID();
+    // One connection holds the owner lock for the pool's life; when the process dies, so does
+    // the session, and the lock with it.
+    const lease = await db.pool.connect();
+    try {
+      await lease.query("SELECT pg_advisory_lock($1, hashtext($2))", [OWNER_LOCK, owner]);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    return new PgGatewayPool(db, owner, lease);
   }
 
   /**
@@ -120,7 +148,7 @@ export class PgGatewayPool implements GatewayPool {
   counterSource(mint: string): CounterSource {
     const db = this.db;
     return {
-      async reserve(keysetId: string, n: number): Promise<CounterRange> {
+      reserve: async (keysetId: string, n: number): Promise<CounterRange> => {
         if (n === 0) {
           const [row] = await db.query<{ next: number }>(
             "SELECT next FROM pool_counters WHERE keyset_id = $1",
@@ -136,14 +164,14 @@ export class PgGatewayPool implements GatewayPool {
              INSERT INTO pool_counters (keyset_id, next) VALUES ($1, $2)
              ON CONFLICT (keyset_id) DO UPDATE SET next = pool_counters.next + excluded.next
              RETURNING next)
-           INSERT INTO pool_reservations (mint, keyset_id, start, count, op, created_at)
-           SELECT $3, $1, c.next - $2, $2, $4, $5 FROM c
+           INSERT INTO pool_reservations (mint, keyset_id, start, count, op, owner, created_at)
+           SELECT $3, $1, c.next - $2, $2, $4, $6, $5 FROM c
            RETURNING start`,
-          [keysetId, n, mint, currentOp.getStore() ?? null, Date.now()],
+          [keysetId, n, mint, currentOp.getStore() ?? null, Date.now(), this.owner],
         );
         return { start: row!.start, count: n };
       },
-      async advanceToAtLeast(keysetId: string, minNext: number): Promise<void> {
+      advanceToAtLeast: async (keysetId: string, minNext: number): Promise<void> => {
         await db.query(
           `INSERT INTO pool_counters (keyset_id, next) VALUES ($1, $2)
            ON CONFLICT (keyset_id) DO UPDATE SET next = GREATEST(pool_counters.next, excluded.next)`,
@@ -170,7 +198,7 @@ export class PgGatewayPool implements GatewayPool {
   async reserveProofs(mint: string, amount: number, op: string): Promise<StoredProof[] | undefined> {
     return this.planned(async (c) => {
       const plan = selectDenominations(await denominationsOf(c, mint), amount);
-      return plan && take(c, mint, plan, "reserved", op);
+      return plan && take(c, mint, plan, "reserved", op, this.owner);
     });
   }
 
@@ -184,7 +212,7 @@ export class PgGatewayPool implements GatewayPool {
       return await this.planned(async (c) => {
         const plan = selectDenominations(await denominationsOf(c, mint), amount);
         if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
-        const token = encode(await take(c, mint, plan, "spent", null));
+        const token = encode(await take(c, mint, plan, "spent", null, null));
         if (owedId !== undefined && !(await insertChange(c, { id: owedId, mint, amount, token })))
           throw new ChangeExists();
         return token;
@@ -242,9 +270,10 @@ export class PgGatewayPool implements GatewayPool {
     ]);
   }
 
+  /** Proofs an unfinished operation of a process that is gone still holds reserved. */
   async reservedProofs(): Promise<(StoredProof & { op: string })[]> {
     return this.db.query<StoredProof & { op: string }>(
-      `SELECT ${PROOF_COLUMNS}, op FROM pool_proofs WHERE op IS NOT NULL AND state = 'reserved'`,
+      `SELECT ${PROOF_COLUMNS}, op FROM pool_proofs x WHERE op IS NOT NULL AND state = 'reserved' AND ${OWNER_GONE}`,
     );
   }
 
@@ -286,9 +315,10 @@ export class PgGatewayPool implements GatewayPool {
     return (await this.db.query("SELECT 1 FROM pool_proofs WHERE secret = $1", [secret])).length > 0;
   }
 
+  /** Counter ranges left open by a process that is gone (a live one is still using its own). */
   async unresolvedReservations(): Promise<Reservation[]> {
     return this.db.query<Reservation>(
-      "SELECT id, mint, keyset_id, start, count, op FROM pool_reservations ORDER BY id",
+      `SELECT id, mint, keyset_id, start, count, op FROM pool_reservations x WHERE ${OWNER_GONE} ORDER BY id`,
     );
   }
 
@@ -340,8 +370,17 @@ export class PgGatewayPool implements GatewayPool {
     return deleted + (change.rowCount ?? 0);
   }
 
-  /** The database belongs to the composition root, which closes it. */
-  async close(): Promise<void> {}
+  /**
+   * Ends this pool's ownership (what it left unfinished becomes repairable by any process); the
+   * database belongs to the composition root, which closes it.
+   */
+  async close(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (!lease) return;
+    await lease.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+    lease.release();
+  }
 }
 
 async function denominationsOf(q: Queryable, mint: string): Promise<Denomination[]> {
@@ -364,9 +403,10 @@ async function take(
   plan: Denomination[],
   state: "reserved" | "spent",
   op: string | null,
+  owner: string | null,
 ): Promise<StoredProof[]> {
   const res = await c.query<StoredProof>(
-    `UPDATE pool_proofs p SET state = $2, op = $3
+    `UPDATE pool_proofs p SET state = $2, op = $3, owner = $6
        FROM (SELECT q.secret FROM unnest($4::bigint[], $5::int[]) AS d(amount, n)
              CROSS JOIN LATERAL (
                SELECT secret FROM pool_proofs
@@ -374,7 +414,7 @@ async function take(
                 LIMIT d.n FOR UPDATE SKIP LOCKED) q) picked
       WHERE p.secret = picked.secret
       RETURNING p.secret, p.mint, p.keyset_id, p.amount, p.c, p.dleq`,
-    [mint, state, op, plan.map((d) => d.amount), plan.map((d) => d.n)],
+    [mint, state, op, plan.map((d) => d.amount), plan.map((d) => d.n), owner],
   );
   if (res.rows.length !== plan.reduce((s, d) => s + d.n, 0)) throw new Shortfall();
   return res.rows;
