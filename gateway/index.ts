@@ -44,7 +44,8 @@ import { AccountPayments, DEFAULT_FREE_TIER, type FreeTierLimits } from "./payme
 import { AccountStore, type BusinessTier } from "./payments/accounts.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments } from "./payments/l402.js";
-import { OneShotStore } from "./payments/oneshot.js";
+import { type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
+import { PgOneShotStore } from "./payments/oneshot-pg.js";
 import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
@@ -196,7 +197,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const ledger = Ledger.open(opts.dataDir, opts.database);
   await ledger.ready();
-  const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
+  const wallet = await GatewayWallet.open(
+    opts.dataDir,
+    opts.trustedMints,
+    log.child("wallet"),
+    opts.database,
+  );
   const oracle = new Oracle({
     feedUrl: opts.priceFeedUrl,
     statePath: join(opts.dataDir, "oracle-published.json"),
@@ -253,7 +259,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     for (const hold of await ledger.activeHolds()) {
       if (live.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
       if (!(await refundHold(hold, ledger, wallet, log, "stale hold refunded by the sweeper"))) continue;
-      oneShots.releaseRefunded(hold);
+      await oneShots.releaseRefunded(hold);
       n++;
     }
     if (n) log.warn("refunded stale holds", { count: n });
@@ -285,7 +291,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       ? undefined
       : setInterval(() => void accounts.creditPaidTopups(), opts.topupPollMs ?? 5_000);
   topupPoll?.unref();
-  const oneShots = new OneShotStore(join(opts.dataDir, "payments.sqlite"));
+  const oneShots: OneShotRegistry = opts.database
+    ? await PgOneShotStore.open(opts.database)
+    : new OneShotStore(join(opts.dataDir, "payments.sqlite"));
   const bsv = opts.bsv ? new BsvPayments(opts.bsv, ledger, oneShots) : undefined;
   // BSV is offered only when a chain API is configured, whatever the list says.
   const methods = new Set((opts.paymentMethods ?? PAYMENT_METHODS).filter((m) => m !== "bsv" || bsv));
@@ -426,7 +434,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
       await payouts.recover();
       // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
-      oneShots.releaseInUse();
+      await oneShots.releaseInUse();
       await repairClaimedTopups(ledger, oneShots);
       await market.sweep();
       return report;
@@ -446,7 +454,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       oracle.stop();
       await wallet.close();
       accountStore.close();
-      oneShots.close();
+      await oneShots.close();
       jobs.close();
       broadcasts.close();
       await market.close();

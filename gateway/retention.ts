@@ -32,7 +32,7 @@ export function retention(
 ): { run(now?: number): Promise<RetentionReport>; stop(): void } {
   const run = async (now = Date.now()): Promise<RetentionReport> => {
     const report = {
-      walletRows: deps.wallet.compact(now - (opts.walletMs ?? 7 * DAY)),
+      walletRows: await deps.wallet.compact(now - (opts.walletMs ?? 7 * DAY)),
       balanceRows: await deps.ledger.compact(),
       jobs: deps.jobs.prune(now - (opts.jobsMs ?? 30 * DAY)),
     };

@@ -339,12 +339,12 @@ async function fundDemoWallet(
     createLogger("demo-wallet"),
   );
   await wallet.recover();
-  if (wallet.balance(mint) < sats / 2) {
+  if ((await wallet.balance(mint)) < sats / 2) {
     const q = await wallet.createMintQuote(mint, sats, "devnet demo wallet");
     for (let i = 0; i < 100 && !(await wallet.mintPaid(mint, q.quote, sats)); i++)
       await new Promise((r) => setTimeout(r, 100));
   }
-  return { wallet, balance: wallet.balance(mint) };
+  return { wallet, balance: await wallet.balance(mint) };
 }
 
 /** How to start this very MCP server on stdio: from a clone (not yet published) its built CLI. */
@@ -447,7 +447,7 @@ async function runDevnet(argv: string[]): Promise<void> {
         jobs_24h: number;
         tokens_24h: number;
       };
-      const line = `devnet: ${s.nodes_online} provider(s) online · ${s.jobs_24h} jobs · ${s.tokens_24h} tokens in 24 h · demo wallet ${demo.wallet.balance(mintUrl)} sats`;
+      const line = `devnet: ${s.nodes_online} provider(s) online · ${s.jobs_24h} jobs · ${s.tokens_24h} tokens in 24 h · demo wallet ${await demo.wallet.balance(mintUrl)} sats`;
       if (line !== lastLine) process.stderr.write(`${line}\n`);
       lastLine = line;
     } catch {
@@ -469,7 +469,7 @@ async function runDevnet(argv: string[]): Promise<void> {
       `  mint      ${mintUrl}`,
       `  provider  ${provider.nodeId} on ${provider.backend.name}: ${(await provider.backend.listModels()).join(", ")}`,
       `  data      ${base}   (npm run devnet -- --reset starts clean)`,
-      `  demo wallet balance: ${demo.wallet.balance(mintUrl)} sats (a 50-sat token is in the line below)`,
+      `  demo wallet balance: ${await demo.wallet.balance(mintUrl)} sats (a 50-sat token is in the line below)`,
       "",
       "Pay one streamed chat with ecash (change comes back as the last event):",
       `  curl -sN ${gateway.url}/v1/chat/completions -H 'Content-Type: application/json' -H 'X-Cashu: ${token}' -d '${body}'`,

@@ -13,7 +13,7 @@ import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "../payments/errors.js";
 import { mintWhenPaid, paymentHashOf } from "../payments/l402.js";
-import type { OneShotStore, TopupClaimRow } from "../payments/oneshot.js";
+import type { OneShotRegistry, TopupClaimRow } from "../payments/oneshot.js";
 import type { PriceTable } from "../payments/pricing.js";
 import {
   buildStatement,
@@ -105,7 +105,7 @@ export async function claimTopup(
     throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
   const made = row.account_id ? undefined : keys.createSession(prefix);
   const accountId = row.account_id ?? made!.id;
-  if (!deps.store.markClaimed(row.payment_hash, accountId)) {
+  if (!(await deps.store.markClaimed(row.payment_hash, accountId))) {
     if (made) keys.forgetTokenSession(made.id);
     throw new PaymentError("token_spent", "this top-up was already claimed", 401);
   }
@@ -123,7 +123,7 @@ export async function claimTopup(
 }
 
 export interface PayDeps extends AccountDeps {
-  store: OneShotStore;
+  store: OneShotRegistry;
   prices: PriceTable;
   oracle: Oracle;
   paywall: Paywall;
@@ -165,7 +165,7 @@ export function payRouter(deps: PayDeps): Router {
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun prepaid top-up");
     const paymentHash = paymentHashOf(quote.request);
     const claim = newClaimSecret();
-    deps.store.addTopupClaim({
+    await deps.store.addTopupClaim({
       payment_hash: paymentHash,
       quote: quote.quote,
       mint,
@@ -187,8 +187,10 @@ export function payRouter(deps: PayDeps): Router {
   r.post("/v1/topup/claim", async (req, res) => {
     const body = parseWith(TopupClaimRequestSchema, req.body);
     const row = body.preimage
-      ? deps.store.topupClaim(createHash("sha256").update(Buffer.from(body.preimage, "hex")).digest("hex"))
-      : deps.store.topupClaimBySecretHash(claimHash(body.claim_secret!));
+      ? await deps.store.topupClaim(
+          createHash("sha256").update(Buffer.from(body.preimage, "hex")).digest("hex"),
+        )
+      : await deps.store.topupClaimBySecretHash(claimHash(body.claim_secret!));
     if (!row)
       throw new PaymentError("invalid_token", "no top-up invoice has this preimage or claim secret", 401);
     if (row.state !== "pending")
@@ -222,8 +224,8 @@ export function payRouter(deps: PayDeps): Router {
 }
 
 /** After a crash between marking a top-up claimed and crediting it: credit it (idempotent by ref). */
-export async function repairClaimedTopups(ledger: Ledger, store: OneShotStore): Promise<void> {
-  for (const t of store.claimedTopups()) {
+export async function repairClaimedTopups(ledger: Ledger, store: OneShotRegistry): Promise<void> {
+  for (const t of await store.claimedTopups()) {
     await ledger.deposit(
       Accounts.user(t.account_id!),
       t.amount_sat * 1000,

@@ -11,7 +11,7 @@ import { type Request, Router } from "express";
 import * as z from "zod";
 import { okJson, type RouteDoc, type RouteGroup } from "../../src/shared/discovery/index.js";
 import { paymentHashOf } from "../payments/l402.js";
-import type { OneShotStore } from "../payments/oneshot.js";
+import type { OneShotRegistry } from "../payments/oneshot.js";
 import { type AccountDeps, authenticateRequest, creditPaidTopups } from "./accounts.js";
 import { claimHash, claimTopup, newClaimSecret } from "./pay.js";
 import { PaymentError } from "../payments/errors.js";
@@ -43,7 +43,7 @@ export const LightningInvoiceStatusSchema = z.object({
 
 const DEFAULT_EXPIRY_S = 3600;
 
-export function routstrRouter(deps: AccountDeps & { claims: OneShotStore }): Router {
+export function routstrRouter(deps: AccountDeps & { claims: OneShotRegistry }): Router {
   const r = Router();
   const store = deps.accounts.accounts;
 
@@ -54,7 +54,7 @@ export function routstrRouter(deps: AccountDeps & { claims: OneShotStore }): Rou
     const quote = await deps.wallet.createMintQuote(mint, amountSats, "routstr new key");
     const paymentHash = paymentHashOf(quote.request);
     const claim = newClaimSecret();
-    deps.claims.addTopupClaim({
+    await deps.claims.addTopupClaim({
       payment_hash: paymentHash,
       quote: quote.quote,
       mint,
@@ -73,7 +73,7 @@ export function routstrRouter(deps: AccountDeps & { claims: OneShotStore }): Rou
 
   /** The status of a "create" invoice; undefined when `id` is not one. */
   const createStatus = async (id: string) => {
-    const row = deps.claims.topupClaimBySecretHash(claimHash(id));
+    const row = await deps.claims.topupClaimBySecretHash(claimHash(id));
     if (!row) return undefined;
     let apiKey: string | null = null;
     if (row.state === "pending") {
@@ -84,7 +84,7 @@ export function routstrRouter(deps: AccountDeps & { claims: OneShotStore }): Rou
         if (!(err instanceof PaymentError)) throw err;
       }
     }
-    const now = deps.claims.topupClaimBySecretHash(claimHash(id))!;
+    const now = (await deps.claims.topupClaimBySecretHash(claimHash(id)))!;
     const paid = now.state === "claimed";
     return {
       status: paid ? "paid" : "pending",

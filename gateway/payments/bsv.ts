@@ -12,7 +12,7 @@
 import * as z from "zod";
 import { type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
-import { oneShotAccount, type OneShotPayment, type OneShotStore, openOneShot } from "./oneshot.js";
+import { oneShotAccount, type OneShotPayment, type OneShotRegistry, openOneShot } from "./oneshot.js";
 
 /** What the gateway needs to know about a transaction: how much it paid to an address. */
 export interface BsvVerifier {
@@ -79,7 +79,7 @@ export class BsvPayments {
   constructor(
     private readonly opts: BsvOptions,
     private readonly ledger: Ledger,
-    private readonly store: OneShotStore,
+    private readonly store: OneShotRegistry,
   ) {
     this.verifier = opts.verifier ?? new WhatsOnChainVerifier(opts.chainApiUrl);
     this.bsvPerSat = opts.bsvPerSat ?? 1;
@@ -102,7 +102,7 @@ export class BsvPayments {
     if (!TXID.test(txid))
       throw new PaymentError("invalid_token", "x-bsv-payment must be a transaction id (64 hex)", 401);
     const id = `bsv:${txid}`;
-    let row = this.store.get(id);
+    let row = await this.store.get(id);
     if (!row) {
       const paid = await this.verifier.paidTo(txid, this.opts.address);
       if (paid === null)
@@ -115,8 +115,16 @@ export class BsvPayments {
           401,
         );
       // First writer wins (the txid is the primary key).
-      this.store.add({ id, kind: "bsv", amount_sat: sats, route, state: "paid", mint: null, quote: null });
-      row = this.store.get(id)!;
+      await this.store.add({
+        id,
+        kind: "bsv",
+        amount_sat: sats,
+        route,
+        state: "paid",
+        mint: null,
+        quote: null,
+      });
+      row = (await this.store.get(id))!;
     }
     // Idempotent by txid: a crash between the two writes is repaired by the next attempt.
     await this.ledger.transfer("deposit", id, [

@@ -14,7 +14,7 @@ import bolt11 from "bolt11";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
 import { decodeMacaroon, macaroonToBase64, mintMacaroon, verifyMacaroon } from "./macaroon.js";
-import { type OneShotPayment, type OneShotStore, openOneShot } from "./oneshot.js";
+import { type OneShotPayment, type OneShotRegistry, openOneShot } from "./oneshot.js";
 import type { GatewayWallet } from "./wallet.js";
 
 export const L402_TTL_SECONDS = 600;
@@ -87,7 +87,7 @@ export class L402Payments {
     dataDir: string,
     private readonly wallet: GatewayWallet,
     private readonly ledger: Ledger,
-    private readonly store: OneShotStore,
+    private readonly store: OneShotRegistry,
     private readonly ttlSeconds = L402_TTL_SECONDS,
   ) {
     this.rootKey = loadRootKey(dataDir);
@@ -99,7 +99,7 @@ export class L402Payments {
     if (!mint) throw new PaymentError("mint_unavailable", "the gateway has no mint to issue invoices", 503);
     const quote = await this.wallet.createMintQuote(mint, amountSat, `L402 ${route}`);
     const paymentHash = paymentHashOf(quote.request);
-    this.store.add({
+    await this.store.add({
       id: `l402:${paymentHash}`,
       kind: "l402",
       amount_sat: amountSat,
@@ -138,9 +138,9 @@ export class L402Payments {
    */
   async pruneUnpaid(now = Date.now(), limit = 200): Promise<number> {
     let dropped = 0;
-    for (const row of this.store.stalePending(now - (this.ttlSeconds + PRUNE_GRACE_S) * 1000, limit)) {
+    for (const row of await this.store.stalePending(now - (this.ttlSeconds + PRUNE_GRACE_S) * 1000, limit)) {
       const state = await this.wallet.mintQuoteState(row.mint!, row.quote!).catch(() => undefined);
-      if ((state === "UNPAID" || state === "UNKNOWN") && this.store.dropPending(row.id)) dropped++;
+      if ((state === "UNPAID" || state === "UNKNOWN") && (await this.store.dropPending(row.id))) dropped++;
     }
     return dropped;
   }
@@ -157,7 +157,7 @@ export class L402Payments {
   ): Promise<OneShotPayment> {
     const paymentHash = this.verify(credential, route);
     const id = `l402:${paymentHash}`;
-    let row = this.store.get(id);
+    let row = await this.store.get(id);
     if (!row) throw new PaymentError("invalid_token", "unknown L402 credential", 401);
     if (row.state === "pending") {
       // The preimage proves the invoice was paid: mint its ecash, then credit it, once (by ref).
@@ -165,8 +165,8 @@ export class L402Payments {
         throw new PaymentError("payment_required", "the L402 invoice is not paid yet", 402);
       }
       await this.ledger.deposit(Accounts.user(id), row.amount_sat * 1000, row.mint!, id);
-      this.store.move(id, "pending", "paid");
-      row = this.store.get(id)!;
+      await this.store.move(id, "pending", "paid");
+      row = (await this.store.get(id))!;
     }
     return openOneShot(this.ledger, this.store, row, minimumSat, { payment_hash: paymentHash }, memo);
   }

@@ -64,7 +64,7 @@ export async function resolveReservedMelt(
     return { state: "open" };
   }
   if (status.state === "PAID") {
-    const inputs = wallet.meltInputsSat(meltOp(melt));
+    const inputs = await wallet.meltInputsSat(meltOp(melt));
     const kept = inputs - melt.amount - status.changeSat;
     const feeSat = inputs > 0 && kept >= 0 && kept <= melt.fee_reserve ? kept : melt.fee_reserve;
     await ledger.completePayout(owner, melt.id, melt.mint, melt.amount * 1000, feeSat * 1000);

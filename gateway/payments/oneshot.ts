@@ -4,10 +4,12 @@
  * request holds all of it and, once anything is served, is charged all of it (402ai semantics: no
  * refund or extra charge after the response). A request that was not served releases the hold and
  * the credential may be presented again; a credential that paid for a served request is spent for
- * good. The state lives in SQLite and every change of it is one atomic statement:
+ * good. The state lives in SQLite (`OneShotStore`) or PostgreSQL (`PgOneShotStore`, shared by several
+ * gateway processes) and every change of it is one atomic statement:
  * pending (not yet paid) → paid → in_use → spent, and in_use → paid on a refund.
  */
 import { randomUUID } from "node:crypto";
+import type { Awaitable } from "../../src/shared/ecash/index.js";
 import { SqliteStore } from "../../src/shared/sqlite.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import type { RequestPayment } from "./account-payments.js";
@@ -65,8 +67,33 @@ export interface TopupClaimRow {
   created_at: number;
 }
 
+/**
+ * Where one-shot credentials and top-up claims live; each method is one atomic step. SQLite answers
+ * synchronously, PostgreSQL with a promise: callers always `await`.
+ */
+export interface OneShotRegistry {
+  /** Records a credential; false when the id is already known (a replayed BSV txid). */
+  add(row: Omit<OneShotRow, "created_at">): Awaitable<boolean>;
+  get(id: string): Awaitable<OneShotRow | undefined>;
+  /** Moves `id` from one state to another, atomically; false when it was not in `from`. */
+  move(id: string, from: OneShotState, to: OneShotState): Awaitable<boolean>;
+  /** A refunded hold of a one-shot credential: in_use → paid; false for holds of other kinds. */
+  releaseRefunded(hold: { kind: string; account: string }): Awaitable<boolean>;
+  stalePending(before: number, limit: number): Awaitable<OneShotRow[]>;
+  dropPending(id: string): Awaitable<boolean>;
+  releaseInUse(): Awaitable<number>;
+  addTopupClaim(t: Omit<TopupClaimRow, "state" | "created_at">): Awaitable<void>;
+  topupClaim(paymentHash: string): Awaitable<TopupClaimRow | undefined>;
+  /** The top-up whose claim secret hashes to `claimHash`. */
+  topupClaimBySecretHash(claimHash: string): Awaitable<TopupClaimRow | undefined>;
+  /** pending → claimed for `accountId`, exactly once. */
+  markClaimed(paymentHash: string, accountId: string): Awaitable<boolean>;
+  claimedTopups(): Awaitable<TopupClaimRow[]>;
+  close(): Awaitable<void>;
+}
+
 /** External payments (L402, BSV) and 402ai-style top-up claims, in `<data>/payments.sqlite`. */
-export class OneShotStore extends SqliteStore {
+export class OneShotStore extends SqliteStore implements OneShotRegistry {
   constructor(path: string) {
     super(path, SCHEMA);
     addClaimHash(this);
@@ -172,7 +199,7 @@ export class OneShotPayment extends EndsOnce implements RequestPayment {
     readonly method: OneShotKind,
     readonly receiptFields: Record<string, unknown>,
     private readonly ledger: Ledger,
-    private readonly store: OneShotStore,
+    private readonly store: OneShotRegistry,
     /** what the credential holds for this request (sats) */
     readonly heldSat: number = row.amount_sat,
     /** the request's price (BSV): charged instead of everything held; the rest stays on the txid */
@@ -199,14 +226,14 @@ export class OneShotPayment extends EndsOnce implements RequestPayment {
       owner,
       memo,
     );
-    this.store.move(this.row.id, "in_use", charged < this.heldSat ? "paid" : "spent");
+    await this.store.move(this.row.id, "in_use", charged < this.heldSat ? "paid" : "spent");
     return { chargedSat: charged, changeSat: 0 };
   }
 
   async refund(memo?: string): Promise<SettledPayment> {
     this.end();
     await this.ledger.releaseHold(this.holdId, oneShotAccount(this.row.id), memo);
-    this.store.move(this.row.id, "in_use", "paid");
+    await this.store.move(this.row.id, "in_use", "paid");
     return { chargedSat: 0, changeSat: 0 };
   }
 }
@@ -217,7 +244,7 @@ export class OneShotPayment extends EndsOnce implements RequestPayment {
  */
 export async function openOneShot(
   ledger: Ledger,
-  store: OneShotStore,
+  store: OneShotRegistry,
   row: OneShotRow,
   minimumSat: number,
   receiptFields: Record<string, unknown>,
@@ -236,14 +263,14 @@ export async function openOneShot(
       { required_sats: minimumSat },
     );
   }
-  if (!store.move(row.id, "paid", "in_use")) {
+  if (!(await store.move(row.id, "paid", "in_use"))) {
     throw new PaymentError("token_spent", "this payment credential was already used", 401);
   }
   const holdId = randomUUID();
   try {
     await ledger.hold(holdId, oneShotAccount(row.id), available * 1000, row.kind, memo);
   } catch (err) {
-    store.move(row.id, "in_use", "paid");
+    await store.move(row.id, "in_use", "paid");
     throw err;
   }
   return new OneShotPayment(holdId, row, row.kind, receiptFields, ledger, store, available, priceSat);

@@ -141,11 +141,11 @@ export function collectChange(
   wallet: GatewayWallet,
   id: string,
 ): Promise<{ amount: number; token: string } | undefined> {
-  const stored = wallet.change(id);
-  if (stored) return Promise.resolve(stored);
   let running = collecting.get(id);
   if (!running) {
     running = (async () => {
+      const stored = await wallet.change(id);
+      if (stored) return stored;
       const owedSat = Math.floor((await ledger.balance(Accounts.change(id))) / 1000);
       const hold = owedSat > 0 ? await ledger.getHold(id) : undefined;
       const owner = hold && parseCashuOwner(hold.account);

@@ -9,10 +9,13 @@ import {
   EcashWallet,
   loadOrCreateSeed,
   normalizeMintUrl,
+  type OwedToken,
   type TokenFormat,
   type TokenInfo,
 } from "../../src/shared/ecash/index.js";
-import { type Logger, privateDir } from "../../src/shared/index.js";
+import { type Logger, type PgDatabase, privateDir } from "../../src/shared/index.js";
+import type { GatewayPool, StoredChange } from "./pool.js";
+import { PgGatewayPool } from "./pool-pg.js";
 
 const CHANGE_SCHEMA = `
 CREATE TABLE IF NOT EXISTS change (
@@ -20,16 +23,23 @@ CREATE TABLE IF NOT EXISTS change (
   fetched_at INTEGER);
 `;
 
-class GatewayEcashStore extends EcashStore {
+/** The SQLite pool: `<data>/wallet/wallet.sqlite`, one process. */
+export class GatewayEcashStore extends EcashStore implements GatewayPool {
   constructor(path: string) {
     super(path);
     this.db.exec(CHANGE_SCHEMA);
   }
 
-  saveChange(id: string, mint: string, amount: number, token: string): void {
-    this.prepared(
+  /** Stores change unless `id` has some; answers the token stored under `id`. */
+  saveChange(id: string, mint: string, amount: number, token: string): string {
+    const added = this.prepared(
       "INSERT OR IGNORE INTO change (id, mint, amount, token, created_at) VALUES (?, ?, ?, ?, ?)",
-    ).run(id, mint, amount, token, Date.now());
+    ).run(id, mint, amount, token, Date.now()).changes;
+    return added === 1 ? token : this.findChange(id)!.token;
+  }
+
+  protected override saveOwed(owed: OwedToken): string {
+    return this.saveChange(owed.id, owed.mint, owed.amount, owed.token);
   }
 
   /** The stored change token, without marking it fetched. */
@@ -47,9 +57,9 @@ class GatewayEcashStore extends EcashStore {
     return super.compact(beforeMs) + change;
   }
 
-  getChange(id: string): { id: string; mint: string; amount: number; token: string } | undefined {
+  getChange(id: string): StoredChange | undefined {
     const row = this.prepared("SELECT id, mint, amount, token FROM change WHERE id = ?").get(id) as
-      { id: string; mint: string; amount: number; token: string } | undefined;
+      StoredChange | undefined;
     if (row)
       this.prepared("UPDATE change SET fetched_at = COALESCE(fetched_at, ?) WHERE id = ?").run(
         Date.now(),
@@ -61,7 +71,7 @@ class GatewayEcashStore extends EcashStore {
 
 export class GatewayWallet extends EcashWallet {
   private constructor(
-    private readonly changeStore: GatewayEcashStore,
+    private readonly changeStore: GatewayPool,
     seed: Uint8Array,
     private mints: string[],
     log: Logger,
@@ -69,19 +79,34 @@ export class GatewayWallet extends EcashWallet {
     super(changeStore, seed, log);
   }
 
-  static async open(dataDir: string, trustedMints: string[], log: Logger): Promise<GatewayWallet> {
+  /**
+   * With `database` the pool, its counters, the change owed and the seed live in PostgreSQL, shared
+   * by every gateway process on it (they must share the seed: crash repair restores any process's
+   * counter ranges). Without it: `<data>/wallet/` as always.
+   */
+  static async open(
+    dataDir: string,
+    trustedMints: string[],
+    log: Logger,
+    database?: PgDatabase,
+  ): Promise<GatewayWallet> {
+    const mints = trustedMints.map(normalizeMintUrl);
+    if (database) {
+      const pool = await PgGatewayPool.open(database);
+      return new GatewayWallet(pool, await pool.seed(), mints, log);
+    }
     const dir = join(dataDir, "wallet");
     privateDir(dir);
     return new GatewayWallet(
       new GatewayEcashStore(join(dir, "wallet.sqlite")),
       loadOrCreateSeed(dir),
-      trustedMints.map(normalizeMintUrl),
+      mints,
       log,
     );
   }
 
   async close(): Promise<void> {
-    this.store.close();
+    await this.changeStore.close();
   }
 
   /** Mints whose tokens are accepted, the preferred one first. */
@@ -114,14 +139,12 @@ export class GatewayWallet extends EcashWallet {
 
   /** Pays change and keeps the token server-side under `id` before anyone sees it. */
   async payChange(id: string, mint: string, amountSat: number, format: TokenFormat): Promise<string> {
-    const existing = this.changeStore.findChange(id);
+    const existing = await this.changeStore.findChange(id);
     if (existing) return existing.token;
-    return this.pay(mint, amountSat, format, undefined, (token) =>
-      this.changeStore.saveChange(id, mint, amountSat, token),
-    );
+    return this.pay(mint, amountSat, format, undefined, id);
   }
 
-  change(id: string): { amount: number; token: string } | undefined {
+  async change(id: string): Promise<{ amount: number; token: string } | undefined> {
     return this.changeStore.getChange(id);
   }
 
@@ -129,7 +152,7 @@ export class GatewayWallet extends EcashWallet {
    * Retention (on a schedule): forgets spent proofs and fetched change tokens older than
    * `beforeMs`. Unspent proofs, reserved ones and change nobody fetched are kept: no balance moves.
    */
-  compact(beforeMs: number): number {
+  async compact(beforeMs: number): Promise<number> {
     return this.changeStore.compact(beforeMs);
   }
 }

@@ -6,4 +6,4 @@ export * from "./log.js";
 export * from "./version.js";
 export * from "./prompt-size.js";
 export * from "./inject.js";
-export { type Isolation, type Migration, type PgClient, PgDatabase } from "./postgres.js";
+export { type Isolation, type Migration, type PgClient, PgDatabase, type Queryable } from "./postgres.js";

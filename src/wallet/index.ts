@@ -146,14 +146,15 @@ export class LocalWallet {
 
   /** Spendable sats per mint and in total. */
   balance(): { total_sats: number; mints: Record<string, number> } {
-    const mints = this.core.balances();
+    // Read from the SQLite store directly: the local wallet answers synchronously, as it always has.
+    const mints = this.store.balancesByMint();
     return { total_sats: Object.values(mints).reduce((s, v) => s + v, 0), mints };
   }
 
   /** The mint to pay from: the given one, else the one holding the most. */
   pickMint(preferred?: string): string | undefined {
     if (preferred) return normalizeMintUrl(preferred);
-    const entries = Object.entries(this.core.balances()).sort((a, b) => b[1] - a[1]);
+    const entries = Object.entries(this.store.balancesByMint()).sort((a, b) => b[1] - a[1]);
     return entries[0]?.[0];
   }
 

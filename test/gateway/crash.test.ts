@@ -55,7 +55,7 @@ describe("gateway crash during a streamed job", () => {
     const gwWallet = await GatewayWallet.open(`${dir}/gateway`, [mintUrl], silentLogger);
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(gwWallet.balance(mintUrl) * 1000);
+    expect(audit.ecashMsat).toBe((await gwWallet.balance(mintUrl)) * 1000);
     expect(audit.ecashMsat).toBe(0); // nothing was served, nothing kept
     await ledger.close();
     await gwWallet.close();

@@ -89,7 +89,7 @@ describe("bundled mint in-process", () => {
     for (const c of changes) purse.push(...(await wallet.receive(c)));
     const audit = await gw.gateway.ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(gw.gateway.wallet.balance(mintUrl) * 1000);
+    expect(audit.ecashMsat).toBe((await gw.gateway.wallet.balance(mintUrl)) * 1000);
   });
 
   it("a spent token is refused as over HTTP: 402 token_spent, nothing charged", async () => {

@@ -57,7 +57,7 @@ describe("provider payouts", () => {
     expect(await payouts.runOnce()).toEqual([]);
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(wallet.balance(mint.url) * 1000);
+    expect(audit.ecashMsat).toBe((await wallet.balance(mint.url)) * 1000);
     payouts.close();
     await wallet.close();
     await ledger.close();
@@ -101,7 +101,7 @@ describe("provider payouts", () => {
     // (as after a restart) and then holds exactly what the books say.
     expect(first!.fee).toBe(1);
     await wallet.recover();
-    expect((await ledger.audit()).ecashMsat).toBe(wallet.balance(proxy.url) * 1000);
+    expect((await ledger.audit()).ecashMsat).toBe((await wallet.balance(proxy.url)) * 1000);
 
     // Lost again, and now the mint cannot be asked either: the payout stays open, its money set
     // aside — never handed back to the provider (that melt may have been paid).
@@ -130,7 +130,7 @@ describe("provider payouts", () => {
 
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(wallet.balance(proxy.url) * 1000);
+    expect(audit.ecashMsat).toBe((await wallet.balance(proxy.url)) * 1000);
     payouts.close();
     await wallet.close();
     await ledger.close();

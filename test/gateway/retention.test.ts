@@ -76,7 +76,7 @@ describe("retention", () => {
       const ledger = join(dir, "gateway", "ledger.sqlite");
       const books = async () => ({
         audit: await gw.ledger.audit(),
-        wallet: gw.wallet.balances(),
+        wallet: await gw.wallet.balances(),
         entries: rows(ledger, "ledger_entries"),
       });
       const sizes: { proofs: number; balances: number; reservations: number }[] = [];
@@ -90,7 +90,7 @@ describe("retention", () => {
         expect(report.jobs).toBe(8);
         // No balance moved, no entry of the books went away.
         expect(await books()).toEqual(before);
-        expect(before.audit.ecashMsat).toBe(gw.wallet.balance(mintUrl) * 1000);
+        expect(before.audit.ecashMsat).toBe((await gw.wallet.balance(mintUrl)) * 1000);
         sizes.push({
           proofs: rows(wallet, "proofs"),
           balances: rows(ledger, "balances"),

@@ -62,7 +62,7 @@ describe("withdrawals as ecash", () => {
       silentLogger,
     );
     expect(report.changeTokensMade).toBe(1);
-    const made = wallet.change(id)!;
+    const made = (await wallet.change(id))!;
     expect(made.amount).toBe(200);
     // Fetching it again (the client retrying) answers the same token; nothing more is owed.
     expect(await collectChange(ledger, wallet, id)).toEqual(made);
@@ -72,7 +72,7 @@ describe("withdrawals as ecash", () => {
 
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(wallet.balance(mint.url) * 1000);
+    expect(audit.ecashMsat).toBe((await wallet.balance(mint.url)) * 1000);
     await wallet.close();
     await ledger.close();
   });
@@ -89,7 +89,7 @@ describe("withdrawals as ecash", () => {
     expect(await redeem(fetched[0]!.token)).toBe(120);
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(wallet.balance(mint.url) * 1000);
+    expect(audit.ecashMsat).toBe((await wallet.balance(mint.url)) * 1000);
     await wallet.close();
     await ledger.close();
   });

@@ -351,7 +351,7 @@ describe("X-Cashu pay-per-request", () => {
     const gwWallet = await GatewayWallet.open(`${dir}/gateway`, [mintUrl], silentLogger);
     const audit = await ledger.audit();
     expect(audit.imbalanceMsat).toBe(0);
-    expect(audit.ecashMsat).toBe(gwWallet.balance(mintUrl) * 1000);
+    expect(audit.ecashMsat).toBe((await gwWallet.balance(mintUrl)) * 1000);
     const fees = audit.balances.get("equity:fees") ?? 0;
     let providers = 0;
     for (const [account, msat] of audit.balances) if (account.startsWith("provider:")) providers += msat;

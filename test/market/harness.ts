@@ -134,7 +134,7 @@ export async function expectBooksBalance(net: MarketNet): Promise<Map<string, nu
   const { ledger, wallet } = net.gw.gateway;
   const audit = await ledger.audit();
   expect(audit.imbalanceMsat).toBe(0);
-  expect(audit.ecashMsat).toBe(wallet.balance(net.mint.url) * 1000);
+  expect(audit.ecashMsat).toBe((await wallet.balance(net.mint.url)) * 1000);
   for (const [account, msat] of audit.balances) {
     if (!account.startsWith("asset:") && !account.startsWith("equity:"))
       expect(msat, account).toBeGreaterThanOrEqual(0);

@@ -37,7 +37,7 @@ export async function readBooks(gatewayDir: string, mintUrl?: string): Promise<B
     return {
       imbalanceMsat: audit.imbalanceMsat,
       ecashMsat: audit.ecashMsat,
-      walletMsat: mintUrl ? wallet.balance(mintUrl) * 1000 : 0,
+      walletMsat: mintUrl ? (await wallet.balance(mintUrl)) * 1000 : 0,
       earnedMsat,
       owedMsat,
       balances: audit.balances,

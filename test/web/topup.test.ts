@@ -61,7 +61,13 @@ describe.skipIf(!HAS_CHROMIUM)("the /topup page in Chromium", () => {
     expect(await page.inputValue("#usage")).toContain(`${gateway.url}/v1`);
     expect(await balance(key)).toBe(150);
     // Claimed: a new visit has nothing pending, and the claim is gone from the page's storage.
-    expect(await page.evaluate(() => sessionStorage.getItem("owlrun-topup-pending"))).toBeNull();
+    expect(
+      await page.evaluate(() =>
+        (
+          globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }
+        ).sessionStorage.getItem("owlrun-topup-pending"),
+      ),
+    ).toBeNull();
 
     // Refill the same key from the page.
     await page.goto(`${gateway.url}/topup`);

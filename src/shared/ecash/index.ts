@@ -1,5 +1,6 @@
 export * from "./errors.js";
 export * from "./store.js";
+export * from "./pool.js";
 export * from "./tokens.js";
 export * from "./wallet.js";
 export * from "./native-outputs.js";

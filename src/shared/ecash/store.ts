@@ -9,6 +9,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import { SqliteStore } from "../sqlite.js";
+import type { EcashPool, OwedSwap, OwedToken } from "./pool.js";
 
 export interface StoredProof {
   secret: string;
@@ -67,7 +68,7 @@ export interface Reservation {
 /** The wallet operation a counter reservation belongs to (set around each swap). */
 export const currentOp = new AsyncLocalStorage<string>();
 
-export class EcashStore extends SqliteStore {
+export class EcashStore extends SqliteStore implements EcashPool {
   constructor(path: string) {
     super(path, SCHEMA);
     this.migrate();
@@ -138,15 +139,40 @@ export class EcashStore extends SqliteStore {
 
   /**
    * Pays exactly `amount` from the pool when its denominations allow, with no swap: the proofs are
-   * marked spent and `use` (which stores what they became, e.g. a change token) runs in the same
-   * transaction, so a crash never leaves them spent here yet unrecorded. Undefined when not exact.
+   * marked spent and `use` (which makes what they became, e.g. a change token, stored as owed
+   * under `owedId` when given) runs in the same transaction, so a crash never leaves them spent here
+   * yet unrecorded. Undefined when not exact.
    */
-  spendExact<T>(mint: string, amount: number, use: (proofs: StoredProof[]) => T): T | undefined {
-    return this.tx(() => {
-      const plan = this.plan(mint, amount);
-      if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
-      return use(this.take(mint, plan, "spent", null));
-    });
+  spendExact<T>(
+    mint: string,
+    amount: number,
+    use: (proofs: StoredProof[]) => T,
+    owedId?: string,
+  ): T | undefined {
+    let stored: string | undefined;
+    try {
+      return this.tx(() => {
+        const plan = this.plan(mint, amount);
+        if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
+        const made = use(this.take(mint, plan, "spent", null));
+        if (owedId === undefined) return made;
+        stored = this.saveOwed({ id: owedId, mint, amount, token: String(made) });
+        // Paid already: roll this spend back and answer the stored token.
+        if (stored !== made) throw new OwedAlready();
+        return made;
+      });
+    } catch (err) {
+      if (err instanceof OwedAlready) return stored as T;
+      throw err;
+    }
+  }
+
+  /**
+   * Stores a token owed to someone unless its id has one; answers the token stored under the id.
+   * A plain wallet owes nobody (the gateway's store keeps change).
+   */
+  protected saveOwed(_owed: OwedToken): string {
+    throw new Error("this wallet store keeps no owed tokens");
   }
 
   /**
@@ -178,13 +204,16 @@ export class EcashStore extends SqliteStore {
 
   /**
    * A swap of `op` succeeded: its inputs are spent, the proofs it kept are stored, its counters
-   * resolved, and `record` (what the sent proofs became) runs in the same transaction.
+   * resolved, and `owed` (the token the sent proofs became) is stored in the same transaction.
    */
-  finishSwap(op: string, keep: StoredProof[], record?: () => void): void {
-    this.tx(() => {
+  finishSwap(op: string, keep: StoredProof[], owed?: OwedSwap): string | undefined {
+    return this.tx(() => {
       this.addProofs(keep, op);
       this.finishOp(op, true);
-      record?.();
+      if (!owed) return undefined;
+      const stored = this.saveOwed(owed);
+      if (stored !== owed.token) this.addProofs(owed.proofs);
+      return stored;
     });
   }
 
@@ -283,6 +312,9 @@ export class EcashStore extends SqliteStore {
     return deleted;
   }
 }
+
+/** The owed id had a token already: the spend is rolled back. */
+class OwedAlready extends Error {}
 
 export interface Denomination {
   amount: number;

@@ -1,5 +1,5 @@
 /**
- * A Cashu wallet over cashu-ts for any mint, backed by an EcashStore: receive tokens (swap), pay
+ * A Cashu wallet over cashu-ts for any mint, backed by an EcashPool (SQLite or PostgreSQL): receive tokens (swap), pay
  * tokens out of the pool (no swap when it holds exact change), mint from Lightning quotes, melt to
  * invoices, and repair crashes from the seed. Used by the gateway and by the MCP server's wallet.
  */
@@ -17,7 +17,8 @@ import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
 import { type LockKey, planUnlock } from "./locks.js";
 import { nativeOutputs } from "./native-outputs.js";
-import { currentOp, type EcashStore, type Reservation, stockingSplit, type StoredProof } from "./store.js";
+import type { EcashPool } from "./pool.js";
+import { currentOp, type Reservation, stockingSplit, type StoredProof } from "./store.js";
 import { encodeToken, inspectToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
 import { type MintTransport, requestVia } from "./transport.js";
 
@@ -71,7 +72,7 @@ export class EcashWallet {
   private readonly transports = new Map<string, MintTransport>();
 
   constructor(
-    protected readonly store: EcashStore,
+    protected readonly store: EcashPool,
     private readonly seed: Uint8Array,
     protected readonly log: Logger,
   ) {}
@@ -134,7 +135,7 @@ export class EcashWallet {
     try {
       // Denominations that keep the pool able to pay change exactly (no second swap later).
       const amount = sumProofs(incoming) - Number(wallet.getFeesForProofs(incoming).toString());
-      const denominations = stockingSplit(this.store.denominations(info.mint), amount);
+      const denominations = stockingSplit(await this.store.denominations(info.mint), amount);
       proofs = await currentOp.run(op, () =>
         amount > 0
           ? wallet.receive(incoming, signWith, { type: "deterministic", counter: 0, denominations })
@@ -143,7 +144,7 @@ export class EcashWallet {
     } catch (err) {
       // A refused swap signed nothing.
       if (err instanceof MintOperationError) {
-        this.store.resolveOp(op);
+        await this.store.resolveOp(op);
         throw mintFailure(err, info.mint);
       }
       // Unanswered: the mint may have swapped (the sender's proofs are then spent). Ask it for our
@@ -152,7 +153,7 @@ export class EcashWallet {
       if (restored > 0) return { mint: info.mint, amountSat: restored };
       throw mintFailure(err, info.mint);
     }
-    this.store.addProofs(
+    await this.store.addProofs(
       proofs.map((p) => toStored(info.mint, p)),
       op,
     );
@@ -186,8 +187,9 @@ export class EcashWallet {
   }
 
   /**
-   * Pays `amountSat` out of the pool as a token; no swap when the pool has exact change. `record`
-   * (e.g. storing the token as change) runs in the transaction that marks the proofs spent.
+   * Pays `amountSat` out of the pool as a token; no swap when the pool has exact change. With
+   * `owedId` the token is stored as owed under that id (the gateway's change) by the same step that
+   * marks its proofs spent.
    * `lockTo` (a public key) makes the token P2PK-locked (NUT-11): always a swap.
    */
   async pay(
@@ -195,23 +197,24 @@ export class EcashWallet {
     amountSat: number,
     format: TokenFormat = "B",
     memo?: string,
-    record?: (token: string) => void,
+    owedId?: string,
     lockTo?: string,
   ): Promise<string> {
     const exact = lockTo
       ? undefined
-      : this.store.spendExact(mint, amountSat, (picked) => {
-          const token = encodeToken(mint, picked.map(toProof), format, memo);
-          record?.(token);
-          return token;
-        });
+      : await this.store.spendExact(
+          mint,
+          amountSat,
+          (picked) => encodeToken(mint, picked.map(toProof), format, memo),
+          owedId,
+        );
     if (exact !== undefined) return exact;
     const op = randomUUID();
-    const picked = this.store.reserveProofs(mint, amountSat, op);
+    const picked = await this.store.reserveProofs(mint, amountSat, op);
     if (!picked) {
       throw new EcashError(
         "insufficient_funds",
-        `wallet holds ${this.balance(mint)} sats at ${mint}, need ${amountSat}`,
+        `wallet holds ${await this.balance(mint)} sats at ${mint}, need ${amountSat}`,
         402,
       );
     }
@@ -225,16 +228,22 @@ export class EcashWallet {
       );
       const token = encodeToken(mint, send, format, memo);
       // Resolved before the token leaves: its proofs must never be restored into the pool.
-      this.store.finishSwap(
-        op,
-        keep.map((p) => toStored(mint, p)),
-        () => record?.(token),
+      const owed =
+        owedId === undefined
+          ? undefined
+          : { id: owedId, mint, amount: amountSat, token, proofs: send.map((p) => toStored(mint, p)) };
+      // Another payment of the same id stored its token first: that one is owed, ours stays here.
+      return (
+        (await this.store.finishSwap(
+          op,
+          keep.map((p) => toStored(mint, p)),
+          owed,
+        )) ?? token
       );
-      return token;
     } catch (err) {
       if (err instanceof MintOperationError) {
-        this.store.finishOp(op, false);
-        this.store.resolveOp(op);
+        await this.store.finishOp(op, false);
+        await this.store.resolveOp(op);
       }
       // Otherwise the swap may have happened: the proofs stay reserved for recover().
       throw mintFailure(err, mint);
@@ -281,8 +290,8 @@ export class EcashWallet {
     const op = randomUUID();
     try {
       const proofs = await currentOp.run(op, () => wallet.mintProofsBolt11(amountSat, quoteId));
-      this.store.addProofs(proofs.map((p) => toStored(mint, p)));
-      this.store.resolveOp(op);
+      await this.store.addProofs(proofs.map((p) => toStored(mint, p)));
+      await this.store.resolveOp(op);
       return true;
     } catch (err) {
       if (err instanceof MintOperationError && err.code === 20002) return true; // issued meanwhile
@@ -327,7 +336,7 @@ export class EcashWallet {
   }
 
   /** What a melt named `op` put in (0 when unknown: finished normally, or never started). */
-  meltInputsSat(op: string): number {
+  async meltInputsSat(op: string): Promise<number> {
     return this.store.spentBy(op);
   }
 
@@ -347,23 +356,23 @@ export class EcashWallet {
       throw mintFailure(err, mint);
     });
     const need = Number(quote.amount.toString()) + Number(quote.fee_reserve.toString());
-    const picked = this.store.reserveProofs(mint, need, op);
+    const picked = await this.store.reserveProofs(mint, need, op);
     if (!picked) {
       throw new EcashError(
         "insufficient_funds",
-        `wallet holds ${this.balance(mint)} sats at ${mint}, need ${need}`,
+        `wallet holds ${await this.balance(mint)} sats at ${mint}, need ${need}`,
         402,
       );
     }
     try {
       const result = await currentOp.run(op, () => wallet.meltProofsBolt11(quote, picked.map(toProof)));
-      this.store.addProofs(result.change.map((p) => toStored(mint, p)));
+      await this.store.addProofs(result.change.map((p) => toStored(mint, p)));
       if (result.quote.state !== "PAID") {
         // Still in flight at the mint: keep the inputs reserved; recover() settles them later.
         return { paidSat: 0, feeSat: 0, preimage: null, changeSat: sumProofs(result.change) };
       }
-      this.store.finishOp(op, true);
-      this.store.resolveOp(op);
+      await this.store.finishOp(op, true);
+      await this.store.resolveOp(op);
       const changeSat = sumProofs(result.change);
       const paidSat = Number(quote.amount.toString());
       return {
@@ -374,8 +383,8 @@ export class EcashWallet {
       };
     } catch (err) {
       if (err instanceof MintOperationError) {
-        this.store.finishOp(op, false);
-        this.store.resolveOp(op);
+        await this.store.finishOp(op, false);
+        await this.store.resolveOp(op);
       }
       throw mintFailure(err, mint);
     }
@@ -398,23 +407,30 @@ export class EcashWallet {
       if (lastCounterWithSignature !== undefined) {
         await this.store.counterSource(mint).advanceToAtLeast(keyset.id, lastCounterWithSignature + 1);
       }
-      const fresh = proofs.filter((p) => !this.store.hasProof(p.secret));
+      const fresh = await this.unknown(proofs);
       if (fresh.length === 0) continue;
       const states = await wallet.checkProofsStates(fresh);
       const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
-      this.store.addProofs(unspent.map((p) => toStored(mint, p)));
+      await this.store.addProofs(unspent.map((p) => toStored(mint, p)));
       restoredSat += sumProofs(unspent);
       count += unspent.length;
     }
     return { restoredSat, proofs: count };
   }
 
-  balance(mint?: string): number {
+  async balance(mint?: string): Promise<number> {
     return this.store.balance(mint);
   }
 
-  balances(): Record<string, number> {
+  async balances(): Promise<Record<string, number>> {
     return this.store.balancesByMint();
+  }
+
+  /** The proofs the pool has never seen (restores find ours again). */
+  private async unknown(proofs: Proof[]): Promise<Proof[]> {
+    const fresh: Proof[] = [];
+    for (const p of proofs) if (!(await this.store.hasProof(p.secret))) fresh.push(p);
+    return fresh;
   }
 
   /**
@@ -425,7 +441,7 @@ export class EcashWallet {
     let restoredSat = 0;
     let freedSat = 0;
     const claims: RestoredClaim[] = [];
-    for (const r of this.store.unresolvedReservations()) {
+    for (const r of await this.store.unresolvedReservations()) {
       try {
         const sat = await this.restoreReservation(r);
         restoredSat += sat;
@@ -438,14 +454,14 @@ export class EcashWallet {
         return { restoredSat, freedSat, claims };
       }
     }
-    for (const p of this.store.reservedProofs()) {
+    for (const p of await this.store.reservedProofs()) {
       try {
         const wallet = await this.wallet(p.mint);
         const [state] = await wallet.checkProofsStates([toProof(p)]);
         if (state?.state === CheckStateEnum.UNSPENT) {
-          this.store.markProof(p.secret, "available");
+          await this.store.markProof(p.secret, "available");
           freedSat += p.amount;
-        } else if (state?.state === CheckStateEnum.SPENT) this.store.markProof(p.secret, "spent");
+        } else if (state?.state === CheckStateEnum.SPENT) await this.store.markProof(p.secret, "spent");
       } catch (err) {
         this.log.warn("could not check a reserved proof; will retry on next start", { err: String(err) });
       }
@@ -457,15 +473,15 @@ export class EcashWallet {
   private async restoreReservation(r: Reservation): Promise<number> {
     const wallet = await this.wallet(r.mint);
     const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
-    const fresh = proofs.filter((p) => !this.store.hasProof(p.secret));
+    const fresh = await this.unknown(proofs);
     let sat = 0;
     if (fresh.length > 0) {
       const states = await wallet.checkProofsStates(fresh);
       const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
-      this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
+      await this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
       sat = sumProofs(unspent);
     }
-    this.store.resolveReservation(r.id);
+    await this.store.resolveReservation(r.id);
     return sat;
   }
 
@@ -475,7 +491,7 @@ export class EcashWallet {
    */
   private async restoreOp(op: string): Promise<number> {
     let sat = 0;
-    const ranges = this.store.reservationsOf(op);
+    const ranges = await this.store.reservationsOf(op);
     for (const r of ranges) {
       const wallet = await this.wallet(r.mint);
       const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });

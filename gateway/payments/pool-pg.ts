@@ -1,0 +1,421 @@
+/**
+ * The gateway's ecash pool in PostgreSQL, shared by every gateway process on one database: proofs,
+ * NUT-13 counters and the counter ranges each operation reserved, the change owed, and the wallet
+ * seed (all processes must derive the same secrets: any of them repairs another's crash from it).
+ *
+ * Invariants across processes, each held by the database rather than by process memory:
+ * - a proof is reserved (or spent) by one operation: rows are taken with `FOR UPDATE SKIP LOCKED`
+ *   and a plan that comes up short is rolled back and made again;
+ * - a counter is handed out once: one `INSERT … ON CONFLICT DO UPDATE SET next = next + n` both
+ *   moves the counter and records the range, under the row lock of that keyset's counter;
+ * - a change token is stored once per id (primary key), readable from any process;
+ * - crash repair touches only what a dead process left: each pool holds a session advisory lock
+ *   (its owner id) for as long as it is open, reserved proofs and counter ranges name their owner,
+ *   and `reservedProofs` / `unresolvedReservations` skip owners whose lock is still held. A process
+ *   starting next to live ones thus never frees proofs a live swap is spending.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
+import {
+  currentOp,
+  type Denomination,
+  EcashError,
+  type OwedSwap,
+  type OwedToken,
+  type Reservation,
+  selectDenominations,
+  type StoredProof,
+} from "../../src/shared/ecash/index.js";
+import type { Migration, PgClient, PgDatabase, Queryable } from "../../src/shared/index.js";
+import type { GatewayPool, StoredChange } from "./pool.js";
+
+/**
+ * No counts table as in SQLite: the denominations are an index-only count of the available proofs
+ * of one mint (`pool_proofs_available`), which stays small (spent proofs are outside that partial
+ * index), while a counts row kept by triggers would make every reservation of one denomination
+ * wait on that row's lock in every process.
+ */
+export const POOL_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE pool_proofs (
+  secret TEXT PRIMARY KEY, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, amount BIGINT NOT NULL, c TEXT NOT NULL,
+  dleq TEXT, state TEXT NOT NULL CHECK (state IN ('available', 'reserved', 'spent')), op TEXT, owner TEXT,
+  created_at BIGINT NOT NULL);
+CREATE INDEX pool_proofs_available ON pool_proofs (mint, amount) WHERE state = 'available';
+CREATE INDEX pool_proofs_unspent ON pool_proofs (mint, amount) WHERE state <> 'spent';
+CREATE INDEX pool_proofs_op ON pool_proofs (op) WHERE op IS NOT NULL;
+CREATE INDEX pool_proofs_forgettable ON pool_proofs (created_at) WHERE state = 'spent' AND op IS NULL;
+CREATE TABLE pool_counters (keyset_id TEXT PRIMARY KEY, next BIGINT NOT NULL);
+CREATE TABLE pool_reservations (
+  id BIGSERIAL PRIMARY KEY, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, start BIGINT NOT NULL,
+  count INTEGER NOT NULL, op TEXT, owner TEXT, created_at BIGINT NOT NULL);
+CREATE INDEX pool_reservations_op ON pool_reservations (op);
+CREATE TABLE pool_change (
+  id TEXT PRIMARY KEY, mint TEXT NOT NULL, amount BIGINT NOT NULL, token TEXT NOT NULL, created_at BIGINT NOT NULL,
+  fetched_at BIGINT);
+CREATE INDEX pool_change_fetched ON pool_change (fetched_at) WHERE fetched_at IS NOT NULL;
+CREATE TABLE pool_seed (id INTEGER PRIMARY KEY CHECK (id = 1), seed TEXT NOT NULL);
+`,
+  },
+];
+
+const PROOF_COLUMNS = "secret, mint, keyset_id, amount, c, dleq";
+
+/** The advisory lock class of pool owners ("pool" in ASCII); the second key is hashtext(owner). */
+const OWNER_LOCK = 0x706f6f6c;
+
+/** True for rows (aliased `x`) whose owner is gone: none recorded, or its lock is not held. */
+const OWNER_GONE = `(x.owner IS NULL OR NOT EXISTS (
+  SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND l.classid = ${OWNER_LOCK} AND l.objid = hashtext(x.owner)::oid))`;
+
+/** Another process took proofs this plan counted on: the transaction is rolled back and planned again. */
+class Shortfall extends Error {}
+/** The change id was stored meanwhile (another process paid it): the spend is rolled back. */
+class ChangeExists extends Error {}
+
+/** Plans that came up short are made again at most this often (each after a short random wait). */
+const MAX_PLANS = 50;
+
+/** Inserts proofs (ignoring ones already stored) in one statement. */
+async function insertProofs(q: Queryable, proofs: StoredProof[], state = "available"): Promise<void> {
+  if (proofs.length === 0) return;
+  await q.query(
+    `INSERT INTO pool_proofs (secret, mint, keyset_id, amount, c, dleq, state, op, created_at)
+     SELECT s, m, k, a, c, d, $7, NULL, $8
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS p(s, m, k, a, c, d)
+     ON CONFLICT (secret) DO NOTHING`,
+    [
+      proofs.map((p) => p.secret),
+      proofs.map((p) => p.mint),
+      proofs.map((p) => p.keyset_id),
+      proofs.map((p) => p.amount),
+      proofs.map((p) => p.c),
+      proofs.map((p) => p.dleq),
+      state,
+      Date.now(),
+    ],
+  );
+}
+
+async function insertChange(q: Queryable, owed: OwedToken): Promise<boolean> {
+  const res = await q.query(
+    `INSERT INTO pool_change (id, mint, amount, token, created_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (id) DO NOTHING`,
+    [owed.id, owed.mint, owed.amount, owed.token, Date.now()],
+  );
+  return res.rowCount === 1;
+}
+
+export class PgGatewayPool implements GatewayPool {
+  private constructor(
+    private readonly db: PgDatabase,
+    /** this pool's owner id, locked by `lease` while it is open */
+    private readonly owner: string,
+    private lease: PgClient | undefined,
+  ) {}
+
+  static async open(db: PgDatabase): Promise<PgGatewayPool> {
+    await db.migrate("pool", POOL_MIGRATIONS);
+    const owner = randomUUID();
+    // One connection holds the owner lock for the pool's life; when the process dies, so does
+    // the session, and the lock with it.
+    const lease = await db.pool.connect();
+    try {
+      await lease.query("SELECT pg_advisory_lock($1, hashtext($2))", [OWNER_LOCK, owner]);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    return new PgGatewayPool(db, owner, lease);
+  }
+
+  /**
+   * The wallet seed every process shares: the first process to ask creates it. Two statements on
+   * purpose: after a conflict, only a new statement's snapshot sees the row the winner committed.
+   */
+  async seed(): Promise<Uint8Array> {
+    await this.db.query("INSERT INTO pool_seed (id, seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", [
+      randomBytes(64).toString("hex"),
+    ]);
+    const [row] = await this.db.query<{ seed: string }>("SELECT seed FROM pool_seed WHERE id = 1");
+    return new Uint8Array(Buffer.from(row!.seed, "hex"));
+  }
+
+  counterSource(mint: string): CounterSource {
+    const db = this.db;
+    return {
+      reserve: async (keysetId: string, n: number): Promise<CounterRange> => {
+        if (n === 0) {
+          const [row] = await db.query<{ next: number }>(
+            "SELECT next FROM pool_counters WHERE keyset_id = $1",
+            [keysetId],
+          );
+          return { start: row?.next ?? 0, count: 0 };
+        }
+        // One statement: the upsert locks the keyset's counter row, so concurrent reservations in
+        // any process queue on it and each gets the range after the previous one; the range is
+        // recorded by the same statement (crash repair finds it) or not at all.
+        const [row] = await db.query<{ start: number }>(
+          `WITH c AS (
+             INSERT INTO pool_counters (keyset_id, next) VALUES ($1, $2)
+             ON CONFLICT (keyset_id) DO UPDATE SET next = pool_counters.next + excluded.next
+             RETURNING next)
+           INSERT INTO pool_reservations (mint, keyset_id, start, count, op, owner, created_at)
+           SELECT $3, $1, c.next - $2, $2, $4, $6, $5 FROM c
+           RETURNING start`,
+          [keysetId, n, mint, currentOp.getStore() ?? null, Date.now(), this.owner],
+        );
+        return { start: row!.start, count: n };
+      },
+      advanceToAtLeast: async (keysetId: string, minNext: number): Promise<void> => {
+        await db.query(
+          `INSERT INTO pool_counters (keyset_id, next) VALUES ($1, $2)
+           ON CONFLICT (keyset_id) DO UPDATE SET next = GREATEST(pool_counters.next, excluded.next)`,
+          [keysetId, minNext],
+        );
+      },
+    };
+  }
+
+  /** One statement (a data-modifying CTE always runs): the proofs and the op's ranges resolved. */
+  async addProofs(proofs: StoredProof[], op?: string): Promise<void> {
+    if (op === undefined) return insertProofs(this.db.pool, proofs);
+    // READ COMMITTED: two independent writes, no read to protect; the transaction makes them one step.
+    await this.db.tx(async (c) => {
+      await insertProofs(c, proofs);
+      await c.query("DELETE FROM pool_reservations WHERE op = $1", [op]);
+    });
+  }
+
+  async denominations(mint: string): Promise<Denomination[]> {
+    return denominationsOf(this.db.pool, mint);
+  }
+
+  async reserveProofs(mint: string, amount: number, op: string): Promise<StoredProof[] | undefined> {
+    return this.planned(async (c) => {
+      const plan = selectDenominations(await denominationsOf(c, mint), amount);
+      return plan && take(c, mint, plan, "reserved", op, this.owner);
+    });
+  }
+
+  async spendExact(
+    mint: string,
+    amount: number,
+    encode: (proofs: StoredProof[]) => string,
+    owedId?: string,
+  ): Promise<string | undefined> {
+    try {
+      return await this.planned(async (c) => {
+        const plan = selectDenominations(await denominationsOf(c, mint), amount);
+        if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
+        const token = encode(await take(c, mint, plan, "spent", null, null));
+        if (owedId !== undefined && !(await insertChange(c, { id: owedId, mint, amount, token })))
+          throw new ChangeExists();
+        return token;
+      });
+    } catch (err) {
+      // Another process stored this change first: nothing was spent here, theirs is the token.
+      if (err instanceof ChangeExists) return (await this.findChange(owedId!))!.token;
+      throw err;
+    }
+  }
+
+  /**
+   * Runs a plan-and-take transaction until its plan holds. READ COMMITTED: the counts are only a
+   * plan; what protects the proofs is `take` (row locks, SKIP LOCKED) and the rollback on a short
+   * take, so no stronger isolation is needed and concurrent reservations never wait on each other.
+   */
+  private async planned<T>(fn: (c: PgClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.tx(fn);
+      } catch (err) {
+        if (!(err instanceof Shortfall)) throw err;
+        if (attempt >= MAX_PLANS)
+          throw new EcashError("mint_unavailable", "the gateway wallet is busy; try again", 503);
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 10) * 2));
+      }
+    }
+  }
+
+  async finishSwap(op: string, keep: StoredProof[], owed?: OwedSwap): Promise<string | undefined> {
+    // READ COMMITTED: writes keyed by op and primary keys; the transaction makes them one step. The
+    // change insert waits on a concurrent insert of the same id and then sees it (primary key).
+    return this.db.tx(async (c) => {
+      await insertProofs(c, keep);
+      await c.query("DELETE FROM pool_reservations WHERE op = $1", [op]);
+      await c.query(
+        "UPDATE pool_proofs SET state = 'spent', op = NULL WHERE op = $1 AND state = 'reserved'",
+        [op],
+      );
+      if (!owed) return undefined;
+      if (await insertChange(c, owed)) return owed.token;
+      // Another process paid this id first: its token is owed, ours goes back into the pool.
+      await insertProofs(c, owed.proofs);
+      const stored = await c.query<{ token: string }>("SELECT token FROM pool_change WHERE id = $1", [
+        owed.id,
+      ]);
+      return stored.rows[0]!.token;
+    });
+  }
+
+  async finishOp(op: string, spent: boolean): Promise<void> {
+    await this.db.query("UPDATE pool_proofs SET state = $1, op = NULL WHERE op = $2 AND state = 'reserved'", [
+      spent ? "spent" : "available",
+      op,
+    ]);
+  }
+
+  /** Proofs an unfinished operation of a process that is gone still holds reserved. */
+  async reservedProofs(): Promise<(StoredProof & { op: string })[]> {
+    return this.db.query<StoredProof & { op: string }>(
+      `SELECT ${PROOF_COLUMNS}, op FROM pool_proofs x WHERE op IS NOT NULL AND state = 'reserved' AND ${OWNER_GONE}`,
+    );
+  }
+
+  async markProof(secret: string, state: "available" | "spent"): Promise<void> {
+    await this.db.query(
+      "UPDATE pool_proofs SET state = $1, op = CASE WHEN $1 = 'spent' THEN op ELSE NULL END WHERE secret = $2",
+      [state, secret],
+    );
+  }
+
+  async spentBy(op: string): Promise<number> {
+    const [row] = await this.db.query<{ sat: number }>(
+      "SELECT COALESCE(SUM(amount), 0) AS sat FROM pool_proofs WHERE op = $1 AND state IN ('reserved', 'spent')",
+      [op],
+    );
+    return row!.sat;
+  }
+
+  async balance(mint?: string): Promise<number> {
+    const [row] = mint
+      ? await this.db.query<{ v: number }>(
+          "SELECT COALESCE(SUM(amount), 0) AS v FROM pool_proofs WHERE state <> 'spent' AND mint = $1",
+          [mint],
+        )
+      : await this.db.query<{ v: number }>(
+          "SELECT COALESCE(SUM(amount), 0) AS v FROM pool_proofs WHERE state <> 'spent'",
+        );
+    return row!.v;
+  }
+
+  async balancesByMint(): Promise<Record<string, number>> {
+    const rows = await this.db.query<{ mint: string; v: number }>(
+      "SELECT mint, SUM(amount) AS v FROM pool_proofs WHERE state = 'available' GROUP BY mint",
+    );
+    return Object.fromEntries(rows.map((r) => [r.mint, r.v]));
+  }
+
+  async hasProof(secret: string): Promise<boolean> {
+    return (await this.db.query("SELECT 1 FROM pool_proofs WHERE secret = $1", [secret])).length > 0;
+  }
+
+  /** Counter ranges left open by a process that is gone (a live one is still using its own). */
+  async unresolvedReservations(): Promise<Reservation[]> {
+    return this.db.query<Reservation>(
+      `SELECT id, mint, keyset_id, start, count, op FROM pool_reservations x WHERE ${OWNER_GONE} ORDER BY id`,
+    );
+  }
+
+  async reservationsOf(op: string): Promise<Reservation[]> {
+    return this.db.query<Reservation>(
+      "SELECT id, mint, keyset_id, start, count, op FROM pool_reservations WHERE op = $1 ORDER BY id",
+      [op],
+    );
+  }
+
+  async resolveOp(op: string): Promise<void> {
+    await this.db.query("DELETE FROM pool_reservations WHERE op = $1", [op]);
+  }
+
+  async resolveReservation(id: number): Promise<void> {
+    await this.db.query("DELETE FROM pool_reservations WHERE id = $1", [id]);
+  }
+
+  async findChange(id: string): Promise<{ token: string } | undefined> {
+    const [row] = await this.db.query<{ token: string }>("SELECT token FROM pool_change WHERE id = $1", [id]);
+    return row;
+  }
+
+  /** One statement: read and mark fetched (the first fetch's time is kept). */
+  async getChange(id: string): Promise<StoredChange | undefined> {
+    const [row] = await this.db.query<StoredChange>(
+      "UPDATE pool_change SET fetched_at = COALESCE(fetched_at, $2) WHERE id = $1 RETURNING id, mint, amount, token",
+      [id, Date.now()],
+    );
+    return row;
+  }
+
+  /** In short batches, so requests in other processes keep flowing; each delete is atomic by itself. */
+  async compact(beforeMs: number, batch = 5000): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const res = await this.db.pool.query(
+        `DELETE FROM pool_proofs WHERE secret IN (
+           SELECT secret FROM pool_proofs WHERE state = 'spent' AND op IS NULL AND created_at < $1 LIMIT $2)`,
+        [beforeMs, batch],
+      );
+      deleted += res.rowCount ?? 0;
+      if ((res.rowCount ?? 0) < batch) break;
+    }
+    const change = await this.db.pool.query(
+      "DELETE FROM pool_change WHERE fetched_at IS NOT NULL AND fetched_at < $1",
+      [beforeMs],
+    );
+    return deleted + (change.rowCount ?? 0);
+  }
+
+  /**
+   * Ends this pool's ownership (what it left unfinished becomes repairable by any process); the
+   * database belongs to the composition root, which closes it.
+   */
+  async close(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (!lease) return;
+    await lease.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+    lease.release();
+  }
+}
+
+async function denominationsOf(q: Queryable, mint: string): Promise<Denomination[]> {
+  const res = await q.query<Denomination>(
+    `SELECT amount, COUNT(*) AS n FROM pool_proofs WHERE mint = $1 AND state = 'available'
+     GROUP BY amount ORDER BY amount DESC`,
+    [mint],
+  );
+  return res.rows;
+}
+
+/**
+ * Marks the planned proofs in one statement; rows another transaction holds are skipped, not
+ * waited for. Fewer rows than planned (another process took them) throws Shortfall, which rolls
+ * the whole transaction back.
+ */
+async function take(
+  c: PgClient,
+  mint: string,
+  plan: Denomination[],
+  state: "reserved" | "spent",
+  op: string | null,
+  owner: string | null,
+): Promise<StoredProof[]> {
+  const res = await c.query<StoredProof>(
+    `UPDATE pool_proofs p SET state = $2, op = $3, owner = $6
+       FROM (SELECT q.secret FROM unnest($4::bigint[], $5::int[]) AS d(amount, n)
+             CROSS JOIN LATERAL (
+               SELECT secret FROM pool_proofs
+                WHERE mint = $1 AND state = 'available' AND amount = d.amount
+                LIMIT d.n FOR UPDATE SKIP LOCKED) q) picked
+      WHERE p.secret = picked.secret
+      RETURNING p.secret, p.mint, p.keyset_id, p.amount, p.c, p.dleq`,
+    [mint, state, op, plan.map((d) => d.amount), plan.map((d) => d.n), owner],
+  );
+  if (res.rows.length !== plan.reduce((s, d) => s + d.n, 0)) throw new Shortfall();
+  return res.rows;
+}
