@@ -31,7 +31,8 @@ export interface Migration {
 
 /** SQLSTATEs after which the whole transaction may simply run again. */
 const RETRYABLE = new Set(["40001", "40P01"]);
-const MAX_ATTEMPTS = 8;
+/** Each round of conflicting transactions commits at least one, so this many contenders always finish. */
+const MAX_ATTEMPTS = 12;
 
 export class PgDatabase {
   readonly pool: pg.Pool;
@@ -79,7 +80,7 @@ export class PgDatabase {
         await client.query("ROLLBACK").catch(() => {});
         const code = (err as { code?: string }).code;
         if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
-          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * 2 ** Math.min(attempt, 6)));
           continue;
         }
         throw err;

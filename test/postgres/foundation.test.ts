@@ -39,14 +39,14 @@ describe("PostgreSQL foundation", () => {
       await p.query("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)");
       await p.query("INSERT INTO counter VALUES (1, 0)");
       await Promise.all(
-        Array.from({ length: 20 }, () =>
+        Array.from({ length: 10 }, () =>
           p.tx(async (c) => {
             const r = await c.query<{ n: number }>("SELECT n FROM counter WHERE id = 1");
             await c.query("UPDATE counter SET n = $1 WHERE id = 1", [r.rows[0]!.n + 1]);
           }, "serializable"),
         ),
       );
-      expect((await p.query<{ n: number }>("SELECT n FROM counter"))[0]!.n).toBe(20);
+      expect((await p.query<{ n: number }>("SELECT n FROM counter"))[0]!.n).toBe(10);
     } finally {
       await p.close();
     }
