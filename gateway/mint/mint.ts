@@ -584,6 +584,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     // this or another process) never asks Lightning about a payment that is still being made.
     const lease = await this.store.leaseMelt(row.quote);
     if (!lease) throw new MintError(MintErrorCode.QuotePending, "Quote is pending.");
+    let begun: MeltQuoteRow;
     try {
       await this.store.beginMelt(
         row.quote,
@@ -593,15 +594,16 @@ export class CashuMint extends EventEmitter<MintEvents> {
         JSON.stringify(blanks),
         { key, body: { quote: row.quote } },
       );
+      this.emitProofStates(
+        inputs.rows.map((r) => r.y),
+        "PENDING",
+      );
+      begun = (await this.store.getMeltQuote(row.quote))!;
     } catch (err) {
+      // Nothing was paid: a melt left PENDING here is freed by recovery (the backend never saw it).
       await lease.release();
       throw err;
     }
-    this.emitProofStates(
-      inputs.rows.map((r) => r.y),
-      "PENDING",
-    );
-    const begun = (await this.store.getMeltQuote(row.quote))!;
     this.emit("melt_quote", this.meltQuoteResponse(begun));
 
     const pay = this.settleMelt(begun).finally(() => lease.release());

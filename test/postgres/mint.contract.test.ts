@@ -225,11 +225,9 @@ describe.each(kinds)("mint store contract: %s", (_kind, open) => {
     const ends = await Promise.all([
       a.completeMelt(q.quote, { preimage: "00", feePaid: 1, change, changeJson: "[]" }),
       b.completeMelt(q.quote, { preimage: "00", feePaid: 1, change, changeJson: "[]" }),
-      b.failMelt(q.quote),
     ]);
-    expect(ends.filter((e) => e === "done")).toHaveLength(1);
-    expect(ends.filter((e) => e === "not_pending")).toHaveLength(1);
-    expect(ends[2]).toBe(false);
+    expect(ends.sort()).toEqual(["done", "not_pending"]);
+    expect(await b.failMelt(q.quote)).toBe(false);
     const done = await b.getMeltQuote(q.quote);
     expect(done).toMatchObject({ state: "PAID", fee_paid: 1, preimage: "00" });
     expect([...(await b.proofStates(inputs.map((p) => p.y))).values()].map((s) => s.state)).toEqual([
@@ -241,6 +239,33 @@ describe.each(kinds)("mint store contract: %s", (_kind, open) => {
     expect(await codeOf(a.beginMelt(q.quote, [proof()], [], totals, "[]"))).toBe(
       MintErrorCode.InvoiceAlreadyPaid,
     );
+  });
+
+  it("completion and failure racing: exactly one ends the melt, and the proofs agree with it", async () => {
+    const { a, b } = await both();
+    for (let round = 0; round < 6; round++) {
+      const q = meltQuote();
+      await a.insertMeltQuote(q);
+      const inputs = [proof(8), proof(8)];
+      await a.beginMelt(q.quote, inputs, [], { inputsTotal: 16, inputFee: 0 }, "[]");
+      const paid = { preimage: "00", feePaid: 0, change: [], changeJson: "[]" };
+      const [x, y, z] = await Promise.all([
+        (round % 2 ? a : b).failMelt(q.quote),
+        (round % 2 ? b : a).completeMelt(q.quote, paid),
+        b.completeMelt(q.quote, paid),
+      ]);
+      const winners = [x, y === "done", z === "done"].filter(Boolean);
+      expect(winners).toHaveLength(1);
+      const states = [...(await a.proofStates(inputs.map((p) => p.y))).values()].map((s) => s.state);
+      const quote = await b.getMeltQuote(q.quote);
+      if (x) {
+        expect(quote?.state).toBe("UNPAID");
+        expect(states).toEqual([]);
+      } else {
+        expect(quote?.state).toBe("PAID");
+        expect(states).toEqual(["SPENT", "SPENT"]);
+      }
+    }
   });
 
   it("a failed melt frees its inputs and its quote for another try", async () => {
