@@ -42,7 +42,9 @@ const busy = total - idleUs;
 const show = (title: string, m: Map<string, number>) => {
   console.log(`\n${title} (share of busy time)`);
   for (const [k, t] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`${((100 * t) / busy).toFixed(1).padStart(5)} %  ${(t / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+    console.log(
+      `${((100 * t) / busy).toFixed(1).padStart(5)} %  ${(t / 1000).toFixed(0).padStart(6)} ms  ${k}`,
+    );
   }
 };
 console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled, ${(busy / 1000).toFixed(0)} ms busy`);

@@ -295,7 +295,8 @@ export class Attempt {
   private idleAfter(ms: number): void {
     this.idleTimer = setTimeout(() => {
       const quiet = Date.now() - this.lastFrameAt;
-      if (quiet >= this.opts.idleTimeoutMs) this.fail(`provider stalled for ${this.opts.idleTimeoutMs} ms`, true);
+      if (quiet >= this.opts.idleTimeoutMs)
+        this.fail(`provider stalled for ${this.opts.idleTimeoutMs} ms`, true);
       else if (!this.ended) this.idleAfter(this.opts.idleTimeoutMs - quiet);
     }, ms);
     this.idleTimer.unref();

@@ -174,7 +174,8 @@ export function measureChunk(chunk: StreamChunk): ChunkMeasure {
       // Rare: let the reference functions measure this choice's text exactly.
       const one = { choices: [{ text: choice.text, delta: { ...d, tool_calls: undefined } }] } as StreamChunk;
       m.allowance += multiByteAllowance(one);
-      for (const v of texts) if (typeof v === "string" && NON_ASCII.test(v)) m.bytes += Buffer.byteLength(v, "utf8");
+      for (const v of texts)
+        if (typeof v === "string" && NON_ASCII.test(v)) m.bytes += Buffer.byteLength(v, "utf8");
     }
     if (nonEmpty(calls)) {
       const one = { choices: [{ delta: { tool_calls: calls } }] } as StreamChunk;

@@ -45,7 +45,8 @@ describe("attempt chunks", () => {
     const chunks = await drain(a);
     for (const c of chunks) {
       expect(Array.isArray(c.choices)).toBe(true);
-      for (const ch of c.choices!) expect(typeof ch === "object" && ch !== null && !Array.isArray(ch)).toBe(true);
+      for (const ch of c.choices!)
+        expect(typeof ch === "object" && ch !== null && !Array.isArray(ch)).toBe(true);
     }
     expect(chunks[0]!.choices).toEqual([{ index: 0, delta: { content: "hi" } }]);
     expect(outcome()).toMatchObject({ status: "completed", countedCompletionTokens: 1 });
@@ -56,7 +57,9 @@ describe("attempt chunks", () => {
     const words = ["Hé", "llo", " 🦉", " wörld", "!"];
     const text =
       words
-        .map((w) => event({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: w } }] }))
+        .map((w) =>
+          event({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: w } }] }),
+        )
         .join("") +
       // An inflated report: more tokens than bytes were relayed.
       event({ choices: [], usage: { prompt_tokens: 5, completion_tokens: 400 } }) +

@@ -393,9 +393,12 @@ describe("one-pass chunk measure (the relay's per-token path)", () => {
       fc.record({ index: fc.nat(3), delta, text, finish_reason: fc.constant(null) }, { requiredKeys: [] }),
       fc.constant(null),
     );
-    const chunk = fc.record({ choices: fc.oneof(fc.array(choice, { maxLength: 3 }), fc.constant("x")) }, {
-      requiredKeys: [],
-    });
+    const chunk = fc.record(
+      { choices: fc.oneof(fc.array(choice, { maxLength: 3 }), fc.constant("x")) },
+      {
+        requiredKeys: [],
+      },
+    );
     fc.assert(
       fc.property(chunk, (c) => {
         const chunk = c as Parameters<typeof measureChunk>[0];
