@@ -143,7 +143,7 @@ export interface ChunkMeasure {
   bytes: number;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * `contentTokens`, `multiByteAllowance + toolCallAllowance` and `relayedBytes` of a chunk in one pass
