@@ -35,31 +35,28 @@ const proto = Database.prototype as unknown as {
   transaction: (fn: (...a: unknown[]) => unknown) => Record<string, unknown>;
   prepare: (sql: string) => { run: (...a: unknown[]) => unknown; reader: boolean };
 };
+type Run = (...a: unknown[]) => unknown;
+const countTx = (db: Database.Database, run: Run): Run =>
+  function (this: unknown, ...a: unknown[]) {
+    if (!db.inTransaction) bump(db, "tx");
+    return run.apply(this, a);
+  };
+const countAutocommit = (db: Database.Database, sql: string, run: Run): Run =>
+  function (this: unknown, ...a: unknown[]) {
+    if (!db.inTransaction && !/^\s*(PRAGMA|BEGIN|COMMIT|ROLLBACK)/i.test(sql)) bump(db, "autocommit");
+    return run.apply(this, a);
+  };
 const transaction = proto.transaction;
 proto.transaction = function (this: Database.Database, fn) {
-  const t = transaction.call(this, fn) as Record<string, (...a: unknown[]) => unknown> &
-    ((...a: unknown[]) => unknown);
-  const db = this;
-  const wrap = (run: (...a: unknown[]) => unknown) =>
-    function (this: unknown, ...a: unknown[]) {
-      if (!db.inTransaction) bump(db, "tx");
-      return run.apply(this, a);
-    };
-  const out = wrap(t) as typeof t;
-  for (const k of ["deferred", "immediate", "exclusive"]) out[k] = wrap(t[k]!);
+  const t = transaction.call(this, fn) as Record<string, Run> & Run;
+  const out = countTx(this, t) as typeof t;
+  for (const k of ["deferred", "immediate", "exclusive"]) out[k] = countTx(this, t[k]!);
   return out;
 };
 const prepare = proto.prepare;
 proto.prepare = function (this: Database.Database, sql) {
   const st = prepare.call(this, sql);
-  const db = this;
-  if (!st.reader) {
-    const run = st.run;
-    st.run = function (this: unknown, ...a: unknown[]) {
-      if (!db.inTransaction && !/^\s*(PRAGMA|BEGIN|COMMIT|ROLLBACK)/i.test(sql)) bump(db, "autocommit");
-      return run.apply(this, a);
-    };
-  }
+  if (!st.reader) st.run = countAutocommit(this, sql, st.run);
   return st;
 };
 
