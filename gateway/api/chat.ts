@@ -201,12 +201,17 @@ export function turnCork(res: Response): { hold(): void; release(): void } {
   };
 }
 
+/** The constant start of every relayed event of one response (see `relayedEvent`). */
+export function relayedEventHead(id: string, object: string, created: number, model: string): string {
+  return `data: {"id":${JSON.stringify(id)},"object":${JSON.stringify(object)},"created":${created},"model":${JSON.stringify(model)},"choices":`;
+}
+
 /**
  * One OpenAI stream event of relayed choices, byte for byte what `JSON.stringify` makes of
  * `{id, object, created, model, choices, message, done: false}`, with the constant head built once
  * per response: only the choices and the text are serialised per chunk.
  */
-function relayedEvent(head: string, choices: NonNullable<StreamChunk["choices"]>): string {
+export function relayedEvent(head: string, choices: NonNullable<StreamChunk["choices"]>): string {
   const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
   return `${head}${JSON.stringify(choices)},"message":{"role":"assistant","content":${JSON.stringify(content)}},"done":false}\n\n`;
 }
@@ -465,7 +470,7 @@ async function streamResponse(
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const object = ctx.kind === "chat" ? "chat.completion.chunk" : "text_completion";
-  const head = `data: {"id":${JSON.stringify(id)},"object":"${object}","created":${created},"model":${JSON.stringify(model)},"choices":`;
+  const head = relayedEventHead(id, object, created, model);
   const cork = turnCork(res);
   for await (const chunk of job.chunks) {
     if (res.destroyed) continue; // keep draining so the outcome settles
