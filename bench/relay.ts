@@ -7,8 +7,13 @@
  * 23-character frames (about 9 frames per token), which must cost the gateway the same.
  *
  *   BENCH_RELAY_STREAMS=50,200,400 BENCH_RELAY_TOKENS=60 tsx bench/relay.ts
+ *
+ * BENCH_RELAY_PROFILE=<dir> writes a V8 CPU profile of the gateway per run (only the streaming, not
+ * the setup): `tsx bench/profile-summary.ts <file>` prints where the time went.
  */
 import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
 import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
@@ -40,7 +45,8 @@ const gw = await startGateway({
 });
 const mintUrl = `${gw.url}/mint`;
 const client = await newWallet(mintUrl);
-const runs = STREAMS.length * FRAMES.length;
+// Each stream count also runs once with 2-token streams: the CPU of a request without its relay.
+const runs = STREAMS.length * (FRAMES.length + 1);
 // Keys are limited to 60 requests a minute: one key per 40 streams of each run.
 const keyCount = Math.ceil(Math.max(...STREAMS) / 40) * runs;
 let purse: Proof[] = await mintProofs(client, keyCount * 2000 + 100);
@@ -63,13 +69,21 @@ for (let i = 0; i < keyCount; i++) {
   keys.push(api_key);
 }
 
+const PROFILE_DIR = process.env.BENCH_RELAY_PROFILE;
+const inspector = PROFILE_DIR ? new Session() : undefined;
+if (inspector) {
+  inspector.connect();
+  await inspector.post("Profiler.enable");
+  await inspector.post("Profiler.setSamplingInterval", { interval: 200 });
+}
+
 const cpuMs = () => {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1000;
 };
 
 let nextKey = 0;
-async function run(streams: number, frameChars: number) {
+async function run(streams: number, frameChars: number, tokens = TOKENS) {
   const per = Math.ceil(streams / 40);
   const myKeys = keys.slice(nextKey, nextKey + per);
   nextKey += per;
@@ -82,7 +96,7 @@ async function run(streams: number, frameChars: number) {
       gw.url,
       myKeys.join(","),
       String(streams),
-      String(TOKENS),
+      String(tokens),
       String(RATE),
       String(frameChars),
     ],
@@ -98,6 +112,7 @@ async function run(streams: number, frameChars: number) {
         if (out.includes("START") && c0 === 0) {
           c0 = cpuMs();
           delay.enable();
+          void inspector?.post("Profiler.start");
         }
         const m = /RESULT (.*)\n/.exec(out);
         if (m) resolve(JSON.parse(m[1]!) as Record<string, number> & { tokens: number; ms: number });
@@ -107,12 +122,20 @@ async function run(streams: number, frameChars: number) {
   );
   const cpu = cpuMs() - c0;
   delay.disable();
+  if (inspector) {
+    const { profile } = await inspector.post("Profiler.stop");
+    const file = join(PROFILE_DIR!, `relay-${streams}-${frameChars}-${tokens}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    console.log(`profile: ${file}`);
+  }
   await new Promise((r) => child.once("exit", r));
   return {
     streams,
     frame_chars: frameChars === 100_000 ? "one frame per token" : frameChars,
     tokens: result.tokens,
-    expected_tokens: streams * TOKENS,
+    expected_tokens: streams * tokens,
+    cpu_ms: cpu,
+    served: streams - result.failed!,
     tokens_per_s: Math.round(result.tokens / (result.ms / 1000)),
     gateway_cpu_us_per_token: +((cpu * 1000) / result.tokens).toFixed(1),
     gateway_core_pct: +((cpu / result.ms) * 100).toFixed(1),
@@ -126,11 +149,22 @@ async function run(streams: number, frameChars: number) {
 }
 
 const rows = [];
-for (const s of STREAMS)
+for (const s of STREAMS) {
+  // What a request costs apart from relaying (auth, hold, dispatch, settle): subtracted below, so
+  // `relay_cpu_us_per_token` is the relay's own cost per token, whatever the stream length.
+  const base = await run(s, 100_000, 2);
+  const perRequestMs = base.cpu_ms / Math.max(1, base.served);
   for (const f of FRAMES) {
-    rows.push(await run(s, f));
+    const r = await run(s, f);
+    const { cpu_ms, served, ...row } = r;
+    rows.push({
+      ...row,
+      request_cpu_ms: +perRequestMs.toFixed(2),
+      relay_cpu_us_per_token: +(((cpu_ms - served * perRequestMs) * 1000) / r.tokens).toFixed(1),
+    });
     console.log(JSON.stringify(rows.at(-1)));
   }
+}
 console.log(`relay: ${TOKENS} tokens per stream at ${RATE} tokens/s; node and clients in another process`);
 console.table(rows);
 saveSection(`relay${process.env.BENCH_RELAY_LABEL ? `_${process.env.BENCH_RELAY_LABEL}` : ""}`, {

@@ -180,10 +180,13 @@ export function estimateRequest(
 /**
  * The chunks of one provider frame arrive in one event-loop turn: they leave in one socket write
  * (one write per token was the relay's top cost). `hold()` before each write, `release()` at the end.
+ * The chunks reach the writer through promise jobs of that same turn, so the cork is lifted on the
+ * next tick (after those jobs), not by a timer: a token alone in its turn costs no extra callback.
  */
 export function turnCork(res: Response): { hold(): void; release(): void } {
   let corked = false;
   const uncork = () => {
+    if (!corked) return;
     corked = false;
     res.uncork();
   };
@@ -192,12 +195,25 @@ export function turnCork(res: Response): { hold(): void; release(): void } {
       if (corked) return;
       corked = true;
       res.cork();
-      setImmediate(() => corked && uncork());
+      process.nextTick(uncork);
     },
-    release() {
-      if (corked) uncork();
-    },
+    release: uncork,
   };
+}
+
+/** The constant start of every relayed event of one response (see `relayedEvent`). */
+export function relayedEventHead(id: string, object: string, created: number, model: string): string {
+  return `data: {"id":${JSON.stringify(id)},"object":${JSON.stringify(object)},"created":${created},"model":${JSON.stringify(model)},"choices":`;
+}
+
+/**
+ * One OpenAI stream event of relayed choices, byte for byte what `JSON.stringify` makes of
+ * `{id, object, created, model, choices, message, done: false}`, with the constant head built once
+ * per response: only the choices and the text are serialised per chunk.
+ */
+export function relayedEvent(head: string, choices: NonNullable<StreamChunk["choices"]>): string {
+  const content = choices.map((c) => c.delta?.content ?? c.text ?? "").join("");
+  return `${head}${JSON.stringify(choices)},"message":{"role":"assistant","content":${JSON.stringify(content)}},"done":false}\n\n`;
 }
 
 /** A request that is paid for and dispatched: what a response writer needs. */
@@ -454,14 +470,15 @@ async function streamResponse(
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const object = ctx.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+  const head = relayedEventHead(id, object, created, model);
   const cork = turnCork(res);
   for await (const chunk of job.chunks) {
     if (res.destroyed) continue; // keep draining so the outcome settles
     cork.hold();
     const choices = (chunk.choices ?? []).filter(choiceCarries);
     if (choices.length === 0) continue; // the node's own usage chunk: we send ours at the end
-    const owlrun = owlrunLine(choices, false);
-    sse(res, ctx.owlrunFormat ? { model, ...owlrun } : { id, object, created, model, choices, ...owlrun });
+    if (ctx.owlrunFormat) sse(res, { model, ...owlrunLine(choices, false) });
+    else res.write(relayedEvent(head, choices));
   }
   cork.release();
   const outcome = await job.outcome;

@@ -128,9 +128,9 @@ export async function copyPoolFromSqlite(dataDir: string, database: PgDatabase):
     report.change = await copyRows(
       c,
       "pool_change",
-      ["id", "mint", "amount", "token", "created_at", "fetched_at"],
-      ["text", "text", "bigint", "text", "bigint", "bigint"],
-      change,
+      ["id", "mint", "amount", "token", "created_at", "fetched_at", "checked_at"],
+      ["text", "text", "bigint", "text", "bigint", "bigint", "bigint"],
+      change.map((r) => ({ checked_at: 0, ...r })),
       "id",
     );
   });

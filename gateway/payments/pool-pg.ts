@@ -59,6 +59,14 @@ CREATE INDEX pool_change_fetched ON pool_change (fetched_at) WHERE fetched_at IS
 CREATE TABLE pool_seed (id INTEGER PRIMARY KEY CHECK (id = 1), seed TEXT NOT NULL);
 `,
   },
+  {
+    // Retention of change nobody fetched: when the mint was last asked about it.
+    version: 2,
+    sql: `
+ALTER TABLE pool_change ADD COLUMN checked_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX pool_change_unfetched ON pool_change (checked_at, created_at) WHERE fetched_at IS NULL;
+`,
+  },
 ];
 
 const PROOF_COLUMNS = "secret, mint, keyset_id, amount, c, dleq";
@@ -349,6 +357,31 @@ export class PgGatewayPool implements GatewayPool {
       [id, Date.now()],
     );
     return row;
+  }
+
+  /** Change nobody fetched, made before `beforeMs` and not checked since `checkedBeforeMs`. */
+  async unfetchedChange(
+    beforeMs: number,
+    checkedBeforeMs: number,
+    limit: number,
+  ): Promise<{ id: string; mint: string; token: string }[]> {
+    return this.db.query(
+      `SELECT id, mint, token FROM pool_change WHERE fetched_at IS NULL AND checked_at < $1 AND created_at < $2
+       ORDER BY checked_at, created_at LIMIT $3`,
+      [checkedBeforeMs, beforeMs, limit],
+    );
+  }
+
+  async markChangeChecked(ids: readonly string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.query("UPDATE pool_change SET checked_at = $1 WHERE id = ANY($2::text[])", [now, [...ids]]);
+  }
+
+  /** Deletes change rows (retention: only rows whose proofs the mint reports all spent). */
+  async forgetChange(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const res = await this.db.pool.query("DELETE FROM pool_change WHERE id = ANY($1::text[])", [[...ids]]);
+    return res.rowCount ?? 0;
   }
 
   /** In short batches, so requests in other processes keep flowing; each delete is atomic by itself. */

@@ -20,5 +20,15 @@ export interface GatewayPool extends EcashPool {
   getChange(id: string): Awaitable<StoredChange | undefined>;
   /** Retention: spent proofs and fetched change older than `beforeMs`; returns rows deleted. */
   compact(beforeMs: number): Awaitable<number>;
+  /** Change nobody fetched, made before `beforeMs` and not checked since `checkedBeforeMs`. */
+  unfetchedChange(
+    beforeMs: number,
+    checkedBeforeMs: number,
+    limit: number,
+  ): Awaitable<{ id: string; mint: string; token: string }[]>;
+  /** Retention asked the mint about these change rows at `now`. */
+  markChangeChecked(ids: readonly string[], now: number): Awaitable<void>;
+  /** Deletes change rows (retention: only rows whose proofs the mint reports all spent). */
+  forgetChange(ids: readonly string[]): Awaitable<number>;
   close(): Awaitable<void>;
 }

@@ -22,12 +22,45 @@ CREATE TABLE IF NOT EXISTS change (
   id TEXT PRIMARY KEY, mint TEXT NOT NULL, amount INTEGER NOT NULL, token TEXT NOT NULL, created_at INTEGER NOT NULL,
   fetched_at INTEGER);
 `;
+/** Retention's scan of change nobody fetched: oldest first, each row rechecked at most daily. */
+const CHANGE_RETENTION_SCHEMA = `
+CREATE INDEX IF NOT EXISTS change_unfetched ON change (checked_at, created_at) WHERE fetched_at IS NULL;
+`;
+
+const DAY = 86_400_000;
 
 /** The SQLite pool: `<data>/wallet/wallet.sqlite`, one process. */
 export class GatewayEcashStore extends EcashStore implements GatewayPool {
   constructor(path: string) {
     super(path);
     this.db.exec(CHANGE_SCHEMA);
+    const columns = this.db.prepare("PRAGMA table_info(change)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "checked_at")) {
+      // When retention last asked the mint about this change (older files lack the column).
+      this.db.exec("ALTER TABLE change ADD COLUMN checked_at INTEGER NOT NULL DEFAULT 0");
+    }
+    this.db.exec(CHANGE_RETENTION_SCHEMA);
+  }
+
+  /** Change nobody fetched, made before `beforeMs` and not checked since `checkedBeforeMs`. */
+  unfetchedChange(beforeMs: number, checkedBeforeMs: number, limit: number) {
+    return this.prepared(
+      `SELECT id, mint, token FROM change WHERE fetched_at IS NULL AND checked_at < ? AND created_at < ?
+       ORDER BY checked_at, created_at LIMIT ?`,
+    ).all(checkedBeforeMs, beforeMs, limit) as { id: string; mint: string; token: string }[];
+  }
+
+  markChangeChecked(ids: readonly string[], now: number): void {
+    const mark = this.prepared("UPDATE change SET checked_at = ? WHERE id = ?");
+    this.tx(() => {
+      for (const id of ids) mark.run(now, id);
+    });
+  }
+
+  /** Deletes change rows (retention: only rows whose proofs the mint reports all spent). */
+  forgetChange(ids: readonly string[]): number {
+    const del = this.prepared("DELETE FROM change WHERE id = ?");
+    return this.tx(() => ids.reduce((n, id) => n + del.run(id).changes, 0));
   }
 
   /** Stores change unless `id` has some; answers the token stored under `id`. */
@@ -154,5 +187,56 @@ export class GatewayWallet extends EcashWallet {
    */
   async compact(beforeMs: number): Promise<number> {
     return this.changeStore.compact(beforeMs);
+  }
+
+  /**
+   * Change made before `beforeMs` that nobody fetched here but whose every proof the mint reports
+   * spent: the client got it from the response and redeemed it, so the stored copy is worth nothing
+   * to anyone. Change with any proof unspent or pending, or whose mint does not answer, is money
+   * still owed and stays claimable (marked checked, asked again after a day). Up to `limit` rows per
+   * call. The caller deletes with `forgetChange` once the books agree nothing is owed under the id.
+   */
+  async redeemedChange(beforeMs: number, now: number, limit = 500): Promise<string[]> {
+    const rows = await this.changeStore.unfetchedChange(beforeMs, now - DAY, limit);
+    const redeemed: string[] = [];
+    const byMint = new Map<string, typeof rows>();
+    for (const r of rows) byMint.set(r.mint, [...(byMint.get(r.mint) ?? []), r]);
+    for (const [mint, list] of byMint) {
+      try {
+        const wallet = await this.wallet(mint);
+        const tokens = list.flatMap((r) => {
+          try {
+            return [{ id: r.id, proofs: wallet.decodeToken(r.token).proofs }];
+          } catch {
+            return []; // unreadable: never forgotten
+          }
+        });
+        const states = await wallet.checkProofsStates(
+          tokens.flatMap((t) => t.proofs.map(({ dleq: _dleq, ...p }) => p)),
+        );
+        let i = 0;
+        for (const t of tokens) {
+          const mine = states.slice(i, i + t.proofs.length);
+          i += t.proofs.length;
+          if (
+            t.proofs.length > 0 &&
+            mine.length === t.proofs.length &&
+            mine.every((s) => s.state === "SPENT")
+          )
+            redeemed.push(t.id);
+        }
+      } catch (err) {
+        this.log.warn("retention could not check change at its mint; kept", { mint, err: String(err) });
+      }
+    }
+    await this.changeStore.markChangeChecked(
+      rows.map((r) => r.id),
+      now,
+    );
+    return redeemed;
+  }
+
+  async forgetChange(ids: readonly string[]): Promise<number> {
+    return this.changeStore.forgetChange(ids);
   }
 }

@@ -9,16 +9,7 @@ import { EmbeddingAnswerError, MAX_EMBEDDING_ANSWER_BYTES, parseEmbeddingAnswer 
 import type { GatewayMessage } from "./protocol.js";
 import { SseDecoder } from "./sse.js";
 import type { JobOutcome, StreamChunk } from "./types.js";
-import {
-  contentTokens,
-  judgeUsage,
-  multiByteAllowance,
-  type PromptBounds,
-  relayedBytes,
-  reportedUsage,
-  toolCallAllowance,
-  type Usage,
-} from "./usage.js";
+import { judgeUsage, measureChunk, type PromptBounds, reportedUsage, type Usage } from "./usage.js";
 
 /** Chunks without content a node may send per job (role/finish/usage chunks are a handful). */
 const MAX_EMPTY_CHUNKS = 512;
@@ -96,6 +87,8 @@ export class Attempt {
   private resolveOutcome!: (o: JobOutcome) => void;
   private readonly timers: NodeJS.Timeout[] = [];
   private idleTimer?: NodeJS.Timeout;
+  /** when the last frame arrived after the first byte (the stall clock reads it when it fires) */
+  private lastFrameAt = 0;
 
   constructor(private readonly opts: AttemptOptions) {
     this.wireId = opts.wireId;
@@ -225,7 +218,10 @@ export class Attempt {
   }
 
   private onPayload(payload: string): void {
-    if (payload.trim() === "[DONE]" || payload.trim() === "") return;
+    if (payload.charCodeAt(0) !== 123 /* "{": the usual chunk, neither [DONE] nor blank */) {
+      const t = payload.trim();
+      if (t === "[DONE]" || t === "") return;
+    }
     let chunk: unknown;
     try {
       chunk = JSON.parse(payload);
@@ -236,6 +232,11 @@ export class Attempt {
       return this.fail("the provider's stream carries a non-object chunk", true);
     }
     const c = chunk as StreamChunk;
+    const choices: unknown = c.choices;
+    if (choices !== undefined && !(Array.isArray(choices) && choices.every(isObject))) {
+      // Every consumer reads choices as objects: a node's `null` or `"x"` there is dropped here.
+      c.choices = Array.isArray(choices) ? (choices.filter(isObject) as StreamChunk["choices"]) : [];
+    }
     if (c.error !== undefined) {
       const e = c.error as { message?: unknown } | string;
       const msg = typeof e === "string" ? e : typeof e?.message === "string" ? e.message : "unknown";
@@ -243,8 +244,8 @@ export class Attempt {
     }
     const usage = reportedUsage(c);
     if (usage) this.reported = usage;
-    const tokens = contentTokens(c);
-    if (tokens === 0) {
+    const m = measureChunk(c);
+    if (m.tokens === 0) {
       if (++this.emptyChunks > MAX_EMPTY_CHUNKS) return this.fail("too many chunks without content", true);
       if (Array.isArray(c.choices) && c.choices.length > 0) this.push(c);
       return;
@@ -255,9 +256,9 @@ export class Attempt {
       this.end("completed", undefined, true);
       return;
     }
-    this.counted += tokens;
-    this.multiByte += multiByteAllowance(c) + toolCallAllowance(c);
-    this.relayed += relayedBytes(c);
+    this.counted += m.tokens;
+    this.multiByte += m.allowance;
+    this.relayed += m.bytes;
     this.lastChunk = c;
     this.push(c);
     if (!this.firstSettled) {
@@ -282,16 +283,22 @@ export class Attempt {
     this.timers.push(t);
   }
 
-  /** (Re)starts the stall timer; called per frame, so the timer is refreshed, not re-created. */
+  /**
+   * Notes a frame for the stall clock. Called per frame, so it only stamps the time: the one timer
+   * checks the stamp when it fires and sleeps again for what is left of the quiet period.
+   */
   private armIdle(): void {
-    if (this.idleTimer) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.idleTimer = setTimeout(
-      () => this.fail(`provider stalled for ${this.opts.idleTimeoutMs} ms`, true),
-      this.opts.idleTimeoutMs,
-    );
+    this.lastFrameAt = Date.now();
+    if (!this.idleTimer) this.idleAfter(this.opts.idleTimeoutMs);
+  }
+
+  private idleAfter(ms: number): void {
+    this.idleTimer = setTimeout(() => {
+      const quiet = Date.now() - this.lastFrameAt;
+      if (quiet >= this.opts.idleTimeoutMs)
+        this.fail(`provider stalled for ${this.opts.idleTimeoutMs} ms`, true);
+      else if (!this.ended) this.idleAfter(this.opts.idleTimeoutMs - quiet);
+    }, ms);
     this.idleTimer.unref();
   }
 
@@ -359,6 +366,8 @@ export class Attempt {
     };
   }
 }
+
+const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The closing chunk when the gateway cuts a stream at max_tokens. */
 function finishChunk(like: StreamChunk, model: string): StreamChunk {

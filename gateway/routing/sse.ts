@@ -30,20 +30,22 @@ export class SseDecoder {
     if (this.pendingCr && text.charCodeAt(0) === 10) start = 1;
     this.pendingCr = false;
     const out: string[] = [];
-    for (let i = start; i < text.length; i++) {
-      const ch = text.charCodeAt(i);
-      if (ch !== 10 && ch !== 13) continue;
+    // Line breaks are found by the engine's string search, not a loop over every character: most
+    // frames of a finely cut stream hold none and only append to the buffer.
+    let lf = text.indexOf("\n", start);
+    let cr = text.indexOf("\r", start);
+    while (lf >= 0 || cr >= 0) {
+      const i = cr < 0 || (lf >= 0 && lf < cr) ? lf : cr;
       const piece = text.slice(start, i);
       this.line(this.buffer === "" ? piece : this.buffer + piece, out);
       this.buffer = "";
       start = i + 1;
-      if (ch === 13) {
-        if (i + 1 === text.length) this.pendingCr = true;
-        else if (text.charCodeAt(i + 1) === 10) {
-          i++;
-          start++;
-        }
+      if (i === cr) {
+        if (start === text.length) this.pendingCr = true;
+        else if (text.charCodeAt(start) === 10) start++;
       }
+      if (lf >= 0 && lf < start) lf = text.indexOf("\n", start);
+      if (cr >= 0 && cr < start) cr = text.indexOf("\r", start);
     }
     if (start < text.length) this.buffer += text.slice(start);
     if (this.buffer.length > MAX_SSE_LINE) throw new SseOverflowError();

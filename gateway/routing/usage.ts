@@ -133,6 +133,59 @@ export function toolCallAllowance(chunk: StreamChunk): number {
   return n;
 }
 
+/** What one relayed chunk adds to the attempt's counters. */
+export interface ChunkMeasure {
+  /** `contentTokens` */
+  tokens: number;
+  /** `multiByteAllowance + toolCallAllowance` */
+  allowance: number;
+  /** `relayedBytes` */
+  bytes: number;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
+ * `contentTokens`, `multiByteAllowance + toolCallAllowance` and `relayedBytes` of a chunk in one pass
+ * (the relay's per-token path). ASCII text, the usual case, is measured by its length without
+ * encoding it; anything else takes the reference functions' own path, so the answers are the same
+ * (a property test holds it to them).
+ */
+export function measureChunk(chunk: StreamChunk): ChunkMeasure {
+  const m: ChunkMeasure = { tokens: 0, allowance: 0, bytes: 0 };
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return m;
+  for (const choice of choices) {
+    if (typeof choice !== "object" || choice === null) continue;
+    const delta = choice.delta as Record<string, unknown> | undefined | null;
+    const d = typeof delta === "object" && delta !== null ? delta : undefined;
+    const calls = d?.tool_calls;
+    const texts = [choice.text, d?.content, d?.reasoning, d?.reasoning_content];
+    let carries = nonEmpty(calls);
+    let ascii = true;
+    for (const v of texts) {
+      if (typeof v !== "string") continue;
+      if (v !== "") carries = true;
+      if (NON_ASCII.test(v)) ascii = false;
+      else m.bytes += v.length;
+    }
+    if (carries) m.tokens++;
+    if (!ascii) {
+      // Rare: let the reference functions measure this choice's text exactly.
+      const one = { choices: [{ text: choice.text, delta: { ...d, tool_calls: undefined } }] } as StreamChunk;
+      m.allowance += multiByteAllowance(one);
+      for (const v of texts)
+        if (typeof v === "string" && NON_ASCII.test(v)) m.bytes += Buffer.byteLength(v, "utf8");
+    }
+    if (nonEmpty(calls)) {
+      const one = { choices: [{ delta: { tool_calls: calls } }] } as StreamChunk;
+      m.bytes += relayedBytes(one);
+      m.allowance += toolCallAllowance(one);
+    }
+  }
+  return m;
+}
+
 /** The usage a chunk reports, if it carries a usage object (Ollama: the last chunk before [DONE]). */
 export function reportedUsage(chunk: StreamChunk): Usage | undefined {
   const u = chunk.usage;

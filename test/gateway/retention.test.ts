@@ -110,4 +110,83 @@ describe("retention", () => {
       await mint.close();
     }
   });
+
+  it("forgets unfetched change only once its client redeemed it at the mint; unredeemed change stays claimable", async () => {
+    const dir = tempDir();
+    const mint = await createMintService({
+      dataDir: join(dir, "mint"),
+      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
+      log: silentLogger,
+    });
+    const gw = await createGateway({
+      dataDir: join(dir, "gateway"),
+      trustedMints: [],
+      payoutIntervalMs: 0,
+      sweepIntervalMs: 0,
+      retention: { intervalMs: 0 },
+      log: silentLogger,
+    });
+    const app = express();
+    app.use("/mint", mint.router);
+    app.use(gw.app);
+    const server = createServer(app);
+    gw.attach(server);
+    const url = await listen(server, "127.0.0.1", 0);
+    const mintUrl = `${url}/mint`;
+    gw.wallet.trust(mintUrl, true);
+    const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
+    try {
+      const client = await newWallet(mintUrl);
+      let purse: Proof[] = await mintProofs(client, 200);
+      /** one X-Cashu request; the change comes back in X-Cashu-Change, its id in the receipt */
+      const request = async () => {
+        const { send, keep } = await client.send(40, purse);
+        purse = keep;
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-cashu": getEncodedToken({ mint: mintUrl, proofs: send }),
+          },
+          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+        });
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { payment: { request_id: string; change_sats: number } };
+        expect(body.payment.change_sats).toBeGreaterThan(0);
+        return { id: body.payment.request_id, token: res.headers.get("x-cashu-change")! };
+      };
+      const redeemedByClient = await request();
+      const leftUnclaimed = await request();
+      await client.receive(redeemedByClient.token);
+      const wallet = join(dir, "gateway", "wallet", "wallet.sqlite");
+      expect(rows(wallet, "change")).toBe(2);
+      const before = { audit: await gw.ledger.audit(), wallet: gw.wallet.balances() };
+
+      // Within the retention window nothing is touched, redeemed or not.
+      expect((await gw.compactHistory(Date.now() + DAY)).changeRows).toBe(0);
+      expect(rows(wallet, "change")).toBe(2);
+
+      const report = await gw.compactHistory(Date.now() + 8 * DAY);
+      expect(report.changeRows).toBe(1);
+      expect(rows(wallet, "change")).toBe(1);
+      expect({ audit: await gw.ledger.audit(), wallet: gw.wallet.balances() }).toEqual(before);
+      // The redeemed copy is gone; the unclaimed change is still the client's, whatever its age.
+      const gone = await fetch(`${url}/v1/cashu/change/${redeemedByClient.id}`);
+      expect(gone.status).toBe(404);
+      await gone.arrayBuffer();
+      const kept = await fetch(`${url}/v1/cashu/change/${leftUnclaimed.id}`);
+      expect(kept.status).toBe(200);
+      expect(((await kept.json()) as { token: string }).token).toBe(leftUnclaimed.token);
+      // Fetched now: the fetched-change rule takes it after its own window, not the redeemed check.
+      expect((await gw.compactHistory(Date.now() + 100 * DAY)).changeRows).toBe(0);
+      const redeemed = await client.receive(leftUnclaimed.token);
+      expect(redeemed.length).toBeGreaterThan(0);
+    } finally {
+      await agent.close();
+      gw.closeSockets();
+      await closeServer(server);
+      await gw.close();
+      await mint.close();
+    }
+  });
 });

@@ -17,6 +17,7 @@ import { MAX_SSE_LINE, SseDecoder } from "../../gateway/routing/sse.js";
 import {
   contentTokens,
   judgeUsage,
+  measureChunk,
   multiByteAllowance,
   promptBounds,
   relayedBytes,
@@ -354,6 +355,60 @@ describe("proxy_chunk fast path", () => {
         if (fast.kind === "message" && schema.kind === "message") expect(fast.msg).toEqual(schema.msg);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("one-pass chunk measure (the relay's per-token path)", () => {
+  it("gives exactly the reference count, allowance and relayed bytes, whatever the chunk", () => {
+    // Text mixing ASCII, 2-, 3- and 4-byte characters and lone surrogates (3 bytes once encoded).
+    const text = fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.string({ unit: "grapheme", maxLength: 4 }),
+      fc.constantFrom("", "é", "字", "🦉", "\ud83e", "\udd89x", "a\uFFFDb"),
+    );
+    const call = fc.record(
+      {
+        index: fc.integer({ min: 0, max: 3 }),
+        id: fc.string({ maxLength: 6 }),
+        function: fc.record({ name: text, arguments: text }, { requiredKeys: [] }),
+      },
+      { requiredKeys: [] },
+    );
+    const delta = fc.oneof(
+      fc.record(
+        {
+          role: fc.constant("assistant"),
+          content: fc.oneof(text, fc.constant(null)),
+          reasoning: text,
+          reasoning_content: text,
+          tool_calls: fc.oneof(fc.array(call, { maxLength: 2 }), text),
+        },
+        { requiredKeys: [] },
+      ),
+      fc.constant(null),
+      fc.integer(),
+    );
+    const choice = fc.oneof(
+      fc.record({ index: fc.nat(3), delta, text, finish_reason: fc.constant(null) }, { requiredKeys: [] }),
+      fc.constant(null),
+    );
+    const chunk = fc.record(
+      { choices: fc.oneof(fc.array(choice, { maxLength: 3 }), fc.constant("x")) },
+      {
+        requiredKeys: [],
+      },
+    );
+    fc.assert(
+      fc.property(chunk, (c) => {
+        const chunk = c as Parameters<typeof measureChunk>[0];
+        expect(measureChunk(chunk)).toEqual({
+          tokens: contentTokens(chunk),
+          allowance: multiByteAllowance(chunk) + toolCallAllowance(chunk),
+          bytes: relayedBytes(chunk),
+        });
+      }),
+      { numRuns: 2000 },
     );
   });
 });
