@@ -57,7 +57,17 @@ import {
   takeRecoverySnapshot,
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { type AckInfo, createRouting, type Dispatcher, nodeRoutes, SignupLimiter } from "./routing/index.js";
+import {
+  type AckInfo,
+  createRouting,
+  type Dispatcher,
+  nodeRoutes,
+  parseUpstreams,
+  readUpstreamsFile,
+  SignupLimiter,
+  upstreamPriceFloors,
+  type UpstreamsFile,
+} from "./routing/index.js";
 import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
 
 export { Ledger } from "./ledger/index.js";
@@ -102,6 +112,12 @@ export interface GatewayOptions {
   modelRates?: Record<string, ModelRate>;
   /** the operator's price file (USD per model, a default for the rest), reloaded on change */
   pricesFile?: string;
+  /**
+   * OpenAI-compatible upstream providers serving next to the nodes (`--upstream FILE`, read at
+   * start), or the same document already parsed (validated by the same schema)
+   */
+  upstreamsFile?: string;
+  upstreams?: UpstreamsFile;
   signupOpen?: boolean;
   /** what free-tier requests may cost: max_tokens cap and a daily gateway-wide budget */
   freeTier?: FreeTierLimits;
@@ -190,9 +206,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   if (share < MIN_PROVIDER_SHARE_PCT || share > 100)
     throw new Error(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100`);
   privateDir(opts.dataDir);
-  // First: a bad price file stops the start before anything is opened.
+  // First: a bad upstreams or price file stops the start before anything is opened.
+  const upstreams = [
+    ...(opts.upstreamsFile ? readUpstreamsFile(opts.upstreamsFile) : []),
+    ...(opts.upstreams ? parseUpstreams(opts.upstreams, "GatewayOptions.upstreams") : []),
+  ];
   const priceFile = opts.pricesFile ? watchedPriceTable(opts.pricesFile, log.child("prices")) : undefined;
   const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
+  // An upstream's prices are the least its models sell at, whoever serves them.
+  if (upstreams.length) {
+    prices.setFloors(upstreamPriceFloors(upstreams));
+    log.info("upstream providers", {
+      upstreams: upstreams.map((u) => ({ name: u.name, models: [...u.chat.keys(), ...u.embeddings.keys()] })),
+    });
+  }
 
   const ledger = Ledger.open(opts.dataDir);
   const wallet = await GatewayWallet.open(opts.dataDir, opts.trustedMints, log.child("wallet"));
@@ -224,6 +251,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     log: log.child("routing"),
     signupOpen: opts.signupOpen,
     allowLoopbackLnurl: opts.allowLoopbackLnurl,
+    upstreams,
     ackInfo: (nodeId) => {
       refreshAck(nodeId);
       const rate = oracle.rate();
