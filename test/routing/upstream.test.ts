@@ -4,7 +4,7 @@
  * cool-down), the attempt's clocks and caps on an upstream's stream (first token, stall,
  * max_tokens), and that a node may not pose as an upstream.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -125,6 +125,16 @@ describe("the upstreams file", () => {
     expect(r.stderr).toMatch(/upstream file .*margin_pct/);
     expect(r.stderr).not.toContain(KEY);
     expect(r.stdout).not.toMatch(/listening/);
+  });
+
+  it("the example in docs/integrations.md is a valid upstreams file", () => {
+    const md = readFileSync(new URL("../../docs/integrations.md", import.meta.url), "utf8");
+    const example = [...md.matchAll(/```json\n([\s\S]*?)```/g)]
+      .map((m) => JSON.parse(m[1]!))
+      .find((j) => "upstreams" in j);
+    const [u] = parseUpstreams(example, "docs", { OPENROUTER_API_KEY: KEY });
+    expect(u!.chat.get("gpt-4o-mini")).toBe("openai/gpt-4o-mini");
+    expect(u!.rates["gpt-4o-mini"]!.per_m_output_usd).toBeCloseTo(0.72);
   });
 
   it("Retry-After: delta-seconds or an HTTP date", () => {

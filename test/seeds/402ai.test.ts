@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER } from "../../provider/index.js";
 import { externalInvoice } from "../support/blinded.js";
 import { payInvoice } from "../support/lightning.js";
+import { type OpenAIUpstream, startOpenAIUpstream } from "../support/openai-upstream.js";
 import { MODEL, type SeedNet, startSeedNet } from "./harness.js";
 
 let net: SeedNet;
@@ -236,11 +237,110 @@ describe("402ai seed: task marketplace at /api/v1/ai-for-hire", () => {
   );
 });
 
+describe("402ai seed: routes by model to the configured provider (upstream OpenAI-compatible APIs)", () => {
+  // The operator's upstreams (--upstream): one OpenAI-compatible double standing in for OpenAI,
+  // Anthropic's OpenAI endpoint and OpenRouter; the seed's examples run against it as written.
+  let upNet: SeedNet;
+  let upstream: OpenAIUpstream;
+  const UP_KEY = "sk-or-v1-SECRET-seed-402ai-0123456789";
+  beforeAll(async () => {
+    upstream = await startOpenAIUpstream(UP_KEY);
+    upNet = await startSeedNet({
+      upstreams: {
+        upstreams: [
+          {
+            name: "openrouter",
+            base_url: upstream.baseUrl,
+            api_key: UP_KEY,
+            margin_pct: 20,
+            models: {
+              "gpt-4o-mini": {
+                upstream_model: "openai/gpt-4o-mini",
+                cost: { per_m_input_usd: 0.15, per_m_output_usd: 0.6 },
+              },
+              "claude-sonnet-4-20250514": {
+                upstream_model: "anthropic/claude-sonnet-4",
+                price: { per_m_input_usd: 3, per_m_output_usd: 15 },
+              },
+              "google/gemini-2.0-flash-lite-001": {
+                price: { per_m_input_usd: 0.075, per_m_output_usd: 0.3 },
+              },
+            },
+          },
+        ],
+      },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await upNet?.close();
+    await upstream?.close();
+  });
+
+  it("OpenAI, Anthropic and OpenRouter model ids through the OpenAI SDK with a topup token; streaming too; billed to the upstream's account", async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${upNet.url}${path}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      }).then((r) => r.json() as Promise<any>);
+    const TOPUP = await post("/api/v1/topup", { amount_usd: 1 });
+    const CLAIM = await post("/api/v1/topup/claim", { preimage: await payInvoice(TOPUP.invoice) });
+    const TOKEN = CLAIM.token as string;
+
+    // curl -sS "$API/api/v1/models" | jq '.data[:5]'
+    const models = (await (await fetch(`${upNet.url}/api/v1/models`)).json()) as any;
+    expect(models.data.map((m: any) => m.id)).toEqual(
+      expect.arrayContaining([
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "google/gemini-2.0-flash-lite-001",
+        MODEL,
+      ]),
+    );
+    expect(JSON.stringify(models)).not.toContain(UP_KEY);
+
+    const client = new OpenAI({ baseURL: `${upNet.url}/api/v1`, apiKey: TOKEN });
+    let charged = 0;
+    for (const model of ["gpt-4o-mini", "claude-sonnet-4-20250514", "google/gemini-2.0-flash-lite-001"]) {
+      const resp = await client.chat.completions.create({
+        model,
+        messages: [{ role: "user", content: "Hello" }],
+      });
+      expect(resp.choices[0]!.message.content).toBe("Hello from the upstream.");
+      charged += (resp.usage as any).cost.sats;
+    }
+    expect(upstream.seen.map((r) => r.body.model)).toEqual([
+      "openai/gpt-4o-mini",
+      "anthropic/claude-sonnet-4",
+      "google/gemini-2.0-flash-lite-001",
+    ]);
+    // Streaming works too
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "Count to 5" }],
+      stream: true,
+    });
+    let printed = "";
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) printed += chunk.choices[0].delta.content;
+      if (chunk.usage) charged += (chunk.usage as any).cost.sats;
+    }
+    expect(printed).toBe("Hello from the upstream.");
+    // The Owlrun node's model still goes to the node on the same base URL.
+    const local = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hello" }],
+    });
+    expect(local.choices[0]!.message.content).toBe(SCRIPTED_ANSWER);
+
+    // The operator keeps the whole charge of upstream jobs, booked under the upstream.
+    const books = await upNet.gateway.gateway.ledger.audit();
+    expect(books.balances.get("equity:upstream:openrouter")).toBe(charged * 1000);
+  });
+});
+
 describe("402ai seed: not offered here", () => {
   it.todo("a /topup page for people (invoice, QR, claim, the token shown once)");
   it.todo("abl_… token names: claimed tokens are sk- keys (clients use the token as given)");
-  it.todo(
-    "routes by model to upstream providers (OpenAI/Anthropic/OpenRouter models): only Owlrun nodes serve; upstream OpenAI-compatible providers are left for a later session",
-  );
   it.todo("/api/v1/images/generations, /audio/*, /video/generations: no such models on Owlrun nodes");
 });
