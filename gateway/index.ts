@@ -65,6 +65,7 @@ import {
   parseUpstreams,
   readUpstreamsFile,
   SignupLimiter,
+  UpstreamConfigError,
   upstreamPriceFloors,
   type UpstreamsFile,
 } from "./routing/index.js";
@@ -211,6 +212,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ...(opts.upstreamsFile ? readUpstreamsFile(opts.upstreamsFile) : []),
     ...(opts.upstreams ? parseUpstreams(opts.upstreams, "GatewayOptions.upstreams") : []),
   ];
+  const names = upstreams.map((u) => u.name);
+  if (new Set(names).size !== names.length) throw new UpstreamConfigError("upstream names must be unique");
   const priceFile = opts.pricesFile ? watchedPriceTable(opts.pricesFile, log.child("prices")) : undefined;
   const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
   // An upstream's prices are the least its models sell at, whoever serves them.

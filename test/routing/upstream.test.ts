@@ -18,7 +18,7 @@ import { retryAfterMs } from "../../gateway/routing/upstream.js";
 import { runCli } from "../support/cli-process.js";
 import { register } from "../support/owlrun-agent.js";
 import { type OpenAIUpstream, refusedBaseUrl, startOpenAIUpstream } from "../support/openai-upstream.js";
-import { request, startGateway, type TestGateway, tempDir, text } from "./harness.js";
+import { request, startGateway, type TestGateway, tempDir, text, waitUntil } from "./harness.js";
 
 const KEY = "sk-routing-SECRET-51b2c3d4e5f60718293a4b5c";
 const PRICE = { per_m_input_usd: 1, per_m_output_usd: 2 };
@@ -233,6 +233,23 @@ describe("upstreams in the dispatcher", () => {
     expect(outcome.status).toBe("completed");
     expect(outcome.billableUsage.completionTokens).toBe(4);
     expect(up.seen.at(-1)!.body.max_tokens).toBe(4);
+  });
+
+  it("a buyer who goes away mid-stream: the upstream request is aborted, the job ends cancelled", async () => {
+    up.queue.push({ words: Array.from({ length: 50 }, (_, i) => ` w${i}`), delayMs: 30 });
+    const buyer = new AbortController();
+    const job = await gw.routing.dispatcher.dispatch(
+      request("m", { signal: buyer.signal, preferences: { only: ["upstream:up"] } }),
+    );
+    let got = 0;
+    for await (const chunk of job.chunks) {
+      if (chunk.choices?.[0]?.delta?.content) got++;
+      if (got === 2) buyer.abort();
+    }
+    const outcome = await job.outcome;
+    expect(outcome.status).toBe("cancelled");
+    expect(outcome.countedCompletionTokens).toBeLessThan(50);
+    await waitUntil(() => up.closed > 0, 3_000, "the upstream to see its request closed");
   });
 
   it("a node may not register as an upstream (upstream:… ids are reserved)", async () => {

@@ -47,8 +47,10 @@ export interface OpenAIUpstream {
   /** scripts for the next requests, in order; afterwards `fallback` */
   queue: UpstreamScript[];
   fallback: UpstreamScript;
-  /** true while a request is being held open (`hang`), for tests that wait on it */
+  /** requests being held open (`hang`), for tests that wait on it */
   hanging: number;
+  /** streams the client closed before the end */
+  closed: number;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startOpenAIUpstream(
     queue: [],
     fallback,
     hanging: 0,
+    closed: 0,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -174,6 +177,9 @@ export async function startOpenAIUpstream(
     }
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
     res.flushHeaders();
+    res.on("close", () => {
+      if (!res.writableFinished) state.closed++;
+    });
     if (script.action === "hang-after-headers") {
       state.hanging++;
       return;
