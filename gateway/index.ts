@@ -333,7 +333,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const broadcasts = BroadcastStore.open(opts.dataDir);
   const market = await Market.open(
     opts.dataDir,
-    { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market") },
+    {
+      ledger,
+      accounts,
+      cashu: payments,
+      wallet,
+      oracle,
+      log: log.child("market"),
+      ...(methods.has("l402") ? { l402: paywall.l402 } : {}),
+    },
     opts.market,
   );
   market.start();
@@ -385,7 +393,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // Before the JSON parser: the market and provider routes parse their own bodies.
   // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
   // providers' own door.
-  app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
+  app.use(
+    marketRouter({
+      market,
+      accounts,
+      maxBodyBytes: MAX_BODY_BYTES,
+      ...(methods.has("l402") ? { l402: paywall.l402 } : {}),
+    }),
+  );
   app.use(routing.router);
   // Before the JSON parser too: Anthropic's routes answer even a malformed body in Anthropic's shape.
   app.use(anthropicRouter(deps, MAX_BODY_BYTES));

@@ -19,6 +19,7 @@ import { Accounts, InsufficientBalanceError, type Ledger } from "../ledger/index
 import type { Oracle } from "../oracle/index.js";
 import type { AccountPayments } from "../payments/account-payments.js";
 import type { AccountRow } from "../payments/accounts.js";
+import type { L402Payments } from "../payments/l402.js";
 import { PaymentError } from "../payments/errors.js";
 import { type MeltOutcome, payReservedMelt, resolveReservedMelt } from "../payments/melt-payout.js";
 import { RateLimiter } from "../payments/ratelimit.js";
@@ -89,6 +90,8 @@ export interface MarketDeps {
   wallet: GatewayWallet;
   oracle: Oracle;
   log: Logger;
+  /** L402 one-shot credentials (absent: fees are not payable with L402) */
+  l402?: Pick<L402Payments, "open">;
 }
 
 /** Paying a fee with an X-Cashu token: `onChange` receives the change (or refund) token. */
@@ -99,9 +102,18 @@ export interface CashuPayer {
   onOpen?(requestId: string): void;
 }
 
+/** Paying a fee with an L402 credential (`Authorization: L402 <macaroon>:<preimage>`) issued for `route`. */
+export interface L402Payer {
+  l402: { macaroon: string; preimage: string };
+  route: string;
+}
+
+/** How a fee is paid when not from the balance. */
+export type FeePayer = CashuPayer | L402Payer;
+
 export interface FeeReceipt {
   fee_sats: number;
-  paid_with: "balance" | "x-cashu" | "free";
+  paid_with: "balance" | "x-cashu" | "l402" | "free";
   change_sats?: number;
 }
 
@@ -187,7 +199,7 @@ export class Market {
       default_deadline_hours: o.defaultDeadlineMs / HOUR,
       review_window_hours: o.reviewWindowMs > 0 ? o.reviewWindowMs / HOUR : null,
       max_delivery_bytes: o.maxDeliveryBytes,
-      payment_methods: ["balance", "x-cashu"],
+      payment_methods: this.deps.l402 ? ["balance", "x-cashu", "l402"] : ["balance", "x-cashu"],
     };
   }
 
@@ -221,11 +233,25 @@ export class Market {
     caller: AccountRow,
     feeSat: number,
     what: string,
-    cashu: CashuPayer | undefined,
+    payer: FeePayer | undefined,
     act: () => T,
   ): Promise<{ value: T; receipt: FeeReceipt }> {
     if (feeSat === 0) return { value: act(), receipt: { fee_sats: 0, paid_with: "free" } };
     const { ledger } = this.deps;
+    if (payer && "l402" in payer) {
+      if (!this.deps.l402) throw new PaymentError("invalid_token", "L402 is not accepted here", 401);
+      const payment = await this.deps.l402.open(payer.l402, payer.route, feeSat, `market: ${what}`);
+      let value: T;
+      try {
+        value = act();
+      } catch (err) {
+        await payment.refund(`market: ${what} refused`); // the credential may be presented again
+        throw err;
+      }
+      const settled = await payment.chargeFee(feeSat, Accounts.marketFees, `market: ${what}`);
+      return { value, receipt: { fee_sats: settled.chargedSat, paid_with: "l402" } };
+    }
+    const cashu = payer;
     if (cashu) {
       const info = this.deps.cashu.inspect(cashu.token);
       if (info.amountSat < feeSat) {
@@ -315,7 +341,7 @@ export class Market {
   async createTask(
     caller: AccountRow,
     body: CreateTaskRequest,
-    cashu?: CashuPayer,
+    payer?: FeePayer,
   ): Promise<TaskView & FeeReceipt> {
     const buyer = this.partyId(caller);
     const now = Date.now();
@@ -325,7 +351,7 @@ export class Market {
         ? Math.round(body.deadline_hours * HOUR)
         : this.options.defaultDeadlineMs);
     const fee = this.feeSat(this.options.taskFeeUsd);
-    const { value, receipt } = await this.payFee(caller, fee, "posting a task", cashu, () =>
+    const { value, receipt } = await this.payFee(caller, fee, "posting a task", payer, () =>
       this.store.createTask(
         {
           id: randomUUID(),
@@ -343,10 +369,10 @@ export class Market {
   }
 
   // ---- quotes ---------------------------------------------------------------------------------
-  async submitQuote(caller: AccountRow, taskId: string, body: QuoteRequest, cashu?: CashuPayer) {
+  async submitQuote(caller: AccountRow, taskId: string, body: QuoteRequest, payer?: FeePayer) {
     const worker = this.partyId(caller);
     const fee = this.feeSat(this.options.quoteFeeUsd);
-    const { value, receipt } = await this.payFee(caller, fee, "submitting a quote", cashu, () =>
+    const { value, receipt } = await this.payFee(caller, fee, "submitting a quote", payer, () =>
       this.store.addQuote(
         taskId,
         {

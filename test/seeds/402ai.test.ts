@@ -232,9 +232,43 @@ describe("402ai seed: task marketplace at /api/v1/ai-for-hire", () => {
     expect(me.body.work.map((t: any) => t.id)).toEqual([TASK_ID]);
   });
 
-  it.todo(
-    "marketplace fees payable with L402 (POST /tasks without balance → 402 with invoice and macaroon): the market takes account balance or X-Cashu only",
-  );
+  it("fees payable with L402: POST /tasks (and /quotes) with an unfunded X-Token → 402 with invoice and macaroon; pay; retry with Authorization: L402", async () => {
+    const x = (token: string) => ({ "X-Token": token });
+    const KEY = (await curl("/v1/auth/register", { body: {} })).body.api_key;
+    expect(KEY).toMatch(/^rc_/);
+    const task = { title: "Translate a page", description: "EN → DE, 300 words", budget_sats: 200 };
+    const first = await curl("/api/v1/ai-for-hire/tasks", { headers: x(KEY), body: task });
+    expect(first.status).toBe(402);
+    expect(first.headers.get("www-authenticate")).toMatch(/^L402 macaroon="[^"]+", invoice="lnbc/);
+    const { macaroon, invoice, amount_sats } = first.body.error.l402;
+    expect(amount_sats).toBe(first.body.error.required_sats);
+    const preimage = await payInvoice(invoice);
+    const L402 = { ...x(KEY), Authorization: `L402 ${macaroon}:${preimage}` };
+    const created = await curl("/api/v1/ai-for-hire/tasks", { headers: L402, body: task });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ title: task.title, paid_with: "l402", fee_sats: amount_sats });
+    // one credential, one fee
+    const replay = await curl("/api/v1/ai-for-hire/tasks", { headers: L402, body: task });
+    expect(replay.status).toBe(401);
+    expect(replay.body.error.type).toBe("token_spent");
+
+    // A quote the same way; the challenge is bound to its route (a task's quotes).
+    const path = `/api/v1/ai-for-hire/tasks/${created.body.id}/quotes`;
+    const WORKER = (await curl("/v1/auth/register", { body: {} })).body.api_key;
+    const quote = { price_sats: 150, description: "done in an hour" };
+    const ask = await curl(path, { headers: x(WORKER), body: quote });
+    expect(ask.status).toBe(402);
+    const l402 = ask.body.error.l402;
+    const paidQuote = {
+      ...x(WORKER),
+      Authorization: `L402 ${l402.macaroon}:${await payInvoice(l402.invoice)}`,
+    };
+    const wrongRoute = await curl("/api/v1/ai-for-hire/tasks", { headers: paidQuote, body: task });
+    expect(wrongRoute.status).toBe(401);
+    const quoted = await curl(path, { headers: paidQuote, body: quote });
+    expect(quoted.status).toBe(201);
+    expect(quoted.body.paid_with).toBe("l402");
+  });
 });
 
 describe("402ai seed: routes by model to the configured provider (upstream OpenAI-compatible APIs)", () => {
