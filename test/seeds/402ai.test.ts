@@ -271,6 +271,28 @@ describe("402ai seed: task marketplace at /api/v1/ai-for-hire", () => {
   });
 });
 
+describe("402ai seed: marketplace fees with L402, money", () => {
+  it("a refused write charges nothing: the L402 credential stays paid and presentable, its money on its account", async () => {
+    const KEY = (await curl("/v1/auth/register", { body: {} })).body.api_key;
+    const path = "/api/v1/ai-for-hire/tasks/00000000-0000-4000-8000-000000000000/quotes";
+    const quote = { price_sats: 100, description: "no such task" };
+    const ask = await curl(path, { headers: { "X-Token": KEY }, body: quote });
+    expect(ask.status).toBe(402);
+    const { macaroon, invoice, amount_sats } = ask.body.error.l402;
+    const preimage = await payInvoice(invoice);
+    const ledger = net.gateway.gateway.ledger;
+    const feesBefore = await ledger.balance("equity:market_fees");
+    const headers = { "X-Token": KEY, Authorization: `L402 ${macaroon}:${preimage}` };
+    for (let i = 0; i < 2; i++) {
+      const res = await curl(path, { headers, body: quote });
+      expect(res.status).toBe(404); // not 401 token_spent: the refused write released it
+    }
+    const hash = createHash("sha256").update(Buffer.from(preimage, "hex")).digest("hex");
+    expect(await ledger.balance(`user:l402:${hash}`)).toBe(amount_sats * 1000);
+    expect(await ledger.balance("equity:market_fees")).toBe(feesBefore);
+  });
+});
+
 describe("402ai seed: routes by model to the configured provider (upstream OpenAI-compatible APIs)", () => {
   // The operator's upstreams (--upstream): one OpenAI-compatible double standing in for OpenAI,
   // Anthropic's OpenAI endpoint and OpenRouter; the seed's examples run against it as written.
