@@ -58,7 +58,18 @@ import {
   takeRecoverySnapshot,
 } from "./payments/recovery.js";
 import { CashuPayments } from "./payments/xcashu.js";
-import { type AckInfo, createRouting, type Dispatcher, nodeRoutes, SignupLimiter } from "./routing/index.js";
+import {
+  type AckInfo,
+  createRouting,
+  type Dispatcher,
+  nodeRoutes,
+  parseUpstreams,
+  readUpstreamsFile,
+  SignupLimiter,
+  UpstreamConfigError,
+  upstreamPriceFloors,
+  type UpstreamsFile,
+} from "./routing/index.js";
 import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
 
 export { Ledger } from "./ledger/index.js";
@@ -103,6 +114,12 @@ export interface GatewayOptions {
   modelRates?: Record<string, ModelRate>;
   /** the operator's price file (USD per model, a default for the rest), reloaded on change */
   pricesFile?: string;
+  /**
+   * OpenAI-compatible upstream providers serving next to the nodes (`--upstream FILE`, read at
+   * start), or the same document already parsed (validated by the same schema)
+   */
+  upstreamsFile?: string;
+  upstreams?: UpstreamsFile;
   signupOpen?: boolean;
   /** what free-tier requests may cost: max_tokens cap and a daily gateway-wide budget */
   freeTier?: FreeTierLimits;
@@ -191,9 +208,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   if (share < MIN_PROVIDER_SHARE_PCT || share > 100)
     throw new Error(`provider share must be ${MIN_PROVIDER_SHARE_PCT}..100`);
   privateDir(opts.dataDir);
-  // First: a bad price file stops the start before anything is opened.
+  // First: a bad upstreams or price file stops the start before anything is opened.
+  const upstreams = [
+    ...(opts.upstreamsFile ? readUpstreamsFile(opts.upstreamsFile) : []),
+    ...(opts.upstreams ? parseUpstreams(opts.upstreams, "GatewayOptions.upstreams") : []),
+  ];
+  const names = upstreams.map((u) => u.name);
+  if (new Set(names).size !== names.length) throw new UpstreamConfigError("upstream names must be unique");
   const priceFile = opts.pricesFile ? watchedPriceTable(opts.pricesFile, log.child("prices")) : undefined;
   const prices = priceFile?.prices ?? new PriceTable(opts.modelRates);
+  // An upstream's prices are the least its models sell at, whoever serves them.
+  if (upstreams.length) {
+    prices.setFloors(upstreamPriceFloors(upstreams));
+    log.info("upstream providers", {
+      upstreams: upstreams.map((u) => ({ name: u.name, models: [...u.chat.keys(), ...u.embeddings.keys()] })),
+    });
+  }
 
   const ledger = Ledger.open(opts.dataDir, opts.database);
   await ledger.ready();
@@ -231,6 +261,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     log: log.child("routing"),
     signupOpen: opts.signupOpen,
     allowLoopbackLnurl: opts.allowLoopbackLnurl,
+    upstreams,
     ackInfo: (nodeId) => {
       refreshAck(nodeId);
       const rate = oracle.rate();
@@ -311,7 +342,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const broadcasts = BroadcastStore.open(opts.dataDir);
   const market = await Market.open(
     opts.dataDir,
-    { ledger, accounts, cashu: payments, wallet, oracle, log: log.child("market"), database: opts.database },
+    {
+      ledger,
+      accounts,
+      cashu: payments,
+      wallet,
+      oracle,
+      log: log.child("market"),
+      database: opts.database,
+      ...(methods.has("l402") ? { l402: paywall.l402 } : {}),
+    },
     opts.market,
   );
   market.start();
@@ -363,7 +403,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // Before the JSON parser: the market and provider routes parse their own bodies.
   // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
   // providers' own door.
-  app.use(marketRouter({ market, accounts, maxBodyBytes: MAX_BODY_BYTES }));
+  app.use(
+    marketRouter({
+      market,
+      accounts,
+      maxBodyBytes: MAX_BODY_BYTES,
+      ...(methods.has("l402") ? { l402: paywall.l402 } : {}),
+    }),
+  );
   app.use(routing.router);
   // Before the JSON parser too: Anthropic's routes answer even a malformed body in Anthropic's shape.
   app.use(anthropicRouter(deps, MAX_BODY_BYTES));

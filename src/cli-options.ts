@@ -53,6 +53,7 @@ export const GATEWAY_FLAGS = {
   "account-signups-per-hour": { type: "string" },
   "model-alias": { type: "string", multiple: true },
   prices: { type: "string" },
+  upstream: { type: "string" },
   level: { type: "string" },
   "expires-in": { type: "string" },
   "expires-at": { type: "string" },
@@ -136,6 +137,8 @@ ${COMMON_HELP}
   --model-alias NAME=MODEL    serve NAME with MODEL (repeatable; NAME may end with *; claude-… → the
                               most served model when unmapped)
   --prices FILE               USD per 1M tokens per model + a default (JSON), reloaded on change
+  --upstream FILE             OpenAI-compatible upstream providers serving next to the nodes (JSON:
+                              name, base_url, api_key_env, models with price or cost + margin_pct)
   --level, --expires-in, --expires-at   options of \`gateway broadcast\`
   --public-url URL            the URL clients reach the gateway at (for /llms.txt, /openapi.json)
   --mcp-url URL               a running \`owlrun-mcp http\` to advertise in the MCP server card

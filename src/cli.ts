@@ -261,6 +261,7 @@ async function runGateway(argv: string[]): Promise<void> {
       values["model-alias"] ?? (process.env.OWLRUN_MODEL_ALIAS ? [process.env.OWLRUN_MODEL_ALIAS] : []),
     ),
     pricesFile: flagOrEnv(values, "prices"),
+    upstreamsFile: flagOrEnv(values, "upstream"),
     defaultModel: flagOrEnv(values, "default-model"),
     // The card of owlrun-mcp pointed at this gateway; --mcp-url also advertises a running `owlrun-mcp http`.
     mcpServerCard: (url) => gatewayServerCard(url, flagOrEnv(values, "mcp-url")),

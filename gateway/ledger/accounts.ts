@@ -16,6 +16,11 @@ export const Accounts = {
   payout: (payoutId: string) => `payout:${payoutId}`,
   /** what a provider node has earned and not been paid */
   provider: (nodeId: string) => `provider:${nodeId}`,
+  /**
+   * the operator's takings from jobs an upstream provider served (`--upstream`): the whole charge,
+   * since the operator pays that provider's own bill outside the ledger
+   */
+  upstream: (name: string) => `equity:upstream:${name}`,
   /** a market task's price, locked from the buyer until it goes to the worker or back */
   escrow: (taskId: string) => `escrow:${taskId}`,
   /** the gateway's share of every job */
@@ -32,4 +37,17 @@ export type AccountKind = "asset" | "user" | "hold" | "change" | "payout" | "pro
 
 export function accountKind(account: string): AccountKind {
   return account.split(":", 1)[0] as AccountKind;
+}
+
+/**
+ * Jobs served by an upstream provider name it `upstream:<name>` where a node id would be (node ids
+ * may not start so: gateway/routing/protocol.ts); such a job earns no provider anything.
+ */
+export const UPSTREAM_TARGET_PREFIX = "upstream:";
+
+/** The upstream's name when `providerId` is an upstream provider, else undefined. */
+export function upstreamName(providerId: string): string | undefined {
+  return providerId.startsWith(UPSTREAM_TARGET_PREFIX)
+    ? providerId.slice(UPSTREAM_TARGET_PREFIX.length)
+    : undefined;
 }

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import type { PgDatabase } from "../../src/shared/postgres.js";
-import { Accounts } from "./accounts.js";
+import { Accounts, upstreamName } from "./accounts.js";
 import { PgLedgerStore } from "./pg-store.js";
 import { SqliteLedgerStorage } from "./sqlite-storage.js";
 import {
@@ -18,7 +18,7 @@ import {
 import { LedgerStore } from "./store.js";
 import { splitCharge } from "./split.js";
 
-export { Accounts, accountKind } from "./accounts.js";
+export { Accounts, accountKind, UPSTREAM_TARGET_PREFIX, upstreamName } from "./accounts.js";
 export { HoldExistsError, HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
 export {
   chargeSats,
@@ -35,6 +35,7 @@ export { copyLedgerFromSqlite, type LedgerCopyReport } from "./pg-copy.js";
 
 export interface JobSettlement {
   chargedMsat: number;
+  /** the node that served the job, or `upstream:<name>` for an upstream provider */
   providerId: string;
   providerSharePct: number;
   /** who pays: the hold itself (paid requests) or the promo account (free tier) */
@@ -138,11 +139,21 @@ export class Ledger {
 
   /**
    * Settles a job: the charge goes to the provider and the gateway (paid from the hold, or from
-   * promo for free-tier jobs), the rest of the hold to `remainderTo`. Exactly once per hold.
+   * promo for free-tier jobs), or all of it to `equity:upstream:<name>` when an upstream provider
+   * served it; the rest of the hold to `remainderTo`. Exactly once per hold.
    */
   async settleJob(holdId: string, s: JobSettlement, remainderTo: string, memo?: string): Promise<boolean> {
-    const { providerMsat, gatewayMsat } = splitCharge(s.chargedMsat, s.providerSharePct);
     const hold = Accounts.hold(holdId);
+    const upstream = upstreamName(s.providerId);
+    if (upstream !== undefined) {
+      // An upstream provider is paid by the operator outside the ledger: the whole charge is the
+      // operator's, booked under the upstream that served it (never free: upstreams take no free jobs).
+      const postings: Posting[] = s.free
+        ? []
+        : [{ from: hold, to: Accounts.upstream(upstream), msat: s.chargedMsat }];
+      return this.store.settleHold(holdId, postings, remainderTo, memo);
+    }
+    const { providerMsat, gatewayMsat } = splitCharge(s.chargedMsat, s.providerSharePct);
     // Free tier: the gateway pays the provider from promo; the hold (normally 0) is returned.
     const postings: Posting[] = s.free
       ? [{ from: Accounts.promo, to: Accounts.provider(s.providerId), msat: providerMsat }]

@@ -3,6 +3,7 @@ import type { Logger, PgDatabase } from "../../src/shared/index.js";
 import type { Ledger } from "../ledger/index.js";
 import type { Oracle } from "../oracle/index.js";
 import type { AccountPayments } from "../payments/account-payments.js";
+import type { L402Payments } from "../payments/l402.js";
 import type { GatewayWallet } from "../payments/wallet.js";
 import type { CashuPayments } from "../payments/xcashu.js";
 
@@ -45,6 +46,8 @@ export interface MarketDeps {
   log: Logger;
   /** PostgreSQL shared by several gateway processes; without it, market.sqlite in the data dir */
   database?: PgDatabase;
+  /** L402 one-shot credentials (absent: fees are not payable with L402) */
+  l402?: Pick<L402Payments, "open">;
 }
 
 /** Paying a fee with an X-Cashu token: `onChange` receives the change (or refund) token. */
@@ -55,9 +58,18 @@ export interface CashuPayer {
   onOpen?(requestId: string): void;
 }
 
+/** Paying a fee with an L402 credential (`Authorization: L402 <macaroon>:<preimage>`) issued for `route`. */
+export interface L402Payer {
+  l402: { macaroon: string; preimage: string };
+  route: string;
+}
+
+/** How a fee is paid when not from the balance. */
+export type FeePayer = CashuPayer | L402Payer;
+
 export interface FeeReceipt {
   fee_sats: number;
-  paid_with: "balance" | "x-cashu" | "free";
+  paid_with: "balance" | "x-cashu" | "l402" | "free";
   change_sats?: number;
 }
 

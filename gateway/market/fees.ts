@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Accounts, InsufficientBalanceError } from "../ledger/index.js";
 import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
-import type { CashuPayer, FeeReceipt, MarketDeps } from "./deps.js";
+import type { CashuPayer, FeePayer, FeeReceipt, L402Payer, MarketDeps } from "./deps.js";
 
 /** A market party is the account whose balance pays: the key itself, or the root of a child key. */
 export const payerIdOf = (deps: Pick<MarketDeps, "accounts">, caller: AccountRow): string =>
@@ -47,18 +47,19 @@ export class MarketFees {
 
   /**
    * Runs `act` (a store write) paid by a fee: from an X-Cashu token when one is given (the rest
-   * comes back as change), else held on the balance first and charged once `act` succeeded.
-   * When `act` refuses, nothing is charged.
+   * comes back as change) or an L402 credential, else held on the balance first and charged once
+   * `act` succeeded. When `act` refuses, nothing is charged.
    */
   async payFee<T>(
     caller: AccountRow,
     feeSat: number,
     what: string,
-    cashu: CashuPayer | undefined,
+    payer: FeePayer | undefined,
     act: () => Promise<T>,
   ): Promise<{ value: T; receipt: FeeReceipt }> {
     if (feeSat === 0) return { value: await act(), receipt: { fee_sats: 0, paid_with: "free" } };
-    if (cashu) return this.payWithCashu(feeSat, what, cashu, act);
+    if (payer && "l402" in payer) return this.payWithL402(feeSat, what, payer, act);
+    if (payer) return this.payWithCashu(feeSat, what, payer, act);
     const { ledger } = this.deps;
     this.checkCaps(caller, feeSat);
     const user = Accounts.user(payerIdOf(this.deps, caller));
@@ -79,6 +80,26 @@ export class MarketFees {
     await ledger.chargeHold(holdId, Accounts.marketFees, feeSat * 1000, user, `market: ${what}`);
     this.deps.accounts.accounts.recordSpend(caller.id, feeSat);
     return { value, receipt: { fee_sats: feeSat, paid_with: "balance" } };
+  }
+
+  /** The credential's whole payment is the fee (402ai: no change); a refused `act` leaves it presentable. */
+  private async payWithL402<T>(
+    feeSat: number,
+    what: string,
+    payer: L402Payer,
+    act: () => Promise<T>,
+  ): Promise<{ value: T; receipt: FeeReceipt }> {
+    if (!this.deps.l402) throw new PaymentError("invalid_token", "L402 is not accepted here", 401);
+    const payment = await this.deps.l402.open(payer.l402, payer.route, feeSat, `market: ${what}`);
+    let value: T;
+    try {
+      value = await act();
+    } catch (err) {
+      await payment.refund(`market: ${what} refused`); // the credential may be presented again
+      throw err;
+    }
+    const settled = await payment.chargeFee(feeSat, Accounts.marketFees, `market: ${what}`);
+    return { value, receipt: { fee_sats: settled.chargedSat, paid_with: "l402" } };
   }
 
   private async payWithCashu<T>(

@@ -1,18 +1,19 @@
 /**
  * The market's routes under /v1/market (402ai's ai-for-hire API). Identity is an account key
  * (`rc_…`, `sk-…`, or a cashu token used as the key) in `X-Token` or `Authorization: Bearer`;
- * posting a task and quoting are paid from the balance or with an `X-Cashu` token (change in
- * `X-Cashu-Change`). The router parses its own JSON bodies so deliveries may be larger than the
+ * posting a task and quoting are paid from the balance, with an `X-Cashu` token (change in
+ * `X-Cashu-Change`) or with L402 (the 402 for a short balance carries the challenge). The router parses its own JSON bodies so deliveries may be larger than the
  * gateway's usual body limit: mount it before the gateway's JSON parser.
  */
 import express, { type Request, type Response, Router } from "express";
 import * as z from "zod";
 import { createdJson, okJson, type RouteGroup } from "../../src/shared/discovery/index.js";
-import { ErrorBodySchema, parseWith } from "../api/errors.js";
+import { ApiError, ErrorBodySchema, parseWith } from "../api/errors.js";
 import type { AccountPayments } from "../payments/account-payments.js";
 import type { AccountRow } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
-import type { CashuPayer } from "./deps.js";
+import { type L402Payments, parseL402Authorization } from "../payments/l402.js";
+import type { CashuPayer, FeePayer } from "./deps.js";
 import type { Market } from "./market.js";
 import {
   AcceptRequestSchema,
@@ -43,6 +44,8 @@ const parse = <S extends z.ZodType>(schema: S, body: unknown): z.infer<S> => par
 export interface MarketHttpDeps {
   market: Market;
   accounts: AccountPayments;
+  /** issues the 402 challenge (invoice + macaroon) when a fee cannot be paid from the balance */
+  l402?: Pick<L402Payments, "challenge">;
   /** JSON body limit of every route but deliver */
   maxBodyBytes: number;
 }
@@ -83,6 +86,43 @@ export function marketRouter(deps: MarketHttpDeps): Router {
       : undefined;
   };
 
+  /** How this request pays its fee when not from the balance: X-Cashu, else an L402 credential. */
+  const payerOf = (req: Request, res: Response): FeePayer | undefined => {
+    const cashu = cashuOf(req, res);
+    if (cashu) return cashu;
+    const l402 = deps.l402 ? parseL402Authorization(req.get("authorization")) : undefined;
+    return l402 ? { l402, route: req.path } : undefined;
+  };
+
+  /**
+   * A fee route (402ai: "X-Token + L402/balance"): when the balance cannot pay and the request
+   * brought no other payment, the 402 also carries an L402 challenge for the fee, bound to this
+   * route; the retry with `Authorization: L402 <macaroon>:<preimage>` (and the same X-Token) pays it.
+   */
+  const withFee = async <T>(req: Request, res: Response, run: (payer?: FeePayer) => Promise<T>) => {
+    const payer = payerOf(req, res);
+    try {
+      return await run(payer);
+    } catch (err) {
+      if (!(err instanceof PaymentError) || err.type !== "insufficient_balance" || payer || !deps.l402)
+        throw err;
+      const need = err.extra.required_sats;
+      if (typeof need !== "number") throw err;
+      const challenge = await deps.l402.challenge(req.path, need);
+      throw new ApiError(
+        402,
+        "insufficient_balance",
+        `${err.message}; or pay this request with L402: pay the invoice, then retry with ` +
+          "Authorization: L402 <macaroon>:<preimage> (keep your X-Token)",
+        { "WWW-Authenticate": challenge.header },
+        {
+          ...err.extra,
+          l402: { invoice: challenge.invoice, macaroon: challenge.macaroon, amount_sats: need },
+        },
+      );
+    }
+  };
+
   const id = (req: Request, name = "id") => String(req.params[name]);
 
   // Nobody gets a body read before they are known: every market route with a body needs a key, and
@@ -116,7 +156,7 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   r.post("/v1/market/tasks", async (req, res) => {
     const caller = await auth(req, res);
     const body = parse(CreateTaskRequestSchema, req.body);
-    res.status(201).json(await market.createTask(caller, body, cashuOf(req, res)));
+    res.status(201).json(await withFee(req, res, (payer) => market.createTask(caller, body, payer)));
   });
 
   /** Public; with a key, the caller also sees their part (quotes, delivery). */
@@ -128,7 +168,9 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   r.post("/v1/market/tasks/:id/quotes", async (req, res) => {
     const caller = await auth(req, res);
     const body = parse(QuoteRequestSchema, req.body);
-    res.status(201).json(await market.submitQuote(caller, id(req), body, cashuOf(req, res)));
+    res
+      .status(201)
+      .json(await withFee(req, res, (payer) => market.submitQuote(caller, id(req), body, payer)));
   });
 
   r.patch("/v1/market/tasks/:id/quotes/:qid", async (req, res) => {
@@ -194,13 +236,20 @@ export function marketRouter(deps: MarketHttpDeps): Router {
 }
 
 const key = ["bearer"] as const;
-/** Posting and quoting take a fee: from the balance, or an X-Cashu token (change in X-Cashu-Change). */
+/**
+ * Posting and quoting take a fee: from the balance, an X-Cashu token (change in X-Cashu-Change),
+ * or an L402 credential from the 402 such a request gets when the balance is short.
+ */
 const FeeHeaders = z.object({
   "X-Token": z.string().optional().meta({ description: "account key (or Authorization: Bearer)" }),
   "X-Cashu": z
     .string()
     .optional()
     .meta({ description: "a cashu token paying the fee instead of the balance" }),
+  Authorization: z.string().optional().meta({
+    description:
+      "Bearer <key>, or L402 <macaroon>:<preimage> paying the fee (the 402 for a short balance carries the invoice and macaroon; identity then in X-Token)",
+  }),
 });
 const IdentityHeaders = z.object({
   "X-Token": z.string().optional().meta({ description: "account key (or Authorization: Bearer)" }),

@@ -18,7 +18,7 @@ import { PaymentError } from "../payments/errors.js";
 import { RateLimiter } from "../payments/ratelimit.js";
 import { MarketCollections } from "./collect.js";
 import {
-  type CashuPayer,
+  type FeePayer,
   DEFAULTS,
   type FeeReceipt,
   HOUR,
@@ -46,7 +46,15 @@ import { checkTaskTransition, QUOTABLE_STATES, TASK_STATES, type TaskState, part
 import { acceptInFlight, type MarketStore, type TaskRow } from "./store.js";
 import { collectionView, deliveryMeta, messageView, quoteView, taskView } from "./views.js";
 
-export type { CashuPayer, FeeReceipt, MarketDeps, MarketOptions, SweepReport } from "./deps.js";
+export type {
+  CashuPayer,
+  FeePayer,
+  FeeReceipt,
+  L402Payer,
+  MarketDeps,
+  MarketOptions,
+  SweepReport,
+} from "./deps.js";
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const NOTHING_SWEPT: SweepReport = { expired: 0, released: 0, settled: 0, collections: 0 };
@@ -145,7 +153,7 @@ export class Market {
       default_deadline_hours: o.defaultDeadlineMs / HOUR,
       review_window_hours: o.reviewWindowMs > 0 ? o.reviewWindowMs / HOUR : null,
       max_delivery_bytes: o.maxDeliveryBytes,
-      payment_methods: ["balance", "x-cashu"],
+      payment_methods: this.deps.l402 ? ["balance", "x-cashu", "l402"] : ["balance", "x-cashu"],
     };
   }
 
@@ -190,7 +198,7 @@ export class Market {
   async createTask(
     caller: AccountRow,
     body: CreateTaskRequest,
-    cashu?: CashuPayer,
+    payer?: FeePayer,
   ): Promise<TaskView & FeeReceipt> {
     const buyer = this.partyId(caller);
     const now = Date.now();
@@ -200,7 +208,7 @@ export class Market {
         ? Math.round(body.deadline_hours * HOUR)
         : this.options.defaultDeadlineMs);
     const fee = this.feeSat(this.options.taskFeeUsd);
-    const { value, receipt } = await this.fees.payFee(caller, fee, "posting a task", cashu, () =>
+    const { value, receipt } = await this.fees.payFee(caller, fee, "posting a task", payer, () =>
       this.store.createTask(
         {
           id: randomUUID(),
@@ -218,10 +226,10 @@ export class Market {
   }
 
   // ---- quotes ---------------------------------------------------------------------------------
-  async submitQuote(caller: AccountRow, taskId: string, body: QuoteRequest, cashu?: CashuPayer) {
+  async submitQuote(caller: AccountRow, taskId: string, body: QuoteRequest, payer?: FeePayer) {
     const worker = this.partyId(caller);
     const fee = this.feeSat(this.options.quoteFeeUsd);
-    const { value, receipt } = await this.fees.payFee(caller, fee, "submitting a quote", cashu, () =>
+    const { value, receipt } = await this.fees.payFee(caller, fee, "submitting a quote", payer, () =>
       this.store.addQuote(
         taskId,
         {

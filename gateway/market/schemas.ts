@@ -127,7 +127,7 @@ export const TaskViewSchema = z.object({
 
 const FeeFields = {
   fee_sats: z.number().int().describe("what this request cost"),
-  paid_with: z.enum(["balance", "x-cashu", "free"]),
+  paid_with: z.enum(["balance", "x-cashu", "l402", "free"]),
   change_sats: z.number().int().optional().describe("X-Cashu: what came back in X-Cashu-Change"),
 };
 

@@ -230,6 +230,18 @@ export class OneShotPayment extends EndsOnce implements RequestPayment {
     return { chargedSat: charged, changeSat: 0 };
   }
 
+  /**
+   * A fixed fee (a market posting or quoting fee, 402ai: payable with L402): `to` gets it, capped
+   * by what is held; L402 is charged all of it as for requests (its invoice was the fee).
+   */
+  async chargeFee(feeSat: number, to: string, memo?: string): Promise<SettledPayment> {
+    this.end();
+    const charged = this.method === "l402" ? this.heldSat : Math.min(feeSat, this.heldSat);
+    await this.ledger.chargeHold(this.holdId, to, charged * 1000, oneShotAccount(this.row.id), memo);
+    this.store.move(this.row.id, "in_use", charged < this.heldSat ? "paid" : "spent");
+    return { chargedSat: charged, changeSat: 0 };
+  }
+
   async refund(memo?: string): Promise<SettledPayment> {
     this.end();
     await this.ledger.releaseHold(this.holdId, oneShotAccount(this.row.id), memo);

@@ -13,10 +13,21 @@ export interface ModelRate {
 export const DEFAULT_RATE: ModelRate = { per_m_input_usd: 0.02, per_m_output_usd: 0.06 };
 
 export class PriceTable {
+  /**
+   * The least each model sells at (`--upstream` providers' prices): a model an upstream serves is
+   * never sold below that upstream's price, whoever serves it, so one model has one price.
+   */
+  private floors: Record<string, ModelRate> = {};
+
   constructor(
     private rates: Record<string, ModelRate> = {},
     private fallback: ModelRate = DEFAULT_RATE,
   ) {}
+
+  /** Sets the per-model price floors (kept when the price file is replaced). */
+  setFloors(floors: Record<string, ModelRate>): void {
+    this.floors = floors;
+  }
 
   /** Swaps in a new price list at once (the operator's price file changed). */
   replace(rates: Record<string, ModelRate>, fallback: ModelRate = DEFAULT_RATE): void {
@@ -25,7 +36,13 @@ export class PriceTable {
   }
 
   rate(model: string): ModelRate {
-    return this.rates[model] ?? this.fallback;
+    const base = this.rates[model] ?? this.fallback;
+    const floor = Object.hasOwn(this.floors, model) ? this.floors[model] : undefined;
+    if (!floor) return base;
+    return {
+      per_m_input_usd: Math.max(base.per_m_input_usd, floor.per_m_input_usd),
+      per_m_output_usd: Math.max(base.per_m_output_usd, floor.per_m_output_usd),
+    };
   }
 
   /** msats for the given usage at `btcUsd`, rounded up to a whole msat. */

@@ -30,6 +30,8 @@ import {
 } from "./types.js";
 import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
 import { promptBounds } from "./usage.js";
+import { jobTargets, mergeOffers, type TargetAttemptOptions, Upstreams, UpstreamTarget } from "./upstream.js";
+import type { UpstreamSpec } from "./upstream-config.js";
 
 export * from "./types.js";
 export { createProviderKey, hashProviderKey } from "./store.js";
@@ -44,6 +46,15 @@ export {
 export { nodeRoutes, SignupLimiter } from "./http.js";
 export { promptBounds, USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 export { embeddingBounds, embeddingInputs, MAX_EMBEDDING_DIMENSIONS } from "./embeddings.js";
+export {
+  parseUpstreams,
+  readUpstreamsFile,
+  UpstreamConfigError,
+  upstreamPriceFloors,
+  type UpstreamSpec,
+  UpstreamsFileSchema,
+  type UpstreamsFile,
+} from "./upstream-config.js";
 
 /**
  * Time allowed per estimated prompt token before the first answer token, on top of
@@ -82,6 +93,8 @@ export interface RoutingOptions {
   pingIntervalMs?: number;
   /** the node's real earnings, balance and BTC rate for `heartbeat_ack` (defaults: zeros) */
   ackInfo?: (nodeId: string) => Partial<AckInfo>;
+  /** OpenAI-compatible providers that serve next to the nodes (`--upstream`, routing/upstream.ts) */
+  upstreams?: UpstreamSpec[];
 }
 
 export interface ProviderKeys {
@@ -154,6 +167,7 @@ export function createRouting(opts: RoutingOptions): Routing {
   /** buyer job id → where it was served, for job_complete */
   const served = new Map<string, { nodeId: string; wireId: string }>();
   const limiter = new SignupLimiter(opts.signupsPerHour ?? 20);
+  const upstreams = opts.upstreams?.length ? new Upstreams(opts.upstreams, log.child("upstream")) : undefined;
   let closed = false;
 
   const router = providerRouter(
@@ -340,15 +354,33 @@ export function createRouting(opts: RoutingOptions): Routing {
     }
   };
 
+  /** A try of the job on a node: registered so its frames (and its body pull) find it. */
+  const nodeAttempt = (s: NodeSession, spec: TargetAttemptOptions): Attempt | undefined => {
+    if (registry.get(s.nodeId) !== s || !registry.healthy(s)) return undefined;
+    const attempt: Attempt = new Attempt({
+      ...spec,
+      node: s,
+      onEnd: (a, outcome, note) => onAttemptEnd(s, a, outcome, note),
+    });
+    s.attempts.set(attempt.wireId, attempt);
+    attempts.set(attempt.wireId, attempt);
+    s.lastAssignedAt = Date.now();
+    return attempt;
+  };
+
   const dispatcher: Dispatcher = {
     async dispatch(req: DispatchRequest): Promise<JobHandle> {
       if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
       const embeddings = req.kind === "embeddings";
       const only = { free: req.free, embeddings };
-      const list = registry.candidates(req.model, req.preferences, Date.now(), only);
+      const targets = (
+        prefs: DispatchRequest["preferences"],
+        kind: { free?: boolean; embeddings: boolean },
+      ) => jobTargets(registry, upstreams, req.model, prefs, Date.now(), kind);
+      const list = targets(req.preferences, only);
       if (list.length === 0) {
-        const anyone = registry.candidates(req.model, {}, Date.now(), { embeddings }).length > 0;
-        const anyFree = registry.candidates(req.model, {}, Date.now(), only).length > 0;
+        const anyone = targets({}, { embeddings }).length > 0;
+        const anyFree = targets({}, only).length > 0;
         throw new NoProviderError(
           !anyone
             ? `no provider online serves ${req.model}`
@@ -362,12 +394,10 @@ export function createRouting(opts: RoutingOptions): Routing {
       const prompt = embeddings ? embeddingBounds(body.input) : promptBounds(body);
       const reasons: string[] = [];
       let allRejected = true;
-      for (const s of list) {
+      for (const target of list) {
         if (req.signal.aborted || closed) break;
-        if (registry.get(s.nodeId) !== s || !registry.healthy(s)) continue; // went away meanwhile
-        const attempt: Attempt = new Attempt({
+        const spec: TargetAttemptOptions = {
           wireId: randomUUID(),
-          node: s,
           model: req.model,
           body,
           maxTokens: req.maxTokens,
@@ -379,11 +409,10 @@ export function createRouting(opts: RoutingOptions): Routing {
           acceptTimeoutMs,
           firstByteTimeoutMs: firstByteTimeoutMs + PREFILL_MS_PER_TOKEN * prompt.estimate,
           idleTimeoutMs,
-          onEnd: (a, outcome, note) => onAttemptEnd(s, a, outcome, note),
-        });
-        s.attempts.set(attempt.wireId, attempt);
-        attempts.set(attempt.wireId, attempt);
-        s.lastAssignedAt = Date.now();
+        };
+        // An upstream is driven over HTTP (upstream.ts); everything from here on is the same.
+        const attempt = target instanceof UpstreamTarget ? target.attempt(spec) : nodeAttempt(target, spec);
+        if (!attempt) continue; // the node went away meanwhile
         const onAbort = () => attempt.cancel();
         req.signal.addEventListener("abort", onAbort, { once: true });
         attempt.offer();
@@ -393,14 +422,14 @@ export function createRouting(opts: RoutingOptions): Routing {
           req.signal.removeEventListener("abort", onAbort);
           const failure = err as AttemptFailure;
           if (failure.kind !== "rejected") allRejected = false;
-          reasons.push(`${s.nodeId}: ${failure.message}`);
-          log.info("job moves on to the next provider", { node: s.nodeId, why: failure.message });
+          reasons.push(`${target.nodeId}: ${failure.message}`);
+          log.info("job moves on to the next provider", { node: target.nodeId, why: failure.message });
           continue;
         }
         void attempt.outcome.then(() => req.signal.removeEventListener("abort", onAbort));
-        served.set(req.jobId, { nodeId: s.nodeId, wireId: attempt.wireId });
+        served.set(req.jobId, { nodeId: target.nodeId, wireId: attempt.wireId });
         if (served.size > JOB_MEMORY) served.delete(served.keys().next().value!);
-        return { nodeId: s.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
+        return { nodeId: target.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
       }
       if (req.signal.aborted) {
         throw new NoProviderError("the buyer went away before a provider answered", "all_failed");
@@ -410,8 +439,8 @@ export function createRouting(opts: RoutingOptions): Routing {
       }
       throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
     },
-    models: () => registry.models(),
-    embeddingModels: () => registry.models(undefined, true),
+    models: () => mergeOffers(registry.models(), upstreams?.models()),
+    embeddingModels: () => mergeOffers(registry.models(undefined, true), upstreams?.models(true)),
     nodesOnline: () => registry.online(),
   };
 
@@ -501,6 +530,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       clearInterval(sweeper);
       // Jobs still waiting for a first byte fail (the buyer is refunded); running ones end "failed".
       for (const s of registry.all()) dropSession(s, "gateway shutting down");
+      upstreams?.close();
       closed = true;
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

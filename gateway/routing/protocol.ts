@@ -8,6 +8,7 @@
  */
 import { type ParsedFrame as ParsedFrameOf, parseTypedFrame } from "../../src/shared/frames.js";
 import * as z from "zod";
+import { UPSTREAM_TARGET_PREFIX } from "../ledger/index.js";
 
 export const PROVIDER_KEY_PREFIX = "owlr_prov_";
 /** The largest WebSocket frame a node may send (Owlrun frames carry ~4 KiB of SSE text). */
@@ -27,7 +28,11 @@ export const RegisterBody = z.object({
     .string()
     .min(1)
     .max(128)
-    .regex(/^[A-Za-z0-9._:@-]+$/, "node_id may use letters, digits and . _ : @ -"),
+    .regex(/^[A-Za-z0-9._:@-]+$/, "node_id may use letters, digits and . _ : @ -")
+    // Upstream providers are named `upstream:<name>` (routing/upstream.ts); a node may not pose as one.
+    .refine((id) => !id.toLowerCase().startsWith(UPSTREAM_TARGET_PREFIX), {
+      message: `node_id may not start with ${UPSTREAM_TARGET_PREFIX}`,
+    }),
   api_key: z.string().min(1).max(256),
   gpu: optString(200),
   gpu_vendor: optString(100),

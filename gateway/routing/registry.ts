@@ -167,32 +167,12 @@ export class Registry {
      */
     kind: { free?: boolean; embeddings?: boolean } = {},
   ): NodeSession[] {
-    const only = prefs.only?.length ? new Set(prefs.only) : undefined;
-    const ignore = new Set(prefs.ignore ?? []);
+    const admitted = admits(prefs);
     const index = kind.embeddings ? this.byEmbedModel : this.byModel;
     const list = [...(index.get(model) ?? [])].filter(
-      (s) =>
-        this.healthy(s, now) &&
-        (!only || only.has(s.nodeId)) &&
-        !ignore.has(s.nodeId) &&
-        (!kind.free || s.freeTierPct > 0),
+      (s) => this.healthy(s, now) && admitted(s.nodeId) && (!kind.free || s.freeTierPct > 0),
     );
-    const byLoad = (a: NodeSession, b: NodeSession) =>
-      a.inflight - b.inflight || a.lastAssignedAt - b.lastAssignedAt;
-    if (prefs.sort === "latency") {
-      list.sort((a, b) => (a.ttfbMs ?? Infinity) - (b.ttfbMs ?? Infinity) || byLoad(a, b));
-    } else if (prefs.sort === "throughput") {
-      list.sort((a, b) => (b.tokensPerSec ?? 0) - (a.tokensPerSec ?? 0) || byLoad(a, b));
-    } else {
-      // "price": every node of a model is paid the same rate here, so load decides.
-      list.sort(byLoad);
-    }
-    if (prefs.order?.length) {
-      const rank = new Map(prefs.order.map((id, i) => [id, i] as const));
-      const r = (s: NodeSession) => rank.get(s.nodeId) ?? prefs.order!.length;
-      list.sort((a, b) => r(a) - r(b)); // stable: the rest keep their order
-    }
-    return prefs.allowFallbacks === false ? list.slice(0, 1) : list;
+    return rankTargets(list, prefs);
   }
 
   /** Models served (or, with `embeddings`, embedded with) by at least one healthy node. */
@@ -219,4 +199,44 @@ export class Registry {
     for (const s of this.sessions.values()) n += s.inflight;
     return n;
   }
+}
+
+/** What the ranking reads of a target: nodes and upstream providers alike (routing/upstream.ts). */
+export interface RankedTarget {
+  nodeId: string;
+  inflight: number;
+  lastAssignedAt: number;
+  ttfbMs?: number;
+  tokensPerSec?: number;
+}
+
+/** The `only` / `ignore` routing preferences as a test on a target id. */
+export function admits(prefs: RoutingPreferences = {}): (id: string) => boolean {
+  const only = prefs.only?.length ? new Set(prefs.only) : undefined;
+  const ignore = new Set(prefs.ignore ?? []);
+  return (id) => (!only || only.has(id)) && !ignore.has(id);
+}
+
+/**
+ * The order in which a job's targets are tried (the routing rules, one place for nodes and
+ * upstreams): by `sort` (latency / throughput from past jobs) or else least loaded, ties to the
+ * target that waited longest; targets named in `order` first, in that order; with
+ * `allowFallbacks: false` only the first.
+ */
+export function rankTargets<T extends RankedTarget>(list: T[], prefs: RoutingPreferences = {}): T[] {
+  const byLoad = (a: T, b: T) => a.inflight - b.inflight || a.lastAssignedAt - b.lastAssignedAt;
+  if (prefs.sort === "latency") {
+    list.sort((a, b) => (a.ttfbMs ?? Infinity) - (b.ttfbMs ?? Infinity) || byLoad(a, b));
+  } else if (prefs.sort === "throughput") {
+    list.sort((a, b) => (b.tokensPerSec ?? 0) - (a.tokensPerSec ?? 0) || byLoad(a, b));
+  } else {
+    // "price": every target of a model is sold at the model's one rate here, so load decides.
+    list.sort(byLoad);
+  }
+  if (prefs.order?.length) {
+    const rank = new Map(prefs.order.map((id, i) => [id, i] as const));
+    const r = (s: T) => rank.get(s.nodeId) ?? prefs.order!.length;
+    list.sort((a, b) => r(a) - r(b)); // stable: the rest keep their order
+  }
+  return prefs.allowFallbacks === false ? list.slice(0, 1) : list;
 }

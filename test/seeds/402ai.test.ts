@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER } from "../../provider/index.js";
 import { externalInvoice } from "../support/blinded.js";
 import { payInvoice } from "../support/lightning.js";
+import { type OpenAIUpstream, startOpenAIUpstream } from "../support/openai-upstream.js";
 import { MODEL, type SeedNet, startSeedNet } from "./harness.js";
 
 let net: SeedNet;
@@ -233,14 +234,169 @@ describe("402ai seed: task marketplace at /api/v1/ai-for-hire", () => {
     expect(me.body.work.map((t: any) => t.id)).toEqual([TASK_ID]);
   });
 
-  it.todo(
-    "marketplace fees payable with L402 (POST /tasks without balance → 402 with invoice and macaroon): the market takes account balance or X-Cashu only",
-  );
+  it("fees payable with L402: POST /tasks (and /quotes) with an unfunded X-Token → 402 with invoice and macaroon; pay; retry with Authorization: L402", async () => {
+    const x = (token: string) => ({ "X-Token": token });
+    const KEY = (await curl("/v1/auth/register", { body: {} })).body.api_key;
+    expect(KEY).toMatch(/^rc_/);
+    const task = { title: "Translate a page", description: "EN → DE, 300 words", budget_sats: 200 };
+    const first = await curl("/api/v1/ai-for-hire/tasks", { headers: x(KEY), body: task });
+    expect(first.status).toBe(402);
+    expect(first.headers.get("www-authenticate")).toMatch(/^L402 macaroon="[^"]+", invoice="lnbc/);
+    const { macaroon, invoice, amount_sats } = first.body.error.l402;
+    expect(amount_sats).toBe(first.body.error.required_sats);
+    const preimage = await payInvoice(invoice);
+    const L402 = { ...x(KEY), Authorization: `L402 ${macaroon}:${preimage}` };
+    const created = await curl("/api/v1/ai-for-hire/tasks", { headers: L402, body: task });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ title: task.title, paid_with: "l402", fee_sats: amount_sats });
+    // one credential, one fee
+    const replay = await curl("/api/v1/ai-for-hire/tasks", { headers: L402, body: task });
+    expect(replay.status).toBe(401);
+    expect(replay.body.error.type).toBe("token_spent");
+
+    // A quote the same way; the challenge is bound to its route (a task's quotes).
+    const path = `/api/v1/ai-for-hire/tasks/${created.body.id}/quotes`;
+    const WORKER = (await curl("/v1/auth/register", { body: {} })).body.api_key;
+    const quote = { price_sats: 150, description: "done in an hour" };
+    const ask = await curl(path, { headers: x(WORKER), body: quote });
+    expect(ask.status).toBe(402);
+    const l402 = ask.body.error.l402;
+    const paidQuote = {
+      ...x(WORKER),
+      Authorization: `L402 ${l402.macaroon}:${await payInvoice(l402.invoice)}`,
+    };
+    const wrongRoute = await curl("/api/v1/ai-for-hire/tasks", { headers: paidQuote, body: task });
+    expect(wrongRoute.status).toBe(401);
+    const quoted = await curl(path, { headers: paidQuote, body: quote });
+    expect(quoted.status).toBe(201);
+    expect(quoted.body.paid_with).toBe("l402");
+  });
+});
+
+describe("402ai seed: marketplace fees with L402, money", () => {
+  it("a refused write charges nothing: the L402 credential stays paid and presentable, its money on its account", async () => {
+    const KEY = (await curl("/v1/auth/register", { body: {} })).body.api_key;
+    const path = "/api/v1/ai-for-hire/tasks/00000000-0000-4000-8000-000000000000/quotes";
+    const quote = { price_sats: 100, description: "no such task" };
+    const ask = await curl(path, { headers: { "X-Token": KEY }, body: quote });
+    expect(ask.status).toBe(402);
+    const { macaroon, invoice, amount_sats } = ask.body.error.l402;
+    const preimage = await payInvoice(invoice);
+    const ledger = net.gateway.gateway.ledger;
+    const feesBefore = await ledger.balance("equity:market_fees");
+    const headers = { "X-Token": KEY, Authorization: `L402 ${macaroon}:${preimage}` };
+    for (let i = 0; i < 2; i++) {
+      const res = await curl(path, { headers, body: quote });
+      expect(res.status).toBe(404); // not 401 token_spent: the refused write released it
+    }
+    const hash = createHash("sha256").update(Buffer.from(preimage, "hex")).digest("hex");
+    expect(await ledger.balance(`user:l402:${hash}`)).toBe(amount_sats * 1000);
+    expect(await ledger.balance("equity:market_fees")).toBe(feesBefore);
+  });
+});
+
+describe("402ai seed: routes by model to the configured provider (upstream OpenAI-compatible APIs)", () => {
+  // The operator's upstreams (--upstream): one OpenAI-compatible double standing in for OpenAI,
+  // Anthropic's OpenAI endpoint and OpenRouter; the seed's examples run against it as written.
+  let upNet: SeedNet;
+  let upstream: OpenAIUpstream;
+  const UP_KEY = "sk-or-v1-SECRET-seed-402ai-0123456789";
+  beforeAll(async () => {
+    upstream = await startOpenAIUpstream(UP_KEY);
+    upNet = await startSeedNet({
+      upstreams: {
+        upstreams: [
+          {
+            name: "openrouter",
+            base_url: upstream.baseUrl,
+            api_key: UP_KEY,
+            margin_pct: 20,
+            models: {
+              "gpt-4o-mini": {
+                upstream_model: "openai/gpt-4o-mini",
+                cost: { per_m_input_usd: 0.15, per_m_output_usd: 0.6 },
+              },
+              "claude-sonnet-4-20250514": {
+                upstream_model: "anthropic/claude-sonnet-4",
+                price: { per_m_input_usd: 3, per_m_output_usd: 15 },
+              },
+              "google/gemini-2.0-flash-lite-001": {
+                price: { per_m_input_usd: 0.075, per_m_output_usd: 0.3 },
+              },
+            },
+          },
+        ],
+      },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await upNet?.close();
+    await upstream?.close();
+  });
+
+  it("OpenAI, Anthropic and OpenRouter model ids through the OpenAI SDK with a topup token; streaming too; billed to the upstream's account", async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${upNet.url}${path}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      }).then((r) => r.json() as Promise<any>);
+    const TOPUP = await post("/api/v1/topup", { amount_usd: 1 });
+    const CLAIM = await post("/api/v1/topup/claim", { preimage: await payInvoice(TOPUP.invoice) });
+    const TOKEN = CLAIM.token as string;
+
+    // curl -sS "$API/api/v1/models" | jq '.data[:5]'
+    const models = (await (await fetch(`${upNet.url}/api/v1/models`)).json()) as any;
+    expect(models.data.map((m: any) => m.id)).toEqual(
+      expect.arrayContaining([
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "google/gemini-2.0-flash-lite-001",
+        MODEL,
+      ]),
+    );
+    expect(JSON.stringify(models)).not.toContain(UP_KEY);
+
+    const client = new OpenAI({ baseURL: `${upNet.url}/api/v1`, apiKey: TOKEN });
+    let charged = 0;
+    for (const model of ["gpt-4o-mini", "claude-sonnet-4-20250514", "google/gemini-2.0-flash-lite-001"]) {
+      const resp = await client.chat.completions.create({
+        model,
+        messages: [{ role: "user", content: "Hello" }],
+      });
+      expect(resp.choices[0]!.message.content).toBe("Hello from the upstream.");
+      charged += (resp.usage as any).cost.sats;
+    }
+    expect(upstream.seen.map((r) => r.body.model)).toEqual([
+      "openai/gpt-4o-mini",
+      "anthropic/claude-sonnet-4",
+      "google/gemini-2.0-flash-lite-001",
+    ]);
+    // Streaming works too
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "Count to 5" }],
+      stream: true,
+    });
+    let printed = "";
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) printed += chunk.choices[0].delta.content;
+      if (chunk.usage) charged += (chunk.usage as any).cost.sats;
+    }
+    expect(printed).toBe("Hello from the upstream.");
+    // The Owlrun node's model still goes to the node on the same base URL.
+    const local = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hello" }],
+    });
+    expect(local.choices[0]!.message.content).toBe(SCRIPTED_ANSWER);
+
+    // The operator keeps the whole charge of upstream jobs, booked under the upstream.
+    const books = await upNet.gateway.gateway.ledger.audit();
+    expect(books.balances.get("equity:upstream:openrouter")).toBe(charged * 1000);
+  });
 });
 
 describe("402ai seed: not offered here", () => {
-  it.todo(
-    "routes by model to upstream providers (OpenAI/Anthropic/OpenRouter models): only Owlrun nodes serve; upstream OpenAI-compatible providers are left for a later session",
-  );
   it.todo("/api/v1/images/generations, /audio/*, /video/generations: no such models on Owlrun nodes");
 });

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
+import { type GatewayOptions, type RunningGateway, startGateway } from "../../gateway/index.js";
 import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
 import { silentLogger } from "../../src/shared/index.js";
 import { mintProofs, newWallet, sumAmounts } from "./cashu.js";
@@ -26,7 +26,10 @@ export interface PaidGateway {
   close(): Promise<void>;
 }
 
-export async function startPaidGateway(fundSats = 1000): Promise<PaidGateway> {
+export async function startPaidGateway(
+  fundSats = 1000,
+  opts: Partial<GatewayOptions> = {},
+): Promise<PaidGateway> {
   const dir = tempDir("owlrun-apis-");
   const running = await startGateway({
     dataDir: join(dir, "gateway"),
@@ -41,6 +44,7 @@ export async function startPaidGateway(fundSats = 1000): Promise<PaidGateway> {
       lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
       log: silentLogger,
     }),
+    ...opts,
   });
   const mintUrl = `${running.url}/mint`;
   const wallet = await newWallet(mintUrl);
