@@ -59,6 +59,7 @@ import {
 import { CashuPayments } from "./payments/xcashu.js";
 import { type AckInfo, createRouting, type Dispatcher, nodeRoutes, SignupLimiter } from "./routing/index.js";
 import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
+import { type Cluster, joinCluster } from "./cluster/index.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -77,6 +78,7 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
 }
 export type { Market, MarketOptions } from "./market/index.js";
 export type { RetentionOptions, RetentionReport } from "./retention.js";
+export type { Cluster } from "./cluster/index.js";
 export { adminToken, BROADCAST_LEVELS, type Broadcast, type PublishBroadcast } from "./broadcasts/index.js";
 
 /** Runs `fn` on a data dir's broadcast store (the CLI publishes and expires while the gateway runs). */
@@ -147,6 +149,8 @@ export interface GatewayOptions {
   retention?: RetentionOptions;
   /** PostgreSQL shared by several gateway processes (`--database-url`); default: SQLite files in dataDir */
   database?: PgDatabase;
+  /** with `database`: how often processes publish and read presence, and notice a dead peer (default 1 s) */
+  clusterBeatMs?: number;
   log?: Logger;
 }
 
@@ -167,6 +171,8 @@ export interface Gateway {
   payouts: ProviderPayouts;
   /** the task marketplace (its sweeper can be run directly: `market.sweep()`) */
   market: Market;
+  /** with a database: this process's membership of the cluster of gateway processes */
+  cluster?: Cluster;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
   /** forgets unpaid L402 challenges past expiry (the sweeper does it too); returns how many */
@@ -235,22 +241,57 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       };
     },
   });
+  // Several processes on one database: background work runs in one of them per period.
+  let cluster: Cluster | undefined;
+  const background = <T>(name: string, periodMs: number, fn: () => Promise<T>) =>
+    cluster ? cluster.once(name, periodMs, fn) : fn();
+  const payoutEvery = opts.payoutIntervalMs ?? 60_000;
   const payoutTimer =
     opts.payoutIntervalMs === 0
       ? undefined
-      : setInterval(() => void payouts.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
+      : setInterval(
+          () => void background("payouts", payoutEvery, () => payouts.runOnce()).catch(() => undefined),
+          payoutEvery,
+        );
   payoutTimer?.unref();
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
-  const history = retention({ wallet, ledger, jobs, log: log.child("retention") }, opts.retention);
+  const retentionEvery = opts.retention?.intervalMs ?? 3_600_000;
+  const history = retention(
+    { wallet, ledger, jobs, log: log.child("retention") },
+    // With a database the schedule below runs it, once across processes.
+    opts.database ? { ...opts.retention, intervalMs: 0 } : opts.retention,
+  );
   // Holds being served right now; anything else active and old was orphaned by an error.
   const live = new Set<string>();
+  if (opts.database) {
+    cluster = await joinCluster({
+      database: opts.database,
+      routing,
+      log: log.child("cluster"),
+      beatMs: opts.clusterBeatMs,
+      liveHolds: () => live,
+    });
+  }
+  const retentionTimer =
+    cluster && retentionEvery > 0
+      ? setInterval(
+          () =>
+            void background("retention", retentionEvery, () => history.run()).catch((err) =>
+              log.warn("retention run failed", { err: String(err) }),
+            ),
+          retentionEvery,
+        )
+      : undefined;
+  retentionTimer?.unref();
   const staleMs = opts.staleHoldMs ?? 600_000;
   const sweepStaleHolds = async () => {
     let n = 0;
+    // Holds another live process is serving are not stale, however old (it knows only its own).
+    const elsewhere = cluster ? await cluster.holdsServedElsewhere() : undefined;
     for (const hold of await ledger.activeHolds()) {
-      if (live.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
+      if (live.has(hold.id) || elsewhere?.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
       if (!(await refundHold(hold, ledger, wallet, log, "stale hold refunded by the sweeper"))) continue;
       oneShots.releaseRefunded(hold);
       n++;
@@ -262,8 +303,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const sweeper =
     sweepEvery > 0
       ? setInterval(() => {
-          void sweepStaleHolds().catch(() => undefined);
-          void paywall.l402.pruneUnpaid().catch(() => undefined);
+          void background("stale-holds", sweepEvery, sweepStaleHolds).catch(() => undefined);
+          void background("l402-prune", sweepEvery, () => paywall.l402.pruneUnpaid()).catch(() => undefined);
         }, sweepEvery)
       : undefined;
   sweeper?.unref();
@@ -432,14 +473,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     payouts,
     market,
+    cluster,
     async close() {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
       if (sweeper) clearInterval(sweeper);
       clearInterval(signupPruner);
       history.stop();
+      if (retentionTimer) clearInterval(retentionTimer);
       priceFile?.close();
       if (topupPoll) clearInterval(topupPoll);
+      // After the node sockets closed (their relays told the buyers' processes), before routing.
+      await cluster?.close();
       await routing.close();
       payouts.close();
       oracle.stop();

@@ -20,12 +20,14 @@ import { Attempt, AttemptFailure } from "./attempt.js";
 import { providerKeyOf, providerRouter, SignupLimiter } from "./http.js";
 import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
 import { NodeSession, Registry } from "./registry.js";
+import type { ClusterLink, NodeHost, RemoteNode } from "./remote.js";
 import { type NodeRow, RoutingStore } from "./store.js";
 import {
   type Dispatcher,
   type DispatchRequest,
   type JobHandle,
   type JobOutcome,
+  type ModelOffer,
   NoProviderError,
 } from "./types.js";
 import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
@@ -44,6 +46,16 @@ export {
 export { nodeRoutes, SignupLimiter } from "./http.js";
 export { promptBounds, USAGE_TOLERANCE_FACTOR, USAGE_TOLERANCE_SLACK } from "./usage.js";
 export { embeddingBounds, embeddingInputs, MAX_EMBEDDING_DIMENSIONS } from "./embeddings.js";
+export type {
+  ClusterLink,
+  LocalNodeInfo,
+  NodeHost,
+  NodeJob,
+  RankedNode,
+  RemoteBody,
+  RemoteNode,
+} from "./remote.js";
+export type { GatewayMessage } from "./protocol.js";
 
 /**
  * Time allowed per estimated prompt token before the first answer token, on top of
@@ -134,6 +146,11 @@ export interface Routing {
   nodeForKey(key: string): string | undefined;
   /** nodes whose usage reports disagreed with the gateway's count, worst first */
   disputes(): { nodeId: string; count: number; lastAt: number; lastNote: string }[];
+  /**
+   * Several gateway processes on one database (gateway/cluster): jobs may go to nodes other
+   * processes hold, and this process relays jobs to the nodes it holds. Returns the holder side.
+   */
+  joinCluster(link: ClusterLink): NodeHost;
   close(): Promise<void>;
 }
 
@@ -152,9 +169,11 @@ export function createRouting(opts: RoutingOptions): Routing {
   /** live attempts by wire job id (body pulls and ownership checks) */
   const attempts = new Map<string, Attempt>();
   /** buyer job id → where it was served, for job_complete */
-  const served = new Map<string, { nodeId: string; wireId: string }>();
+  const served = new Map<string, { nodeId: string; wireId: string; remote?: RemoteNode }>();
   const limiter = new SignupLimiter(opts.signupsPerHour ?? 20);
   let closed = false;
+  /** other gateway processes on the same database; undefined: this process is alone */
+  let cluster: ClusterLink | undefined;
 
   const router = providerRouter(
     {
@@ -164,6 +183,8 @@ export function createRouting(opts: RoutingOptions): Routing {
       signupOpen: opts.signupOpen ?? true,
       allowLoopbackLnurl: opts.allowLoopbackLnurl ?? false,
       log,
+      remoteBody: async (wireId, keyHash) => cluster?.jobBody(wireId, keyHash),
+      registered: () => cluster?.changed(),
     },
     limiter,
   );
@@ -183,6 +204,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       s.ws.terminate();
     }
     if (wasCurrent) log.info("node offline", { node: s.nodeId, why });
+    if (wasCurrent) cluster?.changed();
   };
 
   const misbehaved = (s: NodeSession, why: string) => {
@@ -270,6 +292,7 @@ export function createRouting(opts: RoutingOptions): Routing {
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });
+    cluster?.changed();
     ws.on("message", (raw) => onFrame(s, raw));
     ws.on("close", () => dropSession(s, "connection closed"));
     ws.on("error", (err) => log.debug("node socket error", { node: s.nodeId, err: errorMessage(err) }));
@@ -314,10 +337,19 @@ export function createRouting(opts: RoutingOptions): Routing {
 
   // ---- dispatch ---------------------------------------------------------------------------------
 
-  const onAttemptEnd = (s: NodeSession, attempt: Attempt, outcome: JobOutcome, note?: string) => {
-    s.attempts.delete(attempt.wireId);
-    attempts.delete(attempt.wireId);
-    registry.retire(s.nodeId, attempt.wireId);
+  const onAttemptEnd = (
+    s: NodeSession | RemoteNode,
+    attempt: Attempt,
+    outcome: JobOutcome,
+    note?: string,
+  ) => {
+    if (s instanceof NodeSession) {
+      s.attempts.delete(attempt.wireId);
+      attempts.delete(attempt.wireId);
+      registry.retire(s.nodeId, attempt.wireId);
+    } else {
+      cluster?.untrack(s, attempt.wireId);
+    }
     if (closed) return;
     try {
       if (outcome.usageDisputed) {
@@ -345,10 +377,11 @@ export function createRouting(opts: RoutingOptions): Routing {
       if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
       const embeddings = req.kind === "embeddings";
       const only = { free: req.free, embeddings };
-      const list = registry.candidates(req.model, req.preferences, Date.now(), only);
+      const remote = cluster?.candidates(req.model, embeddings) ?? [];
+      const list = registry.candidates(req.model, req.preferences, Date.now(), only, remote);
       if (list.length === 0) {
-        const anyone = registry.candidates(req.model, {}, Date.now(), { embeddings }).length > 0;
-        const anyFree = registry.candidates(req.model, {}, Date.now(), only).length > 0;
+        const anyone = registry.candidates(req.model, {}, Date.now(), { embeddings }, remote).length > 0;
+        const anyFree = registry.candidates(req.model, {}, Date.now(), only, remote).length > 0;
         throw new NoProviderError(
           !anyone
             ? `no provider online serves ${req.model}`
@@ -364,7 +397,10 @@ export function createRouting(opts: RoutingOptions): Routing {
       let allRejected = true;
       for (const s of list) {
         if (req.signal.aborted || closed) break;
-        if (registry.get(s.nodeId) !== s || !registry.healthy(s)) continue; // went away meanwhile
+        const local = s instanceof NodeSession ? s : undefined;
+        if (local ? registry.get(s.nodeId) !== s || !registry.healthy(local) : !(s as RemoteNode).usable()) {
+          continue; // went away meanwhile
+        }
         const attempt: Attempt = new Attempt({
           wireId: randomUUID(),
           node: s,
@@ -381,8 +417,13 @@ export function createRouting(opts: RoutingOptions): Routing {
           idleTimeoutMs,
           onEnd: (a, outcome, note) => onAttemptEnd(s, a, outcome, note),
         });
-        s.attempts.set(attempt.wireId, attempt);
-        attempts.set(attempt.wireId, attempt);
+        if (local) {
+          local.attempts.set(attempt.wireId, attempt);
+          attempts.set(attempt.wireId, attempt);
+        } else {
+          // Another process holds the socket: the body goes through the database, frames over the bus.
+          cluster!.track(s as RemoteNode, attempt, body);
+        }
         s.lastAssignedAt = Date.now();
         const onAbort = () => attempt.cancel();
         req.signal.addEventListener("abort", onAbort, { once: true });
@@ -398,7 +439,11 @@ export function createRouting(opts: RoutingOptions): Routing {
           continue;
         }
         void attempt.outcome.then(() => req.signal.removeEventListener("abort", onAbort));
-        served.set(req.jobId, { nodeId: s.nodeId, wireId: attempt.wireId });
+        served.set(req.jobId, {
+          nodeId: s.nodeId,
+          wireId: attempt.wireId,
+          remote: local ? undefined : (s as RemoteNode),
+        });
         if (served.size > JOB_MEMORY) served.delete(served.keys().next().value!);
         return { nodeId: s.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
       }
@@ -410,9 +455,69 @@ export function createRouting(opts: RoutingOptions): Routing {
       }
       throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
     },
-    models: () => registry.models(),
-    embeddingModels: () => registry.models(undefined, true),
-    nodesOnline: () => registry.online(),
+    models: () => withRemote(registry.models(), false),
+    embeddingModels: () => withRemote(registry.models(undefined, true), true),
+    nodesOnline: () => registry.online() + (cluster?.nodesOnline(localIds()) ?? 0),
+  };
+
+  // ---- cluster ----------------------------------------------------------------------------------
+
+  const localIds = () => new Set(registry.all().map((s) => s.nodeId));
+  /** This process's offers plus the models nodes held by other processes serve. */
+  const withRemote = (offers: ModelOffer[], embeddings: boolean): ModelOffer[] => {
+    if (!cluster) return offers;
+    const byModel = new Map(offers.map((o) => [o.model, o.nodes]));
+    for (const o of cluster.models(embeddings, localIds())) {
+      byModel.set(o.model, (byModel.get(o.model) ?? 0) + o.nodes);
+    }
+    return [...byModel]
+      .map(([model, nodes]) => ({ model, nodes }))
+      .sort((a, b) => a.model.localeCompare(b.model));
+  };
+
+  const host: NodeHost = {
+    localNodes: () =>
+      registry
+        .all()
+        .filter((s) => registry.alive(s))
+        .map((s) => ({
+          nodeId: s.nodeId,
+          keyHash: s.keyHash,
+          models: [...s.models],
+          embedModels: [...s.embedModels],
+          freeTierPct: s.freeTierPct,
+          inflight: s.inflight,
+          draining: s.draining,
+          connectedAt: s.connectedAt,
+          ...(s.ttfbMs !== undefined ? { ttfbMs: s.ttfbMs } : {}),
+          ...(s.tokensPerSec !== undefined ? { tokensPerSec: s.tokensPerSec } : {}),
+        })),
+    hostJob(nodeId, job) {
+      const s = registry.get(nodeId);
+      if (closed || !s || !registry.healthy(s)) return false;
+      s.attempts.set(job.wireId, job);
+      s.lastAssignedAt = Date.now();
+      return true;
+    },
+    send(nodeId, msg) {
+      const s = registry.get(nodeId);
+      if (!s?.open) return false;
+      s.send(msg);
+      return true;
+    },
+    endJob(nodeId, wireId) {
+      const s = registry.get(nodeId);
+      if (s?.attempts.delete(wireId)) registry.retire(nodeId, wireId);
+    },
+    replaced(nodeId, connectedAt) {
+      const s = registry.get(nodeId);
+      if (s && s.connectedAt < connectedAt) {
+        dropSession(s, "replaced by a newer connection to another gateway process", {
+          code: CLOSE_REPLACED,
+          reason: "replaced",
+        });
+      }
+    },
   };
 
   // ---- operators --------------------------------------------------------------------------------
@@ -470,8 +575,18 @@ export function createRouting(opts: RoutingOptions): Routing {
     jobComplete(jobId, { tokens, earnedUsd }) {
       const where = served.get(jobId);
       const s = where && registry.get(where.nodeId);
+      const message = {
+        type: "job_complete",
+        job_id: where?.wireId ?? "",
+        tokens,
+        earned_usd: earnedUsd,
+      } as const;
+      if (where?.remote) {
+        where.remote.send(message);
+        return true;
+      }
       if (!where || !s?.open) return false;
-      s.send({ type: "job_complete", job_id: where.wireId, tokens, earned_usd: earnedUsd });
+      s.send(message);
       return true;
     },
     drain(nodeId) {
@@ -495,6 +610,10 @@ export function createRouting(opts: RoutingOptions): Routing {
       store
         .disputes()
         .map((d) => ({ nodeId: d.node_id, count: d.count, lastAt: d.last_at, lastNote: d.last_note })),
+    joinCluster(link) {
+      cluster = link;
+      return host;
+    },
     async close() {
       if (closed) return;
       clearInterval(pinger);
