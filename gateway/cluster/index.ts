@@ -25,7 +25,9 @@ import { Relay, RemoteNodeView } from "./remote-node.js";
 import { CLUSTER_MIGRATIONS } from "./schema.js";
 
 export { claimPeriod, runOncePerPeriod } from "./background.js";
-export { MAX_PAYLOAD_BYTES } from "./bus.js";
+export { Bus, MAX_PAYLOAD_BYTES } from "./bus.js";
+export type { BusMessage } from "./messages.js";
+export { CLUSTER_MIGRATIONS } from "./schema.js";
 
 export interface ClusterOptions {
   database: PgDatabase;

@@ -185,8 +185,24 @@ describe("gateway processes on one database", () => {
     const reader = res.body!.getReader();
     let seen = "";
     while (!seen.includes(" w1")) seen += new TextDecoder().decode((await reader.read()).value);
+    // Another node's key cannot pull the body of a job offered to this one, on any process.
+    const pull = (key: string) =>
+      fetch(`${a.url}/v1/gateway/jobs/${slow.offered[0]}/proxy/request`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+    expect((await pull(agent.apiKey)).status).toBe(403);
+    expect((await pull(slow.apiKey)).status).toBe(200);
+    expect(
+      (
+        await fetch(`${a.url}/v1/gateway/jobs/not-a-job/proxy/request`, {
+          headers: { authorization: `Bearer ${slow.apiKey}` },
+        })
+      ).status,
+    ).toBe(404);
     abort.abort();
     await slow.waitFor(() => slow.cancelled.length === 1, 5_000, "the cancel relayed from B");
+    // The job is over: its body is gone from the database.
+    await until(async () => (await pull(slow.apiKey)).status === 404, "the job body to be removed");
     expect(slow.cancelled[0]).toBe(slow.offered[0]);
   });
 
