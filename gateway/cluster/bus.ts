@@ -23,15 +23,27 @@ type Item =
   | { kind: "notify"; channel: string; msg: BusMessage; bytes: number }
   | { kind: "sql"; text: string; params: unknown[] };
 
+/** What went over the bus since start (benchmarks: how well small frames batch). */
+export interface BusStats {
+  /** notifications received on this process's channel */
+  notificationsIn: number;
+  /** messages they carried */
+  messagesIn: number;
+  /** statements sent (NOTIFYs, spills, job bodies) */
+  statementsOut: number;
+}
+
 /** The ordered sender: one connection, one statement at a time, batches in between. */
 class Sender {
+  statements = 0;
   private queue: Item[] = [];
   private busy = false;
   /** resolves when the queue is empty and nothing is in flight */
   private idle?: () => void;
 
   constructor(
-    private readonly client: pg.Client,
+    /** replaced when the connection is lost and made again */
+    public client: pg.Client,
     private readonly log: Logger,
   ) {}
 
@@ -62,7 +74,10 @@ class Sender {
       const items = this.queue.splice(0);
       try {
         // One after another on one connection: committed, hence delivered, in the order sent.
-        for (const s of statements(items)) await this.client.query(s.text, s.params);
+        for (const s of statements(items)) {
+          this.statements++;
+          await this.client.query(s.text, s.params);
+        }
       } catch (err) {
         this.log.warn("cluster bus: a send failed", { err: errorMessage(err) });
       }
@@ -138,35 +153,70 @@ export interface BusOptions {
   onMessage(msg: BusMessage): void;
   /** another process's presence changed */
   onPresence(processId: string): void;
+  /** the LISTEN connection was lost and made again: presence must name the new one */
+  onListenerReplaced?(listener: pg.Client): Promise<void>;
 }
 
 export class Bus {
   private chain: Promise<void> = Promise.resolve();
   private pendingSpills = 0;
+  private notificationsIn = 0;
+  private messagesIn = 0;
+  private closed = false;
 
-  private constructor(
-    private readonly opts: BusOptions,
-    readonly listener: pg.Client,
-    private readonly sendClient: pg.Client,
-    private readonly sender: Sender,
-  ) {}
+  /** the LISTEN connection (presence records its backend: while it lives, this process does) */
+  listener!: pg.Client;
+  private sender!: Sender;
+
+  private constructor(private readonly opts: BusOptions) {}
 
   static async open(opts: BusOptions): Promise<Bus> {
-    const connect = async (name: string) => {
-      const client = new pg.Client({ ...opts.database.pool.options, application_name: name });
-      client.on("error", (err) =>
-        opts.log.warn("cluster bus connection failed", { name, err: errorMessage(err) }),
-      );
-      await client.connect();
-      return client;
-    };
-    const listener = await connect(`owlrun-cluster-listen-${opts.processId}`);
-    const sendClient = await connect(`owlrun-cluster-send-${opts.processId}`);
-    const bus = new Bus(opts, listener, sendClient, new Sender(sendClient, opts.log));
-    listener.on("notification", (n) => bus.onNotification(n.channel, n.payload ?? ""));
-    await listener.query(`LISTEN ${channelOf(opts.processId)}`);
-    await listener.query(`LISTEN ${PRESENCE_CHANNEL}`);
+    const bus = new Bus(opts);
+    bus.sender = new Sender(await bus.connect("send"), opts.log);
+    bus.listener = await bus.connect("listen");
     return bus;
+  }
+
+  /**
+   * A dedicated connection (a pooled one would be handed to other queries). Lost, it is made
+   * again: messages sent meanwhile are lost, and the jobs they belonged to end by their timeouts
+   * or, seen from the other processes, as if this one had died (its LISTEN backend is gone).
+   */
+  private async connect(kind: "listen" | "send"): Promise<pg.Client> {
+    const name = `owlrun-cluster-${kind}-${this.opts.processId}`;
+    const client = new pg.Client({ ...this.opts.database.pool.options, application_name: name });
+    client.on("error", (err) =>
+      this.opts.log.warn("cluster bus connection failed", { name, err: errorMessage(err) }),
+    );
+    client.once("end", () => void this.replace(kind, client));
+    await client.connect();
+    if (kind === "listen") {
+      client.on("notification", (n) => this.onNotification(n.channel, n.payload ?? ""));
+      await client.query(`LISTEN ${channelOf(this.opts.processId)}`);
+      await client.query(`LISTEN ${PRESENCE_CHANNEL}`);
+    }
+    return client;
+  }
+
+  private async replace(kind: "listen" | "send", lost: pg.Client): Promise<void> {
+    if (this.closed || (kind === "listen" ? this.listener : this.sender?.client) !== lost) return;
+    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5_000)) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.closed) return;
+      try {
+        const client = await this.connect(kind);
+        if (kind === "send") {
+          this.sender.client = client;
+        } else {
+          this.listener = client;
+          await this.opts.onListenerReplaced?.(client);
+        }
+        this.opts.log.info("cluster bus connection made again", { kind });
+        return;
+      } catch (err) {
+        this.opts.log.warn("cluster bus: reconnecting failed", { kind, err: errorMessage(err) });
+      }
+    }
   }
 
   send(processId: string, msg: BusMessage): void {
@@ -195,6 +245,8 @@ export class Bus {
       this.opts.log.warn("cluster bus: unreadable notification", { err: errorMessage(err) });
       return;
     }
+    this.notificationsIn++;
+    this.messagesIn += msgs.length;
     for (const msg of msgs) {
       if (msg.t === "spill") {
         // Fetched in order: later messages wait for it.
@@ -224,6 +276,14 @@ export class Bus {
     }
   }
 
+  stats(): BusStats {
+    return {
+      notificationsIn: this.notificationsIn,
+      messagesIn: this.messagesIn,
+      statementsOut: this.sender.statements,
+    };
+  }
+
   /** Waits until everything sent so far has been handed to PostgreSQL. */
   async flushed(): Promise<void> {
     await this.sender.drained();
@@ -231,7 +291,8 @@ export class Bus {
 
   async close(): Promise<void> {
     await this.flushed().catch(() => undefined);
+    this.closed = true;
     await this.listener.end().catch(() => undefined);
-    await this.sendClient.end().catch(() => undefined);
+    await this.sender.client.end().catch(() => undefined);
   }
 }

@@ -18,14 +18,14 @@ import type {
   Routing,
 } from "../routing/index.js";
 import { runOncePerPeriod } from "./background.js";
-import { Bus } from "./bus.js";
+import { Bus, type BusStats } from "./bus.js";
 import type { BusMessage } from "./messages.js";
 import { Presence, type PresenceView } from "./presence.js";
 import { Relay, RemoteNodeView } from "./remote-node.js";
 import { CLUSTER_MIGRATIONS } from "./schema.js";
 
 export { claimPeriod, runOncePerPeriod } from "./background.js";
-export { Bus, MAX_PAYLOAD_BYTES } from "./bus.js";
+export { Bus, type BusStats, MAX_PAYLOAD_BYTES } from "./bus.js";
 export type { BusMessage } from "./messages.js";
 export { CLUSTER_MIGRATIONS } from "./schema.js";
 
@@ -49,6 +49,8 @@ export interface Cluster {
   holdsServedElsewhere(): Promise<Set<string>>;
   /** publishes and reads presence now (tests, and after a change) */
   beat(): Promise<void>;
+  /** bus traffic since start */
+  stats(): BusStats;
   close(): Promise<void>;
 }
 
@@ -133,7 +135,14 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
     host.endJob(r.nodeId, r.wireId);
   };
 
-  const bus = await Bus.open({ database: db, processId, log, onMessage, onPresence: () => soon() });
+  const bus = await Bus.open({
+    database: db,
+    processId,
+    log,
+    onMessage,
+    onPresence: () => soon(),
+    onListenerReplaced: (listener) => presence.join(listener),
+  });
   await presence.join(bus.listener);
 
   const usable = (v: RemoteNodeView) =>
@@ -293,6 +302,7 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
     once: (name, periodMs, fn) => runOncePerPeriod(db, name, periodMs, processId, fn),
     holdsServedElsewhere: () => presence.holdsServedElsewhere(),
     beat: runBeat,
+    stats: () => bus.stats(),
     async close() {
       if (closed) return;
       closed = true;

@@ -41,12 +41,14 @@ export class Presence {
     private readonly leaseMs: number,
   ) {}
 
-  /** Records this process, its LISTEN connection identified from that very connection. */
+  /** Records this process (again, after its LISTEN connection was replaced), identified from that very connection. */
   async join(listener: pg.Client): Promise<void> {
     await listener.query(
       `INSERT INTO cluster_processes (id, listener_pid, listener_started, lease_until)
        SELECT $1, pid, backend_start, now() + make_interval(secs => $2::float8 / 1000)
-         FROM pg_stat_activity WHERE pid = pg_backend_pid()`,
+         FROM pg_stat_activity WHERE pid = pg_backend_pid()
+       ON CONFLICT (id) DO UPDATE SET listener_pid = EXCLUDED.listener_pid,
+         listener_started = EXCLUDED.listener_started, lease_until = EXCLUDED.lease_until`,
       [this.processId, this.leaseMs],
     );
   }

@@ -132,4 +132,49 @@ describe("the bus", () => {
       await receiver.close();
     }
   });
+
+  it("makes its connections again when PostgreSQL drops them, and is heard again", async () => {
+    const got: BusMessage[] = [];
+    let replaced = 0;
+    const receiver = await Bus.open({
+      database: two,
+      processId: "phoenix",
+      log: silentLogger,
+      onMessage: (m) => got.push(m),
+      onPresence: () => undefined,
+      onListenerReplaced: async () => void replaced++,
+    });
+    const sender = await Bus.open({
+      database: one,
+      processId: "caller",
+      log: silentLogger,
+      onMessage: () => undefined,
+      onPresence: () => undefined,
+    });
+    const waitUntil = async (pred: () => boolean) => {
+      const end = Date.now() + 10_000;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error("timed out");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      // An operator (or a failover) ends both of the processes' bus backends.
+      await one.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ($1, $2)",
+        ["owlrun-cluster-listen-phoenix", "owlrun-cluster-send-caller"],
+      );
+      await waitUntil(() => replaced === 1);
+      const end = Date.now() + 10_000;
+      // Messages sent while the sender reconnects may be lost; once it is back they arrive.
+      while (got.length === 0 && Date.now() < end) {
+        sender.send("phoenix", { t: "accept", wire: "again" });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(got[0]).toEqual({ t: "accept", wire: "again" });
+    } finally {
+      await sender.close();
+      await receiver.close();
+    }
+  });
 });
