@@ -109,28 +109,33 @@ async function run(streams: number, remote: boolean) {
       String(RATE),
       String(FRAME_CHARS),
     ],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...(remote ? { BENCH_NODE_URL: a.url } : {}) } },
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, ...(remote ? { BENCH_NODE_URL: a.url } : {}) },
+    },
   );
   let c0 = { b: 0, a: 0, pg: 0 };
   let pids: number[] = [];
   let bus0 = b.gateway.cluster!.stats();
   let out = "";
-  const result = await new Promise<Record<string, number> & { tokens: number; ms: number }>((resolve, reject) => {
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("START") && c0.b === 0) {
-        c0 = { b: selfCpuMs(), a: procCpuMs(a.child.pid!), pg: 0 };
-        void pgPids().then((p) => {
-          pids = p;
-          c0.pg = pgCpuMs(p);
-        });
-        bus0 = b.gateway.cluster!.stats();
-      }
-      const m = /RESULT (.*)\n/.exec(out);
-      if (m) resolve(JSON.parse(m[1]!) as Record<string, number> & { tokens: number; ms: number });
-    });
-    child.on("exit", (code) => reject(new Error(`load process exited ${code}: ${out}`)));
-  });
+  const result = await new Promise<Record<string, number> & { tokens: number; ms: number }>(
+    (resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("START") && c0.b === 0) {
+          c0 = { b: selfCpuMs(), a: procCpuMs(a.child.pid!), pg: 0 };
+          void pgPids().then((p) => {
+            pids = p;
+            c0.pg = pgCpuMs(p);
+          });
+          bus0 = b.gateway.cluster!.stats();
+        }
+        const m = /RESULT (.*)\n/.exec(out);
+        if (m) resolve(JSON.parse(m[1]!) as Record<string, number> & { tokens: number; ms: number });
+      });
+      child.on("exit", (code) => reject(new Error(`load process exited ${code}: ${out}`)));
+    },
+  );
   const cpu = { b: selfCpuMs() - c0.b, a: procCpuMs(a.child.pid!) - c0.a, pg: pgCpuMs(pids) - c0.pg };
   const bus = b.gateway.cluster!.stats();
   await new Promise((r) => child.once("exit", r));
@@ -180,7 +185,11 @@ async function busHop(rounds: number) {
     const t0 = performance.now();
     await new Promise<void>((r) => {
       onPong = r;
-      ping.send("benchpong", { t: "chunk", wire: "w", data: 'data: {"choices":[{"delta":{"content":" w1"}}]}\n\n' });
+      ping.send("benchpong", {
+        t: "chunk",
+        wire: "w",
+        data: 'data: {"choices":[{"delta":{"content":" w1"}}]}\n\n',
+      });
     });
     rtt.push(performance.now() - t0);
   }
@@ -188,7 +197,11 @@ async function busHop(rounds: number) {
   await pong.close();
   await one.close();
   await two.close();
-  return { rounds, one_way_p50_ms: +(pct(rtt, 50) / 2).toFixed(3), one_way_p99_ms: +(pct(rtt, 99) / 2).toFixed(3) };
+  return {
+    rounds,
+    one_way_p50_ms: +(pct(rtt, 50) / 2).toFixed(3),
+    one_way_p99_ms: +(pct(rtt, 99) / 2).toFixed(3),
+  };
 }
 
 const waitFor = async (pred: () => boolean) => {
