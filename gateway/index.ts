@@ -257,12 +257,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
-  const retentionEvery = opts.retention?.intervalMs ?? 3_600_000;
-  const history = retention(
-    { wallet, ledger, jobs, log: log.child("retention") },
-    // With a database the schedule below runs it, once across processes.
-    opts.database ? { ...opts.retention, intervalMs: 0 } : opts.retention,
-  );
+  // Retention stays per process with a database too: the public job log is a file of each process,
+  // and its deletes on shared tables are idempotent (a second run in the hour finds nothing).
+  const history = retention({ wallet, ledger, jobs, log: log.child("retention") }, opts.retention);
   // Holds being served right now; anything else active and old was orphaned by an error.
   const live = new Set<string>();
   if (opts.database) {
@@ -274,17 +271,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       liveHolds: () => live,
     });
   }
-  const retentionTimer =
-    cluster && retentionEvery > 0
-      ? setInterval(
-          () =>
-            void background("retention", retentionEvery, () => history.run()).catch((err) =>
-              log.warn("retention run failed", { err: String(err) }),
-            ),
-          retentionEvery,
-        )
-      : undefined;
-  retentionTimer?.unref();
   const staleMs = opts.staleHoldMs ?? 600_000;
   const sweepStaleHolds = async () => {
     let n = 0;
@@ -480,7 +466,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       if (sweeper) clearInterval(sweeper);
       clearInterval(signupPruner);
       history.stop();
-      if (retentionTimer) clearInterval(retentionTimer);
       priceFile?.close();
       if (topupPoll) clearInterval(topupPoll);
       // After the node sockets closed (their relays told the buyers' processes), before routing.
