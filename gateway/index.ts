@@ -449,7 +449,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     pruneUnpaidChallenges: (now?: number) => paywall.l402.pruneUnpaid(now),
     compactHistory: history.run,
     async recover() {
-      const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
+      // With a shared ledger the active holds at start include the ones other live processes are
+      // serving: only holds nobody serves and old enough for the sweeper are refunded now; the
+      // rest are left to the stale-hold sweep (which rechecks who serves them).
+      const elsewhere = cluster ? await cluster.holdsServedElsewhere() : undefined;
+      const orphaned = elsewhere
+        ? snapshot.activeHolds.filter((h) => !elsewhere.has(h.id) && Date.now() - h.updated_at >= staleMs)
+        : snapshot.activeHolds;
+      const report = await recoverAfterRestart(
+        { ...snapshot, activeHolds: orphaned },
+        ledger,
+        wallet,
+        log.child("recovery"),
+      );
       await payouts.recover();
       // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
       oneShots.releaseInUse();
