@@ -16,7 +16,8 @@ const RATE = Number(rateArg);
 const FRAME = Number(frameArg);
 const MODEL = "owlrun-bench:relay";
 
-const agent = await startAgent(url!, {
+// BENCH_NODE_URL: the node connects to another gateway process than the clients (bench/cluster-relay.ts).
+const agent = await startAgent(process.env.BENCH_NODE_URL ?? url!, {
   models: [MODEL],
   heartbeatMs: 0,
   job: {

@@ -71,6 +71,7 @@ import {
   type UpstreamsFile,
 } from "./routing/index.js";
 import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
+import { type Cluster, joinCluster } from "./cluster/index.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -89,6 +90,7 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
 }
 export type { Market, MarketOptions } from "./market/index.js";
 export type { RetentionOptions, RetentionReport } from "./retention.js";
+export type { Cluster } from "./cluster/index.js";
 export { adminToken, BROADCAST_LEVELS, type Broadcast, type PublishBroadcast } from "./broadcasts/index.js";
 
 /** Runs `fn` on a data dir's broadcast store (the CLI publishes and expires while the gateway runs). */
@@ -165,6 +167,8 @@ export interface GatewayOptions {
   retention?: RetentionOptions;
   /** PostgreSQL shared by several gateway processes (`--database-url`); default: SQLite files in dataDir */
   database?: PgDatabase;
+  /** with `database`: how often processes publish and read presence, and notice a dead peer (default 1 s) */
+  clusterBeatMs?: number;
   log?: Logger;
 }
 
@@ -185,6 +189,8 @@ export interface Gateway {
   payouts: ProviderPayouts;
   /** the task marketplace (its sweeper can be run directly: `market.sweep()`) */
   market: Market;
+  /** with a database: this process's membership of the cluster of gateway processes */
+  cluster?: Cluster;
   /** refunds holds nobody is serving any more; returns how many */
   sweepStaleHolds(): Promise<number>;
   /** forgets unpaid L402 challenges past expiry (the sweeper does it too); returns how many */
@@ -273,22 +279,43 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       };
     },
   });
+  // Several processes on one database: background work runs in one of them per period.
+  let cluster: Cluster | undefined;
+  const background = <T>(name: string, periodMs: number, fn: () => Promise<T>) =>
+    cluster ? cluster.once(name, periodMs, fn) : fn();
+  const payoutEvery = opts.payoutIntervalMs ?? 60_000;
   const payoutTimer =
     opts.payoutIntervalMs === 0
       ? undefined
-      : setInterval(() => void payouts.runOnce().catch(() => undefined), opts.payoutIntervalMs ?? 60_000);
+      : setInterval(
+          () => void background("payouts", payoutEvery, () => payouts.runOnce()).catch(() => undefined),
+          payoutEvery,
+        );
   payoutTimer?.unref();
   const payments = new CashuPayments(wallet, ledger, log);
   const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
   const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
+  // Retention stays per process with a database too: the public job log is a file of each process,
+  // and its deletes on shared tables are idempotent (a second run in the hour finds nothing).
   const history = retention({ wallet, ledger, jobs, log: log.child("retention") }, opts.retention);
   // Holds being served right now; anything else active and old was orphaned by an error.
   const live = new Set<string>();
+  if (opts.database) {
+    cluster = await joinCluster({
+      database: opts.database,
+      routing,
+      log: log.child("cluster"),
+      beatMs: opts.clusterBeatMs,
+      liveHolds: () => live,
+    });
+  }
   const staleMs = opts.staleHoldMs ?? 600_000;
   const sweepStaleHolds = async () => {
     let n = 0;
+    // Holds another live process is serving are not stale, however old (it knows only its own).
+    const elsewhere = cluster ? await cluster.holdsServedElsewhere() : undefined;
     for (const hold of await ledger.activeHolds()) {
-      if (live.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
+      if (live.has(hold.id) || elsewhere?.has(hold.id) || Date.now() - hold.updated_at < staleMs) continue;
       if (!(await refundHold(hold, ledger, wallet, log, "stale hold refunded by the sweeper"))) continue;
       await oneShots.releaseRefunded(hold);
       n++;
@@ -300,8 +327,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const sweeper =
     sweepEvery > 0
       ? setInterval(() => {
-          void sweepStaleHolds().catch(() => undefined);
-          void paywall.l402.pruneUnpaid().catch(() => undefined);
+          void background("stale-holds", sweepEvery, sweepStaleHolds).catch(() => undefined);
+          void background("l402-prune", sweepEvery, () => paywall.l402.pruneUnpaid()).catch(() => undefined);
         }, sweepEvery)
       : undefined;
   sweeper?.unref();
@@ -478,7 +505,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     pruneUnpaidChallenges: (now?: number) => paywall.l402.pruneUnpaid(now),
     compactHistory: history.run,
     async recover() {
-      const report = await recoverAfterRestart(snapshot, ledger, wallet, log.child("recovery"));
+      // With a shared ledger the active holds at start include the ones other live processes are
+      // serving: only holds nobody serves and old enough for the sweeper are refunded now; the
+      // rest are left to the stale-hold sweep (which rechecks who serves them).
+      const elsewhere = cluster ? await cluster.holdsServedElsewhere() : undefined;
+      const orphaned = elsewhere
+        ? snapshot.activeHolds.filter((h) => !elsewhere.has(h.id) && Date.now() - h.updated_at >= staleMs)
+        : snapshot.activeHolds;
+      const report = await recoverAfterRestart(
+        { ...snapshot, activeHolds: orphaned },
+        ledger,
+        wallet,
+        log.child("recovery"),
+      );
       await payouts.recover();
       // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
       await oneShots.releaseInUse();
@@ -488,6 +527,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     payouts,
     market,
+    cluster,
     async close() {
       closeSockets();
       if (payoutTimer) clearInterval(payoutTimer);
@@ -496,6 +536,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       history.stop();
       priceFile?.close();
       if (topupPoll) clearInterval(topupPoll);
+      // After the node sockets closed (their relays told the buyers' processes), before routing.
+      await cluster?.close();
       await routing.close();
       payouts.close();
       oracle.stop();

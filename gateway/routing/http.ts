@@ -11,6 +11,7 @@ import { lightningAddressProblem } from "../../src/shared/lnurl.js";
 import type { Attempt } from "./attempt.js";
 import { RegisterBody } from "./protocol.js";
 import type { Registry } from "./registry.js";
+import type { RemoteBody } from "./remote.js";
 import type { RoutingStore } from "./store.js";
 
 export interface HttpDeps {
@@ -22,6 +23,10 @@ export interface HttpDeps {
   /** Lightning addresses on loopback hosts are accepted (tests, devnet); private ones never */
   allowLoopbackLnurl: boolean;
   log: Logger;
+  /** the body of a job another gateway process offered (cluster); undefined when alone */
+  remoteBody?: (wireId: string, keyHash: string) => Promise<RemoteBody>;
+  /** a node re-registered (the cluster republishes its models) */
+  registered?: () => void;
 }
 
 const HOUR = 3_600_000;
@@ -201,16 +206,26 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     if (live && live.keyHash === keyHash) {
       registry.setModels(live, body.models, body.embedding_models);
       live.freeTierPct = body.free_tier_pct ?? 0;
+      deps.registered?.();
     }
     log.info("node registered", { node: body.node_id, models: body.models, version: body.version });
     res.status(201).json({ status: "registered", node_id: body.node_id });
   });
 
-  router.get("/v1/gateway/jobs/:id/proxy/request", (req, res) => {
+  router.get("/v1/gateway/jobs/:id/proxy/request", async (req, res) => {
     const key = providerKeyOf(req);
     const keyHash = key ? store.keyHash(key) : undefined;
     if (!keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
     const attempt = attempts.get(String(req.params.id));
+    if (!attempt && deps.remoteBody) {
+      // Offered by another gateway process: the load balancer may send the pull to any of them.
+      const remote = await deps.remoteBody(String(req.params.id), keyHash).catch(() => undefined);
+      if (remote === "forbidden") return sendError(res, 403, "forbidden", "this job is not assigned to you");
+      if (remote) {
+        res.setHeader("Cache-Control", "no-store");
+        return void res.json(remote.body);
+      }
+    }
     if (!attempt || attempt.ended) return sendError(res, 404, "not_found", "no such job is waiting");
     if (attempt.node.keyHash !== keyHash) {
       log.warn("body pull refused: job assigned to another node", { job: attempt.wireId });

@@ -20,12 +20,14 @@ import { Attempt, AttemptFailure } from "./attempt.js";
 import { providerKeyOf, providerRouter, SignupLimiter } from "./http.js";
 import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
 import { NodeSession, Registry } from "./registry.js";
+import type { ClusterLink, NodeHost, RemoteNode } from "./remote.js";
 import { type NodeRow, RoutingStore } from "./store.js";
 import {
   type Dispatcher,
   type DispatchRequest,
   type JobHandle,
   type JobOutcome,
+  type ModelOffer,
   NoProviderError,
 } from "./types.js";
 import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
@@ -55,6 +57,16 @@ export {
   UpstreamsFileSchema,
   type UpstreamsFile,
 } from "./upstream-config.js";
+export type {
+  ClusterLink,
+  LocalNodeInfo,
+  NodeHost,
+  NodeJob,
+  RankedNode,
+  RemoteBody,
+  RemoteNode,
+} from "./remote.js";
+export type { GatewayMessage } from "./protocol.js";
 
 /**
  * Time allowed per estimated prompt token before the first answer token, on top of
@@ -147,6 +159,11 @@ export interface Routing {
   nodeForKey(key: string): string | undefined;
   /** nodes whose usage reports disagreed with the gateway's count, worst first */
   disputes(): { nodeId: string; count: number; lastAt: number; lastNote: string }[];
+  /**
+   * Several gateway processes on one database (gateway/cluster): jobs may go to nodes other
+   * processes hold, and this process relays jobs to the nodes it holds. Returns the holder side.
+   */
+  joinCluster(link: ClusterLink): NodeHost;
   close(): Promise<void>;
 }
 
@@ -165,10 +182,12 @@ export function createRouting(opts: RoutingOptions): Routing {
   /** live attempts by wire job id (body pulls and ownership checks) */
   const attempts = new Map<string, Attempt>();
   /** buyer job id → where it was served, for job_complete */
-  const served = new Map<string, { nodeId: string; wireId: string }>();
+  const served = new Map<string, { nodeId: string; wireId: string; remote?: RemoteNode }>();
   const limiter = new SignupLimiter(opts.signupsPerHour ?? 20);
   const upstreams = opts.upstreams?.length ? new Upstreams(opts.upstreams, log.child("upstream")) : undefined;
   let closed = false;
+  /** other gateway processes on the same database; undefined: this process is alone */
+  let cluster: ClusterLink | undefined;
 
   const router = providerRouter(
     {
@@ -178,6 +197,8 @@ export function createRouting(opts: RoutingOptions): Routing {
       signupOpen: opts.signupOpen ?? true,
       allowLoopbackLnurl: opts.allowLoopbackLnurl ?? false,
       log,
+      remoteBody: async (wireId, keyHash) => cluster?.jobBody(wireId, keyHash),
+      registered: () => cluster?.changed(),
     },
     limiter,
   );
@@ -197,6 +218,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       s.ws.terminate();
     }
     if (wasCurrent) log.info("node offline", { node: s.nodeId, why });
+    if (wasCurrent) cluster?.changed();
   };
 
   const misbehaved = (s: NodeSession, why: string) => {
@@ -284,6 +306,7 @@ export function createRouting(opts: RoutingOptions): Routing {
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });
+    cluster?.changed();
     ws.on("message", (raw) => onFrame(s, raw));
     ws.on("close", () => dropSession(s, "connection closed"));
     ws.on("error", (err) => log.debug("node socket error", { node: s.nodeId, err: errorMessage(err) }));
@@ -328,10 +351,19 @@ export function createRouting(opts: RoutingOptions): Routing {
 
   // ---- dispatch ---------------------------------------------------------------------------------
 
-  const onAttemptEnd = (s: NodeSession, attempt: Attempt, outcome: JobOutcome, note?: string) => {
-    s.attempts.delete(attempt.wireId);
-    attempts.delete(attempt.wireId);
-    registry.retire(s.nodeId, attempt.wireId);
+  const onAttemptEnd = (
+    s: NodeSession | RemoteNode,
+    attempt: Attempt,
+    outcome: JobOutcome,
+    note?: string,
+  ) => {
+    if (s instanceof NodeSession) {
+      s.attempts.delete(attempt.wireId);
+      attempts.delete(attempt.wireId);
+      registry.retire(s.nodeId, attempt.wireId);
+    } else {
+      cluster?.untrack(s, attempt.wireId);
+    }
     if (closed) return;
     try {
       if (outcome.usageDisputed) {
@@ -368,15 +400,29 @@ export function createRouting(opts: RoutingOptions): Routing {
     return attempt;
   };
 
+  /** A try on a node another process holds: the body goes through the database, frames over the bus. */
+  const remoteAttempt = (r: RemoteNode, spec: TargetAttemptOptions): Attempt | undefined => {
+    if (!cluster || !r.usable()) return undefined;
+    const attempt: Attempt = new Attempt({
+      ...spec,
+      node: r,
+      onEnd: (a, outcome, note) => onAttemptEnd(r, a, outcome, note),
+    });
+    cluster.track(r, attempt, spec.body);
+    r.lastAssignedAt = Date.now();
+    return attempt;
+  };
+
   const dispatcher: Dispatcher = {
     async dispatch(req: DispatchRequest): Promise<JobHandle> {
       if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
       const embeddings = req.kind === "embeddings";
       const only = { free: req.free, embeddings };
+      const remote = cluster?.candidates(req.model, embeddings) ?? [];
       const targets = (
         prefs: DispatchRequest["preferences"],
         kind: { free?: boolean; embeddings: boolean },
-      ) => jobTargets(registry, upstreams, req.model, prefs, Date.now(), kind);
+      ) => jobTargets(registry, upstreams, req.model, prefs, Date.now(), kind, remote);
       const list = targets(req.preferences, only);
       if (list.length === 0) {
         const anyone = targets({}, { embeddings }).length > 0;
@@ -410,8 +456,14 @@ export function createRouting(opts: RoutingOptions): Routing {
           firstByteTimeoutMs: firstByteTimeoutMs + PREFILL_MS_PER_TOKEN * prompt.estimate,
           idleTimeoutMs,
         };
-        // An upstream is driven over HTTP (upstream.ts); everything from here on is the same.
-        const attempt = target instanceof UpstreamTarget ? target.attempt(spec) : nodeAttempt(target, spec);
+        // An upstream is driven over HTTP (upstream.ts), a node another process holds over the
+        // cluster bus (gateway/cluster); everything from here on is the same.
+        const attempt =
+          target instanceof UpstreamTarget
+            ? target.attempt(spec)
+            : target instanceof NodeSession
+              ? nodeAttempt(target, spec)
+              : remoteAttempt(target, spec);
         if (!attempt) continue; // the node went away meanwhile
         const onAbort = () => attempt.cancel();
         req.signal.addEventListener("abort", onAbort, { once: true });
@@ -427,7 +479,11 @@ export function createRouting(opts: RoutingOptions): Routing {
           continue;
         }
         void attempt.outcome.then(() => req.signal.removeEventListener("abort", onAbort));
-        served.set(req.jobId, { nodeId: target.nodeId, wireId: attempt.wireId });
+        served.set(req.jobId, {
+          nodeId: target.nodeId,
+          wireId: attempt.wireId,
+          remote: target instanceof NodeSession || target instanceof UpstreamTarget ? undefined : target,
+        });
         if (served.size > JOB_MEMORY) served.delete(served.keys().next().value!);
         return { nodeId: target.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
       }
@@ -439,9 +495,70 @@ export function createRouting(opts: RoutingOptions): Routing {
       }
       throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
     },
-    models: () => mergeOffers(registry.models(), upstreams?.models()),
-    embeddingModels: () => mergeOffers(registry.models(undefined, true), upstreams?.models(true)),
-    nodesOnline: () => registry.online(),
+    models: () => mergeOffers(withRemote(registry.models(), false), upstreams?.models()),
+    embeddingModels: () =>
+      mergeOffers(withRemote(registry.models(undefined, true), true), upstreams?.models(true)),
+    nodesOnline: () => registry.online() + (cluster?.nodesOnline(localIds()) ?? 0),
+  };
+
+  // ---- cluster ----------------------------------------------------------------------------------
+
+  const localIds = () => new Set(registry.all().map((s) => s.nodeId));
+  /** This process's offers plus the models nodes held by other processes serve. */
+  const withRemote = (offers: ModelOffer[], embeddings: boolean): ModelOffer[] => {
+    if (!cluster) return offers;
+    const byModel = new Map(offers.map((o) => [o.model, o.nodes]));
+    for (const o of cluster.models(embeddings, localIds())) {
+      byModel.set(o.model, (byModel.get(o.model) ?? 0) + o.nodes);
+    }
+    return [...byModel]
+      .map(([model, nodes]) => ({ model, nodes }))
+      .sort((a, b) => a.model.localeCompare(b.model));
+  };
+
+  const host: NodeHost = {
+    localNodes: () =>
+      registry
+        .all()
+        .filter((s) => registry.alive(s))
+        .map((s) => ({
+          nodeId: s.nodeId,
+          keyHash: s.keyHash,
+          models: [...s.models],
+          embedModels: [...s.embedModels],
+          freeTierPct: s.freeTierPct,
+          inflight: s.inflight,
+          draining: s.draining,
+          connectedAt: s.connectedAt,
+          ...(s.ttfbMs !== undefined ? { ttfbMs: s.ttfbMs } : {}),
+          ...(s.tokensPerSec !== undefined ? { tokensPerSec: s.tokensPerSec } : {}),
+        })),
+    hostJob(nodeId, job) {
+      const s = registry.get(nodeId);
+      if (closed || !s || !registry.healthy(s)) return false;
+      s.attempts.set(job.wireId, job);
+      s.lastAssignedAt = Date.now();
+      return true;
+    },
+    send(nodeId, msg) {
+      const s = registry.get(nodeId);
+      if (!s?.open) return false;
+      s.send(msg);
+      return true;
+    },
+    endJob(nodeId, wireId) {
+      const s = registry.get(nodeId);
+      if (s?.attempts.delete(wireId)) registry.retire(nodeId, wireId);
+    },
+    replaced(nodeId, connectedAt) {
+      const s = registry.get(nodeId);
+      if (s && s.connectedAt < connectedAt) {
+        dropSession(s, "replaced by a newer connection to another gateway process", {
+          code: CLOSE_REPLACED,
+          reason: "replaced",
+        });
+      }
+    },
   };
 
   // ---- operators --------------------------------------------------------------------------------
@@ -499,8 +616,18 @@ export function createRouting(opts: RoutingOptions): Routing {
     jobComplete(jobId, { tokens, earnedUsd }) {
       const where = served.get(jobId);
       const s = where && registry.get(where.nodeId);
+      const message = {
+        type: "job_complete",
+        job_id: where?.wireId ?? "",
+        tokens,
+        earned_usd: earnedUsd,
+      } as const;
+      if (where?.remote) {
+        where.remote.send(message);
+        return true;
+      }
       if (!where || !s?.open) return false;
-      s.send({ type: "job_complete", job_id: where.wireId, tokens, earned_usd: earnedUsd });
+      s.send(message);
       return true;
     },
     drain(nodeId) {
@@ -524,6 +651,10 @@ export function createRouting(opts: RoutingOptions): Routing {
       store
         .disputes()
         .map((d) => ({ nodeId: d.node_id, count: d.count, lastAt: d.last_at, lastNote: d.last_note })),
+    joinCluster(link) {
+      cluster = link;
+      return host;
+    },
     async close() {
       if (closed) return;
       clearInterval(pinger);

@@ -4,14 +4,15 @@
  * the order in which a job's candidates are tried.
  */
 import { WebSocket } from "ws";
-import type { Attempt, AttemptNode } from "./attempt.js";
+import type { AttemptNode } from "./attempt.js";
 import type { GatewayMessage, HeartbeatMessage } from "./protocol.js";
+import type { NodeJob, RankedNode } from "./remote.js";
 import type { ModelOffer, RoutingPreferences } from "./types.js";
 
 /** Job ids a node held that ended (failover, cancel, max_tokens): late frames for them are ignored. */
 const RETIRED_PER_NODE = 256;
 
-export class NodeSession implements AttemptNode {
+export class NodeSession implements AttemptNode, RankedNode {
   /** set through Registry.setModels so the per-model index follows */
   models: ReadonlySet<string>;
   /** models it embeds with (`embedding_models`, our extension); empty for Owlrun agents */
@@ -23,8 +24,8 @@ export class NodeSession implements AttemptNode {
   draining = false;
   /** the share of its work the node offers free (`free_tier_pct` at registration); 0: paid jobs only */
   freeTierPct = 0;
-  /** jobs in flight on this connection, by wire job id */
-  readonly attempts = new Map<string, Attempt>();
+  /** jobs in flight on this connection, by wire job id (relays for other processes' buyers too) */
+  readonly attempts = new Map<string, NodeJob>();
   telemetry: Partial<Omit<HeartbeatMessage, "type">> = {};
   /** moving averages from finished jobs, for `sort: latency | throughput` */
   ttfbMs?: number;
@@ -157,7 +158,7 @@ export class Registry {
    * the node that waited longest; nodes named in `order` go first, in that order; with
    * `allowFallbacks: false` only the first is tried. Free-tier jobs only go to nodes that opted in.
    */
-  candidates(
+  candidates<T extends RankedNode = never>(
     model: string,
     prefs: RoutingPreferences = {},
     now = Date.now(),
@@ -166,12 +167,17 @@ export class Registry {
      * that announced the model in `embedding_models`
      */
     kind: { free?: boolean; embeddings?: boolean } = {},
-  ): NodeSession[] {
+    /** nodes held by other gateway processes, already known to serve the model (cluster) */
+    remote: readonly T[] = [],
+  ): (NodeSession | T)[] {
     const admitted = admits(prefs);
+    const wanted = (s: RankedNode) => admitted(s.nodeId) && (!kind.free || s.freeTierPct > 0);
     const index = kind.embeddings ? this.byEmbedModel : this.byModel;
-    const list = [...(index.get(model) ?? [])].filter(
-      (s) => this.healthy(s, now) && admitted(s.nodeId) && (!kind.free || s.freeTierPct > 0),
+    const list: (NodeSession | T)[] = [...(index.get(model) ?? [])].filter(
+      (s) => this.healthy(s, now) && wanted(s),
     );
+    // A node connected here is used through its own socket, whatever another process last said.
+    for (const r of remote) if (!this.sessions.has(r.nodeId) && wanted(r)) list.push(r);
     return rankTargets(list, prefs);
   }
 

@@ -16,6 +16,7 @@ import { Attempt, type AttemptNode, type AttemptOptions } from "./attempt.js";
 import { MAX_EMBEDDING_ANSWER_BYTES } from "./embeddings.js";
 import type { GatewayMessage } from "./protocol.js";
 import { admits, type NodeSession, rankTargets, type Registry } from "./registry.js";
+import type { RemoteNode } from "./remote.js";
 import { MAX_SSE_LINE } from "./sse.js";
 import type { ModelOffer, RoutingPreferences } from "./types.js";
 import type { UpstreamSpec } from "./upstream-config.js";
@@ -317,11 +318,13 @@ export function jobTargets(
   prefs: RoutingPreferences = {},
   now = Date.now(),
   kind: { free?: boolean; embeddings?: boolean } = {},
-): (NodeSession | UpstreamTarget)[] {
+  /** nodes other gateway processes hold (cluster) */
+  remote: readonly RemoteNode[] = [],
+): (NodeSession | RemoteNode | UpstreamTarget)[] {
   if (!upstreams?.serves(model, kind.embeddings === true))
-    return registry.candidates(model, prefs, now, kind);
-  const nodes = registry.candidates(model, { ...prefs, allowFallbacks: true }, now, kind);
-  return rankTargets<NodeSession | UpstreamTarget>(
+    return registry.candidates(model, prefs, now, kind, remote);
+  const nodes = registry.candidates(model, { ...prefs, allowFallbacks: true }, now, kind, remote);
+  return rankTargets<NodeSession | RemoteNode | UpstreamTarget>(
     [...nodes, ...upstreams.candidates(model, prefs, now, kind)],
     prefs,
   );

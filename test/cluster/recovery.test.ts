@@ -1,0 +1,77 @@
+/**
+ * A gateway process restarting on a shared database must not refund holds other live processes
+ * are serving: at start it refunds only the active holds nobody serves (the rest are left to the
+ * stale-hold sweep, which checks again).
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, expect, it } from "vitest";
+import { joinCluster } from "../../gateway/cluster/index.js";
+import { Ledger } from "../../gateway/ledger/index.js";
+import { startGateway } from "../../gateway/index.js";
+import { PgDatabase, silentLogger } from "../../src/shared/index.js";
+import { tempDir } from "../support/cli-process.js";
+import { testDatabase } from "../support/postgres.js";
+
+const closers: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+});
+
+it("refunds at restart only the holds no other live process is serving", async () => {
+  const pg = await testDatabase("clusterrec");
+  closers.push(() => pg.drop());
+  const dataDir = join(tempDir("owlrun-cluster-rec-"), "gateway");
+  // The books as a crash left them: two active holds on a prepaid account.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const ledger = Ledger.open(dataDir);
+  const mint = "http://127.0.0.1:1/mint";
+  expect(await ledger.deposit("user:buyer", 10_000, mint, "topup-1")).toBe(true);
+  await ledger.hold("served-elsewhere", "user:buyer", 3_000, "account");
+  await ledger.hold("orphaned", "user:buyer", 2_000, "account");
+  await ledger.close();
+
+  // Another live process is serving the first one.
+  const otherDb = await PgDatabase.open(pg.url, { max: 2 });
+  closers.push(() => otherDb.close());
+  const other = await joinCluster({
+    database: otherDb,
+    log: silentLogger,
+    liveHolds: () => ["served-elsewhere"],
+    routing: {
+      joinCluster: () => ({
+        localNodes: () => [],
+        hostJob: () => false,
+        send: () => false,
+        endJob: () => undefined,
+        replaced: () => undefined,
+      }),
+    },
+  });
+  closers.push(() => other.close());
+
+  const database = await PgDatabase.open(pg.url, { max: 4 });
+  closers.push(() => database.close());
+  const running = await startGateway({
+    dataDir,
+    trustedMints: [mint],
+    port: 0,
+    offlineBtcUsd: 100_000,
+    log: silentLogger,
+    payoutIntervalMs: 0,
+    sweepIntervalMs: 0,
+    staleHoldMs: 0,
+    database,
+  });
+  closers.push(() => running.close());
+  const active = (await running.gateway.ledger.activeHolds()).map((h) => h.id);
+  expect(active).toEqual(["served-elsewhere"]);
+  // The orphaned hold's 2,000 msat went back to the account; the served one's 3,000 stay held.
+  expect(await running.gateway.ledger.balance("user:buyer")).toBe(7_000);
+  // The sweeper leaves it alone too, however old, while the other process serves it.
+  expect(await running.gateway.sweepStaleHolds()).toBe(0);
+  await other.close();
+  expect(await running.gateway.sweepStaleHolds()).toBe(1);
+  expect(await running.gateway.ledger.activeHolds()).toEqual([]);
+  expect(await running.gateway.ledger.balance("user:buyer")).toBe(10_000);
+});
