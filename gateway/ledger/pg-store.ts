@@ -18,11 +18,11 @@
  *   every function here is free of side effects outside its transaction.
  */
 import { type Migration, type PgClient, PgDatabase } from "../../src/shared/postgres.js";
-import { Accounts, accountKind } from "./accounts.js";
+import { Accounts } from "./accounts.js";
 import { HoldExistsError, HoldStateError, InsufficientBalanceError, LedgerError } from "./errors.js";
+import { claimTx, post, writeEntries } from "./pg-posting.js";
 import {
   DAY_MS,
-  EARNING_KINDS,
   EARNING_KINDS_SQL,
   type FundOutcome,
   type HoldRow,
@@ -68,14 +68,6 @@ async function rows<R>(q: Q, text: string, params: unknown[]): Promise<R[]> {
   return found as R[];
 }
 
-/** Adds `msat` to what `m` has under `key`. */
-function add(m: Map<string, number>, key: string, msat: number): void {
-  m.set(key, (m.get(key) ?? 0) + msat);
-}
-
-/** Byte order, the same as `COLLATE "C"`: the order every transaction locks balance rows in. */
-const byteOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
 export class PgLedgerStore implements LedgerStorage {
   private readonly migrated: Promise<void>;
 
@@ -97,93 +89,6 @@ export class PgLedgerStore implements LedgerStorage {
   private async read<R>(text: string, params: unknown[]): Promise<R[]> {
     await this.migrated;
     return rows<R>(this.db, text, params);
-  }
-
-  /** Takes (kind, ref) for a new transaction; null when it was already written (idempotency). */
-  private async claimTx(c: PgClient, kind: string, ref: string | null, at: number): Promise<number | null> {
-    const r =
-      ref === null
-        ? await c.query<{ id: number }>(
-            "INSERT INTO ledger_tx (kind, ref, created_at) VALUES ($1, NULL, $2) RETURNING id",
-            [kind, at],
-          )
-        : await c.query<{ id: number }>(
-            `INSERT INTO ledger_tx (kind, ref, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (kind, ref) WHERE ref IS NOT NULL DO NOTHING RETURNING id`,
-            [kind, ref, at],
-          );
-    return r.rows[0]?.id ?? null;
-  }
-
-  /** Writes the entries of a claimed transaction and moves balances; returns the new balances. */
-  private async writeEntries(
-    c: PgClient,
-    txId: number,
-    kind: string,
-    at: number,
-    postings: Posting[],
-  ): Promise<Map<string, number>> {
-    // Checked once (kind, ref) is known to be new, as SQLite does: a repeat is a no-op, not an error.
-    for (const p of postings)
-      if (!Number.isSafeInteger(p.msat) || p.msat < 0) throw new LedgerError(`invalid amount ${p.msat}`);
-    const live = postings.filter((p) => p.msat > 0);
-    const after = new Map<string, number>();
-    if (live.length === 0) return after;
-    const delta = new Map<string, number>();
-    const earnings = new Map<string, number>();
-    for (const p of live) {
-      add(delta, p.from, isDebitNormal(p.from) ? p.msat : -p.msat);
-      add(delta, p.to, isDebitNormal(p.to) ? -p.msat : p.msat);
-      if (EARNING_KINDS.includes(kind) && accountKind(p.to) === "provider") add(earnings, p.to, p.msat);
-    }
-    const accounts = [...delta.keys()].sort(byteOrder);
-    const providers = [...earnings.keys()].sort(byteOrder);
-    // One round trip: the entries, the provider earnings' running totals (empty arrays when none)
-    // and the balances, whose rows are locked in byte order and returned as they now stand.
-    const bumped = await c.query<{ account: string; msat: number }>(
-      `WITH entries AS (
-         INSERT INTO ledger_entries (tx_id, debit, credit, msat)
-         SELECT $1, d, c, m FROM unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS u(d, c, m, n) ORDER BY n
-       ), daily AS (
-         INSERT INTO ledger_earnings_daily (account, day, msat)
-         SELECT a, $9, m FROM unnest($7::text[], $8::bigint[]) AS u(a, m) ORDER BY a COLLATE "C"
-         ON CONFLICT (account, day) DO UPDATE SET msat = ledger_earnings_daily.msat + excluded.msat
-       ), total AS (
-         INSERT INTO ledger_earnings_total (account, msat)
-         SELECT a, m FROM unnest($7::text[], $8::bigint[]) AS u(a, m) ORDER BY a COLLATE "C"
-         ON CONFLICT (account) DO UPDATE SET msat = ledger_earnings_total.msat + excluded.msat
-       )
-       INSERT INTO ledger_balances (account, msat)
-       SELECT a, d FROM unnest($5::text[], $6::bigint[]) AS u(a, d) ORDER BY a COLLATE "C"
-       ON CONFLICT (account) DO UPDATE SET msat = ledger_balances.msat + excluded.msat
-       RETURNING account, msat`,
-      [
-        txId,
-        live.map((p) => p.from),
-        live.map((p) => p.to),
-        live.map((p) => p.msat),
-        accounts,
-        accounts.map((a) => delta.get(a)!),
-        providers,
-        providers.map((a) => earnings.get(a)!),
-        Math.floor(at / DAY_MS),
-      ],
-    );
-    for (const r of bumped.rows) after.set(r.account, r.msat);
-    return after;
-  }
-
-  /** One balanced transaction; null (nothing written) when (kind, ref) was posted before. */
-  private async post(
-    c: PgClient,
-    kind: string,
-    ref: string | null,
-    postings: Posting[],
-  ): Promise<Map<string, number> | null> {
-    const at = Date.now();
-    const txId = await this.claimTx(c, kind, ref, at);
-    if (txId === null) return null;
-    return this.writeEntries(c, txId, kind, at, postings);
   }
 
   /** The balance of `account`, its row locked until commit (no row: 0, nothing to lock). */
@@ -231,7 +136,7 @@ export class PgLedgerStore implements LedgerStorage {
 
   async transfer(kind: string, ref: string | null, postings: Posting[]): Promise<boolean> {
     return this.tx(async (c) => {
-      const after = await this.post(c, kind, ref, postings);
+      const after = await post(c, kind, ref, postings);
       if (after === null) return false;
       for (const account of new Set(postings.map((p) => p.from))) {
         const have = after.get(account) ?? 0;
@@ -244,10 +149,10 @@ export class PgLedgerStore implements LedgerStorage {
   async moveAll(kind: string, ref: string, from: string, to: string): Promise<boolean> {
     return this.tx(async (c) => {
       const at = Date.now();
-      const txId = await this.claimTx(c, kind, ref, at);
+      const txId = await claimTx(c, kind, ref, at);
       if (txId === null) return false;
       const msat = await this.lockedBalance(c, from);
-      await this.writeEntries(c, txId, kind, at, [{ from, to, msat }]);
+      await writeEntries(c, txId, kind, at, [{ from, to, msat }]);
       return true;
     });
   }
@@ -268,7 +173,7 @@ export class PgLedgerStore implements LedgerStorage {
       if (!hold) throw new HoldStateError(holdId, "missing");
       if (await this.funded(c, holdId)) return "already";
       const active = hold.state === "active";
-      await this.post(c, "hold", holdId, [
+      await post(c, "hold", holdId, [
         { from, to: active ? Accounts.hold(holdId) : Accounts.change(holdId), msat },
       ]);
       await c.query("UPDATE ledger_holds SET msat = $1, updated_at = $2 WHERE id = $3", [
@@ -293,7 +198,7 @@ export class PgLedgerStore implements LedgerStorage {
       const have = await this.lockedBalance(c, account);
       if (have < msat) throw new InsufficientBalanceError(account, have, msat);
       await this.insertHold(c, holdId, account, msat, "active", kind, memo ?? null);
-      await this.post(c, "hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
+      await post(c, "hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
     });
   }
 
@@ -307,7 +212,7 @@ export class PgLedgerStore implements LedgerStorage {
   ): Promise<void> {
     await this.tx(async (c) => {
       await this.insertHold(c, holdId, owner, msat, "active", kind, memo ?? null);
-      await this.post(c, "hold", holdId, postings);
+      await post(c, "hold", holdId, postings);
       const held = await rows<{ msat: number }>(c, "SELECT msat FROM ledger_balances WHERE account = $1", [
         Accounts.hold(holdId),
       ]);
@@ -326,7 +231,7 @@ export class PgLedgerStore implements LedgerStorage {
       const have = await this.lockedBalance(c, account);
       if (have < msat) throw new InsufficientBalanceError(account, have, msat);
       await this.insertHold(c, ref, owner, msat, "settled", "withdraw", payer);
-      await this.post(c, "withdraw", ref, [{ from: account, to: Accounts.change(ref), msat }]);
+      await post(c, "withdraw", ref, [{ from: account, to: Accounts.change(ref), msat }]);
     });
   }
 
@@ -349,7 +254,7 @@ export class PgLedgerStore implements LedgerStorage {
       const spend = postings.filter((p) => p.from === holdAccount).reduce((s, p) => s + p.msat, 0);
       const held = await this.lockedBalance(c, holdAccount);
       if (spend > held) throw new LedgerError(`hold ${holdId}: spending ${spend} msat of ${held}`);
-      await this.post(c, "settle", holdId, [
+      await post(c, "settle", holdId, [
         ...postings,
         { from: holdAccount, to: remainderTo, msat: held - spend },
       ]);

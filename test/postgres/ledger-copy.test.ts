@@ -92,8 +92,9 @@ describe("copyLedgerFromSqlite", () => {
     expect(after.ecashMsat).toBe(before.ecashMsat);
     for (const id of ["h0", "h1", "h2", "x1", "x2", "free1", "wd1"])
       expect(await copied.getHold(id)).toEqual(await sqlite.getHold(id));
-    expect(await copied.activeHolds()).toEqual(await sqlite.activeHolds());
+    // Holds opened in the same millisecond may list in either order.
     const byId = (hs: { id: string }[]) => hs.sort((x, y) => x.id.localeCompare(y.id));
+    expect(byId(await copied.activeHolds())).toEqual(byId(await sqlite.activeHolds()));
     expect(byId(await copied.settledCashuHolds())).toEqual(byId(await sqlite.settledCashuHolds()));
     for (const account of [alice, bob, Accounts.provider("n0"), Accounts.ecash(MINT), Accounts.fees])
       expect(await copied.entries(account, 0, Date.now() + 1)).toEqual(
