@@ -30,10 +30,9 @@ import type { Migration, PgClient, PgDatabase, Queryable } from "../../src/share
 import type { GatewayPool, StoredChange } from "./pool.js";
 
 /**
- * No counts table as in SQLite: the denominations are an index-only count of the available proofs
- * of one mint (`pool_proofs_available`), which stays small (spent proofs are outside that partial
- * index), while a counts row kept by triggers would make every reservation of one denomination
- * wait on that row's lock in every process.
+ * No counts table as in SQLite: a counts row kept by triggers would make every reservation of one
+ * denomination wait on that row's lock in every process. Plans read capped counts instead
+ * (`planCounts`): a few index probes whatever the pool's size.
  */
 export const POOL_MIGRATIONS: readonly Migration[] = [
   {
@@ -205,7 +204,7 @@ export class PgGatewayPool implements GatewayPool {
 
   async reserveProofs(mint: string, amount: number, op: string): Promise<StoredProof[] | undefined> {
     return this.planned(async (c) => {
-      const plan = selectDenominations(await denominationsOf(c, mint), amount);
+      const plan = selectDenominations(await planCounts(c, mint, amount), amount);
       return plan && take(c, mint, plan, "reserved", op, this.owner);
     });
   }
@@ -218,7 +217,7 @@ export class PgGatewayPool implements GatewayPool {
   ): Promise<string | undefined> {
     try {
       return await this.planned(async (c) => {
-        const plan = selectDenominations(await denominationsOf(c, mint), amount);
+        const plan = selectDenominations(await planCounts(c, mint, amount), amount);
         if (!plan || plan.reduce((s, d) => s + d.amount * d.n, 0) !== amount) return undefined;
         const token = encode(await take(c, mint, plan, "spent", null, null));
         if (owedId !== undefined && !(await insertChange(c, { id: owedId, mint, amount, token })))
@@ -421,6 +420,32 @@ async function denominationsOf(q: Queryable, mint: string): Promise<Denomination
     `SELECT amount, COUNT(*) AS n FROM pool_proofs WHERE mint = $1 AND state = 'available'
      GROUP BY amount ORDER BY amount DESC`,
     [mint],
+  );
+  return res.rows;
+}
+
+/**
+ * The available denominations of a mint with each count capped at what paying `amount` could use
+ * (ceil(amount / denomination)): `selectDenominations` never takes more of one denomination than
+ * that, so it plans exactly as with full counts. The distinct amounts come from a loose index scan
+ * (one probe per denomination) and each count stops at its cap, so the cost does not grow with
+ * the pool.
+ */
+async function planCounts(q: Queryable, mint: string, amount: number): Promise<Denomination[]> {
+  const res = await q.query<Denomination>(
+    `WITH RECURSIVE d AS (
+       (SELECT amount FROM pool_proofs WHERE mint = $1 AND state = 'available' ORDER BY amount DESC LIMIT 1)
+       UNION ALL
+       SELECT (SELECT p.amount FROM pool_proofs p
+                WHERE p.mint = $1 AND p.state = 'available' AND p.amount < d.amount
+                ORDER BY p.amount DESC LIMIT 1)
+         FROM d WHERE d.amount IS NOT NULL)
+     SELECT d.amount,
+            (SELECT COUNT(*) FROM (
+               SELECT 1 FROM pool_proofs p WHERE p.mint = $1 AND p.state = 'available' AND p.amount = d.amount
+                LIMIT CEIL($2::numeric / d.amount)) capped) AS n
+       FROM d WHERE d.amount IS NOT NULL ORDER BY d.amount DESC`,
+    [mint, amount],
   );
   return res.rows;
 }

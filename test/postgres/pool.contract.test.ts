@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { currentOp, type StoredProof } from "../../src/shared/ecash/index.js";
+import { currentOp, selectDenominations, type StoredProof } from "../../src/shared/ecash/index.js";
 import { PgDatabase } from "../../src/shared/index.js";
 import type { GatewayPool } from "../../gateway/payments/pool.js";
 import { PgGatewayPool } from "../../gateway/payments/pool-pg.js";
@@ -117,6 +117,19 @@ describe.each(implementations)("gateway ecash pool on %s", (name, make) => {
     await pool.finishOp("op2", true);
     expect(await pool.balance(MINT)).toBe(15 - sum(all));
     expect(await pool.reservedProofs()).toEqual([]);
+  });
+
+  it("plans every amount as the denomination search over the whole pool does", async () => {
+    const { pool } = await open();
+    const amounts = [1, 1, 1, 2, 2, 4, 8, 8, 8, 16, 32, 64, 64];
+    await pool.addProofs(amounts.map((a) => proof(a)));
+    const counts = await pool.denominations(MINT);
+    for (let amount = 1; amount <= 220; amount += 3) {
+      const want = selectDenominations(counts, amount)?.flatMap((d) => Array<number>(d.n).fill(d.amount));
+      const got = await pool.reserveProofs(MINT, amount, `plan${amount}`);
+      expect(got?.map((p) => p.amount).sort((x, y) => y - x)).toEqual(want);
+      await pool.finishOp(`plan${amount}`, false);
+    }
   });
 
   it("pays exact change without a swap, or not at all", async () => {
