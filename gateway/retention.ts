@@ -34,7 +34,7 @@ export function retention(
     const report = {
       walletRows: deps.wallet.compact(now - (opts.walletMs ?? 7 * DAY)),
       balanceRows: await deps.ledger.compact(),
-      jobs: deps.jobs.prune(now - (opts.jobsMs ?? 30 * DAY)),
+      jobs: await deps.jobs.prune(now - (opts.jobsMs ?? 30 * DAY)),
     };
     if (report.walletRows || report.balanceRows || report.jobs)
       deps.log.info("history compacted", { ...report });

@@ -89,7 +89,7 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   r.post(
     "/v1/market/tasks/:id/deliver",
     async (req, res, next) => {
-      market.checkMayDeliver(await auth(req, res), id(req));
+      await market.checkMayDeliver(await auth(req, res), id(req));
       next();
     },
     express.json({ limit: deliverLimit }),
@@ -121,7 +121,7 @@ export function marketRouter(deps: MarketHttpDeps): Router {
   /** Public; with a key, the caller also sees their part (quotes, delivery). */
   r.get("/v1/market/tasks/:id", async (req, res) => {
     const caller = keyOf(req) ? await auth(req, res) : undefined;
-    res.json(market.getTask(id(req), caller));
+    res.json(await market.getTask(id(req), caller));
   });
 
   r.post("/v1/market/tasks/:id/quotes", async (req, res) => {
@@ -132,7 +132,9 @@ export function marketRouter(deps: MarketHttpDeps): Router {
 
   r.patch("/v1/market/tasks/:id/quotes/:qid", async (req, res) => {
     const caller = await auth(req, res);
-    res.json(market.editQuote(caller, id(req), id(req, "qid"), parse(EditQuoteRequestSchema, req.body)));
+    res.json(
+      await market.editQuote(caller, id(req), id(req, "qid"), parse(EditQuoteRequestSchema, req.body)),
+    );
   });
 
   r.post("/v1/market/tasks/:id/quotes/:qid/accept", async (req, res) => {
@@ -143,23 +145,23 @@ export function marketRouter(deps: MarketHttpDeps): Router {
 
   r.get("/v1/market/tasks/:id/quotes/:qid/messages", async (req, res) => {
     const caller = await auth(req, res);
-    res.json(market.messages(caller, id(req), id(req, "qid")));
+    res.json(await market.messages(caller, id(req), id(req, "qid")));
   });
 
   r.post("/v1/market/tasks/:id/quotes/:qid/messages", async (req, res) => {
     const caller = await auth(req, res);
     const { body } = parse(MessageRequestSchema, req.body);
-    res.status(201).json(market.sendMessage(caller, id(req), id(req, "qid"), body));
+    res.status(201).json(await market.sendMessage(caller, id(req), id(req, "qid"), body));
   });
 
   r.post("/v1/market/tasks/:id/deliver", async (req, res) => {
     const caller = await auth(req, res);
-    res.json(market.deliver(caller, id(req), parse(DeliverRequestSchema, req.body)));
+    res.json(await market.deliver(caller, id(req), parse(DeliverRequestSchema, req.body)));
   });
 
   r.get("/v1/market/tasks/:id/delivery", async (req, res) => {
     const caller = await auth(req, res);
-    res.json(market.delivery(caller, id(req)));
+    res.json(await market.delivery(caller, id(req)));
   });
 
   r.post("/v1/market/tasks/:id/confirm", async (req, res) => {
@@ -169,7 +171,7 @@ export function marketRouter(deps: MarketHttpDeps): Router {
 
   r.post("/v1/market/tasks/:id/dispute", async (req, res) => {
     const caller = await auth(req, res);
-    res.json(market.dispute(caller, id(req), parse(DisputeRequestSchema, req.body).reason));
+    res.json(await market.dispute(caller, id(req), parse(DisputeRequestSchema, req.body).reason));
   });
 
   r.post("/v1/market/tasks/:id/cancel", async (req, res) => {

@@ -160,8 +160,8 @@ export class Market {
 
   // ---- identity and fees ----------------------------------------------------------------------
   /** A market party is the account whose balance pays: the key itself, or the root of a child key. */
-  private partyId(caller: AccountRow): string {
-    return this.deps.accounts.accounts.payer(caller.id).id;
+  private async partyId(caller: AccountRow): Promise<string> {
+    return (await this.deps.accounts.accounts.payer(caller.id)).id;
   }
 
   /** Counts an authenticated market request against the key's per-minute limit. */
@@ -191,8 +191,8 @@ export class Market {
     };
   }
 
-  private checkCaps(caller: AccountRow, sats: number): void {
-    const { room, reason } = this.deps.accounts.accounts.spendRoom(caller.id);
+  private async checkCaps(caller: AccountRow, sats: number): Promise<void> {
+    const { room, reason } = await this.deps.accounts.accounts.spendRoom(caller.id);
     if (room < sats)
       throw new PaymentError(
         "spend_limit",
@@ -253,8 +253,8 @@ export class Market {
         receipt: { fee_sats: settled.chargedSat, paid_with: "x-cashu", change_sats: settled.changeSat },
       };
     }
-    this.checkCaps(caller, feeSat);
-    const user = Accounts.user(this.partyId(caller));
+    await this.checkCaps(caller, feeSat);
+    const user = Accounts.user(await this.partyId(caller));
     const holdId = randomUUID();
     try {
       await ledger.hold(holdId, user, feeSat * 1000, "market_fee", `market: ${what}`);
@@ -270,7 +270,7 @@ export class Market {
       throw err;
     }
     await ledger.chargeHold(holdId, Accounts.marketFees, feeSat * 1000, user, `market: ${what}`);
-    this.deps.accounts.accounts.recordSpend(caller.id, feeSat);
+    await this.deps.accounts.accounts.recordSpend(caller.id, feeSat);
     return { value, receipt: { fee_sats: feeSat, paid_with: "balance" } };
   }
 
@@ -308,8 +308,8 @@ export class Market {
     return this.store.listTasks(states, q.limit, q.offset).map((t) => taskView(t));
   }
 
-  getTask(taskId: string, caller?: AccountRow): TaskView {
-    return this.view(this.store.mustTask(taskId), caller && this.partyId(caller));
+  async getTask(taskId: string, caller?: AccountRow): Promise<TaskView> {
+    return this.view(this.store.mustTask(taskId), caller && (await this.partyId(caller)));
   }
 
   async createTask(
@@ -317,7 +317,7 @@ export class Market {
     body: CreateTaskRequest,
     cashu?: CashuPayer,
   ): Promise<TaskView & FeeReceipt> {
-    const buyer = this.partyId(caller);
+    const buyer = await this.partyId(caller);
     const now = Date.now();
     const deadlineAt =
       now +
@@ -344,7 +344,7 @@ export class Market {
 
   // ---- quotes ---------------------------------------------------------------------------------
   async submitQuote(caller: AccountRow, taskId: string, body: QuoteRequest, cashu?: CashuPayer) {
-    const worker = this.partyId(caller);
+    const worker = await this.partyId(caller);
     const fee = this.feeSat(this.options.quoteFeeUsd);
     const { value, receipt } = await this.payFee(caller, fee, "submitting a quote", cashu, () =>
       this.store.addQuote(
@@ -362,8 +362,8 @@ export class Market {
     return { ...quoteView(value, worker), ...receipt };
   }
 
-  editQuote(caller: AccountRow, taskId: string, quoteId: string, body: EditQuoteRequest) {
-    const author = this.partyId(caller);
+  async editQuote(caller: AccountRow, taskId: string, quoteId: string, body: EditQuoteRequest) {
+    const author = await this.partyId(caller);
     const q = this.store.editQuote(
       taskId,
       quoteId,
@@ -386,10 +386,10 @@ export class Market {
     quoteId: string,
     expectPriceSats?: number,
   ): Promise<TaskView> {
-    const buyer = this.partyId(caller);
+    const buyer = await this.partyId(caller);
     const { quote } = this.store.beginAccept(taskId, quoteId, buyer, Date.now(), expectPriceSats);
     try {
-      this.checkCaps(caller, quote.price_sats);
+      await this.checkCaps(caller, quote.price_sats);
       await this.deps.ledger.lockEscrow(taskId, Accounts.user(buyer), quote.price_sats * 1000);
     } catch (err) {
       this.store.undoAccept(taskId, Date.now());
@@ -398,13 +398,13 @@ export class Market {
       throw err;
     }
     const task = this.store.finishAccept(taskId, Date.now());
-    this.deps.accounts.accounts.recordSpend(caller.id, quote.price_sats);
+    await this.deps.accounts.accounts.recordSpend(caller.id, quote.price_sats);
     return this.view(task, buyer);
   }
 
   /** Only the task's buyer and the quote's author read and write a quote's thread. */
-  private thread(caller: AccountRow, taskId: string, quoteId: string) {
-    const me = this.partyId(caller);
+  private async thread(caller: AccountRow, taskId: string, quoteId: string) {
+    const me = await this.partyId(caller);
     const task = this.store.mustTask(taskId);
     const quote = this.store.mustQuote(taskId, quoteId);
     if (me !== task.buyer_id && me !== quote.worker_id)
@@ -414,29 +414,29 @@ export class Market {
     return { me, task, quote };
   }
 
-  messages(caller: AccountRow, taskId: string, quoteId: string) {
-    const { task, quote } = this.thread(caller, taskId, quoteId);
+  async messages(caller: AccountRow, taskId: string, quoteId: string) {
+    const { task, quote } = await this.thread(caller, taskId, quoteId);
     return { messages: this.store.messages(quote.id).map((m) => messageView(m, task.buyer_id)) };
   }
 
-  sendMessage(caller: AccountRow, taskId: string, quoteId: string, body: string) {
-    const { me, task, quote } = this.thread(caller, taskId, quoteId);
+  async sendMessage(caller: AccountRow, taskId: string, quoteId: string, body: string) {
+    const { me, task, quote } = await this.thread(caller, taskId, quoteId);
     return messageView(this.store.addMessage(quote.id, me, body, Date.now()), task.buyer_id);
   }
 
   // ---- delivery -------------------------------------------------------------------------------
   /** Refuses (403/404/409) a caller who could not deliver to this task now: checked before the body is read. */
-  checkMayDeliver(caller: AccountRow, taskId: string): void {
+  async checkMayDeliver(caller: AccountRow, taskId: string): Promise<void> {
     checkTaskTransition(
       "deliver",
       this.store.mustTask(taskId),
-      { account: this.partyId(caller) },
+      { account: await this.partyId(caller) },
       Date.now(),
     );
   }
 
-  deliver(caller: AccountRow, taskId: string, body: DeliverRequest): TaskView {
-    const worker = this.partyId(caller);
+  async deliver(caller: AccountRow, taskId: string, body: DeliverRequest): Promise<TaskView> {
+    const worker = await this.partyId(caller);
     const content = Buffer.from(body.content_base64, "base64");
     if (content.length > this.options.maxDeliveryBytes)
       throw new DeliveryTooLargeError(content.length, this.options.maxDeliveryBytes);
@@ -450,9 +450,9 @@ export class Market {
     return this.view(task, worker);
   }
 
-  delivery(caller: AccountRow, taskId: string) {
+  async delivery(caller: AccountRow, taskId: string) {
     const task = this.store.mustTask(taskId);
-    if (partyOf(task, this.partyId(caller)) === "other")
+    if (partyOf(task, await this.partyId(caller)) === "other")
       throw new MarketForbiddenError("only the task's buyer and the hired worker can read its delivery");
     const d = this.store.delivery(taskId);
     if (!d) throw new MarketNotFoundError(`nothing has been delivered for task ${taskId} yet`);
@@ -462,7 +462,7 @@ export class Market {
   // ---- closing a task -------------------------------------------------------------------------
   /** The buyer confirms the delivery (also ends a dispute): the escrow goes to the worker. */
   async confirm(caller: AccountRow, taskId: string): Promise<TaskView> {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     return this.view(
       await this.settle(this.store.transition(taskId, "confirm", { account: me }, Date.now())),
       me,
@@ -470,8 +470,8 @@ export class Market {
   }
 
   /** The buyer disputes the delivery within the review window: no automatic release any more. */
-  dispute(caller: AccountRow, taskId: string, reason: string): TaskView {
-    const me = this.partyId(caller);
+  async dispute(caller: AccountRow, taskId: string, reason: string): Promise<TaskView> {
+    const me = await this.partyId(caller);
     return this.view(this.store.transition(taskId, "dispute", { account: me }, Date.now(), reason), me);
   }
 
@@ -480,7 +480,7 @@ export class Market {
    * escrow goes back to the buyer).
    */
   async cancel(caller: AccountRow, taskId: string): Promise<TaskView> {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     const action = partyOf(this.store.mustTask(taskId), me) === "worker" ? "refund" : "cancel";
     return this.view(
       await this.settle(this.store.transition(taskId, action, { account: me }, Date.now())),
@@ -560,7 +560,7 @@ export class Market {
    */
   async collect(caller: AccountRow, body: CollectRequest) {
     if (caller.parent_id) throw new MarketForbiddenError("child keys cannot collect; use the parent key");
-    const owner = this.partyId(caller);
+    const owner = await this.partyId(caller);
     const mint = this.deps.wallet.trustedMints[0];
     if (!mint) throw new EcashError("mint_unavailable", "the gateway has no mint to pay through", 503);
     const invoice = body.invoice.replace(/^lightning:/i, "");
@@ -633,7 +633,7 @@ export class Market {
   }
 
   async me(caller: AccountRow) {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     return {
       account_id: me,
       balance_sats: await this.deps.accounts.balanceSat(caller),
