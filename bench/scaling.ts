@@ -25,7 +25,7 @@ import { earningsOf, type ProviderDeps } from "../gateway/api/providers.js";
 import { startGateway } from "../gateway/index.js";
 import { LedgerStore } from "../gateway/ledger/index.js";
 import { createBundledMint, createLightningBackend } from "../gateway/mint/index.js";
-import { AccountStore } from "../gateway/payments/accounts.js";
+import { SqliteAccountStore } from "../gateway/payments/accounts.js";
 import { EcashStore } from "../src/shared/ecash/index.js";
 import { silentLogger } from "../src/shared/index.js";
 import { mintProofs, newWallet } from "../test/support/cashu.js";
@@ -93,7 +93,7 @@ function populateLedger(path: string, n: number) {
 }
 
 function populateAccounts(path: string, n: number) {
-  const s = new AccountStore(path);
+  const s = new SqliteAccountStore(path);
   s.db.transaction(() => {
     const ins = s.db.prepare("INSERT INTO accounts (id, kind, key_hash, created_at) VALUES (?, 'rc', ?, ?)");
     for (let i = 0; i < n; i++) ins.run(`acct${i}`, randomBytes(16).toString("hex"), Date.now());

@@ -21,11 +21,11 @@ import { accountRouter, accountRoutes } from "./api/accounts.js";
 import { seedAliases } from "./api/seed-paths.js";
 import { broadcastRouter, broadcastRoutes } from "./api/broadcasts.js";
 import { routstrRouter, routstrRoutes } from "./api/routstr.js";
-import { adminToken, BroadcastStore } from "./broadcasts/index.js";
+import { adminTokenOf, type BroadcastStore, openBroadcastStore } from "./broadcasts/index.js";
 import { chatHandler, chatRoutes } from "./api/chat.js";
 import { discoveryRouter, discoveryRoutes } from "./api/discovery.js";
 import { ApiError, errorMiddleware } from "./api/errors.js";
-import { JobLog } from "./api/joblog.js";
+import { openJobLog } from "./api/joblog.js";
 import { ollamaRouter, ollamaRoutes } from "./api/ollama.js";
 import { ModelAliases } from "./api/aliases.js";
 import { anthropicRouter, anthropicRoutes } from "./api/anthropic/index.js";
@@ -41,13 +41,15 @@ import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./le
 import { Market, type MarketOptions, marketRouter, marketRoutes } from "./market/index.js";
 import { Oracle } from "./oracle/index.js";
 import { AccountPayments, DEFAULT_FREE_TIER, type FreeTierLimits } from "./payments/account-payments.js";
-import { AccountStore, type BusinessTier } from "./payments/accounts.js";
+import type { BusinessTier } from "./payments/accounts.js";
+import { openAccountStore } from "./payments/accounts-pg.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments } from "./payments/l402.js";
 import { type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
 import { PgOneShotStore } from "./payments/oneshot-pg.js";
 import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
+import { openPayoutStore } from "./payments/payout-store.js";
 import { type ModelRate, PriceTable } from "./payments/pricing.js";
 import { watchedPriceTable } from "./payments/price-file.js";
 import { GatewayWallet } from "./payments/wallet.js";
@@ -65,6 +67,7 @@ import {
   nodeRoutes,
   parseUpstreams,
   readUpstreamsFile,
+  openRoutingStore,
   SignupLimiter,
   UpstreamConfigError,
   upstreamPriceFloors,
@@ -79,11 +82,16 @@ export { ModelAliases } from "./api/aliases.js";
 export { BUSINESS_TIERS, type BusinessTier } from "./payments/accounts.js";
 
 /** A business key (rc_… with a tier) made by the operator from the shell; the key is shown once. */
-export function createBusinessKey(dataDir: string, tier: BusinessTier, name: string | null): string {
+export async function createBusinessKey(
+  dataDir: string,
+  tier: BusinessTier,
+  name: string | null,
+  database?: PgDatabase,
+): Promise<string> {
   privateDir(dataDir);
-  const store = new AccountStore(join(dataDir, "accounts.sqlite"));
+  const store = await openAccountStore(dataDir, database);
   try {
-    return store.registerBusiness(name, tier).key;
+    return (await store.registerBusiness(name, tier)).key;
   } finally {
     store.close();
   }
@@ -91,14 +99,23 @@ export function createBusinessKey(dataDir: string, tier: BusinessTier, name: str
 export type { Market, MarketOptions } from "./market/index.js";
 export type { RetentionOptions, RetentionReport } from "./retention.js";
 export type { Cluster } from "./cluster/index.js";
-export { adminToken, BROADCAST_LEVELS, type Broadcast, type PublishBroadcast } from "./broadcasts/index.js";
+export {
+  adminToken,
+  adminTokenOf,
+  BROADCAST_LEVELS,
+  type Broadcast,
+  type PublishBroadcast,
+} from "./broadcasts/index.js";
 
 /** Runs `fn` on a data dir's broadcast store (the CLI publishes and expires while the gateway runs). */
-export function withBroadcasts<T>(dataDir: string, fn: (store: BroadcastStore) => T): T {
-  privateDir(dataDir);
-  const store = BroadcastStore.open(dataDir);
+export async function withBroadcasts<T>(
+  dataDir: string,
+  fn: (store: BroadcastStore) => Promise<T>,
+  database?: PgDatabase,
+): Promise<T> {
+  const store = await openBroadcastStore(dataDir, database);
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
     store.close();
   }
@@ -248,9 +265,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   await oracle.start();
   const snapshot = await takeRecoverySnapshot(ledger);
   // Payouts look the node's Lightning address up in routing, which is created just below.
-  const payouts = new ProviderPayouts(join(opts.dataDir, "payouts.sqlite"), ledger, wallet, {
+  const payouts = new ProviderPayouts(await openPayoutStore(opts.dataDir, opts.database), ledger, wallet, {
     thresholdSat: opts.payoutThresholdSat,
-    addressOf: (nodeId) => routing.node(nodeId)?.lightningAddress,
+    addressOf: async (nodeId) => (await routing.node(nodeId))?.lightningAddress,
     mint: () => wallet.trustedMints[0]!,
     lnurl: { allowLoopbackHttp: opts.allowLoopbackLnurl },
     log: log.child("payouts"),
@@ -264,6 +281,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const routing = createRouting({
     dataDir: opts.dataDir,
+    store: await openRoutingStore(opts.dataDir, opts.database),
     log: log.child("routing"),
     signupOpen: opts.signupOpen,
     allowLoopbackLnurl: opts.allowLoopbackLnurl,
@@ -293,10 +311,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
   payoutTimer?.unref();
   const payments = new CashuPayments(wallet, ledger, log);
-  const accountStore = new AccountStore(join(opts.dataDir, "accounts.sqlite"));
-  const jobs = new JobLog(join(opts.dataDir, "jobs.sqlite"));
-  // Retention stays per process with a database too: the public job log is a file of each process,
-  // and its deletes on shared tables are idempotent (a second run in the hour finds nothing).
+  const accountStore = await openAccountStore(opts.dataDir, opts.database);
+  const jobs = await openJobLog(opts.dataDir, opts.database);
+  // Retention stays per process with a database too: its deletes on shared tables are idempotent
+  // (a second run in the hour finds nothing).
   const history = retention({ wallet, ledger, jobs, log: log.child("retention") }, opts.retention);
   // Holds being served right now; anything else active and old was orphaned by an error.
   const live = new Set<string>();
@@ -366,7 +384,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     challengesPerMinute,
     log: log.child("paywall"),
   };
-  const broadcasts = BroadcastStore.open(opts.dataDir);
+  const broadcasts = await openBroadcastStore(opts.dataDir, opts.database);
   const market = await Market.open(
     opts.dataDir,
     {
@@ -426,7 +444,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const aliases = seedAliases(ownGroups);
   app.use(aliases.router);
   // Before the JSON parser: admin routes check their token before reading a (small) body.
-  app.use(broadcastRouter({ store: broadcasts, adminToken: adminToken(opts.dataDir) }));
+  app.use(
+    broadcastRouter({ store: broadcasts, adminToken: await adminTokenOf(opts.dataDir, opts.database) }),
+  );
   // Before the JSON parser: the market and provider routes parse their own bodies.
   // Both check the caller's key before reading a body: deliveries are megabytes, registration is the
   // providers' own door.

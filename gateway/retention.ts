@@ -53,7 +53,7 @@ export function retention(
       walletRows: await deps.wallet.compact(now - (opts.walletMs ?? 7 * DAY)),
       changeRows: await forgetRedeemedChange(now),
       balanceRows: await deps.ledger.compact(),
-      jobs: deps.jobs.prune(now - (opts.jobsMs ?? 30 * DAY)),
+      jobs: await deps.jobs.prune(now - (opts.jobsMs ?? 30 * DAY)),
     };
     if (report.walletRows || report.changeRows || report.balanceRows || report.jobs)
       deps.log.info("history compacted", { ...report });

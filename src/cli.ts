@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  adminToken,
+  adminTokenOf,
   BROADCAST_LEVELS,
   BUSINESS_TIERS,
   type BusinessTier,
@@ -113,6 +113,19 @@ async function databaseFromFlags(flags: MintFlags, app: string): Promise<PgDatab
   }
 }
 
+/** Runs a one-shot command on the operator's database (if any), closing the pool afterwards. */
+async function withDatabase<T>(
+  flags: MintFlags,
+  fn: (database: PgDatabase | undefined) => Promise<T>,
+): Promise<T> {
+  const database = await databaseFromFlags(flags, "owlrun-cli");
+  try {
+    return await fn(database);
+  } finally {
+    await database?.close();
+  }
+}
+
 function lightningFromFlags(flags: MintFlags) {
   const kind = flagOrEnv(flags, "lightning") ?? "fake";
   if (kind !== "fake" && kind !== "phoenixd" && kind !== "lnd" && kind !== "cln")
@@ -189,24 +202,30 @@ async function runGateway(argv: string[]): Promise<void> {
   const root = resolveDataDir(flagOrEnv(values, "data-dir"));
   const dataDir = join(root, "gateway");
   if (positionals[0] === "provider-key") {
-    process.stdout.write(`${createProviderKey(dataDir)}\n`);
+    const key = await withDatabase(values, (database) => createProviderKey(dataDir, database));
+    process.stdout.write(`${key}\n`);
     return;
   }
   if (positionals[0] === "business-key") {
     const tier = flagOrEnv(values, "tier");
     if (!tier || !(BUSINESS_TIERS as readonly string[]).includes(tier))
       throw new ConfigError(`business-key needs --tier ${BUSINESS_TIERS.join("|")}`);
-    process.stdout.write(
-      `${createBusinessKey(dataDir, tier as BusinessTier, flagOrEnv(values, "name") ?? null)}\n`,
+    const key = await withDatabase(values, (database) =>
+      createBusinessKey(dataDir, tier as BusinessTier, flagOrEnv(values, "name") ?? null, database),
     );
+    process.stdout.write(`${key}\n`);
     return;
   }
   if (positionals[0] === "admin-token") {
-    process.stdout.write(`${adminToken(dataDir)}\n`);
+    const token = await withDatabase(values, (database) => adminTokenOf(dataDir, database));
+    process.stdout.write(`${token}\n`);
     return;
   }
   if (positionals[0] === "broadcast") {
-    process.stdout.write(broadcastCommand(dataDir, positionals.slice(1), values));
+    const out = await withDatabase(values, (database) =>
+      broadcastCommand(dataDir, positionals.slice(1), values, database),
+    );
+    process.stdout.write(out);
     return;
   }
   if (positionals.length > 0) throw new ConfigError(`unknown gateway command "${positionals[0]}"`);
@@ -287,13 +306,14 @@ function durationSeconds(text: string): number {
 }
 
 /** `gateway broadcast "<message>" | list | expire <id>`: the operator's announcements. */
-function broadcastCommand(
+async function broadcastCommand(
   dataDir: string,
   args: string[],
   values: { level?: string; "expires-in"?: string; "expires-at"?: string },
-): string {
+  database: PgDatabase | undefined,
+): Promise<string> {
   if (args[0] === "list") {
-    const all = withBroadcasts(dataDir, (s) => s.all());
+    const all = await withBroadcasts(dataDir, (s) => s.all(), database);
     return (
       all
         .map((b) => `${b.id}  ${b.level}  until ${b.expires_at ?? "expired by hand"}  ${b.message}`)
@@ -302,7 +322,7 @@ function broadcastCommand(
   }
   if (args[0] === "expire") {
     if (!args[1]) throw new ConfigError("broadcast expire needs the broadcast id");
-    if (!withBroadcasts(dataDir, (s) => s.expire(args[1]!)))
+    if (!(await withBroadcasts(dataDir, (s) => s.expire(args[1]!), database)))
       throw new ConfigError(`no live broadcast has the id ${args[1]}`);
     return `expired ${args[1]}\n`;
   }
@@ -311,19 +331,23 @@ function broadcastCommand(
   const level = values.level ?? "info";
   if (!(BROADCAST_LEVELS as readonly string[]).includes(level))
     throw new ConfigError(`--level: use ${BROADCAST_LEVELS.join(", ")}`);
-  const b = withBroadcasts(dataDir, (s) => {
-    try {
-      return s.publish({
-        message,
-        level: level as (typeof BROADCAST_LEVELS)[number],
-        expires_at: values["expires-at"],
-        expires_in_seconds: values["expires-in"] ? durationSeconds(values["expires-in"]) : undefined,
-      });
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`broadcast: ${errorMessage(err)}`);
-    }
-  });
+  const b = await withBroadcasts(
+    dataDir,
+    async (s) => {
+      try {
+        return await s.publish({
+          message,
+          level: level as (typeof BROADCAST_LEVELS)[number],
+          expires_at: values["expires-at"],
+          expires_in_seconds: values["expires-in"] ? durationSeconds(values["expires-in"]) : undefined,
+        });
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        throw new ConfigError(`broadcast: ${errorMessage(err)}`);
+      }
+    },
+    database,
+  );
   return `${b.id}\n`;
 }
 

@@ -7,7 +7,7 @@ import { type Request, Router } from "express";
 import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import type { AccountPayments } from "../payments/account-payments.js";
-import type { AccountRow } from "../payments/accounts.js";
+import { type AccountRow, freeRemaining } from "../payments/accounts.js";
 import { PaymentError } from "../payments/errors.js";
 import { createdJson, okJson, type RouteGroup } from "../../src/shared/discovery/index.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
@@ -169,16 +169,16 @@ export function accountRouter(deps: AccountDeps): Router {
     const claimed = await deps.wallet.claim(info, op);
     await deps.ledger.deposit(Accounts.user(accountId), claimed.amountSat * 1000, claimed.mint, op);
     // The first funding names the format withdrawals answer in (cashuA in → cashuA out).
-    store.noteTokenFormat(accountId, info.format);
+    await store.noteTokenFormat(accountId, info.format);
     return claimed.amountSat;
   };
 
   const balanceBody = async (a: AccountRow) => ({
     balance_sats: await deps.accounts.balanceSat(a),
-    free_remaining: store.freeRemaining(a),
+    free_remaining: freeRemaining(a),
   });
 
-  r.post("/v1/auth/register", (req, res) => {
+  r.post("/v1/auth/register", async (req, res) => {
     const body = parseWith(RegisterRequestSchema, req.body);
     // Every key carries a free quota: keys per address are limited, or one client takes them all.
     const wait = deps.signups?.take(req.ip ?? req.socket.remoteAddress ?? "unknown");
@@ -186,7 +186,7 @@ export function accountRouter(deps: AccountDeps): Router {
       throw new PaymentError("rate_limited", "too many new keys from this address; retry later", 429, {
         retry_after: wait,
       });
-    const { key } = store.register(body?.name ?? null);
+    const { key } = await store.register(body?.name ?? null);
     res.status(201).json({ api_key: key, quota_daily: 10 });
   });
 
@@ -199,7 +199,7 @@ export function accountRouter(deps: AccountDeps): Router {
   r.post("/v1/balance/topup", async (req, res) => {
     const account = await auth(req);
     const token = req.get("x-cashu") ?? parseWith(TokenDepositSchema, req.body).token;
-    const amount = await depositToken(store.payer(account.id).id, token);
+    const amount = await depositToken((await store.payer(account.id)).id, token);
     res.json({ deposited_sats: amount, ...(await balanceBody(account)) });
   });
 
@@ -209,7 +209,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const info = inspectToken(token);
     if (!deps.wallet.isTrusted(info.mint))
       throw new PaymentError("foreign_mint", `mint ${info.mint} is not trusted here`, 400);
-    const { id, key } = store.createSession();
+    const { id, key } = await store.createSession();
     const amount = await depositToken(id, token);
     res.status(201).json({ api_key: key, balance_sats: amount });
   });
@@ -238,7 +238,7 @@ export function accountRouter(deps: AccountDeps): Router {
           );
         return amount;
       },
-      store.tokenFormat(account.id),
+      await store.tokenFormat(account.id),
     );
     res.json({ ...out, ...(await balanceBody(account)) });
   });
@@ -249,8 +249,8 @@ export function accountRouter(deps: AccountDeps): Router {
     if (parent.kind !== "rc")
       throw new ApiError(403, "forbidden", "only rc_ account keys can make child keys");
     const body = parseWith(ChildKeyRequestSchema, req.body ?? {});
-    const { id, key } = store.createChild(parent.id, body.name ?? null, toCaps(body.caps));
-    res.status(201).json({ api_key: key, id, parent_id: parent.id, caps: capsOf(store.byId(id)!) });
+    const { id, key } = await store.createChild(parent.id, body.name ?? null, toCaps(body.caps));
+    res.status(201).json({ api_key: key, id, parent_id: parent.id, caps: capsOf((await store.byId(id))!) });
   });
 
   r.get("/v1/keys", async (req, res) => {
@@ -260,22 +260,25 @@ export function accountRouter(deps: AccountDeps): Router {
       caps: capsOf(parent),
       spent_today_sats: parent.spent_day === new Date().toISOString().slice(0, 10) ? parent.spent_day_sat : 0,
       spent_lifetime_sats: parent.spent_lifetime_sat,
-      children: store
-        .children(parent.id)
-        .map((c) => ({ id: c.id, name: c.name, caps: capsOf(c), spent_lifetime_sats: c.spent_lifetime_sat })),
+      children: (await store.children(parent.id)).map((c) => ({
+        id: c.id,
+        name: c.name,
+        caps: capsOf(c),
+        spent_lifetime_sats: c.spent_lifetime_sat,
+      })),
     });
   });
 
   /** Caps of a child (by its parent) or of the key itself when it is a root key. */
   r.post("/v1/keys/:id/caps", async (req, res) => {
     const caller = await auth(req);
-    const target = store.byId(String(req.params.id));
+    const target = await store.byId(String(req.params.id));
     const allowed =
       target && (target.parent_id === caller.id || (target.id === caller.id && !caller.parent_id));
     if (!target || !allowed)
       throw new ApiError(403, "forbidden", "caps can be set by the parent key (or a root key on itself)");
-    store.setCaps(target.id, toCaps(parseWith(CapsSchema, req.body ?? {})));
-    res.json({ id: target.id, caps: capsOf(store.byId(target.id)!) });
+    await store.setCaps(target.id, toCaps(parseWith(CapsSchema, req.body ?? {})));
+    res.json({ id: target.id, caps: capsOf((await store.byId(target.id))!) });
   });
 
   r.post("/v1/auth/topup", async (req, res) => {
@@ -283,9 +286,9 @@ export function accountRouter(deps: AccountDeps): Router {
     const { amount_sats } = parseWith(LightningTopupSchema, req.body);
     const mint = deps.wallet.trustedMints[0]!;
     const quote = await deps.wallet.createMintQuote(mint, amount_sats, "owlrun top-up");
-    store.addTopup({
+    await store.addTopup({
       quote: quote.quote,
-      accountId: store.payer(account.id).id,
+      accountId: (await store.payer(account.id)).id,
       mint,
       amount: amount_sats,
       request: quote.request,

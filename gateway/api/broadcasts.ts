@@ -27,27 +27,27 @@ export function broadcastRouter(deps: { store: BroadcastStore; adminToken: strin
     next();
   };
 
-  r.get("/v1/broadcasts", (_req, res) => {
-    res.json({ broadcasts: deps.store.active() });
+  r.get("/v1/broadcasts", async (_req, res) => {
+    res.json({ broadcasts: await deps.store.active() });
   });
 
-  r.get("/v1/admin/broadcasts", admin, (_req, res) => {
-    res.json({ broadcasts: deps.store.all() });
+  r.get("/v1/admin/broadcasts", admin, async (_req, res) => {
+    res.json({ broadcasts: await deps.store.all() });
   });
 
-  r.post("/v1/admin/broadcasts", admin, express.json({ limit: "16kb" }), (req, res) => {
+  r.post("/v1/admin/broadcasts", admin, express.json({ limit: "16kb" }), async (req, res) => {
     const body = parseWith(PublishBroadcastSchema, req.body);
     try {
-      res.status(201).json(deps.store.publish(body));
+      res.status(201).json(await deps.store.publish(body));
     } catch (err) {
       if (err instanceof BroadcastError) throw new ApiError(400, "invalid_request", err.message);
       throw err;
     }
   });
 
-  r.delete("/v1/admin/broadcasts/:id", admin, (req, res) => {
+  r.delete("/v1/admin/broadcasts/:id", admin, async (req, res) => {
     const id = String(req.params.id);
-    if (!deps.store.expire(id)) throw new ApiError(404, "not_found", "no live broadcast has that id");
+    if (!(await deps.store.expire(id))) throw new ApiError(404, "not_found", "no live broadcast has that id");
     res.json({ id, expired: true });
   });
 

@@ -435,7 +435,7 @@ export async function settleOutcome(
       settled.chargedSat > 0 ? splitCharge(settled.chargedSat * 1000, deps.providerSharePct).providerMsat : 0,
     );
   }
-  deps.jobs.record({
+  await deps.jobs.record({
     model,
     tokensIn: usage.promptTokens,
     tokensOut: usage.completionTokens,

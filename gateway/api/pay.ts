@@ -103,10 +103,10 @@ export async function claimTopup(
   if (row.state !== "pending") throw new PaymentError("token_spent", "this top-up was already claimed", 401);
   if (!(await mintWhenPaid(deps.wallet, row.mint, row.quote, row.amount_sat)))
     throw new PaymentError("payment_required", "the top-up invoice is not paid yet", 402);
-  const made = row.account_id ? undefined : keys.createSession(prefix);
+  const made = row.account_id ? undefined : await keys.createSession(prefix);
   const accountId = row.account_id ?? made!.id;
   if (!(await deps.store.markClaimed(row.payment_hash, accountId))) {
-    if (made) keys.forgetTokenSession(made.id);
+    if (made) await keys.forgetTokenSession(made.id);
     throw new PaymentError("token_spent", "this top-up was already claimed", 401);
   }
   await deps.ledger.deposit(
@@ -118,7 +118,7 @@ export async function claimTopup(
   return {
     ...(made ? { token: made.key } : {}),
     amount_sats: row.amount_sat,
-    balance_sats: await deps.accounts.balanceSat(keys.byId(accountId)!),
+    balance_sats: await deps.accounts.balanceSat((await keys.byId(accountId))!),
   };
 }
 
@@ -170,7 +170,7 @@ export function payRouter(deps: PayDeps): Router {
       quote: quote.quote,
       mint,
       amount_sat: amount_sats,
-      account_id: account ? keys.payer(account.id).id : null,
+      account_id: account ? (await keys.payer(account.id)).id : null,
       claim_hash: claim.hash,
     });
     res.status(201).json({
@@ -196,8 +196,8 @@ export function payRouter(deps: PayDeps): Router {
     if (row.state !== "pending")
       throw new PaymentError("token_spent", "this top-up was already claimed", 401);
     if (row.account_id && body.token) {
-      const named = keys.byKey(body.token);
-      if (!named || keys.payer(named.id).id !== row.account_id)
+      const named = await keys.byKey(body.token);
+      if (!named || (await keys.payer(named.id)).id !== row.account_id)
         throw new PaymentError("invalid_key", "this top-up refills another key", 401);
     }
     // 402ai names its prepaid tokens abl_…
@@ -208,8 +208,13 @@ export function payRouter(deps: PayDeps): Router {
     const account = await auth(req);
     const q = parseWith(StatementQuerySchema, req.query);
     // A child key's money is its root's: the statement is the root's account.
-    const payer = keys.payer(account.id);
-    const statement = await buildStatement(deps.ledger, payer, q.month, deps.accounts.discountPct(payer));
+    const payer = await keys.payer(account.id);
+    const statement = await buildStatement(
+      deps.ledger,
+      payer,
+      q.month,
+      await deps.accounts.discountPct(payer),
+    );
     if (q.format === "csv") {
       res
         .type("text/csv")

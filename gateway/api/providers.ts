@@ -39,7 +39,7 @@ function paymentHashOf(invoice: string): string {
 /** A node's money as the Owlrun protocol reports it (withdraw_history amounts in msat, as Owlrun expects). */
 export async function earningsOf(deps: ProviderDeps, nodeId: string) {
   const balance = await deps.ledger.balance(Accounts.provider(nodeId));
-  const history = deps.payouts.history(nodeId).filter((p) => p.state === "paid");
+  const history = (await deps.payouts.history(nodeId)).filter((p) => p.state === "paid");
   return {
     balance_sats: Math.floor(balance / 1000),
     earned_total_sats: Math.floor((await deps.ledger.earned(nodeId)) / 1000),
@@ -118,9 +118,10 @@ export const providerApiRoutes: RouteGroup = {
 
 export function providerRouter(deps: ProviderDeps): Router {
   const r = Router();
-  const node = (req: Request): string => {
+  const node = async (req: Request): Promise<string> => {
     const key = /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1]?.trim();
-    const nodeId = key && deps.routing.keys.verify(key) ? deps.routing.nodeForKey(key) : undefined;
+    const nodeId =
+      key && (await deps.routing.keys.verify(key)) ? await deps.routing.nodeForKey(key) : undefined;
     if (!nodeId)
       throw new ApiError(
         401,
@@ -131,8 +132,8 @@ export function providerRouter(deps: ProviderDeps): Router {
   };
 
   r.get("/v1/provider/earnings", async (req, res) => {
-    const nodeId = node(req);
-    const info = deps.routing.node(nodeId);
+    const nodeId = await node(req);
+    const info = await deps.routing.node(nodeId);
     res.json({
       node_id: nodeId,
       ...(await earningsOf(deps, nodeId)),
@@ -140,7 +141,7 @@ export function providerRouter(deps: ProviderDeps): Router {
       disputed_jobs: info?.disputes ?? 0,
       payout_threshold_sats: deps.payouts.thresholdSat,
       lightning_address: info?.lightningAddress ?? null,
-      payouts: deps.payouts.history(nodeId).map((p) => ({
+      payouts: (await deps.payouts.history(nodeId)).map((p) => ({
         id: p.id,
         amount_sats: p.amount,
         fee_sats: p.fee,
@@ -152,7 +153,7 @@ export function providerRouter(deps: ProviderDeps): Router {
   });
 
   r.post("/v1/provider/withdraw-ecash", async (req, res) => {
-    const account = Accounts.provider(node(req));
+    const account = Accounts.provider(await node(req));
     const out = await withdrawAsEcash(deps, req, account, async () => {
       const sats = Math.floor((await deps.ledger.balance(account)) / 1000);
       if (sats < 1) throw new ApiError(402, "insufficient_balance", "nothing to withdraw yet");

@@ -295,10 +295,10 @@ export function publicRouter(deps: PublicDeps): Router {
     });
   });
 
-  r.get("/v1/stats", (_req, res) => {
+  r.get("/v1/stats", async (_req, res) => {
     res.json({
       nodes_online: deps.dispatcher.nodesOnline(),
-      ...deps.jobs.last24h(),
+      ...(await deps.jobs.last24h()),
       // The number prices use (RouteCat: "the BTC/USD exchange rate used for pricing").
       btc_usd: deps.oracle.pricingRate(),
       version: VERSION,
@@ -306,10 +306,10 @@ export function publicRouter(deps: PublicDeps): Router {
     });
   });
 
-  r.get("/v1/audit", (req, res) => {
+  r.get("/v1/audit", async (req, res) => {
     const query = AuditQuerySchema.safeParse(req.query);
     if (!query.success) throw new ApiError(400, "invalid_request", "page must be a whole number from 1");
-    res.json(deps.jobs.page(query.data.page ?? 1));
+    res.json(await deps.jobs.page(query.data.page ?? 1));
   });
 
   /** Change of an X-Cashu request, for a client that went away mid-stream. */

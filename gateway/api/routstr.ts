@@ -105,9 +105,9 @@ export function routstrRouter(deps: AccountDeps & { claims: OneShotRegistry }): 
     if (!mint) throw new ApiError(503, "mint_unavailable", "the gateway has no mint");
     const quote = await deps.wallet.createMintQuote(mint, body.amount_sats, "routstr top-up");
     const expiresAt = quote.expiry ?? Math.floor(Date.now() / 1000) + DEFAULT_EXPIRY_S;
-    store.addTopup({
+    await store.addTopup({
       quote: quote.quote,
-      accountId: store.payer(account.id).id,
+      accountId: (await store.payer(account.id)).id,
       mint,
       amount: body.amount_sats,
       request: quote.request,
@@ -125,11 +125,11 @@ export function routstrRouter(deps: AccountDeps & { claims: OneShotRegistry }): 
   const status = async (id: string) => {
     const created = await createStatus(id);
     if (created) return created;
-    let row = store.topup(id);
+    let row = await store.topup(id);
     if (!row) throw new ApiError(404, "not_found", "Invoice not found");
     if (row.state === "pending") {
       await creditPaidTopups(deps, row.account_id);
-      row = store.topup(id)!;
+      row = (await store.topup(id))!;
     }
     const paid = row.state === "credited";
     const expired = !paid && row.expiry !== null && row.expiry * 1000 < Date.now();

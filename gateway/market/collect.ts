@@ -31,7 +31,7 @@ export class MarketCollections {
   /** Pays the caller's balance to a bolt11 invoice (200 paid, 202 still in flight, 502 failed). */
   async collect(caller: AccountRow, body: CollectRequest) {
     if (caller.parent_id) throw new MarketForbiddenError("child keys cannot collect; use the parent key");
-    const owner = payerIdOf(this.deps, caller);
+    const owner = await payerIdOf(this.deps, caller);
     const mint = this.deps.wallet.trustedMints[0];
     if (!mint) throw new EcashError("mint_unavailable", "the gateway has no mint to pay through", 503);
     const invoice = body.invoice.replace(/^lightning:/i, "");

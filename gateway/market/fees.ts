@@ -10,8 +10,8 @@ import { PaymentError } from "../payments/errors.js";
 import type { CashuPayer, FeePayer, FeeReceipt, L402Payer, MarketDeps } from "./deps.js";
 
 /** A market party is the account whose balance pays: the key itself, or the root of a child key. */
-export const payerIdOf = (deps: Pick<MarketDeps, "accounts">, caller: AccountRow): string =>
-  deps.accounts.accounts.payer(caller.id).id;
+export const payerIdOf = async (deps: Pick<MarketDeps, "accounts">, caller: AccountRow): Promise<string> =>
+  (await deps.accounts.accounts.payer(caller.id)).id;
 
 export class MarketFees {
   constructor(private readonly deps: MarketDeps) {}
@@ -24,8 +24,8 @@ export class MarketFees {
   }
 
   /** Refuses (402 spend_limit) a spend the key's caps do not leave room for. */
-  checkCaps(caller: AccountRow, sats: number): void {
-    const { room, reason } = this.deps.accounts.accounts.spendRoom(caller.id);
+  async checkCaps(caller: AccountRow, sats: number): Promise<void> {
+    const { room, reason } = await this.deps.accounts.accounts.spendRoom(caller.id);
     if (room < sats)
       throw new PaymentError(
         "spend_limit",
@@ -61,8 +61,8 @@ export class MarketFees {
     if (payer && "l402" in payer) return this.payWithL402(feeSat, what, payer, act);
     if (payer) return this.payWithCashu(feeSat, what, payer, act);
     const { ledger } = this.deps;
-    this.checkCaps(caller, feeSat);
-    const user = Accounts.user(payerIdOf(this.deps, caller));
+    await this.checkCaps(caller, feeSat);
+    const user = Accounts.user(await payerIdOf(this.deps, caller));
     const holdId = randomUUID();
     try {
       await ledger.hold(holdId, user, feeSat * 1000, "market_fee", `market: ${what}`);
@@ -78,7 +78,7 @@ export class MarketFees {
       throw err;
     }
     await ledger.chargeHold(holdId, Accounts.marketFees, feeSat * 1000, user, `market: ${what}`);
-    this.deps.accounts.accounts.recordSpend(caller.id, feeSat);
+    await this.deps.accounts.accounts.recordSpend(caller.id, feeSat);
     return { value, receipt: { fee_sats: feeSat, paid_with: "balance" } };
   }
 

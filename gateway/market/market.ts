@@ -128,7 +128,7 @@ export class Market {
   }
 
   // ---- identity and fees ----------------------------------------------------------------------
-  private partyId(caller: AccountRow): string {
+  private partyId(caller: AccountRow): Promise<string> {
     return payerIdOf(this.deps, caller);
   }
 
@@ -192,7 +192,7 @@ export class Market {
   }
 
   async getTask(taskId: string, caller?: AccountRow): Promise<TaskView> {
-    return this.view(await this.store.mustTask(taskId), caller && this.partyId(caller));
+    return this.view(await this.store.mustTask(taskId), caller && (await this.partyId(caller)));
   }
 
   async createTask(
@@ -200,7 +200,7 @@ export class Market {
     body: CreateTaskRequest,
     payer?: FeePayer,
   ): Promise<TaskView & FeeReceipt> {
-    const buyer = this.partyId(caller);
+    const buyer = await this.partyId(caller);
     const now = Date.now();
     const deadlineAt =
       now +
@@ -227,7 +227,7 @@ export class Market {
 
   // ---- quotes ---------------------------------------------------------------------------------
   async submitQuote(caller: AccountRow, taskId: string, body: QuoteRequest, payer?: FeePayer) {
-    const worker = this.partyId(caller);
+    const worker = await this.partyId(caller);
     const fee = this.feeSat(this.options.quoteFeeUsd);
     const { value, receipt } = await this.fees.payFee(caller, fee, "submitting a quote", payer, () =>
       this.store.addQuote(
@@ -246,7 +246,7 @@ export class Market {
   }
 
   async editQuote(caller: AccountRow, taskId: string, quoteId: string, body: EditQuoteRequest) {
-    const author = this.partyId(caller);
+    const author = await this.partyId(caller);
     const q = await this.store.editQuote(
       taskId,
       quoteId,
@@ -270,11 +270,11 @@ export class Market {
     quoteId: string,
     expectPriceSats?: number,
   ): Promise<TaskView> {
-    const buyer = this.partyId(caller);
+    const buyer = await this.partyId(caller);
     const task = await this.leases.run(acceptLease(taskId), async () => {
       const { quote } = await this.store.beginAccept(taskId, quoteId, buyer, Date.now(), expectPriceSats);
       try {
-        this.fees.checkCaps(caller, quote.price_sats);
+        await this.fees.checkCaps(caller, quote.price_sats);
         await this.deps.ledger.lockEscrow(taskId, Accounts.user(buyer), quote.price_sats * 1000);
       } catch (err) {
         if (err instanceof InsufficientBalanceError) {
@@ -292,7 +292,7 @@ export class Market {
         throw err;
       }
       const accepted = await this.store.finishAccept(taskId, Date.now());
-      this.deps.accounts.accounts.recordSpend(caller.id, quote.price_sats);
+      await this.deps.accounts.accounts.recordSpend(caller.id, quote.price_sats);
       return accepted;
     });
     if (task) return this.view(task, buyer);
@@ -303,7 +303,7 @@ export class Market {
 
   /** Only the task's buyer and the quote's author read and write a quote's thread. */
   private async thread(caller: AccountRow, taskId: string, quoteId: string) {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     const task = await this.store.mustTask(taskId);
     const quote = await this.store.mustQuote(taskId, quoteId);
     if (me !== task.buyer_id && me !== quote.worker_id)
@@ -329,13 +329,13 @@ export class Market {
     checkTaskTransition(
       "deliver",
       await this.store.mustTask(taskId),
-      { account: this.partyId(caller) },
+      { account: await this.partyId(caller) },
       Date.now(),
     );
   }
 
   async deliver(caller: AccountRow, taskId: string, body: DeliverRequest): Promise<TaskView> {
-    const worker = this.partyId(caller);
+    const worker = await this.partyId(caller);
     const content = Buffer.from(body.content_base64, "base64");
     if (content.length > this.options.maxDeliveryBytes)
       throw new DeliveryTooLargeError(content.length, this.options.maxDeliveryBytes);
@@ -351,7 +351,7 @@ export class Market {
 
   async delivery(caller: AccountRow, taskId: string) {
     const task = await this.store.mustTask(taskId);
-    if (partyOf(task, this.partyId(caller)) === "other")
+    if (partyOf(task, await this.partyId(caller)) === "other")
       throw new MarketForbiddenError("only the task's buyer and the hired worker can read its delivery");
     const d = await this.store.delivery(taskId);
     if (!d) throw new MarketNotFoundError(`nothing has been delivered for task ${taskId} yet`);
@@ -361,14 +361,14 @@ export class Market {
   // ---- closing a task -------------------------------------------------------------------------
   /** The buyer confirms the delivery (also ends a dispute): the escrow goes to the worker. */
   async confirm(caller: AccountRow, taskId: string): Promise<TaskView> {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     const t = await this.store.transition(taskId, "confirm", { account: me }, Date.now());
     return this.view(await this.escrow.settle(t), me);
   }
 
   /** The buyer disputes the delivery within the review window: no automatic release any more. */
   async dispute(caller: AccountRow, taskId: string, reason: string): Promise<TaskView> {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     return this.view(await this.store.transition(taskId, "dispute", { account: me }, Date.now(), reason), me);
   }
 
@@ -377,7 +377,7 @@ export class Market {
    * escrow goes back to the buyer).
    */
   async cancel(caller: AccountRow, taskId: string): Promise<TaskView> {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     const action = partyOf(await this.store.mustTask(taskId), me) === "worker" ? "refund" : "cancel";
     const t = await this.store.transition(taskId, action, { account: me }, Date.now());
     return this.view(await this.escrow.settle(t), me);
@@ -406,7 +406,7 @@ export class Market {
   }
 
   async me(caller: AccountRow) {
-    const me = this.partyId(caller);
+    const me = await this.partyId(caller);
     return {
       account_id: me,
       balance_sats: await this.deps.accounts.balanceSat(caller),

@@ -85,8 +85,8 @@ export class AccountPayment extends EndsOnce implements RequestPayment {
       // Free jobs move no sats (the node earns karma); the budget keeps what the job was worth.
       await this.ledger.releaseHold(this.holdId, user, memo);
       const used = Math.min(Math.max(0, chargedSat), this.promo?.sats ?? 0);
-      if (this.promo) this.accounts.returnPromo(this.promo.sats - used, this.promo.day);
-      if (chargedSat <= 0) this.accounts.returnFree(this.payer.id);
+      if (this.promo) await this.accounts.returnPromo(this.promo.sats - used, this.promo.day);
+      if (chargedSat <= 0) await this.accounts.returnFree(this.payer.id);
       return { chargedSat: 0, changeSat: 0 };
     }
     if (chargedSat <= 0) {
@@ -100,7 +100,7 @@ export class AccountPayment extends EndsOnce implements RequestPayment {
       user,
       memo,
     );
-    this.accounts.recordSpend(this.account.id, charged);
+    await this.accounts.recordSpend(this.account.id, charged);
     return { chargedSat: charged, changeSat: 0 };
   }
 
@@ -135,8 +135,8 @@ export class AccountPayments {
   ) {}
 
   /** The discount a key pays at: its payer's business tier, else none. */
-  discountPct(account: AccountRow): number {
-    const tier = this.accounts.payer(account.id).tier;
+  async discountPct(account: AccountRow): Promise<number> {
+    const tier = (await this.accounts.payer(account.id)).tier;
     return tier ? (this.tierDiscounts[tier] ?? 0) : 0;
   }
 
@@ -148,9 +148,9 @@ export class AccountPayments {
   async authenticate(bearer: string): Promise<AccountRow> {
     const key = bearer.trim();
     if (/^(cashu:)?cashu[AB]/.test(key)) return this.tokenSession(key);
-    const account = /^(rc_|sk-|abl_)/.test(key) ? this.accounts.byKey(key) : undefined;
+    const account = /^(rc_|sk-|abl_)/.test(key) ? await this.accounts.byKey(key) : undefined;
     if (!account) throw new PaymentError("invalid_key", "invalid API key", 401);
-    await this.creditPaidTopups(this.accounts.payer(account.id).id);
+    await this.creditPaidTopups((await this.accounts.payer(account.id)).id);
     return account;
   }
 
@@ -174,11 +174,11 @@ export class AccountPayments {
 
   private async creditTopupsNow(accountId?: string): Promise<number> {
     let n = 0;
-    for (const t of this.accounts.pendingTopups(accountId, Date.now() - TOPUP_WATCH_MS)) {
+    for (const t of await this.accounts.pendingTopups(accountId, Date.now() - TOPUP_WATCH_MS)) {
       try {
         if (!(await this.wallet.mintPaid(t.mint, t.quote, t.amount))) continue;
         await this.ledger.deposit(Accounts.user(t.account_id), t.amount * 1000, t.mint, `topup:${t.quote}`);
-        if (this.accounts.markTopupCredited(t.quote)) n++;
+        if (await this.accounts.markTopupCredited(t.quote)) n++;
       } catch (err) {
         this.log.warn("could not check a Lightning top-up; will ask again", {
           quote: t.quote,
@@ -190,23 +190,23 @@ export class AccountPayments {
   }
 
   private async tokenSession(token: string): Promise<AccountRow> {
-    const { id, created } = this.accounts.sessionForToken(token);
+    const { id, created } = await this.accounts.sessionForToken(token);
     if (created) {
       try {
         const op = claimOp.user(id);
         const info = inspectToken(token);
         const claimed = await this.wallet.claim(info, op);
         await this.ledger.deposit(Accounts.user(id), claimed.amountSat * 1000, claimed.mint, op);
-        this.accounts.noteTokenFormat(id, info.format);
+        await this.accounts.noteTokenFormat(id, info.format);
       } catch (err) {
         // Refused: the token can be tried again. Unanswered: the mint may have swapped, and the
         // next start credits this session, which the same token must still open.
         if (!(err instanceof EcashError && err.type === "mint_unavailable"))
-          this.accounts.forgetTokenSession(id);
+          await this.accounts.forgetTokenSession(id);
         throw err;
       }
     }
-    return this.accounts.byId(id)!;
+    return (await this.accounts.byId(id))!;
   }
 
   /** Counts the request against the key's 60/min limit. */
@@ -216,7 +216,9 @@ export class AccountPayments {
 
   /** The balance a key can spend (its root's, for child keys). */
   async balanceSat(account: AccountRow): Promise<number> {
-    return Math.floor((await this.ledger.balance(Accounts.user(this.accounts.payer(account.id).id))) / 1000);
+    return Math.floor(
+      (await this.ledger.balance(Accounts.user((await this.accounts.payer(account.id)).id))) / 1000,
+    );
   }
 
   /**
@@ -237,22 +239,22 @@ export class AccountPayments {
       memo?: string;
     },
   ): Promise<{ payment: AccountPayment; maxTokens: number }> {
-    const payer = this.accounts.payer(account.id);
+    const payer = await this.accounts.payer(account.id);
     const balanceMsat = await this.ledger.balance(Accounts.user(payer.id));
-    const { room, reason } = this.accounts.spendRoom(account.id);
-    const discount = this.discountPct(account);
+    const { room, reason } = await this.accounts.spendRoom(account.id);
+    const discount = await this.discountPct(account);
     const needed = q.prices.chargeSat(q.model, q.promptTokens, q.requestedMaxTokens, q.btcUsd, discount);
     const holdId = randomUUID();
     if (Math.floor(balanceMsat / 1000) < needed) {
-      if (this.accounts.takeFree(payer.id)) {
+      if (await this.accounts.takeFree(payer.id)) {
         // A small completion, and the job's list price out of today's gateway-wide budget.
         const maxTokens = Math.max(1, Math.min(q.requestedMaxTokens, this.freeTier.maxTokens));
         const promo = {
           sats: q.prices.chargeSat(q.model, q.promptTokens, maxTokens, q.btcUsd),
           day: utcDay(),
         };
-        if (!this.accounts.takePromo(promo.sats, this.freeTier.dailyBudgetSat)) {
-          this.accounts.returnFree(payer.id);
+        if (!(await this.accounts.takePromo(promo.sats, this.freeTier.dailyBudgetSat))) {
+          await this.accounts.returnFree(payer.id);
           throw new PaymentError(
             "quota_exceeded",
             "the free tier of this gateway is used up for today; top up your balance to continue",
@@ -263,8 +265,8 @@ export class AccountPayments {
         try {
           await this.ledger.hold(holdId, Accounts.user(payer.id), 0, "free", q.memo);
         } catch (err) {
-          this.accounts.returnPromo(promo.sats, promo.day);
-          this.accounts.returnFree(payer.id);
+          await this.accounts.returnPromo(promo.sats, promo.day);
+          await this.accounts.returnFree(payer.id);
           throw err;
         }
         return {

@@ -3,6 +3,10 @@
  * Routstr `sk-` session keys made from deposited ecash, and raw cashu tokens used as the Bearer key
  * (the token becomes a session on first use). Keys are stored hashed and shown once.
  * Balances live in the ledger (`user:<id>`); this store knows identities, quotas and caps.
+ *
+ * `AccountStore` is the async interface (each method one atomic step); `SqliteAccountStore` is the
+ * embedded default (`accounts.sqlite`), `PgAccountStore` (accounts-pg.ts) the one several gateway
+ * processes share.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { SqliteStore } from "../../src/shared/sqlite.js";
@@ -55,6 +59,9 @@ CREATE TABLE IF NOT EXISTS token_formats (account_id TEXT PRIMARY KEY, format TE
 
 export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
 export const utcDay = (t = Date.now()) => new Date(t).toISOString().slice(0, 10);
+/** Session key prefixes: Routstr names its keys sk-, 402ai its prepaid tokens abl_. */
+export type SessionPrefix = "sk-" | "abl_";
+
 const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
 
 export interface Caps {
@@ -63,7 +70,98 @@ export interface Caps {
   lifetimeSat?: number | null;
 }
 
-export class AccountStore extends SqliteStore {
+export interface TopupRow {
+  quote: string;
+  account_id: string;
+  mint: string;
+  amount: number;
+  request: string;
+  expiry: number | null;
+  state: string;
+  created_at: number;
+}
+
+export interface NewTopup {
+  quote: string;
+  accountId: string;
+  mint: string;
+  amount: number;
+  request: string;
+  expiry: number | null;
+}
+
+/** Free requests of today's quota this key has left (0 for sessions and business keys). */
+export function freeRemaining(a: AccountRow): number {
+  if (a.kind !== "rc" || a.tier) return 0; // business keys are metered, not free
+  return a.free_day === utcDay() ? Math.max(0, FREE_REQUESTS_PER_DAY - a.free_used) : FREE_REQUESTS_PER_DAY;
+}
+
+/** The room left under a key's caps and its ancestors', from the chain key → root. */
+export function roomOf(chain: readonly AccountRow[], day = utcDay()): { room: number; reason?: string } {
+  let room = Number.POSITIVE_INFINITY;
+  let reason: string | undefined;
+  for (const a of chain) {
+    const spentToday = a.spent_day === day ? a.spent_day_sat : 0;
+    const limits: [number | null, number, string][] = [
+      [a.cap_per_request_sat, 0, "per-request cap"],
+      [a.cap_per_day_sat, spentToday, "daily cap"],
+      [a.cap_lifetime_sat, a.spent_lifetime_sat, "lifetime cap"],
+    ];
+    for (const [cap, spent, name] of limits) {
+      if (cap !== null && cap - spent < room) {
+        room = Math.max(0, cap - spent);
+        reason = name;
+      }
+    }
+  }
+  return { room, reason };
+}
+
+/** Accounts, keys, caps, free-tier counters, the promo budget and Lightning top-ups. */
+export interface AccountStore {
+  /** A business rc_ key of `tier` (made by the operator); shown once. */
+  registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }>;
+  /** A new rc_ key; the key itself is returned once and never stored. */
+  register(name: string | null, parentId?: string | null, caps?: Caps): Promise<{ id: string; key: string }>;
+  /** A child rc_ key: spends its root's balance within its own caps (and every ancestor's). */
+  createChild(parentId: string, name: string | null, caps: Caps): Promise<{ id: string; key: string }>;
+  setCaps(id: string, caps: Caps): Promise<void>;
+  children(parentId: string): Promise<AccountRow[]>;
+  /** The account whose ledger balance a key spends: itself, or its topmost ancestor. */
+  payer(id: string): Promise<AccountRow>;
+  /** A new session key, `sk-` (Routstr) or `abl_` (402ai top-ups); funded by the caller through the ledger. */
+  createSession(prefix?: SessionPrefix): Promise<{ id: string; key: string }>;
+  /** The session behind a raw cashu token used as a Bearer key; `created` the first time only. */
+  sessionForToken(token: string): Promise<{ id: string; created: boolean }>;
+  /** Drops a token session whose claim failed, so the token can be tried again. */
+  forgetTokenSession(id: string): Promise<void>;
+  byKey(key: string): Promise<AccountRow | undefined>;
+  byId(id: string): Promise<AccountRow | undefined>;
+  /** Takes one free request of today's quota, atomically; false when none is left. */
+  takeFree(id: string): Promise<boolean>;
+  /** Gives back a free request that was not served (no provider). */
+  returnFree(id: string): Promise<void>;
+  /** Takes `sats` of today's gateway-wide free-tier budget, atomically; false past `budgetSat`. */
+  takePromo(sats: number, budgetSat: number): Promise<boolean>;
+  /** Gives back budget a free job took but did not use (same UTC day only). */
+  returnPromo(sats: number, day: string): Promise<void>;
+  /** How many sats this account (and its parents) may still spend on one request; Infinity if uncapped. */
+  spendRoom(id: string): Promise<{ room: number; reason?: string }>;
+  /** Records spending on the account and every parent (for caps). */
+  recordSpend(id: string, sats: number): Promise<void>;
+  /** The token format of a session's first funding (withdrawals answer in it); the first one stays. */
+  noteTokenFormat(id: string, format: "A" | "B"): Promise<void>;
+  tokenFormat(id: string): Promise<"A" | "B">;
+  addTopup(t: NewTopup): Promise<void>;
+  /** Pending top-ups (of one account), created at or after `sinceMs`. */
+  pendingTopups(accountId?: string, sinceMs?: number): Promise<TopupRow[]>;
+  topup(quote: string): Promise<TopupRow | undefined>;
+  /** pending → credited, once (across processes too). */
+  markTopupCredited(quote: string): Promise<boolean>;
+  close(): void;
+}
+
+export class SqliteAccountStore extends SqliteStore implements AccountStore {
   constructor(path: string) {
     super(path, SCHEMA);
     // Added with business keys: older files get the column on open.
@@ -71,11 +169,12 @@ export class AccountStore extends SqliteStore {
     if (!cols.some((c) => c.name === "tier")) this.db.exec("ALTER TABLE accounts ADD COLUMN tier TEXT");
   }
 
-  /** A business rc_ key of `tier` (made by the operator); shown once. */
-  registerBusiness(name: string | null, tier: BusinessTier): { id: string; key: string } {
-    const made = this.register(name);
-    this.db.prepare("UPDATE accounts SET tier = ? WHERE id = ?").run(tier, made.id);
-    return made;
+  async registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }> {
+    return this.tx(() => {
+      const made = this.registerNow(name, null, {});
+      this.prepared("UPDATE accounts SET tier = ? WHERE id = ?").run(tier, made.id);
+      return made;
+    });
   }
 
   private insert(
@@ -103,38 +202,49 @@ export class AccountStore extends SqliteStore {
     return id;
   }
 
-  /** A new rc_ key; the key itself is returned once and never stored. */
-  register(
-    name: string | null,
-    parentId: string | null = null,
-    caps: Caps = {},
-  ): { id: string; key: string } {
+  private registerNow(name: string | null, parentId: string | null, caps: Caps) {
     const key = newKey("rc_");
     return { id: this.insert("rc", hashKey(key), name, parentId, caps), key };
   }
 
-  /** A child rc_ key: spends its root's balance within its own caps (and every ancestor's). */
-  createChild(parentId: string, name: string | null, caps: Caps): { id: string; key: string } {
-    return this.register(name, parentId, caps);
+  async register(
+    name: string | null,
+    parentId: string | null = null,
+    caps: Caps = {},
+  ): Promise<{ id: string; key: string }> {
+    return this.registerNow(name, parentId, caps);
   }
 
-  setCaps(id: string, caps: Caps): void {
+  async createChild(parentId: string, name: string | null, caps: Caps): Promise<{ id: string; key: string }> {
+    return this.registerNow(name, parentId, caps);
+  }
+
+  async setCaps(id: string, caps: Caps): Promise<void> {
     this.prepared(
       "UPDATE accounts SET cap_per_request_sat = ?, cap_per_day_sat = ?, cap_lifetime_sat = ? WHERE id = ?",
     ).run(caps.perRequestSat ?? null, caps.perDaySat ?? null, caps.lifetimeSat ?? null, id);
   }
 
-  children(parentId: string): AccountRow[] {
+  async children(parentId: string): Promise<AccountRow[]> {
     return this.prepared("SELECT * FROM accounts WHERE parent_id = ? ORDER BY created_at").all(
       parentId,
     ) as AccountRow[];
   }
 
-  /** The account whose ledger balance a key spends: itself, or its topmost ancestor. */
-  payer(id: string): AccountRow {
-    let a = this.byId(id)!;
-    while (a.parent_id) a = this.byId(a.parent_id)!;
-    return a;
+  private row(id: string): AccountRow | undefined {
+    return this.prepared("SELECT * FROM accounts WHERE id = ?").get(id) as AccountRow | undefined;
+  }
+
+  /** key → root, read in one go (no await between the reads). */
+  private chain(id: string): AccountRow[] {
+    const out: AccountRow[] = [];
+    for (let a = this.row(id); a; a = a.parent_id ? this.row(a.parent_id) : undefined) out.push(a);
+    return out;
+  }
+
+  async payer(id: string): Promise<AccountRow> {
+    const chain = this.chain(id);
+    return chain[chain.length - 1]!;
   }
 
   /**
@@ -142,189 +252,118 @@ export class AccountStore extends SqliteStore {
    * names them, `abl_` for 402ai's prepaid top-up tokens. Keys are found by their hash, so every
    * prefix is accepted everywhere.
    */
-  createSession(prefix: "sk-" | "abl_" = "sk-"): { id: string; key: string } {
+  async createSession(prefix: SessionPrefix = "sk-"): Promise<{ id: string; key: string }> {
     const key = newKey(prefix);
     return { id: this.insert("session", hashKey(key), null, null), key };
   }
 
-  /**
-   * The session behind a raw cashu token used as a Bearer key: the same token string always maps to
-   * the same session. Returns `created: true` the first time, so the caller claims the token once.
-   */
-  sessionForToken(token: string): { id: string; created: boolean } {
+  async sessionForToken(token: string): Promise<{ id: string; created: boolean }> {
     const keyHash = hashKey(token);
-    return this.db
-      .transaction(() => {
-        const row = this.prepared("SELECT id FROM accounts WHERE key_hash = ?").get(keyHash) as
-          { id: string } | undefined;
-        if (row) return { id: row.id, created: false };
-        return { id: this.insert("session", keyHash, null, null), created: true };
-      })
-      .immediate();
+    return this.tx(() => {
+      const row = this.prepared("SELECT id FROM accounts WHERE key_hash = ?").get(keyHash) as
+        { id: string } | undefined;
+      if (row) return { id: row.id, created: false };
+      return { id: this.insert("session", keyHash, null, null), created: true };
+    });
   }
 
-  /** Drops a token session whose claim failed, so the token can be tried again. */
-  forgetTokenSession(id: string): void {
+  async forgetTokenSession(id: string): Promise<void> {
     this.prepared("DELETE FROM accounts WHERE id = ? AND spent_lifetime_sat = 0").run(id);
   }
 
-  byKey(key: string): AccountRow | undefined {
+  async byKey(key: string): Promise<AccountRow | undefined> {
     return this.prepared("SELECT * FROM accounts WHERE key_hash = ?").get(hashKey(key)) as
       AccountRow | undefined;
   }
 
-  byId(id: string): AccountRow | undefined {
-    return this.prepared("SELECT * FROM accounts WHERE id = ?").get(id) as AccountRow | undefined;
+  async byId(id: string): Promise<AccountRow | undefined> {
+    return this.row(id);
   }
 
-  freeRemaining(a: AccountRow): number {
-    if (a.kind !== "rc" || a.tier) return 0; // business keys are metered, not free
-    return a.free_day === utcDay() ? Math.max(0, FREE_REQUESTS_PER_DAY - a.free_used) : FREE_REQUESTS_PER_DAY;
-  }
-
-  /** Takes one free request of today's quota, atomically; false when none is left. */
-  takeFree(id: string): boolean {
+  async takeFree(id: string): Promise<boolean> {
     const day = utcDay();
-    return this.db
-      .transaction(() => {
-        const a = this.byId(id);
-        if (!a || a.kind !== "rc" || a.tier) return false;
-        const used = a.free_day === day ? a.free_used : 0;
-        if (used >= FREE_REQUESTS_PER_DAY) return false;
-        this.prepared("UPDATE accounts SET free_day = ?, free_used = ? WHERE id = ?").run(day, used + 1, id);
-        return true;
-      })
-      .immediate();
+    return this.tx(() => {
+      const a = this.row(id);
+      if (!a || a.kind !== "rc" || a.tier) return false;
+      const used = a.free_day === day ? a.free_used : 0;
+      if (used >= FREE_REQUESTS_PER_DAY) return false;
+      this.prepared("UPDATE accounts SET free_day = ?, free_used = ? WHERE id = ?").run(day, used + 1, id);
+      return true;
+    });
   }
 
-  /** Gives back a free request that was not served (no provider). */
-  returnFree(id: string): void {
+  async returnFree(id: string): Promise<void> {
     this.prepared("UPDATE accounts SET free_used = MAX(0, free_used - 1) WHERE id = ? AND free_day = ?").run(
       id,
       utcDay(),
     );
   }
 
-  /**
-   * Takes `sats` of today's gateway-wide free-tier budget (the list price of the free work given
-   * away), atomically; false when it would go past `budgetSat`.
-   */
-  takePromo(sats: number, budgetSat: number): boolean {
+  async takePromo(sats: number, budgetSat: number): Promise<boolean> {
     const day = utcDay();
-    return this.db
-      .transaction(() => {
-        const row = this.prepared("SELECT sats FROM promo_days WHERE day = ?").get(day) as
-          { sats: number } | undefined;
-        const used = row?.sats ?? 0;
-        if (used + sats > budgetSat) return false;
-        this.prepared(
-          "INSERT INTO promo_days (day, sats) VALUES (?, ?) ON CONFLICT(day) DO UPDATE SET sats = excluded.sats",
-        ).run(day, used + sats);
-        return true;
-      })
-      .immediate();
+    return this.tx(() => {
+      const row = this.prepared("SELECT sats FROM promo_days WHERE day = ?").get(day) as
+        { sats: number } | undefined;
+      const used = row?.sats ?? 0;
+      if (used + sats > budgetSat) return false;
+      this.prepared(
+        "INSERT INTO promo_days (day, sats) VALUES (?, ?) ON CONFLICT(day) DO UPDATE SET sats = excluded.sats",
+      ).run(day, used + sats);
+      return true;
+    });
   }
 
-  /** Gives back budget a free job took but did not use (same UTC day only). */
-  returnPromo(sats: number, day: string): void {
+  async returnPromo(sats: number, day: string): Promise<void> {
     if (sats <= 0) return;
     this.prepared("UPDATE promo_days SET sats = MAX(0, sats - ?) WHERE day = ?").run(sats, day);
   }
 
-  /** How many sats this account (and its parents) may still spend on one request; Infinity if uncapped. */
-  spendRoom(id: string): { room: number; reason?: string } {
-    let room = Number.POSITIVE_INFINITY;
-    let reason: string | undefined;
+  async spendRoom(id: string): Promise<{ room: number; reason?: string }> {
+    return roomOf(this.chain(id));
+  }
+
+  async recordSpend(id: string, sats: number): Promise<void> {
     const day = utcDay();
-    for (let a = this.byId(id); a; a = a.parent_id ? this.byId(a.parent_id) : undefined) {
-      const spentToday = a.spent_day === day ? a.spent_day_sat : 0;
-      const limits: [number | null, number, string][] = [
-        [a.cap_per_request_sat, 0, "per-request cap"],
-        [a.cap_per_day_sat, spentToday, "daily cap"],
-        [a.cap_lifetime_sat, a.spent_lifetime_sat, "lifetime cap"],
-      ];
-      for (const [cap, spent, name] of limits) {
-        if (cap !== null && cap - spent < room) {
-          room = Math.max(0, cap - spent);
-          reason = name;
-        }
+    this.tx(() => {
+      for (const a of this.chain(id)) {
+        const today = a.spent_day === day ? a.spent_day_sat : 0;
+        this.prepared(
+          "UPDATE accounts SET spent_day = ?, spent_day_sat = ?, spent_lifetime_sat = spent_lifetime_sat + ? WHERE id = ?",
+        ).run(day, today + sats, sats, a.id);
       }
-    }
-    return { room, reason };
+    });
   }
 
-  /** Records spending on the account and every parent (for caps). */
-  recordSpend(id: string, sats: number): void {
-    const day = utcDay();
-    this.db
-      .transaction(() => {
-        for (let a = this.byId(id); a; a = a.parent_id ? this.byId(a.parent_id) : undefined) {
-          const today = a.spent_day === day ? a.spent_day_sat : 0;
-          this.prepared(
-            "UPDATE accounts SET spent_day = ?, spent_day_sat = ?, spent_lifetime_sat = spent_lifetime_sat + ? WHERE id = ?",
-          ).run(day, today + sats, sats, a.id);
-        }
-      })
-      .immediate();
-  }
-
-  // ---- token format of a session's first funding (withdrawals answer in it) -----------------
-  noteTokenFormat(id: string, format: "A" | "B"): void {
+  async noteTokenFormat(id: string, format: "A" | "B"): Promise<void> {
     this.prepared("INSERT OR IGNORE INTO token_formats (account_id, format) VALUES (?, ?)").run(id, format);
   }
 
-  tokenFormat(id: string): "A" | "B" {
+  async tokenFormat(id: string): Promise<"A" | "B"> {
     const row = this.prepared("SELECT format FROM token_formats WHERE account_id = ?").get(id) as
       { format: "A" | "B" } | undefined;
     return row?.format ?? "B";
   }
 
-  // ---- Lightning top-ups --------------------------------------------------------------------
-  addTopup(t: {
-    quote: string;
-    accountId: string;
-    mint: string;
-    amount: number;
-    request: string;
-    expiry: number | null;
-  }): void {
+  async addTopup(t: NewTopup): Promise<void> {
     this.prepared(
       "INSERT INTO topups (quote, account_id, mint, amount, request, expiry, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
     ).run(t.quote, t.accountId, t.mint, t.amount, t.request, t.expiry, Date.now());
   }
 
-  /** Pending top-ups (of one account), created at or after `sinceMs`. */
-  pendingTopups(
-    accountId?: string,
-    sinceMs = 0,
-  ): { quote: string; account_id: string; mint: string; amount: number }[] {
+  async pendingTopups(accountId?: string, sinceMs = 0): Promise<TopupRow[]> {
     const sql = accountId
       ? "SELECT * FROM topups WHERE state = 'pending' AND created_at >= ? AND account_id = ?"
       : "SELECT * FROM topups WHERE state = 'pending' AND created_at >= ?";
-    return (accountId ? this.prepared(sql).all(sinceMs, accountId) : this.prepared(sql).all(sinceMs)) as {
-      quote: string;
-      account_id: string;
-      mint: string;
-      amount: number;
-    }[];
+    return (
+      accountId ? this.prepared(sql).all(sinceMs, accountId) : this.prepared(sql).all(sinceMs)
+    ) as TopupRow[];
   }
 
-  topup(quote: string):
-    | {
-        quote: string;
-        account_id: string;
-        amount: number;
-        request: string;
-        expiry: number | null;
-        state: string;
-        created_at: number;
-      }
-    | undefined {
-    return this.prepared("SELECT * FROM topups WHERE quote = ?").get(quote) as never;
+  async topup(quote: string): Promise<TopupRow | undefined> {
+    return this.prepared("SELECT * FROM topups WHERE quote = ?").get(quote) as TopupRow | undefined;
   }
 
-  /** pending → credited, once. */
-  markTopupCredited(quote: string): boolean {
+  async markTopupCredited(quote: string): Promise<boolean> {
     return (
       this.prepared("UPDATE topups SET state = 'credited' WHERE quote = ? AND state = 'pending'").run(quote)
         .changes === 1

@@ -5,7 +5,7 @@
  * or reverts it instead of paying twice. The provider pays the routing fee, as in the seeds.
  */
 import { randomUUID } from "node:crypto";
-import { type Db, openDatabase } from "../../src/shared/sqlite.js";
+import { type PayoutRow, type PayoutStore, SqlitePayoutStore } from "./payout-store.js";
 import type { EcashWallet } from "../../src/shared/ecash/index.js";
 import type { Logger } from "../../src/shared/index.js";
 import { invoiceForLightningAddress, type ResolveOptions } from "../../src/shared/lnurl.js";
@@ -14,103 +14,86 @@ import { type MeltOutcome, payReservedMelt, resolveReservedMelt } from "./melt-p
 
 export const DEFAULT_PAYOUT_THRESHOLD_SAT = 1000;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS payouts (
-  id TEXT PRIMARY KEY, node_id TEXT NOT NULL, address TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
-  fee_reserve INTEGER NOT NULL, invoice TEXT NOT NULL, quote TEXT NOT NULL, state TEXT NOT NULL, fee INTEGER,
-  preimage TEXT, error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS payouts_node ON payouts (node_id, created_at);
-`;
-
-export interface PayoutRow {
-  id: string;
-  node_id: string;
-  address: string;
-  mint: string;
-  amount: number;
-  fee_reserve: number;
-  invoice: string;
-  quote: string;
-  state: "paying" | "paid" | "failed";
-  fee: number | null;
-  preimage: string | null;
-  error: string | null;
-  created_at: number;
-  updated_at: number;
-}
+export type { PayoutRow } from "./payout-store.js";
 
 export interface PayoutOptions {
   thresholdSat?: number;
   lnurl?: ResolveOptions;
   /** the node's Lightning address from its registration */
-  addressOf: (nodeId: string) => string | undefined;
+  addressOf: (nodeId: string) => Promise<string | undefined>;
   /** the mint the gateway melts at */
   mint: () => string;
   log: Logger;
 }
 
 export class ProviderPayouts {
-  private readonly db: Db;
+  private readonly store: PayoutStore;
   private running = false;
   /** payouts this process is paying right now (the open-payout check leaves them alone) */
   private readonly inflight = new Set<string>();
 
+  /** `store`: a SQLite file path (payouts.sqlite) or an opened store (PostgreSQL). */
   constructor(
-    path: string,
+    store: string | PayoutStore,
     private readonly ledger: Ledger,
     private readonly wallet: EcashWallet,
     private readonly opts: PayoutOptions,
   ) {
-    this.db = openDatabase(path, SCHEMA);
+    this.store = typeof store === "string" ? new SqlitePayoutStore(store) : store;
   }
 
   close(): void {
-    this.db.close();
+    this.store.close();
   }
 
   get thresholdSat(): number {
     return this.opts.thresholdSat ?? DEFAULT_PAYOUT_THRESHOLD_SAT;
   }
 
-  history(nodeId: string, limit = 20): PayoutRow[] {
-    return this.db
-      .prepare("SELECT * FROM payouts WHERE node_id = ? ORDER BY created_at DESC LIMIT ?")
-      .all(nodeId, limit) as PayoutRow[];
+  history(nodeId: string, limit = 20): Promise<PayoutRow[]> {
+    return this.store.history(nodeId, limit);
   }
 
-  private update(id: string, fields: Partial<PayoutRow>): void {
-    const sets = Object.keys(fields).map((k) => `${k} = @${k}`);
-    this.db
-      .prepare(`UPDATE payouts SET ${sets.join(", ")}, updated_at = @now WHERE id = @id`)
-      .run({ ...fields, id, now: Date.now() });
-  }
-
-  /** Pays every provider at or above the threshold that has a Lightning address. One run at a time. */
+  /**
+   * Pays every provider at or above the threshold that has a Lightning address. One run at a time,
+   * in this process and (PostgreSQL) across processes: another process's run returns [] at once.
+   */
   async runOnce(): Promise<PayoutRow[]> {
     if (this.running) return [];
     this.running = true;
     try {
-      const done: PayoutRow[] = [];
-      await this.resolveOpen();
-      const { balances } = await this.ledger.audit();
-      for (const [account, msat] of balances) {
-        if (!account.startsWith("provider:") || msat < this.thresholdSat * 1000) continue;
-        const nodeId = account.slice("provider:".length);
-        const row = await this.payout(nodeId).catch((err) => {
-          this.opts.log.warn("payout failed", { nodeId, err: String(err) });
-          return undefined;
-        });
-        if (row) done.push(row);
-      }
-      return done;
+      return (await this.store.exclusively(() => this.runNow())) ?? [];
     } finally {
       this.running = false;
     }
   }
 
-  /** Pays one provider's whole balance (minus the routing fee reserve) to its Lightning address. */
-  async payout(nodeId: string): Promise<PayoutRow | undefined> {
-    const address = this.opts.addressOf(nodeId);
+  private async runNow(): Promise<PayoutRow[]> {
+    const done: PayoutRow[] = [];
+    await this.resolveOpen();
+    const { balances } = await this.ledger.audit();
+    for (const [account, msat] of balances) {
+      if (!account.startsWith("provider:") || msat < this.thresholdSat * 1000) continue;
+      const nodeId = account.slice("provider:".length);
+      const row = await this.payoutNow(nodeId).catch((err) => {
+        this.opts.log.warn("payout failed", { nodeId, err: String(err) });
+        return undefined;
+      });
+      if (row) done.push(row);
+    }
+    return done;
+  }
+
+  /**
+   * Pays one provider's whole balance (minus the routing fee reserve) to its Lightning address;
+   * undefined when there is nothing to pay or another process is paying out right now.
+   */
+  payout(nodeId: string): Promise<PayoutRow | undefined> {
+    return this.store.exclusively(() => this.payoutNow(nodeId));
+  }
+
+  private async payoutNow(nodeId: string): Promise<PayoutRow | undefined> {
+    const address = await this.opts.addressOf(nodeId);
     if (!address) return undefined;
     const mint = this.opts.mint();
     const balanceSat = Math.floor((await this.ledger.balance(Accounts.provider(nodeId))) / 1000);
@@ -126,23 +109,16 @@ export class ProviderPayouts {
       quote = await this.wallet.meltQuote(mint, invoice);
     }
     const id = randomUUID();
-    this.db
-      .prepare(
-        `INSERT INTO payouts (id, node_id, address, mint, amount, fee_reserve, invoice, quote, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'paying', ?, ?)`,
-      )
-      .run(
-        id,
-        nodeId,
-        address,
-        mint,
-        quote.amountSat,
-        quote.feeReserveSat,
-        invoice,
-        quote.quote,
-        Date.now(),
-        Date.now(),
-      );
+    await this.store.add({
+      id,
+      node_id: nodeId,
+      address,
+      mint,
+      amount: quote.amountSat,
+      fee_reserve: quote.feeReserveSat,
+      invoice,
+      quote: quote.quote,
+    });
     await this.ledger.reservePayout(
       Accounts.provider(nodeId),
       id,
@@ -152,26 +128,30 @@ export class ProviderPayouts {
   }
 
   private async pay(id: string): Promise<PayoutRow> {
-    const row = this.get(id)!;
+    const row = (await this.get(id))!;
     this.inflight.add(id);
     try {
-      this.record(id, await payReservedMelt(this.wallet, this.ledger, Accounts.provider(row.node_id), row));
+      await this.record(
+        id,
+        await payReservedMelt(this.wallet, this.ledger, Accounts.provider(row.node_id), row),
+      );
     } finally {
       this.inflight.delete(id);
     }
-    return this.get(id)!;
+    return (await this.get(id))!;
   }
 
   /** Writes how a payment ended; an open one stays "paying" until the mint is asked again. */
-  private record(id: string, outcome: MeltOutcome): void {
+  private async record(id: string, outcome: MeltOutcome): Promise<void> {
     if (outcome.state === "paid")
-      this.update(id, { state: "paid", fee: outcome.feeSat, preimage: outcome.preimage });
-    else if (outcome.state === "failed") this.update(id, { state: "failed", error: outcome.error });
+      await this.store.update(id, { state: "paid", fee: outcome.feeSat, preimage: outcome.preimage });
+    else if (outcome.state === "failed")
+      await this.store.update(id, { state: "failed", error: outcome.error });
   }
 
   /** Payouts left "paying" (a lost answer, a PENDING melt, a restart) are settled by asking the mint. */
   private async resolveOpen(): Promise<void> {
-    const open = this.db.prepare("SELECT * FROM payouts WHERE state = 'paying'").all() as PayoutRow[];
+    const open = await this.store.open();
     for (const row of open) {
       if (this.inflight.has(row.id)) continue;
       const outcome = await resolveReservedMelt(
@@ -182,16 +162,19 @@ export class ProviderPayouts {
       );
       if (outcome.state === "open")
         this.opts.log.warn("payout still open; will ask the mint again", { id: row.id });
-      this.record(row.id, outcome);
+      await this.record(row.id, outcome);
     }
   }
 
-  get(id: string): PayoutRow | undefined {
-    return this.db.prepare("SELECT * FROM payouts WHERE id = ?").get(id) as PayoutRow | undefined;
+  get(id: string): Promise<PayoutRow | undefined> {
+    return this.store.get(id);
   }
 
-  /** After a restart: payouts still "paying" are settled by asking the mint (see resolveOpen). */
+  /**
+   * After a restart: payouts still "paying" are settled by asking the mint (see resolveOpen). Not
+   * while another process runs payouts: those may be its payments in flight (its next run resolves).
+   */
   async recover(): Promise<void> {
-    await this.resolveOpen();
+    await this.store.exclusively(() => this.resolveOpen());
   }
 }

@@ -154,7 +154,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
   const router = express.Router();
   const json = express.json({ limit: "256kb" });
 
-  router.post("/v1/gateway/signup", (req, res) => {
+  router.post("/v1/gateway/signup", async (req, res) => {
     if (!deps.signupOpen) {
       return sendError(
         res,
@@ -168,22 +168,23 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
       res.setHeader("Retry-After", String(wait));
       return sendError(res, 429, "rate_limited", "too many provider signups from this address; retry later");
     }
-    const key = store.createKey("signup");
+    const key = await store.createKey("signup");
     log.info("provider key issued by signup");
     res.status(201).json({ api_key: key });
   });
 
   // The key is checked before the body is read (the router is mounted before the gateway's parser).
-  const knownKey = (req: Request, res: Response, next: NextFunction) => {
+  const knownKey = async (req: Request, res: Response, next: NextFunction) => {
     const key = providerKeyOf(req);
-    if (!key || !store.keyHash(key))
+    if (!key || !(await store.keyHash(key)))
       return sendError(res, 401, "invalid_key", "missing or unknown provider key");
     next();
   };
 
-  router.post("/v1/gateway/register", knownKey, json, (req, res) => {
+  router.post("/v1/gateway/register", knownKey, json, async (req, res) => {
     const key = providerKeyOf(req)!;
-    const keyHash = store.keyHash(key)!;
+    const keyHash = await store.keyHash(key);
+    if (!keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
     const parsed = RegisterBody.safeParse(req.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -199,7 +200,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     if (body.api_key !== key) {
       return sendError(res, 403, "forbidden", "api_key in the body must equal the bearer key");
     }
-    if (!store.register(keyHash, body)) {
+    if (!(await store.register(keyHash, body))) {
       return sendError(res, 403, "forbidden", `node id ${body.node_id} belongs to another provider key`);
     }
     const live = registry.get(body.node_id);
@@ -214,7 +215,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
 
   router.get("/v1/gateway/jobs/:id/proxy/request", async (req, res) => {
     const key = providerKeyOf(req);
-    const keyHash = key ? store.keyHash(key) : undefined;
+    const keyHash = key ? await store.keyHash(key) : undefined;
     if (!keyHash) return sendError(res, 401, "invalid_key", "missing or unknown provider key");
     const attempt = attempts.get(String(req.params.id));
     if (!attempt && deps.remoteBody) {

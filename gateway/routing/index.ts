@@ -21,7 +21,7 @@ import { providerKeyOf, providerRouter, SignupLimiter } from "./http.js";
 import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
 import { NodeSession, Registry } from "./registry.js";
 import type { ClusterLink, NodeHost, RemoteNode } from "./remote.js";
-import { type NodeRow, RoutingStore } from "./store.js";
+import { type NodeRow, type RoutingStore, SqliteRoutingStore } from "./store.js";
 import {
   type Dispatcher,
   type DispatchRequest,
@@ -36,7 +36,8 @@ import { jobTargets, mergeOffers, type TargetAttemptOptions, Upstreams, Upstream
 import type { UpstreamSpec } from "./upstream-config.js";
 
 export * from "./types.js";
-export { createProviderKey, hashProviderKey } from "./store.js";
+export { hashProviderKey, type RoutingStore } from "./store.js";
+export { copyRoutingFromSqlite, createProviderKey, openRoutingStore, PgRoutingStore } from "./store-pg.js";
 export { DEFAULT_ACK } from "./protocol.js";
 export type { AckInfo, Broadcast, WithdrawRecord } from "./protocol.js";
 export {
@@ -107,15 +108,20 @@ export interface RoutingOptions {
   ackInfo?: (nodeId: string) => Partial<AckInfo>;
   /** OpenAI-compatible providers that serve next to the nodes (`--upstream`, routing/upstream.ts) */
   upstreams?: UpstreamSpec[];
+  /** where keys, registrations and counts live (default: `<dataDir>/routing.sqlite`); closed with routing */
+  store?: RoutingStore;
 }
 
 export interface ProviderKeys {
   /** mints a new `owlr_prov_…` key (only its hash is stored) */
-  create(): string;
+  create(): Promise<string>;
   /** true for a known, unrevoked key */
-  verify(key: string): boolean;
-  /** revokes a key and disconnects the nodes using it; true when it was valid */
-  revoke(key: string): boolean;
+  verify(key: string): Promise<boolean>;
+  /**
+   * revokes a key and disconnects the nodes using it here; true when it was valid. Other processes
+   * on the same store refuse it at once and drop its sockets at their next ping round.
+   */
+  revoke(key: string): Promise<boolean>;
 }
 
 export interface ProviderInfo {
@@ -152,13 +158,13 @@ export interface Routing {
   /** asks a node to stop taking jobs (`drain`); it stays online */
   drain(nodeId: string): boolean;
   /** registration, live status and dispute count of a node, online or not */
-  node(nodeId: string): ProviderInfo | undefined;
+  node(nodeId: string): Promise<ProviderInfo | undefined>;
   /** the nodes online now */
-  providers(): ProviderInfo[];
+  providers(): Promise<ProviderInfo[]>;
   /** the node a provider key last registered (for provider-authenticated routes) */
-  nodeForKey(key: string): string | undefined;
+  nodeForKey(key: string): Promise<string | undefined>;
   /** nodes whose usage reports disagreed with the gateway's count, worst first */
-  disputes(): { nodeId: string; count: number; lastAt: number; lastNote: string }[];
+  disputes(): Promise<{ nodeId: string; count: number; lastAt: number; lastNote: string }[]>;
   /**
    * Several gateway processes on one database (gateway/cluster): jobs may go to nodes other
    * processes hold, and this process relays jobs to the nodes it holds. Returns the holder side.
@@ -172,7 +178,7 @@ const JOB_MEMORY = 10_000;
 
 export function createRouting(opts: RoutingOptions): Routing {
   const log = opts.log ?? createLogger("routing");
-  const store = new RoutingStore(opts.dataDir);
+  const store = opts.store ?? new SqliteRoutingStore(opts.dataDir);
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 90_000;
   const acceptTimeoutMs = opts.acceptTimeoutMs ?? 2_000;
   const firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
@@ -237,19 +243,23 @@ export function createRouting(opts: RoutingOptions): Routing {
     } catch (err) {
       log.error("ackInfo failed; sending defaults", { node: s.nodeId, err: errorMessage(err) });
     }
-    const today = store.today(s.nodeId, now);
-    const karma = store.freeJobs(s.nodeId);
-    s.send({
-      ...DEFAULT_ACK,
-      jobs_today: today.jobs,
-      tokens_today: today.tokens,
-      // Free jobs earn karma, not sats: one point per free job served.
-      karma_score: karma,
-      free_tier_jobs: karma,
-      queue_depth_global: registry.load(),
-      ...extra,
-      type: "heartbeat_ack",
-    });
+    void Promise.all([store.today(s.nodeId, now), store.freeJobs(s.nodeId)])
+      .then(([today, karma]) =>
+        s.send({
+          ...DEFAULT_ACK,
+          jobs_today: today.jobs,
+          tokens_today: today.tokens,
+          // Free jobs earn karma, not sats: one point per free job served.
+          karma_score: karma,
+          free_tier_jobs: karma,
+          queue_depth_global: registry.load(),
+          ...extra,
+          type: "heartbeat_ack",
+        }),
+      )
+      .catch((err) =>
+        log.error("could not read a node's counts for its ack", { node: s.nodeId, err: errorMessage(err) }),
+      );
   };
 
   const onFrame = (s: NodeSession, raw: RawData) => {
@@ -326,18 +336,34 @@ export function createRouting(opts: RoutingOptions): Routing {
     socket.on("error", () => socket.destroy());
     if (closed) return refuseUpgrade(socket, 503, "unavailable", "the gateway is shutting down");
     const key = providerKeyOf(req);
-    const keyHash = key ? store.keyHash(key) : undefined;
-    if (!keyHash) return refuseUpgrade(socket, 403, "invalid_key", "missing or unknown provider key");
-    const node = store.nodeForKeyHash(keyHash);
-    if (!node) {
-      return refuseUpgrade(socket, 403, "not_registered", "register first: POST /v1/gateway/register");
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, node, keyHash));
+    void (async () => {
+      const keyHash = key ? await store.keyHash(key) : undefined;
+      if (!keyHash) return refuseUpgrade(socket, 403, "invalid_key", "missing or unknown provider key");
+      const node = await store.nodeForKeyHash(keyHash);
+      if (!node) {
+        return refuseUpgrade(socket, 403, "not_registered", "register first: POST /v1/gateway/register");
+      }
+      if (closed) return refuseUpgrade(socket, 503, "unavailable", "the gateway is shutting down");
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, node, keyHash));
+    })().catch((err) => {
+      log.error("could not check a node's key", { err: errorMessage(err) });
+      refuseUpgrade(socket, 503, "unavailable", "the gateway cannot check keys right now");
+    });
   };
 
   // Liveness: ping every node; drop the ones silent past the heartbeat timeout.
+  // Keys revoked through another process on the same store end their sockets here too.
   const pinger = setInterval(() => {
-    for (const s of registry.all()) s.send({ type: "ping" });
+    const sessions = registry.all();
+    for (const s of sessions) s.send({ type: "ping" });
+    void store
+      .revokedAmong([...new Set(sessions.map((s) => s.keyHash))])
+      .then((revoked) => {
+        for (const s of sessions)
+          if (revoked.includes(s.keyHash) && registry.get(s.nodeId) === s)
+            dropSession(s, "key revoked", { code: CLOSE_POLICY, reason: "key revoked" });
+      })
+      .catch((err) => log.warn("could not check provider keys", { err: errorMessage(err) }));
   }, pingIntervalMs);
   pinger.unref();
   const sweeper = setInterval(
@@ -365,25 +391,27 @@ export function createRouting(opts: RoutingOptions): Routing {
       cluster?.untrack(s, attempt.wireId);
     }
     if (closed) return;
-    try {
-      if (outcome.usageDisputed) {
-        store.recordDispute(s.nodeId, note ?? "usage disputed");
-        log.warn("provider usage report disagrees with the gateway's count", { node: s.nodeId, note });
-      }
-      if (outcome.status === "failed" && attempt.firstByteAt !== undefined) {
-        // Failed after it started: the buyer is not charged and the node not paid; it counts here.
-        store.recordFailure(s.nodeId, outcome.error ?? "failed mid-stream");
-        log.warn("provider failed mid-stream", { node: s.nodeId, why: outcome.error });
-      }
-      if (attempt.free && outcome.status === "completed") store.recordFreeJob(s.nodeId);
-      if (attempt.firstByteAt !== undefined) {
-        const u = outcome.billableUsage;
-        store.recordJob(s.nodeId, u.promptTokens + u.completionTokens);
-        s.observe(attempt.firstByteAt - attempt.startedAt, attempt.tokens, Date.now() - attempt.firstByteAt);
-      }
-    } catch (err) {
-      log.error("could not record a finished job", { node: s.nodeId, err: errorMessage(err) });
+    // Each write is started now (SQLite writes at the call, as before); none waits for another.
+    const writes: Promise<void>[] = [];
+    if (outcome.usageDisputed) {
+      writes.push(store.recordDispute(s.nodeId, note ?? "usage disputed"));
+      log.warn("provider usage report disagrees with the gateway's count", { node: s.nodeId, note });
     }
+    if (outcome.status === "failed" && attempt.firstByteAt !== undefined) {
+      // Failed after it started: the buyer is not charged and the node not paid; it counts here.
+      writes.push(store.recordFailure(s.nodeId, outcome.error ?? "failed mid-stream"));
+      log.warn("provider failed mid-stream", { node: s.nodeId, why: outcome.error });
+    }
+    if (attempt.free && outcome.status === "completed") writes.push(store.recordFreeJob(s.nodeId));
+    if (attempt.firstByteAt !== undefined) {
+      const u = outcome.billableUsage;
+      writes.push(store.recordJob(s.nodeId, u.promptTokens + u.completionTokens));
+      s.observe(attempt.firstByteAt - attempt.startedAt, attempt.tokens, Date.now() - attempt.firstByteAt);
+    }
+    for (const w of writes)
+      w.catch((err) =>
+        log.error("could not record a finished job", { node: s.nodeId, err: errorMessage(err) }),
+      );
   };
 
   /** A try of the job on a node: registered so its frames (and its body pull) find it. */
@@ -563,11 +591,15 @@ export function createRouting(opts: RoutingOptions): Routing {
 
   // ---- operators --------------------------------------------------------------------------------
 
-  const info = (nodeId: string): ProviderInfo | undefined => {
-    const row = store.node(nodeId);
+  const info = async (nodeId: string): Promise<ProviderInfo | undefined> => {
+    const [row, today, dispute, failure] = await Promise.all([
+      store.node(nodeId),
+      store.today(nodeId),
+      store.dispute(nodeId),
+      store.failure(nodeId),
+    ]);
     const s = registry.get(nodeId);
     if (!row && !s) return undefined;
-    const today = store.today(nodeId);
     return {
       nodeId,
       online: s ? registry.alive(s) : false,
@@ -578,8 +610,8 @@ export function createRouting(opts: RoutingOptions): Routing {
       ...(row?.redeem_threshold_sats ? { redeemThresholdSats: row.redeem_threshold_sats } : {}),
       ...(row?.region ? { region: row.region } : {}),
       ...(row?.version ? { version: row.version } : {}),
-      disputes: store.dispute(nodeId)?.count ?? 0,
-      failures: store.failure(nodeId)?.count ?? 0,
+      disputes: dispute?.count ?? 0,
+      failures: failure?.count ?? 0,
       jobsToday: today.jobs,
       tokensToday: today.tokens,
       ...(s?.ttfbMs !== undefined ? { ttfbMs: Math.round(s.ttfbMs) } : {}),
@@ -589,10 +621,10 @@ export function createRouting(opts: RoutingOptions): Routing {
 
   const keys: ProviderKeys = {
     create: () => store.createKey("api"),
-    verify: (key) => store.keyHash(key) !== undefined,
-    revoke(key) {
-      const keyHash = store.keyHash(key);
-      if (!keyHash || !store.revokeKey(key)) return false;
+    verify: async (key) => (await store.keyHash(key)) !== undefined,
+    async revoke(key) {
+      const keyHash = await store.keyHash(key);
+      if (!keyHash || !(await store.revokeKey(key))) return false;
       for (const s of registry.all()) {
         if (s.keyHash === keyHash)
           dropSession(s, "key revoked", { code: CLOSE_POLICY, reason: "key revoked" });
@@ -638,19 +670,19 @@ export function createRouting(opts: RoutingOptions): Routing {
       return true;
     },
     node: info,
-    nodeForKey(key) {
-      const hash = store.keyHash(key);
-      return hash ? store.nodeForKeyHash(hash)?.node_id : undefined;
+    async nodeForKey(key) {
+      const hash = await store.keyHash(key);
+      return hash ? (await store.nodeForKeyHash(hash))?.node_id : undefined;
     },
-    providers: () =>
-      registry
-        .all()
-        .map((s) => info(s.nodeId))
-        .filter((p): p is ProviderInfo => !!p),
-    disputes: () =>
-      store
-        .disputes()
-        .map((d) => ({ nodeId: d.node_id, count: d.count, lastAt: d.last_at, lastNote: d.last_note })),
+    providers: async () =>
+      (await Promise.all(registry.all().map((s) => info(s.nodeId)))).filter((p): p is ProviderInfo => !!p),
+    disputes: async () =>
+      (await store.disputes()).map((d) => ({
+        nodeId: d.node_id,
+        count: d.count,
+        lastAt: d.last_at,
+        lastNote: d.last_note,
+      })),
     joinCluster(link) {
       cluster = link;
       return host;

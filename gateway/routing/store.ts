@@ -1,5 +1,7 @@
 /**
- * Routing's SQLite store, `<dataDir>/routing.sqlite`: provider keys (sha256 only, never the key),
+ * Routing's store: `RoutingStore` is the async interface (each method one atomic step),
+ * `SqliteRoutingStore` the embedded default `<dataDir>/routing.sqlite`, `PgRoutingStore`
+ * (store-pg.ts) the one several gateway processes share. Provider keys (sha256 only, never the key),
  * node registrations, per-node usage disputes and daily job counts. Every writing method is one
  * `BEGIN IMMEDIATE` transaction, so a shell command (`gateway provider-key`) can add a key while a
  * gateway runs on the same file. A node id belongs to the key that first registered it: earnings are
@@ -56,7 +58,57 @@ export interface DisputeRow {
   last_note: string;
 }
 
-export class RoutingStore {
+/** What routing keeps: keys, registrations, disputes, failures, karma and daily counts. */
+export interface RoutingStore {
+  /** A new provider key; only its hash is stored, the caller hands the key out once. */
+  createKey(source?: string): Promise<string>;
+  /** The key's hash when the key is known and not revoked. */
+  keyHash(key: string): Promise<string | undefined>;
+  /** Revokes a key (for every process on the store); true when it was valid. */
+  revokeKey(key: string): Promise<boolean>;
+  /** Of these key hashes, the ones revoked (or unknown): their sessions must end. */
+  revokedAmong(keyHashes: readonly string[]): Promise<string[]>;
+  /** Records a registration; false when the node id already belongs to another key. */
+  register(keyHash: string, body: RegisterBody): Promise<boolean>;
+  /** The node a key registered last: the one its WebSocket speaks for. */
+  nodeForKeyHash(keyHash: string): Promise<NodeRow | undefined>;
+  node(nodeId: string): Promise<NodeRow | undefined>;
+  recordDispute(nodeId: string, note: string): Promise<void>;
+  dispute(nodeId: string): Promise<DisputeRow | undefined>;
+  /** Every node whose usage reports disagreed with the gateway's count, worst first. */
+  disputes(): Promise<DisputeRow[]>;
+  /** A job this node failed after its first token (the buyer paid nothing, the node earned nothing). */
+  recordFailure(nodeId: string, note: string): Promise<void>;
+  failure(nodeId: string): Promise<DisputeRow | undefined>;
+  /** A free-tier job this node completed: its karma (free jobs earn karma, not sats). */
+  recordFreeJob(nodeId: string): Promise<void>;
+  freeJobs(nodeId: string): Promise<number>;
+  recordJob(nodeId: string, tokens: number, at?: number): Promise<void>;
+  today(nodeId: string, at?: number): Promise<{ jobs: number; tokens: number }>;
+  close(): void;
+}
+
+/** A new provider key (the caller stores its hash). */
+export const newProviderKey = (): string => `${PROVIDER_KEY_PREFIX}${randomBytes(24).toString("base64url")}`;
+
+/** The hash to look a presented key up by; undefined for what cannot be a provider key. */
+export const lookupHash = (key: string): string | undefined =>
+  key.startsWith(PROVIDER_KEY_PREFIX) && key.length <= 256 ? hashProviderKey(key) : undefined;
+
+/** The registration columns of a body (the key itself never stored). */
+export function registrationOf(body: RegisterBody) {
+  return {
+    node_id: body.node_id,
+    models: JSON.stringify(body.models),
+    la: body.lightning_address ?? null,
+    threshold: body.redeem_threshold_sats || null,
+    region: body.region ?? null,
+    version: body.version ?? null,
+    reg: JSON.stringify({ ...body, api_key: undefined }),
+  };
+}
+
+export class SqliteRoutingStore implements RoutingStore {
   private readonly db: Db;
 
   constructor(dataDir: string) {
@@ -75,9 +127,8 @@ export class RoutingStore {
 
   // ---- keys -------------------------------------------------------------------------------------
 
-  /** A new provider key; only its hash is stored, the caller hands the key out once. */
-  createKey(source = "api"): string {
-    const key = `${PROVIDER_KEY_PREFIX}${randomBytes(24).toString("base64url")}`;
+  async createKey(source = "api"): Promise<string> {
+    const key = newProviderKey();
     this.tx(() =>
       this.db
         .prepare("INSERT INTO provider_keys (key_hash, created_at, source) VALUES (?, ?, ?)")
@@ -86,18 +137,16 @@ export class RoutingStore {
     return key;
   }
 
-  /** The key's hash when the key is known and not revoked. */
-  keyHash(key: string): string | undefined {
-    if (!key.startsWith(PROVIDER_KEY_PREFIX) || key.length > 256) return undefined;
-    const hash = hashProviderKey(key);
+  async keyHash(key: string): Promise<string | undefined> {
+    const hash = lookupHash(key);
+    if (!hash) return undefined;
     const row = this.db
       .prepare("SELECT 1 FROM provider_keys WHERE key_hash = ? AND revoked_at IS NULL")
       .get(hash);
     return row ? hash : undefined;
   }
 
-  /** Revokes a key; true when it was valid. */
-  revokeKey(key: string): boolean {
+  async revokeKey(key: string): Promise<boolean> {
     return this.tx(
       () =>
         this.db
@@ -106,15 +155,18 @@ export class RoutingStore {
     );
   }
 
+  async revokedAmong(keyHashes: readonly string[]): Promise<string[]> {
+    const live = this.db.prepare("SELECT 1 FROM provider_keys WHERE key_hash = ? AND revoked_at IS NULL");
+    return keyHashes.filter((h) => !live.get(h));
+  }
+
   // ---- nodes ------------------------------------------------------------------------------------
 
-  /** Records a registration; false when the node id already belongs to another key. */
-  register(keyHash: string, body: RegisterBody): boolean {
+  async register(keyHash: string, body: RegisterBody): Promise<boolean> {
     return this.tx(() => {
       const owner = this.db.prepare("SELECT key_hash FROM nodes WHERE node_id = ?").get(body.node_id) as
         { key_hash: string } | undefined;
       if (owner && owner.key_hash !== keyHash) return false;
-      const now = Date.now();
       this.db
         .prepare(
           `INSERT INTO nodes (node_id, key_hash, models, lightning_address, redeem_threshold_sats, region,
@@ -124,35 +176,24 @@ export class RoutingStore {
              redeem_threshold_sats = @threshold, region = @region, version = @version,
              registration = @reg, registered_at = @now`,
         )
-        .run({
-          node_id: body.node_id,
-          key_hash: keyHash,
-          models: JSON.stringify(body.models),
-          la: body.lightning_address ?? null,
-          threshold: body.redeem_threshold_sats || null,
-          region: body.region ?? null,
-          version: body.version ?? null,
-          reg: JSON.stringify({ ...body, api_key: undefined }),
-          now,
-        });
+        .run({ ...registrationOf(body), key_hash: keyHash, now: Date.now() });
       return true;
     });
   }
 
-  /** The node a key registered last: the one its WebSocket speaks for. */
-  nodeForKeyHash(keyHash: string): NodeRow | undefined {
+  async nodeForKeyHash(keyHash: string): Promise<NodeRow | undefined> {
     return this.db
       .prepare("SELECT * FROM nodes WHERE key_hash = ? ORDER BY registered_at DESC, rowid DESC LIMIT 1")
       .get(keyHash) as NodeRow | undefined;
   }
 
-  node(nodeId: string): NodeRow | undefined {
+  async node(nodeId: string): Promise<NodeRow | undefined> {
     return this.db.prepare("SELECT * FROM nodes WHERE node_id = ?").get(nodeId) as NodeRow | undefined;
   }
 
   // ---- disputes and daily counts ----------------------------------------------------------------
 
-  recordDispute(nodeId: string, note: string): void {
+  async recordDispute(nodeId: string, note: string): Promise<void> {
     this.tx(() =>
       this.db
         .prepare(
@@ -164,17 +205,15 @@ export class RoutingStore {
     );
   }
 
-  dispute(nodeId: string): DisputeRow | undefined {
+  async dispute(nodeId: string): Promise<DisputeRow | undefined> {
     return this.db.prepare("SELECT * FROM disputes WHERE node_id = ?").get(nodeId) as DisputeRow | undefined;
   }
 
-  /** Every node whose usage reports disagreed with the gateway's count, worst first. */
-  disputes(): DisputeRow[] {
+  async disputes(): Promise<DisputeRow[]> {
     return this.db.prepare("SELECT * FROM disputes ORDER BY count DESC, last_at DESC").all() as DisputeRow[];
   }
 
-  /** A job this node failed after its first token (the buyer paid nothing, the node earned nothing). */
-  recordFailure(nodeId: string, note: string): void {
+  async recordFailure(nodeId: string, note: string): Promise<void> {
     this.tx(() =>
       this.db
         .prepare(
@@ -186,8 +225,7 @@ export class RoutingStore {
     );
   }
 
-  /** A free-tier job this node completed: its karma (free jobs earn karma, not sats). */
-  recordFreeJob(nodeId: string): void {
+  async recordFreeJob(nodeId: string): Promise<void> {
     this.tx(() =>
       this.db
         .prepare(
@@ -197,17 +235,17 @@ export class RoutingStore {
     );
   }
 
-  freeJobs(nodeId: string): number {
+  async freeJobs(nodeId: string): Promise<number> {
     const row = this.db.prepare("SELECT count FROM free_jobs WHERE node_id = ?").get(nodeId) as
       { count: number } | undefined;
     return row?.count ?? 0;
   }
 
-  failure(nodeId: string): DisputeRow | undefined {
+  async failure(nodeId: string): Promise<DisputeRow | undefined> {
     return this.db.prepare("SELECT * FROM failures WHERE node_id = ?").get(nodeId) as DisputeRow | undefined;
   }
 
-  recordJob(nodeId: string, tokens: number, at = Date.now()): void {
+  async recordJob(nodeId: string, tokens: number, at = Date.now()): Promise<void> {
     this.tx(() =>
       this.db
         .prepare(
@@ -218,23 +256,10 @@ export class RoutingStore {
     );
   }
 
-  today(nodeId: string, at = Date.now()): { jobs: number; tokens: number } {
+  async today(nodeId: string, at = Date.now()): Promise<{ jobs: number; tokens: number }> {
     const row = this.db
       .prepare("SELECT jobs, tokens FROM node_days WHERE node_id = ? AND day = ?")
       .get(nodeId, dayOf(at)) as { jobs: number; tokens: number } | undefined;
     return row ?? { jobs: 0, tokens: 0 };
-  }
-}
-
-/**
- * `owlrun-mcp gateway provider-key --data-dir DIR`: mints a provider key into a gateway's data dir.
- * Safe while a gateway runs on the same file (WAL, one short write transaction).
- */
-export function createProviderKey(dataDir: string): string {
-  const store = new RoutingStore(dataDir);
-  try {
-    return store.createKey("cli");
-  } finally {
-    store.close();
   }
 }

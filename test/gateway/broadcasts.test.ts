@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BroadcastStore } from "../../gateway/broadcasts/index.js";
+import { SqliteBroadcastStore } from "../../gateway/broadcasts/index.js";
 import { type RunningGateway, startGateway } from "../../gateway/index.js";
 import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
 import { silentLogger } from "../../src/shared/index.js";
@@ -120,14 +120,14 @@ describe("broadcasts", () => {
     expect((await runCli(["gateway", "broadcast", "--data-dir", root])).code).toBe(2);
   });
 
-  it("a broadcast stops showing once its expiry passes", () => {
-    const store = BroadcastStore.open(tempDir());
+  it("a broadcast stops showing once its expiry passes", async () => {
+    const store = SqliteBroadcastStore.open(tempDir());
     try {
       const t0 = Date.parse("2026-01-01T00:00:00Z");
-      const b = store.publish({ message: "soon over", expires_in_seconds: 60 }, t0);
-      expect(store.active(t0 + 59_999).map((x) => x.id)).toEqual([b.id]);
-      expect(store.active(t0 + 60_000)).toEqual([]);
-      expect(store.all().map((x) => x.id)).toEqual([b.id]);
+      const b = await store.publish({ message: "soon over", expires_in_seconds: 60 }, t0);
+      expect((await store.active(t0 + 59_999)).map((x) => x.id)).toEqual([b.id]);
+      expect(await store.active(t0 + 60_000)).toEqual([]);
+      expect((await store.all()).map((x) => x.id)).toEqual([b.id]);
     } finally {
       store.close();
     }

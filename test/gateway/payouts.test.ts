@@ -39,7 +39,7 @@ describe("provider payouts", () => {
       { from: Accounts.ecash(mint.url), to: Accounts.fees, msat: 2_900_000 },
     ]);
     const payouts = new ProviderPayouts(`${dir}/payouts.sqlite`, ledger, wallet, {
-      addressOf: (node) => lnurl.address(node),
+      addressOf: async (node) => lnurl.address(node),
       mint: () => mint.url,
       lnurl: { allowLoopbackHttp: true },
       log: silentLogger,
@@ -76,7 +76,7 @@ describe("provider payouts", () => {
       { from: Accounts.ecash(proxy.url), to: Accounts.fees, msat: 1_800_000 },
     ]);
     const payouts = new ProviderPayouts(`${dir}/payouts.sqlite`, ledger, wallet, {
-      addressOf: (node) => lnurl.address(node),
+      addressOf: async (node) => lnurl.address(node),
       mint: () => proxy.url,
       lnurl: { allowLoopbackHttp: true },
       log: silentLogger,
@@ -93,7 +93,7 @@ describe("provider payouts", () => {
     expect(await ledger.balance(Accounts.provider("n3"))).toBe((1200 - first!.amount - first!.fee!) * 1000);
     // Nothing is owed any more: the next run pays nothing, and one invoice was ever asked for.
     expect(await payouts.runOnce()).toEqual([]);
-    expect(payouts.history("n3")).toHaveLength(1);
+    expect(await payouts.history("n3")).toHaveLength(1);
     expect(lnurl.requests.length - invoicesBefore).toBe(1);
 
     // The books charged the fee the mint kept (inputs − amount − signed change: the fake node's
@@ -123,7 +123,7 @@ describe("provider payouts", () => {
     await wallet.recover();
     proxy.refuse.clear();
     await payouts.recover();
-    const second = payouts.history("n3")[0]!;
+    const second = (await payouts.history("n3"))[0]!;
     expect(second).toMatchObject({ state: "paid", fee: 1 });
     expect(await ledger.balance(Accounts.provider("n3"))).toBe(reserved + (second.fee_reserve - 1) * 1000);
     expect(lnurl.requests.length - invoicesBefore).toBe(2);

@@ -68,7 +68,7 @@ describe("provider node ⇄ gateway routing", () => {
   it("registers, serves with usage the gateway agrees with, stops on cancel, reconnects after a restart, drains", async () => {
     const dir = tempDir();
     let gw = await gateway(dir);
-    const key = gw.routing.keys.create();
+    const key = await gw.routing.keys.create();
     const node = new ProviderNode({
       gateway: gw.url,
       apiKey: key,
@@ -138,7 +138,7 @@ describe("provider node ⇄ gateway routing", () => {
     const gw = await gateway(tempDir());
     const node = new ProviderNode({
       gateway: gw.url,
-      apiKey: gw.routing.keys.create(),
+      apiKey: await gw.routing.keys.create(),
       nodeId: "node-b",
       backend,
       version: "test",

@@ -75,7 +75,7 @@ describe("routing by model and load", () => {
     const first = await g.routing.dispatcher.dispatch(request("load:1b"));
     const second = await g.routing.dispatcher.dispatch(request("load:1b"));
     expect(second.nodeId).not.toBe(first.nodeId);
-    expect(g.routing.node(first.nodeId)?.inflight).toBe(1);
+    expect((await g.routing.node(first.nodeId))?.inflight).toBe(1);
     await text(first); // first's node is idle again, second's still busy
     await first.outcome;
     const third = await g.routing.dispatcher.dispatch(request("load:1b"));
@@ -171,7 +171,7 @@ describe("cancel and max_tokens", () => {
     expect(o.billableUsage.completionTokens).toBe(o.countedCompletionTokens);
     await n.waitFor(() => n.cancelled.length === 1, 1_000, "cancel");
     expect(n.cancelled).toEqual(n.offered);
-    expect(g.routing.node(n.nodeId)?.inflight).toBe(0);
+    expect((await g.routing.node(n.nodeId))?.inflight).toBe(0);
   });
 
   it("an abort before the first token cancels the attempt and refunds (NoProviderError)", async () => {
@@ -231,8 +231,8 @@ describe("usage cross-check", () => {
       billableUsage: { completionTokens: 3 },
       usageDisputed: true,
     });
-    expect(g.routing.node(greedy.nodeId)?.disputes).toBe(1);
-    expect(g.routing.disputes()).toEqual(
+    expect((await g.routing.node(greedy.nodeId))?.disputes).toBe(1);
+    expect(await g.routing.disputes()).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ nodeId: greedy.nodeId, count: 1, lastNote: expect.stringMatching(/900/) }),
       ]),
@@ -251,7 +251,7 @@ describe("usage cross-check", () => {
       billableUsage: { promptTokens: 12, completionTokens: 9 },
       usageDisputed: false,
     });
-    expect(g.routing.node(n.nodeId)?.disputes).toBe(0);
+    expect((await g.routing.node(n.nodeId))?.disputes).toBe(0);
 
     const padder = await g.agent({
       models: ["padder:1b"],
@@ -262,7 +262,7 @@ describe("usage cross-check", () => {
     const po = await p.outcome;
     expect(po.billableUsage.promptTokens).toBeLessThan(100);
     expect(po.usageDisputed).toBe(true);
-    expect(g.routing.node(padder.nodeId)?.disputes).toBe(1);
+    expect((await g.routing.node(padder.nodeId))?.disputes).toBe(1);
   });
 });
 
@@ -347,7 +347,7 @@ describe("job bodies", () => {
     const anonymous = await fetch(`${g.url}/v1/gateway/jobs/${id}/proxy/request`);
     expect(anonymous.status).toBe(401);
     await text(job);
-    await waitUntil(() => g.routing.node(owner.nodeId)?.inflight === 0);
+    await waitUntil(async () => (await g.routing.node(owner.nodeId))?.inflight === 0);
     expect((await owner.pull(id)).status).toBe(404);
     expect(other.connected()).toBe(true);
   });

@@ -54,8 +54,8 @@ describe("provider keys and registration", () => {
     const rows = db.prepare("SELECT key_hash FROM provider_keys").all() as { key_hash: string }[];
     db.close();
     expect(rows).toEqual([{ key_hash: createHash("sha256").update(api_key).digest("hex") }]);
-    expect(g.routing.keys.verify(api_key)).toBe(true);
-    expect(g.routing.keys.verify("owlr_prov_nope")).toBe(false);
+    expect(await g.routing.keys.verify(api_key)).toBe(true);
+    expect(await g.routing.keys.verify("owlr_prov_nope")).toBe(false);
   });
 
   it("signup is rate limited per address and can be closed", async () => {
@@ -74,7 +74,7 @@ describe("provider keys and registration", () => {
       error: { message: expect.stringMatching(/closed/), type: "signup_closed", code: 403 },
     });
     // The operator still mints keys from the shell, into the running gateway's data dir.
-    const key = createProviderKey(closed.dir);
+    const key = await createProviderKey(closed.dir);
     const a = await closed.agent({ models: ["m"] }, { apiKey: key });
     expect(a.connected()).toBe(true);
     expect(closed.routing.dispatcher.models()).toEqual([{ model: "m", nodes: 1 }]);
@@ -82,7 +82,7 @@ describe("provider keys and registration", () => {
 
   it("registration checks the key, the body, the Lightning address and node ownership", async () => {
     const g = await gateway();
-    const key = g.routing.keys.create();
+    const key = await g.routing.keys.create();
     const url = `${g.url}/v1/gateway/register`;
     const body = registrationBody(key, "node-a", ["qwen2.5:0.5b"], "alice@example.com");
     const status = async (r: Promise<Response>) => {
@@ -93,29 +93,29 @@ describe("provider keys and registration", () => {
     };
     expect(await status(post(url, body))).toBe(401);
     expect(await status(post(url, body, "owlr_prov_unknown"))).toBe(401);
-    expect(await status(post(url, { ...body, api_key: g.routing.keys.create() }, key))).toBe(403);
+    expect(await status(post(url, { ...body, api_key: await g.routing.keys.create() }, key))).toBe(403);
     expect(await status(post(url, { ...body, lightning_address: "alice-at-example" }, key))).toBe(400);
     expect(await status(post(url, { ...body, redeem_threshold_sats: 10 }, key))).toBe(400);
     expect(await status(post(url, { ...body, models: "all" }, key))).toBe(400);
     expect(await status(post(url, "{not json", key))).toBe(400);
     expect(await status(post(url, body, key))).toBe(201);
-    expect(g.routing.node("node-a")).toMatchObject({
+    expect(await g.routing.node("node-a")).toMatchObject({
       online: false,
       models: ["qwen2.5:0.5b"],
       lightningAddress: "alice@example.com",
       version: "owlrun-scripted/1.0.0",
     });
     // Earnings are booked to node ids: another key cannot take this one over.
-    const thief = g.routing.keys.create();
+    const thief = await g.routing.keys.create();
     const res = await register(g.url, thief, "node-a", ["qwen2.5:0.5b"], "mallory@example.com");
     expect(res.status).toBe(403);
-    expect(g.routing.node("node-a")?.lightningAddress).toBe("alice@example.com");
+    expect((await g.routing.node("node-a"))?.lightningAddress).toBe("alice@example.com");
   });
 
   it("the WebSocket refuses unknown and unregistered keys before the upgrade", async () => {
     const g = await gateway();
     expect(await upgradeStatus(g.url, "owlr_prov_unknown")).toBe(403);
-    const key = g.routing.keys.create();
+    const key = await g.routing.keys.create();
     expect(await upgradeStatus(g.url, key)).toBe(403); // not registered yet
     expect((await register(g.url, key, "node-ws", ["m"])).status).toBe(201);
     expect(await upgradeStatus(g.url, key)).toBe(101);
@@ -127,7 +127,7 @@ describe("provider keys and registration", () => {
     expect(g.routing.dispatcher.models().map((m) => m.model)).toEqual(["m1"]);
     expect((await register(g.url, a.apiKey, a.nodeId, ["m1", "m2"])).status).toBe(201);
     expect(g.routing.dispatcher.models().map((m) => m.model)).toEqual(["m1", "m2"]);
-    expect(g.routing.keys.revoke(a.apiKey)).toBe(true);
+    expect(await g.routing.keys.revoke(a.apiKey)).toBe(true);
     await waitUntil(() => !a.connected(), 2_000, "revoked node disconnected");
     expect(g.routing.dispatcher.nodesOnline()).toBe(0);
     await expect(startAgent(g.url, { models: ["m1"] }, { apiKey: a.apiKey })).rejects.toThrow(/401/);

@@ -59,7 +59,11 @@ export async function startGateway(
     async agent(script, agentOpts) {
       const a = await startAgent(url, script, agentOpts);
       agents.push(a);
-      await waitUntil(() => routing.node(a.nodeId)?.online === true, 2_000, `${a.nodeId} online`);
+      await waitUntil(
+        async () => (await routing.node(a.nodeId))?.online === true,
+        2_000,
+        `${a.nodeId} online`,
+      );
       return a;
     },
     async close() {
@@ -73,9 +77,13 @@ export async function startGateway(
   };
 }
 
-export async function waitUntil(pred: () => boolean, ms = 3_000, what = "condition"): Promise<void> {
+export async function waitUntil(
+  pred: () => boolean | Promise<boolean>,
+  ms = 3_000,
+  what = "condition",
+): Promise<void> {
   const until = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }

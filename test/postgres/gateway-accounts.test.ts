@@ -1,0 +1,104 @@
+/**
+ * Two gateway processes (the built CLI, separate data dirs) on one PostgreSQL database: an rc_ key
+ * made on one works on the other, the free tier is counted once across both, a provider key made by
+ * the CLI serves on either, and the admin token and broadcasts are the same everywhere.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
+import { type Agent, startAgent } from "../support/owlrun-agent.js";
+import { testDatabase } from "../support/postgres.js";
+
+const MODEL = "owlrun-test-scripted:tiny";
+let db: { url: string; drop(): Promise<void> };
+const gws: CliProcess[] = [];
+const agents: Agent[] = [];
+
+const api = (gw: CliProcess, path: string, key?: string, body?: unknown) =>
+  fetch(`${gw.url}${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+beforeAll(async () => {
+  db = await testDatabase("gwacct");
+  for (let i = 0; i < 2; i++) {
+    gws.push(
+      await startCli([
+        "gateway",
+        "--port",
+        "0",
+        "--data-dir",
+        tempDir(),
+        "--database-url",
+        db.url,
+        "--fake-delay-ms",
+        "20",
+      ]),
+    );
+  }
+  // A provider key from the shell, into the database: it registers and serves on the other process.
+  const made = await runCli(["gateway", "provider-key", "--data-dir", tempDir(), "--database-url", db.url]);
+  expect(made.code).toBe(0);
+  const key = made.stdout.trim();
+  agents.push(
+    await startAgent(gws[1]!.url, { models: [MODEL], reply: ["ok"], freeTierPct: 20 }, { apiKey: key }),
+  );
+  agents.push(await startAgent(gws[0]!.url, { models: [MODEL], reply: ["ok"], freeTierPct: 20 }));
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.close()));
+  await Promise.all(gws.map((g) => g.stop()));
+  await db?.drop();
+});
+
+it("an rc_ key made on one process has one free quota across both", async () => {
+  const reg = await api(gws[0]!, "/v1/auth/register", undefined, { name: "shared" });
+  expect(reg.status).toBe(201);
+  const { api_key } = (await reg.json()) as { api_key: string };
+  expect(await (await api(gws[1]!, "/v1/balance", api_key)).json()).toEqual({
+    balance_sats: 0,
+    free_remaining: 10,
+  });
+  const chat = (gw: CliProcess) =>
+    api(gw, "/v1/chat/completions", api_key, {
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 8,
+    });
+  // 14 requests at once, spread over both processes: exactly the 10 free ones are served.
+  const statuses = await Promise.all(
+    Array.from({ length: 14 }, (_, i) => chat(gws[i % 2]!).then((r) => r.status)),
+  );
+  expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+  expect(statuses.filter((s) => s === 402)).toHaveLength(4);
+  expect(await (await api(gws[0]!, "/v1/balance", api_key)).json()).toEqual({
+    balance_sats: 0,
+    free_remaining: 0,
+  });
+});
+
+it("the admin token and broadcasts are shared by the processes and the CLI", async () => {
+  const tok = await runCli(["gateway", "admin-token", "--data-dir", tempDir(), "--database-url", db.url]);
+  const token = tok.stdout.trim();
+  expect(token).toMatch(/^owlr_admin_/);
+  const pub = await fetch(`${gws[0]!.url}/v1/admin/broadcasts`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ message: "hello from process one" }),
+  });
+  expect(pub.status).toBe(201);
+  const cli = await runCli([
+    "gateway",
+    "broadcast",
+    "from the shell",
+    "--data-dir",
+    tempDir(),
+    "--database-url",
+    db.url,
+  ]);
+  expect(cli.code).toBe(0);
+  const seen = (await (await api(gws[1]!, "/v1/broadcasts")).json()) as { broadcasts: { message: string }[] };
+  expect(seen.broadcasts.map((b) => b.message).sort()).toEqual(["from the shell", "hello from process one"]);
+});
