@@ -36,7 +36,7 @@ import { earningsOf, providerApiRoutes, providerRouter } from "./api/providers.j
 import { payRouter, payRoutes, repairClaimedTopups } from "./api/pay.js";
 import { PAYMENT_METHODS, type PaymentMethod, type Paywall } from "./api/paywall.js";
 import { publicRouter, publicRoutes } from "./api/public.js";
-import { defaultWebDir, webRouter } from "./api/web.js";
+import { defaultWebDir, webRouter, webRoutes } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Market, type MarketOptions, marketRouter, marketRoutes } from "./market/index.js";
 import { Oracle } from "./oracle/index.js";
@@ -440,6 +440,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     broadcastRoutes,
     nodeRoutes,
     discoveryRoutes,
+    webRoutes,
   ];
   const aliases = seedAliases(ownGroups);
   app.use(aliases.router);

@@ -7,7 +7,9 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import express, { type Response, Router } from "express";
-import { ApiError } from "./errors.js";
+import * as z from "zod";
+import type { RouteGroup } from "../../src/shared/discovery/index.js";
+import { ApiError, ErrorBodySchema } from "./errors.js";
 
 /**
  * Where the bundle is: next to the compiled gateway (dist/gateway/api → dist/web), or, when the
@@ -55,9 +57,14 @@ export function webRouter(deps: { dir: string; mints: () => string[] }): Router 
     res.setHeader("Referrer-Policy", "no-referrer");
   };
   if (!built) {
-    r.get("/", () => {
-      throw new ApiError(404, "not_found", `the web chat is not built (no ${deps.dir}): run npm run build`);
-    });
+    for (const page of ["/", "/topup"])
+      r.get(page, () => {
+        throw new ApiError(
+          404,
+          "not_found",
+          `the web pages are not built (no ${deps.dir}): run npm run build`,
+        );
+      });
     return r;
   }
   // 402ai's /topup page for people: invoice, QR, and the key shown once when paid.
@@ -75,3 +82,19 @@ export function webRouter(deps: { dir: string; mints: () => string[] }): Router 
   );
   return r;
 }
+
+/** The pages for people (the chat at `/` is served as static files; the top-up page has a route). */
+export const webRoutes: RouteGroup = {
+  name: "web",
+  description: "Pages for people: the top-up page (402ai's /topup)",
+  errorSchema: ErrorBodySchema,
+  routes: [
+    {
+      method: "get",
+      path: "/topup",
+      summary: "The top-up page: a Lightning invoice and its QR, then the prepaid key, shown once",
+      responses: { 200: { description: "the page", schema: z.string(), contentType: "text/html" } },
+      errors: { 404: "the web pages are not built" },
+    },
+  ],
+};

@@ -3,6 +3,8 @@
  * made on one works on the other, the free tier is counted once across both, a provider key made by
  * the CLI serves on either, and the admin token and broadcasts are the same everywhere.
  */
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
@@ -22,14 +24,20 @@ const api = (gw: CliProcess, path: string, key?: string, body?: unknown) =>
 
 beforeAll(async () => {
   db = await testDatabase("gwacct");
+  const dirs = [tempDir(), tempDir()];
   for (let i = 0; i < 2; i++) {
+    // Processes sharing a database sign with one mint key: the second gets the first's secret.
+    if (i > 0) {
+      mkdirSync(join(dirs[i]!, "mint"), { recursive: true, mode: 0o700 });
+      copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(dirs[i]!, "mint", "master-secret"));
+    }
     gws.push(
       await startCli([
         "gateway",
         "--port",
         "0",
         "--data-dir",
-        tempDir(),
+        dirs[i]!,
         "--database-url",
         db.url,
         "--fake-delay-ms",
