@@ -12,6 +12,16 @@ export default tseslint.config(
     },
   },
   {
+    // The stores became async (SQLite or PostgreSQL behind one interface): a Promise used as a
+    // boolean (`if (store.markClaimed(…))`) is always true and would skip a money check.
+    files: ["gateway/**/*.ts", "src/**/*.ts", "provider/**/*.ts", "tools/**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: false }],
+      "@typescript-eslint/await-thenable": "error",
+    },
+  },
+  {
     files: ["test/**", "bench/**"],
     rules: { "@typescript-eslint/no-explicit-any": "off" },
   },
