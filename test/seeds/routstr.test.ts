@@ -4,6 +4,7 @@
  * the 402 insufficient-balance body, the Lightning top-up of a key, and the balance coming back
  * in the format the session was funded with.
  */
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER } from "../../provider/index.js";
@@ -194,5 +195,21 @@ describe("Routstr seed: using the API", () => {
     expect(await net.receive(out.token)).toBe(9);
   });
 
-  it.todo("Claude Code with ANTHROPIC_BASE_URL=…/v1: the anthropic helper's /v1/messages (issue 16)");
+  it("Claude Code: ANTHROPIC_BASE_URL=…/v1 and ANTHROPIC_AUTH_TOKEN=sk-… (the Anthropic SDK as Claude Code sets it)", async () => {
+    const key = await sessionKey(60);
+    // Claude Code builds its client from these two variables: base URL as given, the token as Bearer.
+    const client = new Anthropic({ baseURL: `${net.url}/v1`, authToken: key, apiKey: null });
+    const message = await client.messages.create({
+      model: MODEL,
+      max_tokens: 64,
+      messages: [{ role: "user", content: "Hello!" }],
+    });
+    expect(message.content[0]).toMatchObject({ type: "text", text: SCRIPTED_ANSWER });
+    const counted = await client.messages.countTokens({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hello!" }],
+    });
+    expect(counted.input_tokens).toBeGreaterThan(0);
+    expect(await balanceOf(key)).toBeLessThan(60);
+  });
 });

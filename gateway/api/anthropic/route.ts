@@ -30,9 +30,20 @@ function apiKeyAsBearer(req: Request): void {
   if (key && !req.get("authorization")) req.headers.authorization = `Bearer ${key.trim()}`;
 }
 
+/**
+ * Routstr documents `ANTHROPIC_BASE_URL=https://…/v1` for Claude Code; the Anthropic SDKs append
+ * `/v1/messages` to the base, so those clients call `/v1/v1/messages`: the same routes.
+ */
+const DOUBLED_V1 = ["/v1/v1/messages", "/v1/v1/messages/count_tokens"];
+
 export function anthropicRouter(deps: ChatDeps, maxBodyBytes: number): Router {
   const router = Router();
   const json = express.json({ limit: maxBodyBytes, type: () => true });
+  for (const path of DOUBLED_V1)
+    router.post(path, (req: Request, _res: Response, next: NextFunction) => {
+      req.url = req.url.slice("/v1".length);
+      next();
+    });
   router.post("/v1/messages/count_tokens", json, (req: Request, res: Response) => {
     const body = parseWith(CountTokensRequestSchema, req.body);
     res.json({ input_tokens: promptBounds(openAiConversation(body)).estimate });
@@ -124,5 +135,12 @@ export const anthropicRoutes: RouteGroup = {
       responses: { 200: { description: "input tokens", schema: CountTokensResponseSchema } },
       errors: { 400: "malformed body (invalid_request_error)" },
     },
+    ...DOUBLED_V1.map((path): RouteDoc => ({
+      method: "post",
+      path,
+      summary: `${path.slice("/v1".length)} for clients whose ANTHROPIC_BASE_URL ends in /v1 (Routstr's Claude Code setup)`,
+      tags: ["anthropic"],
+      responses: { 200: { description: `as ${path.slice("/v1".length)}`, schema: z.looseObject({}) } },
+    })),
   ],
 };
