@@ -502,7 +502,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   app.use(webRouter({ dir: opts.webDir ?? defaultWebDir(), mints: () => wallet.trustedMints }));
   app.use(ollamaFallback(log));
-  app.use((req, _res, next) => next(new ApiError(404, "not_found", `no route ${req.method} ${req.path}`)));
+  app.use((req, _res, next) =>
+    next(
+      // 402ai's base also names image, audio and video routes: say why they are missing here.
+      /^\/(api\/)?v1\/(images|audio|video)\//.test(req.path)
+        ? new ApiError(
+            404,
+            "not_found",
+            `no route ${req.method} ${req.path}: this gateway serves text and embedding models only (no image, audio or video generation)`,
+          )
+        : new ApiError(404, "not_found", `no route ${req.method} ${req.path}`),
+    ),
+  );
   app.use(errorMiddleware(log));
 
   const detach: (() => void)[] = [];

@@ -398,5 +398,12 @@ describe("402ai seed: routes by model to the configured provider (upstream OpenA
 });
 
 describe("402ai seed: not offered here", () => {
-  it.todo("/api/v1/images/generations, /audio/*, /video/generations: no such models on Owlrun nodes");
+  it("/api/v1/images/generations, /audio/*, /video/generations: a clear OpenAI-shaped 404 (text models only)", async () => {
+    for (const path of ["/api/v1/images/generations", "/api/v1/audio/speech", "/api/v1/video/generations"]) {
+      const res = await curl(path, { body: { model: "dall-e-3", prompt: "an owl" } });
+      expect(res.status).toBe(404);
+      expect(res.body.error).toMatchObject({ type: "not_found" });
+      expect(res.body.error.message).toMatch(/text and embedding models only/);
+    }
+  });
 });
