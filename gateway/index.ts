@@ -44,7 +44,7 @@ import { AccountPayments, DEFAULT_FREE_TIER, type FreeTierLimits } from "./payme
 import type { BusinessTier } from "./payments/accounts.js";
 import { openAccountStore } from "./payments/accounts-pg.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
-import { L402Payments } from "./payments/l402.js";
+import { L402Payments, l402RootKey } from "./payments/l402.js";
 import { type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
 import { PgOneShotStore } from "./payments/oneshot-pg.js";
 import { RateLimiter } from "./payments/ratelimit.js";
@@ -376,7 +376,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const challengesPerMinute = opts.challengesPerMinute ?? 60;
   const paywall: Paywall = {
     methods,
-    l402: new L402Payments(opts.dataDir, wallet, ledger, oneShots, opts.l402TtlSeconds),
+    l402: new L402Payments(
+      await l402RootKey(opts.dataDir, opts.database),
+      wallet,
+      ledger,
+      oneShots,
+      opts.l402TtlSeconds,
+    ),
     bsv,
     bsvAddress: opts.bsv?.address,
     wallet,

@@ -11,6 +11,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import bolt11 from "bolt11";
+import type { Migration, PgDatabase } from "../../src/shared/index.js";
 import { Accounts, type Ledger } from "../ledger/index.js";
 import { PaymentError } from "./errors.js";
 import { decodeMacaroon, macaroonToBase64, mintMacaroon, verifyMacaroon } from "./macaroon.js";
@@ -51,6 +52,29 @@ function loadRootKey(dataDir: string): Uint8Array {
   return new Uint8Array(key);
 }
 
+const ROOT_KEY_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: "CREATE TABLE l402_root_key (one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one), key BYTEA NOT NULL)",
+  },
+];
+
+/**
+ * The root key every gateway process on one database signs and checks macaroons with: a
+ * credential issued by one process is honoured by the others. The first process to start offers
+ * its file's key (so macaroons it issued before stay valid); the others read that one back.
+ */
+export async function l402RootKey(dataDir: string, database?: PgDatabase): Promise<Uint8Array> {
+  const own = loadRootKey(dataDir);
+  if (!database) return own;
+  await database.migrate("l402", ROOT_KEY_MIGRATIONS);
+  await database.query("INSERT INTO l402_root_key (key) VALUES ($1) ON CONFLICT DO NOTHING", [
+    Buffer.from(own),
+  ]);
+  const [row] = await database.query<{ key: Buffer }>("SELECT key FROM l402_root_key");
+  return new Uint8Array(row!.key);
+}
+
 /** `L402 <macaroon>:<preimage>` (also the older `LSAT`) → its parts; undefined when not L402 at all. */
 export function parseL402Authorization(
   header: string | undefined,
@@ -83,14 +107,15 @@ export async function mintWhenPaid(
 export class L402Payments {
   private readonly rootKey: Uint8Array;
 
+  /** `rootKey`: a data dir (its own key file) or the key itself (`l402RootKey`, shared by processes). */
   constructor(
-    dataDir: string,
+    rootKey: string | Uint8Array,
     private readonly wallet: GatewayWallet,
     private readonly ledger: Ledger,
     private readonly store: OneShotRegistry,
     private readonly ttlSeconds = L402_TTL_SECONDS,
   ) {
-    this.rootKey = loadRootKey(dataDir);
+    this.rootKey = typeof rootKey === "string" ? loadRootKey(rootKey) : rootKey;
   }
 
   /** A fresh invoice for `amountSat` and a macaroon bound to it, `route` and an expiry. */
