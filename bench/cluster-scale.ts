@@ -18,6 +18,7 @@ import { type CliProcess, startCli, tempDir } from "../test/support/cli-process.
 import { type OwlrunAgent, startAgent } from "../test/support/owlrun-agent.js";
 import { createDatabase, startPostgres } from "../test/support/postgres-server.js";
 import { pct, saveSection } from "./results.js";
+import pgLib from "pg";
 
 const CLIENTS = (process.env.BENCH_SCALE_CLIENTS ?? "1,8,32").split(",").map(Number);
 /** Requests per run: at least 4 per client, and never fewer than REQUESTS (1 client: a third). */
@@ -65,10 +66,18 @@ const selfCpuMs = () => {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1000;
 };
+/** Busy and total CPU ticks of the whole machine (every process, the other helpers' too). */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
 
 // ---- the processes --------------------------------------------------------------------------------
 const server = await startPostgres();
 const { url: dbUrl } = await createDatabase(server.adminUrl, "scale");
+const admin = new pgLib.Client({ connectionString: dbUrl });
+await admin.connect();
 const dir = tempDir("owlrun-bench-scale-");
 const gatewayArgs = (name: string) => [
   "gateway",
@@ -96,8 +105,6 @@ await provider(pg[0]!.url);
 interface Funds {
   keys: string[];
   proofs: Proof[];
-  /** requests paid by key so far: the next key takes over every PER_KEY */
-  keyed: number;
 }
 const post = (url: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${url}${path}`, {
@@ -106,10 +113,9 @@ const post = (url: string, path: string, body: unknown, headers: Record<string, 
     body: JSON.stringify(body),
   });
 
-async function fund(url: string, requests: number): Promise<Funds> {
+async function fund(url: string, requests: number, keyCount: number): Promise<Funds> {
   const mintUrl = `${url}/mint`;
   const wallet: Wallet = await newWallet(mintUrl);
-  const keyCount = Math.ceil(requests / PER_KEY) + 1;
   let purse = await mintProofs(wallet, keyCount * 500 + requests * 8 + 100, 60_000);
   const keys: string[] = [];
   for (let i = 0; i < keyCount; i++) {
@@ -133,22 +139,30 @@ async function fund(url: string, requests: number): Promise<Funds> {
       send: { type: "random", denominations: Array<number>(requests).fill(8) },
     },
   );
-  return { keys, proofs: split.send, keyed: 0 };
+  return { keys, proofs: split.send };
 }
 
 const requestsOf = (processes: number) =>
   CLIENTS.reduce((n, c) => n + perRun(c), 0) + WARMUP * processes + 10;
-const sqliteFunds = await fund(sqlite.url, requestsOf(1));
-const pgFunds = await fund(pg[0]!.url, requestsOf(1) + requestsOf(3));
+/** Each client is its own buyer: a key of its own, a fresh one every PER_KEY requests. */
+const keysOf = () => CLIENTS.reduce((n, c) => n + c + Math.ceil(perRun(c) / PER_KEY), 0) + 4;
+const sqliteFunds = await fund(sqlite.url, requestsOf(1), keysOf());
+const pgFunds = await fund(pg[0]!.url, requestsOf(1) + requestsOf(3), 2 * keysOf());
 
 // ---- the runs -------------------------------------------------------------------------------------
 const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 8 });
 type Path = "X-Cashu" | "API key";
 
+/** One client's payments: X-Cashu tokens from the common stock, or its own API key. */
 function payer(funds: Funds, path: Path) {
+  let key: string | undefined;
+  let used = 0;
   return (url: string): Record<string, string> => {
     if (path === "API key") {
-      const key = funds.keys[Math.floor(funds.keyed++ / PER_KEY)];
+      if (!key || used++ === PER_KEY) {
+        key = funds.keys.pop();
+        used = 1;
+      }
       if (!key) throw new Error("out of keys");
       return { authorization: `Bearer ${key}` };
     }
@@ -174,24 +188,41 @@ async function request(url: string, headers: Record<string, string>): Promise<nu
 const ms = (x: number) => +x.toFixed(2);
 
 async function run(setup: string, procs: CliProcess[], funds: Funds, path: Path, clients: number) {
-  const pay = payer(funds, path);
   const total = perRun(clients);
   const pgPids = postgresPids();
   const cpu0 = {
     procs: procs.map((p) => procCpuMs(p.child.pid!)),
     pg: pgPids.map(procCpuMs),
     self: selfCpuMs(),
+    machine: machineTicks(),
   };
+  // What PostgreSQL's active backends are doing, sampled: waiting on a row/advisory lock or not.
+  const waits = { samples: 0, active: 0, lock: 0 };
+  const sampler = setInterval(() => {
+    void admin
+      .query<{ active: string; lock: string }>(
+        `SELECT count(*) AS active, count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock
+           FROM pg_stat_activity WHERE state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()`,
+      )
+      .then((r) => {
+        waits.samples++;
+        waits.active += Number(r.rows[0]!.active);
+        waits.lock += Number(r.rows[0]!.lock);
+      });
+  }, 100);
   const lat: number[] = [];
   let left = total;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
       const url = procs[i % procs.length]!.url;
+      const pay = payer(funds, path);
       while (left-- > 0) lat.push(await request(url, pay(url)));
     }),
   );
   const wallMs = performance.now() - t0;
+  clearInterval(sampler);
+  const m1 = machineTicks();
   const seen = new Set(pgPids);
   const pgNow = postgresPids();
   const pgMs =
@@ -215,7 +246,12 @@ async function run(setup: string, procs: CliProcess[], funds: Funds, path: Path,
     /** share of one core each gateway process used (1.0 = its event loop is full) */
     gateway_core_use: procMs.map((x) => +(x / wallMs).toFixed(2)),
     postgres_core_use: +(pgMs / wallMs).toFixed(2),
-    machine_core_use: +((gatewayMs + pgMs + selfCpuMs() - cpu0.self) / wallMs).toFixed(2),
+    bench_core_use: +((gatewayMs + pgMs + selfCpuMs() - cpu0.self) / wallMs).toFixed(2),
+    /** busy share of the machine's 2 cores, every process on it (other helpers too) */
+    machine_busy: +((m1.busy - cpu0.machine.busy) / (m1.total - cpu0.machine.total)).toFixed(2),
+    /** PostgreSQL backends active on this database, on average, and how many of them wait on a lock */
+    pg_active_backends: waits.samples ? +(waits.active / waits.samples).toFixed(2) : 0,
+    pg_lock_waits: waits.samples ? +(waits.lock / waits.samples).toFixed(2) : 0,
   };
 }
 
@@ -260,6 +296,8 @@ console.table(
     "pg CPU ms/req": r.postgres_cpu_ms_per_req,
     "gw core use": r.gateway_core_use.join(" "),
     "pg core use": r.postgres_core_use,
+    "pg lock waits": r.pg_lock_waits,
+    "machine busy": r.machine_busy,
   })),
 );
 
@@ -292,14 +330,17 @@ const saturated = rows
   .filter((r) => r.clients === Math.max(...CLIENTS))
   .map((r) => {
     const busiest = Math.max(...r.gateway_core_use);
-    const what =
-      r.machine_core_use >= 1.7
-        ? `the machine's 2 cores (${r.machine_core_use} in use)`
-        : busiest >= 0.85
-          ? `a gateway process's event loop (${busiest} of a core)`
-          : r.postgres_core_use >= 0.85
-            ? `PostgreSQL (${r.postgres_core_use} cores)`
-            : "nothing on this box (latency-bound)";
+    const bounds = [
+      r.pg_lock_waits >= 0.5
+        ? `row locks in PostgreSQL (${r.pg_lock_waits} backends waiting on average)`
+        : "",
+      busiest >= 0.85 ? `a gateway process's event loop (${busiest} of a core)` : "",
+      r.postgres_core_use >= 0.85 ? `PostgreSQL's CPU (${r.postgres_core_use} cores)` : "",
+      r.machine_busy >= 0.9
+        ? `the machine's 2 cores (${Math.round(r.machine_busy * 100)} % busy, this bench ${r.bench_core_use} cores of it)`
+        : "",
+    ].filter(Boolean);
+    const what = bounds.join("; ") || "nothing on this box (latency-bound)";
     return { setup: r.setup, path: r.path, saturates_first: what };
   });
 console.table(saturated);
@@ -320,5 +361,6 @@ saveSection("cluster_scale", {
 
 for (const a of agents) await a.close();
 for (const p of [...pg, sqlite]) await p.stop();
+await admin.end();
 await server.stop();
 process.exit(0);
