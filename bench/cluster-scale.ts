@@ -197,17 +197,20 @@ async function run(setup: string, procs: CliProcess[], funds: Funds, path: Path,
     machine: machineTicks(),
   };
   // What PostgreSQL's active backends are doing, sampled: waiting on a row/advisory lock or not.
-  const waits = { samples: 0, active: 0, lock: 0 };
+  const waits = { samples: 0, active: 0, lock: 0, statements: new Map<string, number>() };
   const sampler = setInterval(() => {
     void admin
-      .query<{ active: string; lock: string }>(
-        `SELECT count(*) AS active, count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock
+      .query<{ waiting: boolean; query: string }>(
+        `SELECT wait_event_type = 'Lock' AS waiting, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query
            FROM pg_stat_activity WHERE state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()`,
       )
       .then((r) => {
         waits.samples++;
-        waits.active += Number(r.rows[0]!.active);
-        waits.lock += Number(r.rows[0]!.lock);
+        waits.active += r.rows.length;
+        for (const row of r.rows.filter((x) => x.waiting)) {
+          waits.lock++;
+          waits.statements.set(row.query, (waits.statements.get(row.query) ?? 0) + 1);
+        }
       });
   }, 100);
   const lat: number[] = [];
@@ -252,6 +255,11 @@ async function run(setup: string, procs: CliProcess[], funds: Funds, path: Path,
     /** PostgreSQL backends active on this database, on average, and how many of them wait on a lock */
     pg_active_backends: waits.samples ? +(waits.active / waits.samples).toFixed(2) : 0,
     pg_lock_waits: waits.samples ? +(waits.lock / waits.samples).toFixed(2) : 0,
+    /** the statements seen waiting on a lock, most often first (share of the waits) */
+    pg_waiting_statements: [...waits.statements]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([q, n]) => `${Math.round((100 * n) / waits.lock)} % ${q}`),
   };
 }
 
