@@ -9,7 +9,7 @@
  *
  *   npm run build && tsx bench/cluster-scale.ts   (BENCH_SCALE_REQUESTS=… per run, BENCH_SCALE_CLIENTS=1,8,32)
  */
-import { copyFileSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
@@ -371,4 +371,5 @@ for (const a of agents) await a.close();
 for (const p of [...pg, sqlite]) await p.stop();
 await admin.end();
 await server.stop();
+rmSync(dir, { recursive: true, force: true });
 process.exit(0);
