@@ -635,14 +635,17 @@ export async function startGateway(
   const url = await listen(server, opts.host ?? DEFAULT_HOST, opts.port);
   gateway.listening(url);
   if (opts.bundledMint) {
-    gateway.wallet.trust(`${url}${opts.bundledMint.path}`, true);
+    // Clients name the mint by the address they reach it at: behind a load balancer (several
+    // processes, one database) that is the public URL, the same for every process.
+    const mintUrl = `${(opts.publicUrl ?? url).replace(/\/+$/, "")}${opts.bundledMint.path}`;
+    gateway.wallet.trust(mintUrl, true);
     // The gateway's wallet calls the bundled mint's HTTP API in-process: no socket, no loopback HTTP
     // client, and no DLEQ re-check of signatures this process just made.
-    gateway.wallet.connect(`${url}${opts.bundledMint.path}`, {
+    gateway.wallet.connect(mintUrl, {
       fetch: inProcessFetch(outer),
       sameProcess: true,
     });
-    opts.bundledMint.listening?.(`${url}${opts.bundledMint.path}`);
+    opts.bundledMint.listening?.(mintUrl);
   }
   await gateway.recover();
   return {
