@@ -238,6 +238,9 @@ describe("owlrun-mcp gateway migrate-sqlite", () => {
   }, 60_000);
 
   it("moves the stopped gateway; a second run refuses", async () => {
+    const noTarget = await runCli(["gateway", "migrate-sqlite", "--from", dir]);
+    expect(noTarget.code).toBe(2);
+    expect(noTarget.stderr).toMatch(/migrate-sqlite needs --database-url/);
     const r = await migrate(dir, target.url);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
