@@ -110,9 +110,10 @@ async function refuseOccupiedTarget(db: PgDatabase, books: SqliteBooks): Promise
     if (any.length) occupied.push(table);
   }
   if (!occupied.length) return;
-  const [seed] = await db
-    .query<{ seed: string }>("SELECT seed FROM pool_seed WHERE id = 1")
-    .catch(() => [] as { seed: string }[]);
+  const [seedTable] = await db.query<{ t: string | null }>("SELECT to_regclass('pool_seed')::text AS t");
+  const [seed] = seedTable?.t
+    ? await db.query<{ seed: string }>("SELECT seed FROM pool_seed WHERE id = 1")
+    : [];
   if (books.seed !== undefined && seed?.seed === books.seed)
     throw new MigrationRefusedError(
       "this gateway was already migrated into that database (same wallet seed); nothing copied. Start it with --database-url",
