@@ -9,7 +9,7 @@
  * Needs `npm run build` (the gateway runs from dist/).
  */
 import { randomUUID } from "node:crypto";
-import { cpSync } from "node:fs";
+import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CheckStateEnum, getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import Database from "better-sqlite3";
@@ -253,6 +253,13 @@ describe("owlrun-mcp gateway migrate-sqlite", () => {
     const again = await migrate(dir, target.url);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already migrated into that database/);
+    // Another gateway (another wallet seed) into the same database: refused, naming what is there.
+    const otherGateway = tempDir("owlrun-migrate-other-");
+    cpSync(dir, otherGateway, { recursive: true });
+    writeFileSync(join(otherGateway, "gateway", "wallet", "wallet-seed"), "another gateway's seed\n");
+    const other = await migrate(otherGateway, target.url);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/already holds a gateway \(rows in ledger_tx, ledger_balances, pool_proofs/);
     expect(await pgLedger(pg)).toEqual(left.balances);
   }, 60_000);
 
