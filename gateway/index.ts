@@ -100,6 +100,12 @@ export type { Market, MarketOptions } from "./market/index.js";
 export type { RetentionOptions, RetentionReport } from "./retention.js";
 export type { Cluster } from "./cluster/index.js";
 export {
+  formatMigrationReport,
+  type MigrationReport,
+  MigrationRefusedError,
+  migrateSqliteGateway,
+} from "./migrate.js";
+export {
   adminToken,
   adminTokenOf,
   BROADCAST_LEVELS,

@@ -57,6 +57,7 @@ export const GATEWAY_FLAGS = {
   level: { type: "string" },
   "expires-in": { type: "string" },
   "expires-at": { type: "string" },
+  from: { type: "string" },
 } as const;
 
 export const DEVNET_FLAGS = {
@@ -117,6 +118,9 @@ owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--d
 owlrun-mcp gateway broadcast "<message>" [--level info|warning|critical] [--expires-in 2h | --expires-at ISO]
 owlrun-mcp gateway broadcast list | expire <id> [--data-dir DIR]   (works while the gateway runs)
 owlrun-mcp gateway admin-token [--data-dir DIR]: the token of the /v1/admin/* routes
+owlrun-mcp gateway migrate-sqlite --from DIR --database-url URL: move a stopped SQLite gateway (DIR is
+  its data dir: DIR/gateway and the bundled mint DIR/mint) into an empty PostgreSQL database, in one
+  transaction, with its books checked before and after (docs/scaling.md)
 
 ${COMMON_HELP}
   --mint-url URL              trust an external mint instead of the bundled one (repeatable)

@@ -12,6 +12,8 @@ import {
   BUSINESS_TIERS,
   type BusinessTier,
   createBusinessKey,
+  formatMigrationReport,
+  migrateSqliteGateway,
   ModelAliases,
   withBroadcasts,
   PAYMENT_METHODS,
@@ -226,6 +228,14 @@ async function runGateway(argv: string[]): Promise<void> {
       broadcastCommand(dataDir, positionals.slice(1), values, database),
     );
     process.stdout.write(out);
+    return;
+  }
+  if (positionals[0] === "migrate-sqlite") {
+    if (!flagOrEnv(values, "database-url"))
+      throw new ConfigError("migrate-sqlite needs --database-url postgres://…");
+    const from = values.from ? resolve(values.from) : root;
+    const report = await withDatabase(values, (database) => migrateSqliteGateway(from, database!));
+    process.stdout.write(formatMigrationReport(report));
     return;
   }
   if (positionals.length > 0) throw new ConfigError(`unknown gateway command "${positionals[0]}"`);

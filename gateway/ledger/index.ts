@@ -28,6 +28,7 @@ export {
   splitCharge,
 } from "./split.js";
 export type { HoldRow, LedgerStorage, Posting, StatementEntry } from "./storage.js";
+export { imbalanceOf } from "./storage.js";
 export { DAY_MS, LedgerStore } from "./store.js";
 export { SqliteLedgerStorage } from "./sqlite-storage.js";
 export { LEDGER_MIGRATIONS, PgLedgerStore } from "./pg-store.js";

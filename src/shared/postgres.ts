@@ -36,9 +36,51 @@ const MAX_ATTEMPTS = 12;
 
 export class PgDatabase {
   readonly pool: pg.Pool;
+  /** Set by `atomically`: every call runs on this one connection, inside its one transaction. */
+  private readonly bound: PgClient | undefined;
+  private savepoints = 0;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, bound?: PgClient) {
     this.pool = pool;
+    this.bound = bound;
+  }
+
+  /**
+   * Runs `fn` with a view of this database whose every `query`, `tx` and `migrate` runs on one
+   * connection inside ONE transaction (a `tx` becomes a savepoint, `migrate` takes its lock for the
+   * transaction): committed when `fn` returns, rolled back whole when it throws. For all-or-nothing
+   * work across components (`gateway migrate-sqlite`). Calls on the view must be sequential, and
+   * nothing retries inside it: a serialization failure fails the whole unit.
+   */
+  async atomically<T>(fn: (db: PgDatabase) => Promise<T>): Promise<T> {
+    if (this.bound) return fn(this);
+    const client = await this.pool.connect();
+    try {
+      // READ COMMITTED: the callers lock what they check (advisory locks, emptiness under them).
+      await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+      const out = await fn(new PgDatabase(this.pool, client));
+      await client.query("COMMIT");
+      return out;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** `fn` inside a savepoint of the bound transaction: undone alone if it throws. */
+  private async savepoint<T>(client: PgClient, fn: (c: PgClient) => Promise<T>): Promise<T> {
+    const name = `owlrun_sp_${++this.savepoints}`;
+    await client.query(`SAVEPOINT ${name}`);
+    try {
+      const out = await fn(client);
+      await client.query(`RELEASE SAVEPOINT ${name}`);
+      return out;
+    } catch (err) {
+      await client.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => {});
+      throw err;
+    }
   }
 
   /** Opens a pool on `url` (postgres://user:pass@host:port/db). `max` bounds connections per process. */
@@ -59,7 +101,7 @@ export class PgDatabase {
     text: string,
     params?: unknown[],
   ): Promise<R[]> {
-    const res = await this.pool.query<R>(text, params as unknown[]);
+    const res = await (this.bound ?? this.pool).query<R>(text, params as unknown[]);
     return res.rows;
   }
 
@@ -69,6 +111,7 @@ export class PgDatabase {
    * effects outside the transaction).
    */
   async tx<T>(fn: (c: PgClient) => Promise<T>, isolation: Isolation = "read committed"): Promise<T> {
+    if (this.bound) return this.savepoint(this.bound, fn);
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       try {
@@ -96,40 +139,59 @@ export class PgDatabase {
    * finds the steps done.
    */
   async migrate(component: string, migrations: readonly Migration[]): Promise<void> {
+    if (this.bound) {
+      // Held to the end of the bound transaction: a gateway starting meanwhile waits for it.
+      await this.bound.query("SELECT pg_advisory_xact_lock(hashtext('owlrun:migrate'))");
+      return this.applyMigrations(this.bound, component, migrations, (fn) => this.savepoint(this.bound!, fn));
+    }
     const client = await this.pool.connect();
     try {
       await client.query("SELECT pg_advisory_lock(hashtext('owlrun:migrate'))");
       try {
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS schema_migrations (
-             component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-             PRIMARY KEY (component, version))`,
-        );
-        const done = await client.query<{ version: number }>(
-          "SELECT version FROM schema_migrations WHERE component = $1",
-          [component],
-        );
-        const applied = new Set(done.rows.map((r) => r.version));
-        for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-          if (applied.has(m.version)) continue;
+        await this.applyMigrations(client, component, migrations, async (fn) => {
           await client.query("BEGIN");
           try {
-            await client.query(m.sql);
-            await client.query("INSERT INTO schema_migrations (component, version) VALUES ($1, $2)", [
-              component,
-              m.version,
-            ]);
+            await fn(client);
             await client.query("COMMIT");
           } catch (err) {
             await client.query("ROLLBACK").catch(() => {});
             throw err;
           }
-        }
+        });
       } finally {
         await client.query("SELECT pg_advisory_unlock(hashtext('owlrun:migrate'))").catch(() => {});
       }
     } finally {
       client.release();
+    }
+  }
+
+  /** The steps of `component` not yet recorded, each applied and recorded by `step` (one transaction). */
+  private async applyMigrations(
+    client: PgClient,
+    component: string,
+    migrations: readonly Migration[],
+    step: (fn: (c: PgClient) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+         component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+         PRIMARY KEY (component, version))`,
+    );
+    const done = await client.query<{ version: number }>(
+      "SELECT version FROM schema_migrations WHERE component = $1",
+      [component],
+    );
+    const applied = new Set(done.rows.map((r) => r.version));
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(m.version)) continue;
+      await step(async (c) => {
+        await c.query(m.sql);
+        await c.query("INSERT INTO schema_migrations (component, version) VALUES ($1, $2)", [
+          component,
+          m.version,
+        ]);
+      });
     }
   }
 
@@ -139,6 +201,13 @@ export class PgDatabase {
    * Returns undefined when another process has it.
    */
   async exclusively<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.bound) {
+      const got = await this.bound.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok",
+        [name],
+      );
+      return got.rows[0]?.ok ? fn() : undefined;
+    }
     const client = await this.pool.connect();
     try {
       const got = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS ok", [
@@ -156,6 +225,7 @@ export class PgDatabase {
   }
 
   async close(): Promise<void> {
+    if (this.bound) return; // the view of `atomically`: the pool belongs to its owner
     await this.pool.end();
   }
 }
