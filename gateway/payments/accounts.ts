@@ -40,6 +40,11 @@ export interface AccountRow {
   spent_lifetime_sat: number;
   /** a business key's tier; null for ordinary keys */
   tier: BusinessTier | null;
+  /**
+   * How far a business key may spend on credit (metered: billed on its monthly statement), in
+   * sats; 0 = prepaid, as every other key.
+   */
+  credit_limit_sat: number;
 }
 
 const SCHEMA = `
@@ -62,7 +67,25 @@ export const utcDay = (t = Date.now()) => new Date(t).toISOString().slice(0, 10)
 /** Session key prefixes: Routstr names its keys sk-, 402ai its prepaid tokens abl_. */
 export type SessionPrefix = "sk-" | "abl_";
 
-const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
+export const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
+
+/**
+ * A new business key as BSVAPI names them (`bsvapi_sk_yourcompany_xxx`): the company's name folded
+ * to [a-z0-9_] (at most 24 characters) when there is one. Keys are found by their hash, so the
+ * older `rc_` business keys keep working.
+ */
+export function newBusinessKey(name: string | null): string {
+  const slug = (name ?? "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .slice(0, 24)
+    .replace(/_+$/, "");
+  return newKey(slug ? `bsvapi_sk_${slug}_` : "bsvapi_sk_");
+}
+
+/** The largest credit limit an operator may set (sats): ~21 BTC, safe as msats in a JS number. */
+export const MAX_CREDIT_LIMIT_SAT = 2_100_000_000_000;
 
 export interface Caps {
   perRequestSat?: number | null;
@@ -88,6 +111,12 @@ export interface NewTopup {
   amount: number;
   request: string;
   expiry: number | null;
+}
+
+/** A credit limit is a whole number of sats in [0, MAX_CREDIT_LIMIT_SAT]. */
+export function checkCreditLimit(sats: number): void {
+  if (!Number.isSafeInteger(sats) || sats < 0 || sats > MAX_CREDIT_LIMIT_SAT)
+    throw new RangeError(`credit limit must be a whole number of sats from 0 to ${MAX_CREDIT_LIMIT_SAT}`);
 }
 
 /** Free requests of today's quota this key has left (0 for sessions and business keys). */
@@ -119,8 +148,17 @@ export function roomOf(chain: readonly AccountRow[], day = utcDay()): { room: nu
 
 /** Accounts, keys, caps, free-tier counters, the promo budget and Lightning top-ups. */
 export interface AccountStore {
-  /** A business rc_ key of `tier` (made by the operator); shown once. */
-  registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }>;
+  /**
+   * A business key (`bsvapi_sk_…`) of `tier`, made by the operator, shown once. With a credit limit
+   * it is metered: used with no payment header, owing up to the limit, billed on its statement.
+   */
+  registerBusiness(
+    name: string | null,
+    tier: BusinessTier,
+    creditLimitSat?: number,
+  ): Promise<{ id: string; key: string }>;
+  /** Changes a business key's credit limit; false when `id` is no business key. */
+  setCreditLimit(id: string, creditLimitSat: number): Promise<boolean>;
   /** A new rc_ key; the key itself is returned once and never stored. */
   register(name: string | null, parentId?: string | null, caps?: Caps): Promise<{ id: string; key: string }>;
   /** A child rc_ key: spends its root's balance within its own caps (and every ancestor's). */
@@ -167,14 +205,36 @@ export class SqliteAccountStore extends SqliteStore implements AccountStore {
     // Added with business keys: older files get the column on open.
     const cols = this.db.prepare("PRAGMA table_info(accounts)").all() as { name: string }[];
     if (!cols.some((c) => c.name === "tier")) this.db.exec("ALTER TABLE accounts ADD COLUMN tier TEXT");
+    // Added with metered business keys: older files' keys are prepaid (limit 0).
+    if (!cols.some((c) => c.name === "credit_limit_sat"))
+      this.db.exec("ALTER TABLE accounts ADD COLUMN credit_limit_sat INTEGER NOT NULL DEFAULT 0");
   }
 
-  async registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }> {
+  async registerBusiness(
+    name: string | null,
+    tier: BusinessTier,
+    creditLimitSat = 0,
+  ): Promise<{ id: string; key: string }> {
+    checkCreditLimit(creditLimitSat);
+    const key = newBusinessKey(name);
     return this.tx(() => {
-      const made = this.registerNow(name, null, {});
-      this.prepared("UPDATE accounts SET tier = ? WHERE id = ?").run(tier, made.id);
-      return made;
+      const id = this.insert("rc", hashKey(key), name, null, {});
+      this.prepared("UPDATE accounts SET tier = ?, credit_limit_sat = ? WHERE id = ?").run(
+        tier,
+        creditLimitSat,
+        id,
+      );
+      return { id, key };
     });
+  }
+
+  async setCreditLimit(id: string, creditLimitSat: number): Promise<boolean> {
+    checkCreditLimit(creditLimitSat);
+    return (
+      this.prepared(
+        "UPDATE accounts SET credit_limit_sat = ? WHERE id = ? AND tier IS NOT NULL AND parent_id IS NULL",
+      ).run(creditLimitSat, id).changes === 1
+    );
   }
 
   private insert(

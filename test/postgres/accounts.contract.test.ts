@@ -57,6 +57,21 @@ describe.each(impls)("AccountStore on $name", (impl) => {
     expect(bizRow.tier).toBe("partner");
     expect(freeRemaining(bizRow)).toBe(0);
     expect(await a.takeFree(biz.id)).toBe(false);
+    // Made as BSVAPI names them; prepaid (no credit) unless the operator gives a limit.
+    expect(biz.key).toMatch(/^bsvapi_sk_acme_/);
+    expect(bizRow.credit_limit_sat).toBe(0);
+    const metered = await a.registerBusiness("Big Co!", "internal", 5_000);
+    expect(metered.key).toMatch(/^bsvapi_sk_big_co_/);
+    expect((await s.b.byKey(metered.key))?.credit_limit_sat).toBe(5_000);
+    expect(await s.b.setCreditLimit(metered.id, 7_500)).toBe(true);
+    expect((await a.byId(metered.id))?.credit_limit_sat).toBe(7_500);
+    // Only a business key carries credit: an ordinary key, a child, a session or no key at all do not.
+    expect(await a.setCreditLimit(root.id, 100)).toBe(false);
+    expect(await a.setCreditLimit((await a.createSession()).id, 100)).toBe(false);
+    expect(await a.setCreditLimit("nope", 100)).toBe(false);
+    expect((await a.byId(root.id))?.credit_limit_sat).toBe(0);
+    const anonymous = await a.registerBusiness(null, "external");
+    expect(anonymous.key).toMatch(/^bsvapi_sk_[A-Za-z0-9_-]{32}$/);
 
     const session = await a.createSession();
     expect(session.key).toMatch(/^sk-/);
@@ -180,7 +195,7 @@ describe("copyAccountsFromSqlite", () => {
     const sqlite = new SqliteAccountStore(join(dir, "accounts.sqlite"));
     const root = await sqlite.register("root", null, { lifetimeSat: 900 });
     const child = await sqlite.createChild(root.id, "kid", { perDaySat: 40 });
-    const biz = await sqlite.registerBusiness("acme", "internal");
+    const biz = await sqlite.registerBusiness("acme", "internal", 12_345);
     await sqlite.recordSpend(child.id, 12);
     await sqlite.takeFree(root.id);
     await sqlite.takeFree(root.id);
@@ -211,6 +226,7 @@ describe("copyAccountsFromSqlite", () => {
         expect(await pg.byId(id)).toEqual(await reopened.byId(id));
       reopened.close();
       expect((await pg.byKey(root.key))?.id).toBe(root.id);
+      expect((await pg.byKey(biz.key))?.credit_limit_sat).toBe(12_345);
       expect((await pg.payer(child.id)).id).toBe(root.id);
       expect(await pg.sessionForToken("cashuAcopied")).toEqual({ id: session.id, created: false });
       expect(await pg.tokenFormat(session.id)).toBe("A");
