@@ -204,7 +204,14 @@ export class PgLedgerStore implements LedgerStorage {
       throw new LedgerError(`invalid credit ${creditMsat}`);
     await this.tx(async (c) => {
       // The account's row stays locked to commit: no other process moves it between check and debit,
-      // so a metered key's credit limit is exact however many processes hold on it at once.
+      // so a metered key's credit limit is exact however many processes hold on it at once. On
+      // credit the row must exist to be locked: an account with no history has none, and holds
+      // racing on it would all read 0 and pass (a prepaid hold of 0 balance is refused anyway).
+      if (creditMsat > 0)
+        await c.query(
+          "INSERT INTO ledger_balances (account, msat) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING",
+          [account],
+        );
       const have = await this.lockedBalance(c, account);
       if (have + creditMsat < msat) throw new InsufficientBalanceError(account, have, msat);
       await this.insertHold(c, holdId, account, msat, "active", kind, memo ?? null);

@@ -289,6 +289,20 @@ describe.each(backends)("ledger contract on %s", (_name, openBooks) => {
     await expectBooksClosed(b, { [alice]: limit });
   });
 
+  it("metered holds racing on an account with no history yet (no balance row to lock) stop at −limit", async () => {
+    const { a, b } = books;
+    const { values, errors } = await outcomes(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b).hold(`f${i}`, bob, 1_000, "chat", undefined, 5_500),
+      ),
+    );
+    expect(values).toHaveLength(5);
+    expect(errors).toHaveLength(15);
+    for (const e of errors) expect(e).toBeInstanceOf(InsufficientBalanceError);
+    expect(await a.balance(bob)).toBe(-5_000);
+    await expectBooksClosed(b, { [bob]: 5_500 });
+  });
+
   it("20 racing settles and releases of one hold: one wins, the provider is paid once", async () => {
     const { a, b } = books;
     await a.deposit(alice, 10_000, MINT, "t");
