@@ -10,19 +10,20 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { SqliteStore } from "../../src/shared/sqlite.js";
+import { type BusinessTier, checkCreditLimit, newBusinessKey } from "./business.js";
+
+export {
+  BUSINESS_TIERS,
+  type BusinessTier,
+  checkCreditLimit,
+  DEFAULT_TIER_DISCOUNT_PCT,
+  MAX_CREDIT_LIMIT_SAT,
+  newBusinessKey,
+} from "./business.js";
 
 export const FREE_REQUESTS_PER_DAY = 10;
 
 export type AccountKind = "rc" | "session";
-
-/** Business tiers (BSVAPI): usage metered to the key at a discount. */
-export const BUSINESS_TIERS = ["internal", "partner", "external"] as const;
-export type BusinessTier = (typeof BUSINESS_TIERS)[number];
-export const DEFAULT_TIER_DISCOUNT_PCT: Record<BusinessTier, number> = {
-  internal: 50,
-  partner: 25,
-  external: 0,
-};
 
 export interface AccountRow {
   id: string;
@@ -67,25 +68,7 @@ export const utcDay = (t = Date.now()) => new Date(t).toISOString().slice(0, 10)
 /** Session key prefixes: Routstr names its keys sk-, 402ai its prepaid tokens abl_. */
 export type SessionPrefix = "sk-" | "abl_";
 
-export const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
-
-/**
- * A new business key as BSVAPI names them (`bsvapi_sk_yourcompany_xxx`): the company's name folded
- * to [a-z0-9_] (at most 24 characters) when there is one. Keys are found by their hash, so the
- * older `rc_` business keys keep working.
- */
-export function newBusinessKey(name: string | null): string {
-  const slug = (name ?? "")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "_")
-    .replace(/^_+|_+$/g, "")
-    .slice(0, 24)
-    .replace(/_+$/, "");
-  return newKey(slug ? `bsvapi_sk_${slug}_` : "bsvapi_sk_");
-}
-
-/** The largest credit limit an operator may set (sats): ~21 BTC, safe as msats in a JS number. */
-export const MAX_CREDIT_LIMIT_SAT = 2_100_000_000_000;
+const newKey = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
 
 export interface Caps {
   perRequestSat?: number | null;
@@ -111,12 +94,6 @@ export interface NewTopup {
   amount: number;
   request: string;
   expiry: number | null;
-}
-
-/** A credit limit is a whole number of sats in [0, MAX_CREDIT_LIMIT_SAT]. */
-export function checkCreditLimit(sats: number): void {
-  if (!Number.isSafeInteger(sats) || sats < 0 || sats > MAX_CREDIT_LIMIT_SAT)
-    throw new RangeError(`credit limit must be a whole number of sats from 0 to ${MAX_CREDIT_LIMIT_SAT}`);
 }
 
 /** Free requests of today's quota this key has left (0 for sessions and business keys). */
