@@ -81,17 +81,40 @@ export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
 export { ModelAliases } from "./api/aliases.js";
 export { BUSINESS_TIERS, type BusinessTier } from "./payments/accounts.js";
 
-/** A business key (rc_… with a tier) made by the operator from the shell; the key is shown once. */
+/**
+ * A business key (`bsvapi_sk_…` with a tier) made by the operator from the shell; the key is shown
+ * once. With a credit limit (sats) it is metered: used with no payment header, billed monthly.
+ */
 export async function createBusinessKey(
   dataDir: string,
   tier: BusinessTier,
   name: string | null,
   database?: PgDatabase,
-): Promise<string> {
+  creditLimitSat = 0,
+): Promise<{ id: string; key: string }> {
   privateDir(dataDir);
   const store = await openAccountStore(dataDir, database);
   try {
-    return (await store.registerBusiness(name, tier)).key;
+    return await store.registerBusiness(name, tier, creditLimitSat);
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * Changes the credit limit of an existing business key (0: prepaid again; what it owes stays owed).
+ * A running gateway reads the limit at every request, so it applies at once. False: no such key.
+ */
+export async function setBusinessCreditLimit(
+  dataDir: string,
+  accountId: string,
+  creditLimitSat: number,
+  database?: PgDatabase,
+): Promise<boolean> {
+  privateDir(dataDir);
+  const store = await openAccountStore(dataDir, database);
+  try {
+    return await store.setCreditLimit(accountId, creditLimitSat);
   } finally {
     store.close();
   }

@@ -44,6 +44,9 @@ export const GATEWAY_FLAGS = {
   "bsv-address": { type: "string" },
   "bsv-per-sat": { type: "string" },
   tier: { type: "string" },
+  "credit-limit-sats": { type: "string" },
+  "set-credit-limit": { type: "string" },
+  "key-id": { type: "string" },
   name: { type: "string" },
   "public-url": { type: "string" },
   "mcp-url": { type: "string" },
@@ -114,7 +117,10 @@ ${LIGHTNING_HELP}
 export const GATEWAY_USAGE = `owlrun-mcp gateway [options]: the gateway (default port 8402); without --mint-url it runs the
 bundled mint at <gateway>/mint
 owlrun-mcp gateway provider-key [--data-dir DIR]: mint a provider key (owlr_prov_…)
-owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--data-dir DIR]
+owlrun-mcp gateway business-key --tier internal|partner|external [--name N] [--credit-limit-sats N] [--data-dir DIR]
+    prints the key (bsvapi_sk_…, shown once) on stdout, its id on stderr; with --credit-limit-sats the key is
+    metered: used with no payment header, owing up to N sats, billed on GET /v1/account/statement
+owlrun-mcp gateway business-key --set-credit-limit N --key-id ID [--data-dir DIR]   (works while the gateway runs)
 owlrun-mcp gateway broadcast "<message>" [--level info|warning|critical] [--expires-in 2h | --expires-at ISO]
 owlrun-mcp gateway broadcast list | expire <id> [--data-dir DIR]   (works while the gateway runs)
 owlrun-mcp gateway admin-token [--data-dir DIR]: the token of the /v1/admin/* routes

@@ -14,6 +14,7 @@ import {
   createBusinessKey,
   formatMigrationReport,
   migrateSqliteGateway,
+  setBusinessCreditLimit,
   ModelAliases,
   withBroadcasts,
   PAYMENT_METHODS,
@@ -208,14 +209,35 @@ async function runGateway(argv: string[]): Promise<void> {
     process.stdout.write(`${key}\n`);
     return;
   }
+  if (positionals[0] === "business-key" && values["set-credit-limit"] !== undefined) {
+    const limit = parseNonNegativeInt("--set-credit-limit", values["set-credit-limit"], 0);
+    const id = values["key-id"];
+    if (!id) throw new ConfigError("--set-credit-limit needs --key-id ID (printed when the key was made)");
+    const done = await withDatabase(values, (database) =>
+      setBusinessCreditLimit(dataDir, id, limit, database),
+    );
+    if (!done) throw new ConfigError(`no business key has id ${id}`);
+    process.stdout.write(`credit limit of ${id}: ${limit} sats\n`);
+    return;
+  }
   if (positionals[0] === "business-key") {
     const tier = flagOrEnv(values, "tier");
     if (!tier || !(BUSINESS_TIERS as readonly string[]).includes(tier))
       throw new ConfigError(`business-key needs --tier ${BUSINESS_TIERS.join("|")}`);
-    const key = await withDatabase(values, (database) =>
-      createBusinessKey(dataDir, tier as BusinessTier, flagOrEnv(values, "name") ?? null, database),
+    const creditLimit = parseNonNegativeInt("--credit-limit-sats", values["credit-limit-sats"], 0);
+    const made = await withDatabase(values, (database) =>
+      createBusinessKey(
+        dataDir,
+        tier as BusinessTier,
+        flagOrEnv(values, "name") ?? null,
+        database,
+        creditLimit,
+      ),
     );
-    process.stdout.write(`${key}\n`);
+    process.stderr.write(
+      `key id: ${made.id}${creditLimit ? ` (metered, credit limit ${creditLimit} sats)` : ""}\n`,
+    );
+    process.stdout.write(`${made.key}\n`);
     return;
   }
   if (positionals[0] === "admin-token") {

@@ -53,7 +53,16 @@ export const RegisterResponseSchema = z.object({
   api_key: z.string().meta({ description: "rc_… account key" }),
   quota_daily: z.number().int().meta({ description: "free requests a day" }),
 });
-export const BalanceResponseSchema = z.object({ balance_sats: SatCount, free_remaining: SatCount });
+export const BalanceResponseSchema = z.object({
+  balance_sats: SatCount,
+  free_remaining: SatCount,
+  credit_limit_sats: SatCount.optional().meta({
+    description: "a metered business key: how much it may owe (billed on its monthly statement)",
+  }),
+  owed_msat: SatCount.optional().meta({
+    description: "a metered business key: what it owes now; paying in reduces this first",
+  }),
+});
 export const DepositResponseSchema = BalanceResponseSchema.extend({ deposited_sats: SatCount });
 export const SessionResponseSchema = z.object({
   api_key: z.string().meta({ description: "sk-… session key" }),
@@ -173,10 +182,14 @@ export function accountRouter(deps: AccountDeps): Router {
     return claimed.amountSat;
   };
 
-  const balanceBody = async (a: AccountRow) => ({
-    balance_sats: await deps.accounts.balanceSat(a),
-    free_remaining: freeRemaining(a),
-  });
+  const balanceBody = async (a: AccountRow) => {
+    const credit = await deps.accounts.credit(a);
+    return {
+      balance_sats: await deps.accounts.balanceSat(a),
+      free_remaining: freeRemaining(a),
+      ...(credit ? { credit_limit_sats: credit.limitSat, owed_msat: credit.owedMsat } : {}),
+    };
+  };
 
   r.post("/v1/auth/register", async (req, res) => {
     const body = parseWith(RegisterRequestSchema, req.body);

@@ -81,9 +81,29 @@ export class Ledger {
     return this.store.transfer("withdraw", ref, [{ from: account, to: Accounts.ecash(mintUrl), msat }]);
   }
 
-  /** Reserves part of a prepaid account for one request (balance - held >= hold, atomically). */
-  async hold(holdId: string, account: string, msat: number, kind: string, memo?: string): Promise<void> {
-    await this.store.hold(holdId, account, msat, kind, memo);
+  /**
+   * Reserves part of an account for one request (balance - held >= hold, atomically; held money
+   * has already left the balance for `hold:<id>`).
+   *
+   * Metered business keys (`creditMsat` = their credit limit) hold on credit: the check becomes
+   * balance + credit >= hold, so the user account may go negative down to −credit, and a negative
+   * balance is what the key owes (a credit-normal account with a debit balance is a receivable).
+   * Why not a separate receivable asset drawn on demand: every way money comes in (ecash deposit,
+   * Lightning top-up, refund of a hold) already credits `user:<id>`, so paying reduces what is owed
+   * first with no new posting anywhere, the limit is one comparison in the same locked step as the
+   * hold (exact under concurrency, on SQLite and PostgreSQL alike), and the books stay balanced
+   * because nothing but the sign changed. Credit is never drawn by transfers or withdrawals: they
+   * still refuse to take a user account below zero.
+   */
+  async hold(
+    holdId: string,
+    account: string,
+    msat: number,
+    kind: string,
+    memo?: string,
+    creditMsat = 0,
+  ): Promise<void> {
+    await this.store.hold(holdId, account, msat, kind, memo, creditMsat);
   }
 
   /**

@@ -192,11 +192,28 @@ export class PgLedgerStore implements LedgerStorage {
     });
   }
 
-  async hold(holdId: string, account: string, msat: number, kind: string, memo?: string): Promise<void> {
+  async hold(
+    holdId: string,
+    account: string,
+    msat: number,
+    kind: string,
+    memo?: string,
+    creditMsat = 0,
+  ): Promise<void> {
+    if (!Number.isSafeInteger(creditMsat) || creditMsat < 0)
+      throw new LedgerError(`invalid credit ${creditMsat}`);
     await this.tx(async (c) => {
-      // The account's row stays locked to commit: no other process moves it between check and debit.
+      // The account's row stays locked to commit: no other process moves it between check and debit,
+      // so a metered key's credit limit is exact however many processes hold on it at once. On
+      // credit the row must exist to be locked: an account with no history has none, and holds
+      // racing on it would all read 0 and pass (a prepaid hold of 0 balance is refused anyway).
+      if (creditMsat > 0)
+        await c.query(
+          "INSERT INTO ledger_balances (account, msat) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING",
+          [account],
+        );
       const have = await this.lockedBalance(c, account);
-      if (have < msat) throw new InsufficientBalanceError(account, have, msat);
+      if (have + creditMsat < msat) throw new InsufficientBalanceError(account, have, msat);
       await this.insertHold(c, holdId, account, msat, "active", kind, memo ?? null);
       await post(c, "hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
     });

@@ -36,8 +36,15 @@ export class SqliteLedgerStorage implements LedgerStorage {
   async dropReservation(holdId: string): Promise<void> {
     this.store.dropReservation(holdId);
   }
-  async hold(holdId: string, account: string, msat: number, kind: string, memo?: string): Promise<void> {
-    this.store.hold(holdId, account, msat, kind, memo);
+  async hold(
+    holdId: string,
+    account: string,
+    msat: number,
+    kind: string,
+    memo?: string,
+    creditMsat = 0,
+  ): Promise<void> {
+    this.store.hold(holdId, account, msat, kind, memo, creditMsat);
   }
   async openFundedHold(
     holdId: string,

@@ -48,8 +48,19 @@ export interface LedgerStorage {
   holdFunded(holdId: string): Promise<boolean>;
   fundReservedHold(holdId: string, msat: number, from: string): Promise<FundOutcome>;
   dropReservation(holdId: string): Promise<void>;
-  /** Reserves `msat` of `account`: balance >= msat or nothing happens (InsufficientBalanceError). */
-  hold(holdId: string, account: string, msat: number, kind: string, memo?: string): Promise<void>;
+  /**
+   * Reserves `msat` of `account`: balance + creditMsat >= msat or nothing happens
+   * (InsufficientBalanceError). `creditMsat` > 0 only for a metered business key: its user account
+   * may then go down to −creditMsat (see `Ledger.hold`).
+   */
+  hold(
+    holdId: string,
+    account: string,
+    msat: number,
+    kind: string,
+    memo?: string,
+    creditMsat?: number,
+  ): Promise<void>;
   openFundedHold(
     holdId: string,
     owner: string,

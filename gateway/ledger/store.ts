@@ -191,13 +191,16 @@ export class LedgerStore extends SqliteStore {
   }
 
   /**
-   * Reserves `msat` of `account` for one request, atomically: balance >= msat or nothing happens.
-   * The hold id is persisted before the caller dispatches anything.
+   * Reserves `msat` of `account` for one request, atomically: balance + creditMsat >= msat or
+   * nothing happens (creditMsat: a metered key's credit limit, else 0). The hold id is persisted
+   * before the caller dispatches anything.
    */
-  hold(holdId: string, account: string, msat: number, kind: string, memo?: string): void {
+  hold(holdId: string, account: string, msat: number, kind: string, memo?: string, creditMsat = 0): void {
+    if (!Number.isSafeInteger(creditMsat) || creditMsat < 0)
+      throw new LedgerError(`invalid credit ${creditMsat}`);
     this.tx(() => {
       const have = this.balance(account);
-      if (have < msat) throw new InsufficientBalanceError(account, have, msat);
+      if (have + creditMsat < msat) throw new InsufficientBalanceError(account, have, msat);
       this.insertHold(holdId, account, msat, "active", kind, memo ?? null);
       this.post("hold", holdId, [{ from: account, to: Accounts.hold(holdId), msat }]);
     });

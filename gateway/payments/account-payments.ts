@@ -1,6 +1,8 @@
 /**
- * Paying from a prepaid account: `rc_` keys, `sk-` session keys and raw cashu tokens as the Bearer
- * key. Each request takes an atomic hold on the account's ledger balance before dispatch and
+ * Paying from an account: `rc_` keys, `sk-` session keys and raw cashu tokens as the Bearer key
+ * (prepaid), and business keys (`bsvapi_sk_…`, or `rc_…` with a tier), metered when the operator
+ * gave them a credit limit: used with no payment header, owing up to the limit (the ledger's hold
+ * on credit), billed on the monthly statement; paying in reduces what they owe first. Each request takes an atomic hold on the account's ledger balance before dispatch and
  * settles it exactly once. Free-tier requests move no sats: they are capped (max_tokens, a daily
  * gateway-wide budget of list price) and earn the serving node karma.
  */
@@ -141,14 +143,14 @@ export class AccountPayments {
   }
 
   /**
-   * rc_ / sk- / abl_ (402ai top-up) keys, or a raw cashu token that becomes (or already is) a session. Lightning top-ups
+   * rc_ / sk- / abl_ (402ai top-up) / bsvapi_sk_ (business) keys, or a raw cashu token that becomes (or already is) a session. Lightning top-ups
    * of the key's account that the mint reports paid are credited first, so whatever the key calls
    * next sees its money.
    */
   async authenticate(bearer: string): Promise<AccountRow> {
     const key = bearer.trim();
     if (/^(cashu:)?cashu[AB]/.test(key)) return this.tokenSession(key);
-    const account = /^(rc_|sk-|abl_)/.test(key) ? await this.accounts.byKey(key) : undefined;
+    const account = /^(rc_|sk-|abl_|bsvapi_sk_)/.test(key) ? await this.accounts.byKey(key) : undefined;
     if (!account) throw new PaymentError("invalid_key", "invalid API key", 401);
     await this.creditPaidTopups((await this.accounts.payer(account.id)).id);
     return account;
@@ -214,11 +216,25 @@ export class AccountPayments {
     this.limiter.enforce(account.id, "60 requests per minute");
   }
 
-  /** The balance a key can spend (its root's, for child keys). */
+  /** The balance a key can spend (its root's, for child keys); 0 while a metered key owes. */
   async balanceSat(account: AccountRow): Promise<number> {
-    return Math.floor(
-      (await this.ledger.balance(Accounts.user((await this.accounts.payer(account.id)).id))) / 1000,
+    return Math.max(
+      0,
+      Math.floor(
+        (await this.ledger.balance(Accounts.user((await this.accounts.payer(account.id)).id))) / 1000,
+      ),
     );
+  }
+
+  /**
+   * A metered business key's credit: its limit and what it owes now (its root's, for child keys);
+   * undefined for prepaid keys. What is owed is the negative part of the balance, in msats.
+   */
+  async credit(account: AccountRow): Promise<{ limitSat: number; owedMsat: number } | undefined> {
+    const payer = await this.accounts.payer(account.id);
+    if (!payer.tier || payer.credit_limit_sat <= 0) return undefined;
+    const balance = await this.ledger.balance(Accounts.user(payer.id));
+    return { limitSat: payer.credit_limit_sat, owedMsat: Math.max(0, -balance) };
   }
 
   /**
@@ -245,7 +261,31 @@ export class AccountPayments {
     const discount = await this.discountPct(account);
     const needed = q.prices.chargeSat(q.model, q.promptTokens, q.requestedMaxTokens, q.btcUsd, discount);
     const holdId = randomUUID();
-    if (Math.floor(balanceMsat / 1000) < needed) {
+    // A metered business key holds on credit: balance + limit must cover the request (the ledger
+    // checks it again, exactly, in the step that takes the hold).
+    const creditMsat = payer.tier ? payer.credit_limit_sat * 1000 : 0;
+    if (creditMsat > 0 && Math.floor((balanceMsat + creditMsat) / 1000) < needed) {
+      const shortMsat = needed * 1000 - (balanceMsat + creditMsat);
+      const owedMsat = Math.max(0, -balanceMsat);
+      throw new PaymentError(
+        "insufficient_balance",
+        `Credit limit reached. Owed: ${owedMsat} msat, limit: ${creditMsat} msat, Required: ${needed * 1000} msat`,
+        402,
+        {
+          balance_msat: balanceMsat,
+          owed_msat: owedMsat,
+          credit_limit_msat: creditMsat,
+          required_msat: needed * 1000,
+          required_sats: needed,
+          amount_needed_sats: Math.ceil(shortMsat / 1000),
+          hint:
+            "pay at least amount_needed_sats of what this key owes: POST /v1/balance/topup with a cashu token " +
+            '(or X-Cashu), or POST /v1/auth/topup {"amount_sats": N} for a Lightning invoice; ' +
+            "the statement (GET /v1/account/statement?month=YYYY-MM) shows the amount due",
+        },
+      );
+    }
+    if (creditMsat === 0 && Math.floor(balanceMsat / 1000) < needed) {
       if (await this.accounts.takeFree(payer.id)) {
         // A small completion, and the job's list price out of today's gateway-wide budget.
         const maxTokens = Math.max(1, Math.min(q.requestedMaxTokens, this.freeTier.maxTokens));
@@ -307,7 +347,7 @@ export class AccountPayments {
     }
     const maxTokens = q.requestedMaxTokens;
     const holdSat = needed;
-    await this.ledger.hold(holdId, Accounts.user(payer.id), holdSat * 1000, "chat", q.memo);
+    await this.ledger.hold(holdId, Accounts.user(payer.id), holdSat * 1000, "chat", q.memo, creditMsat);
     return {
       payment: new AccountPayment(
         holdId,

@@ -14,6 +14,8 @@ import {
   type AccountStore,
   type BusinessTier,
   type Caps,
+  checkCreditLimit,
+  newBusinessKey,
   FREE_REQUESTS_PER_DAY,
   hashKey,
   type NewTopup,
@@ -44,6 +46,11 @@ CREATE INDEX acct_topups_pending ON acct_topups (account_id, created_at) WHERE s
 CREATE INDEX acct_topups_pending_all ON acct_topups (created_at) WHERE state = 'pending';
 CREATE TABLE acct_token_formats (account_id TEXT PRIMARY KEY, format TEXT NOT NULL);`,
   },
+  {
+    // Metered business keys: existing keys are prepaid (limit 0).
+    version: 2,
+    sql: "ALTER TABLE acct_accounts ADD COLUMN credit_limit_sat BIGINT NOT NULL DEFAULT 0;",
+  },
 ];
 
 const ACCOUNT_COLUMNS = [
@@ -62,6 +69,7 @@ const ACCOUNT_COLUMNS = [
   "spent_day_sat",
   "spent_lifetime_sat",
   "tier",
+  "credit_limit_sat",
 ] as const;
 
 /** key → root in one statement (depth-bounded: a corrupted parent loop cannot spin forever). */
@@ -92,11 +100,13 @@ export class PgAccountStore implements AccountStore {
     parentId: string | null,
     caps: Caps = {},
     tier: BusinessTier | null = null,
+    creditLimitSat = 0,
   ): Promise<string> {
     const id = randomUUID();
     await this.db.query(
       `INSERT INTO acct_accounts (id, kind, key_hash, name, parent_id, created_at, cap_per_request_sat,
-         cap_per_day_sat, cap_lifetime_sat, tier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+         cap_per_day_sat, cap_lifetime_sat, tier, credit_limit_sat)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [
         id,
         kind,
@@ -108,14 +118,30 @@ export class PgAccountStore implements AccountStore {
         caps.perDaySat ?? null,
         caps.lifetimeSat ?? null,
         tier,
+        creditLimitSat,
       ],
     );
     return id;
   }
 
-  async registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }> {
-    const key = newKey("rc_");
-    return { id: await this.insert("rc", hashKey(key), name, null, {}, tier), key };
+  async registerBusiness(
+    name: string | null,
+    tier: BusinessTier,
+    creditLimitSat = 0,
+  ): Promise<{ id: string; key: string }> {
+    checkCreditLimit(creditLimitSat);
+    const key = newBusinessKey(name);
+    return { id: await this.insert("rc", hashKey(key), name, null, {}, tier, creditLimitSat), key };
+  }
+
+  async setCreditLimit(id: string, creditLimitSat: number): Promise<boolean> {
+    checkCreditLimit(creditLimitSat);
+    const done = await this.db.query(
+      `UPDATE acct_accounts SET credit_limit_sat = $2
+       WHERE id = $1 AND tier IS NOT NULL AND parent_id IS NULL RETURNING id`,
+      [id, creditLimitSat],
+    );
+    return done.length === 1;
   }
 
   async register(
@@ -311,9 +337,12 @@ export async function copyAccountsFromSqlite(
   const sqlite = openSqliteForCopy(path);
   if (!sqlite) return { accounts: 0, promo_days: 0, topups: 0, token_formats: 0 };
   try {
-    // Files from before business keys have no tier column (their keys have none).
-    const cols = sqlite.prepare("PRAGMA table_info(accounts)").all() as { name: string }[];
-    const columns = cols.some((c) => c.name === "tier") ? ACCOUNT_COLUMNS : ACCOUNT_COLUMNS.slice(0, -1);
+    // Files from before business keys have no tier column, from before metered keys no credit
+    // limit (their keys have none: the defaults).
+    const cols = new Set(
+      (sqlite.prepare("PRAGMA table_info(accounts)").all() as { name: string }[]).map((c) => c.name),
+    );
+    const columns = ACCOUNT_COLUMNS.filter((c) => cols.has(c));
     // One transaction: a copy that fails leaves nothing half-written (nothing is read: READ COMMITTED).
     return await database.tx(async (c) => ({
       accounts: await copyTable(c, sqlite, "accounts", "acct_accounts", columns),

@@ -10,19 +10,20 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { SqliteStore } from "../../src/shared/sqlite.js";
+import { type BusinessTier, checkCreditLimit, newBusinessKey } from "./business.js";
+
+export {
+  BUSINESS_TIERS,
+  type BusinessTier,
+  checkCreditLimit,
+  DEFAULT_TIER_DISCOUNT_PCT,
+  MAX_CREDIT_LIMIT_SAT,
+  newBusinessKey,
+} from "./business.js";
 
 export const FREE_REQUESTS_PER_DAY = 10;
 
 export type AccountKind = "rc" | "session";
-
-/** Business tiers (BSVAPI): usage metered to the key at a discount. */
-export const BUSINESS_TIERS = ["internal", "partner", "external"] as const;
-export type BusinessTier = (typeof BUSINESS_TIERS)[number];
-export const DEFAULT_TIER_DISCOUNT_PCT: Record<BusinessTier, number> = {
-  internal: 50,
-  partner: 25,
-  external: 0,
-};
 
 export interface AccountRow {
   id: string;
@@ -40,6 +41,11 @@ export interface AccountRow {
   spent_lifetime_sat: number;
   /** a business key's tier; null for ordinary keys */
   tier: BusinessTier | null;
+  /**
+   * How far a business key may spend on credit (metered: billed on its monthly statement), in
+   * sats; 0 = prepaid, as every other key.
+   */
+  credit_limit_sat: number;
 }
 
 const SCHEMA = `
@@ -119,8 +125,17 @@ export function roomOf(chain: readonly AccountRow[], day = utcDay()): { room: nu
 
 /** Accounts, keys, caps, free-tier counters, the promo budget and Lightning top-ups. */
 export interface AccountStore {
-  /** A business rc_ key of `tier` (made by the operator); shown once. */
-  registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }>;
+  /**
+   * A business key (`bsvapi_sk_…`) of `tier`, made by the operator, shown once. With a credit limit
+   * it is metered: used with no payment header, owing up to the limit, billed on its statement.
+   */
+  registerBusiness(
+    name: string | null,
+    tier: BusinessTier,
+    creditLimitSat?: number,
+  ): Promise<{ id: string; key: string }>;
+  /** Changes a business key's credit limit; false when `id` is no business key. */
+  setCreditLimit(id: string, creditLimitSat: number): Promise<boolean>;
   /** A new rc_ key; the key itself is returned once and never stored. */
   register(name: string | null, parentId?: string | null, caps?: Caps): Promise<{ id: string; key: string }>;
   /** A child rc_ key: spends its root's balance within its own caps (and every ancestor's). */
@@ -167,14 +182,36 @@ export class SqliteAccountStore extends SqliteStore implements AccountStore {
     // Added with business keys: older files get the column on open.
     const cols = this.db.prepare("PRAGMA table_info(accounts)").all() as { name: string }[];
     if (!cols.some((c) => c.name === "tier")) this.db.exec("ALTER TABLE accounts ADD COLUMN tier TEXT");
+    // Added with metered business keys: older files' keys are prepaid (limit 0).
+    if (!cols.some((c) => c.name === "credit_limit_sat"))
+      this.db.exec("ALTER TABLE accounts ADD COLUMN credit_limit_sat INTEGER NOT NULL DEFAULT 0");
   }
 
-  async registerBusiness(name: string | null, tier: BusinessTier): Promise<{ id: string; key: string }> {
+  async registerBusiness(
+    name: string | null,
+    tier: BusinessTier,
+    creditLimitSat = 0,
+  ): Promise<{ id: string; key: string }> {
+    checkCreditLimit(creditLimitSat);
+    const key = newBusinessKey(name);
     return this.tx(() => {
-      const made = this.registerNow(name, null, {});
-      this.prepared("UPDATE accounts SET tier = ? WHERE id = ?").run(tier, made.id);
-      return made;
+      const id = this.insert("rc", hashKey(key), name, null, {});
+      this.prepared("UPDATE accounts SET tier = ?, credit_limit_sat = ? WHERE id = ?").run(
+        tier,
+        creditLimitSat,
+        id,
+      );
+      return { id, key };
     });
+  }
+
+  async setCreditLimit(id: string, creditLimitSat: number): Promise<boolean> {
+    checkCreditLimit(creditLimitSat);
+    return (
+      this.prepared(
+        "UPDATE accounts SET credit_limit_sat = ? WHERE id = ? AND tier IS NOT NULL AND parent_id IS NULL",
+      ).run(creditLimitSat, id).changes === 1
+    );
   }
 
   private insert(

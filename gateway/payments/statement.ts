@@ -2,6 +2,10 @@
  * Monthly statements of an account key, read straight from the ledger so they always sum to it:
  * one line per request (its hold and settlement merged: what the request cost), per deposit and
  * per withdrawal. JSON and CSV carry the same lines and totals.
+ *
+ * A metered business key (a credit limit) is billed here: usage at its tier's discount, what was
+ * paid in, and the amount due, what the key owes at the month's end (its balance below zero then).
+ * Paying in at any time reduces what is owed first, because it is the same ledger account.
  */
 import * as z from "zod";
 import { Accounts, type Ledger } from "../ledger/index.js";
@@ -25,6 +29,9 @@ export const StatementSchema = z.object({
   account_id: z.string(),
   tier: z.string().nullable(),
   discount_pct: z.number(),
+  /** metered: used on credit and billed here; prepaid: paid before use (never owes) */
+  billing: z.enum(["metered", "prepaid"]),
+  credit_limit_sats: z.number().int().nonnegative(),
   month: z.string(),
   lines: z.array(StatementLineSchema),
   totals: z.object({
@@ -34,6 +41,11 @@ export const StatementSchema = z.object({
     withdrawn_msat: z.number().int(),
     /** sum of every line: the account's balance change over the month */
     net_msat: z.number().int(),
+    /** the balance when the month began and when it ended (negative: owed) */
+    opening_balance_msat: z.number().int(),
+    closing_balance_msat: z.number().int(),
+    /** what the key owes at the month's end (0 when its balance was not below zero) */
+    amount_due_msat: z.number().int().nonnegative(),
   }),
 });
 export type Statement = z.infer<typeof StatementSchema>;
@@ -82,10 +94,18 @@ export async function buildStatement(
     if (type === "request" && e.ref) requestLine.set(e.ref, mutable);
   }
   const sum = (t: string) => lines.filter((l) => l.type === t).reduce((s, l) => s + l.amount_msat, 0);
+  const net = lines.reduce((s, l) => s + l.amount_msat, 0);
+  // The balance at the month's end: today's, less everything posted since (read from the same books).
+  const books = Accounts.user(account.id);
+  const since = await ledger.entries(books, to, Number.MAX_SAFE_INTEGER);
+  const closing = (await ledger.balance(books)) - since.reduce((s, e) => s + e.msat, 0);
+  const creditLimit = account.tier ? account.credit_limit_sat : 0;
   return {
     account_id: account.id,
     tier: account.tier,
     discount_pct: discountPct,
+    billing: creditLimit > 0 ? "metered" : "prepaid",
+    credit_limit_sats: creditLimit,
     month,
     lines,
     totals: {
@@ -93,7 +113,10 @@ export async function buildStatement(
       charged_msat: -sum("request"),
       deposited_msat: sum("deposit"),
       withdrawn_msat: -sum("withdrawal"),
-      net_msat: lines.reduce((s, l) => s + l.amount_msat, 0),
+      net_msat: net,
+      opening_balance_msat: closing - net,
+      closing_balance_msat: closing,
+      amount_due_msat: Math.max(0, -closing),
     },
   };
 }
@@ -114,5 +137,6 @@ export function statementCsv(s: Statement): string {
     `charged ${s.totals.charged_msat}`,
     String(s.totals.net_msat),
   ]);
+  if (s.billing === "metered") rows.push(["amount due", "", "", "", String(s.totals.amount_due_msat)]);
   return rows.map((r) => r.map(csvCell).join(",")).join("\n") + "\n";
 }

@@ -5,15 +5,17 @@
  * + NUT-24 + price), L402 settle-once with replay and tampering, NUT-24 payment, 402ai top-up and
  * claim, business keys with statements, and ends with the ledger check.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { decodePaymentRequest, getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
+import { join } from "node:path";
 import { bytesToBase64, importMacaroon, newMacaroon } from "macaroon";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../../gateway/ledger/index.js";
 import { L402Payments, sha256Hex } from "../../gateway/payments/l402.js";
+import { SqliteAccountStore } from "../../gateway/payments/accounts.js";
 import { OneShotStore } from "../../gateway/payments/oneshot.js";
 import { PriceTable } from "../../gateway/payments/pricing.js";
 import { GatewayWallet } from "../../gateway/payments/wallet.js";
@@ -328,7 +330,7 @@ describe("business keys", () => {
         encoding: "utf8",
       },
     ).trim();
-    expect(key).toMatch(/^rc_/);
+    expect(key).toMatch(/^bsvapi_sk_/);
     const auth = { authorization: `Bearer ${key}` };
     // Metered, not free: an unfunded business key gets no free tier.
     const unfunded = await post("/v1/chat/completions", CHAT, auth);
@@ -371,6 +373,43 @@ describe("business keys", () => {
     expect(bad.status).toBe(400);
     const anon = await fetch(`${gw.url}/v1/account/statement?month=${month}`);
     expect(anon.status).toBe(401);
+  });
+});
+
+describe("business keys: credit limits from the operator's shell", () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, "gateway", "business-key", ...args, "--data-dir", tempCliDir], {
+      encoding: "utf8",
+    });
+  const tempCliDir = tempDir();
+  const accountsFile = () => join(tempCliDir, "gateway", "accounts.sqlite");
+
+  it("--credit-limit-sats makes a metered bsvapi_sk_ key; --set-credit-limit --key-id changes it", async () => {
+    const made = cli("--tier", "partner", "--name", "Your Company", "--credit-limit-sats", "500");
+    expect(made.status).toBe(0);
+    const key = made.stdout.trim();
+    expect(key).toMatch(/^bsvapi_sk_your_company_[A-Za-z0-9_-]{32}$/);
+    const id = /key id: (\S+)/.exec(made.stderr)?.[1];
+    expect(id).toBeDefined();
+    const read = async () => {
+      const store = new SqliteAccountStore(accountsFile());
+      try {
+        return await store.byKey(key);
+      } finally {
+        store.close();
+      }
+    };
+    expect(await read()).toMatchObject({ id, tier: "partner", credit_limit_sat: 500 });
+    const set = cli("--set-credit-limit", "900", "--key-id", id!);
+    expect(set.status).toBe(0);
+    expect(set.stdout).toContain("900 sats");
+    expect((await read())?.credit_limit_sat).toBe(900);
+    // No such key, a negative or fractional limit, or no key id: refused, nothing changed.
+    expect(cli("--set-credit-limit", "5", "--key-id", "nope").status).not.toBe(0);
+    expect(cli("--set-credit-limit", "-1", "--key-id", id!).status).not.toBe(0);
+    expect(cli("--set-credit-limit", "5").status).not.toBe(0);
+    expect(cli("--tier", "partner", "--credit-limit-sats", "lots").status).not.toBe(0);
+    expect((await read())?.credit_limit_sat).toBe(900);
   });
 });
 

@@ -2,11 +2,13 @@
  * AccountStore contract: the same cases on SQLite and PostgreSQL, including two processes taking
  * free requests, promo budget and top-up credits at once (two connections / two pools, one state).
  */
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   type AccountStore,
   FREE_REQUESTS_PER_DAY,
   freeRemaining,
+  hashKey,
   SqliteAccountStore,
   utcDay,
 } from "../../gateway/payments/accounts.js";
@@ -57,6 +59,21 @@ describe.each(impls)("AccountStore on $name", (impl) => {
     expect(bizRow.tier).toBe("partner");
     expect(freeRemaining(bizRow)).toBe(0);
     expect(await a.takeFree(biz.id)).toBe(false);
+    // Made as BSVAPI names them; prepaid (no credit) unless the operator gives a limit.
+    expect(biz.key).toMatch(/^bsvapi_sk_acme_/);
+    expect(bizRow.credit_limit_sat).toBe(0);
+    const metered = await a.registerBusiness("Big Co!", "internal", 5_000);
+    expect(metered.key).toMatch(/^bsvapi_sk_big_co_/);
+    expect((await s.b.byKey(metered.key))?.credit_limit_sat).toBe(5_000);
+    expect(await s.b.setCreditLimit(metered.id, 7_500)).toBe(true);
+    expect((await a.byId(metered.id))?.credit_limit_sat).toBe(7_500);
+    // Only a business key carries credit: an ordinary key, a child, a session or no key at all do not.
+    expect(await a.setCreditLimit(root.id, 100)).toBe(false);
+    expect(await a.setCreditLimit((await a.createSession()).id, 100)).toBe(false);
+    expect(await a.setCreditLimit("nope", 100)).toBe(false);
+    expect((await a.byId(root.id))?.credit_limit_sat).toBe(0);
+    const anonymous = await a.registerBusiness(null, "external");
+    expect(anonymous.key).toMatch(/^bsvapi_sk_[A-Za-z0-9_-]{32}$/);
 
     const session = await a.createSession();
     expect(session.key).toMatch(/^sk-/);
@@ -180,7 +197,7 @@ describe("copyAccountsFromSqlite", () => {
     const sqlite = new SqliteAccountStore(join(dir, "accounts.sqlite"));
     const root = await sqlite.register("root", null, { lifetimeSat: 900 });
     const child = await sqlite.createChild(root.id, "kid", { perDaySat: 40 });
-    const biz = await sqlite.registerBusiness("acme", "internal");
+    const biz = await sqlite.registerBusiness("acme", "internal", 12_345);
     await sqlite.recordSpend(child.id, 12);
     await sqlite.takeFree(root.id);
     await sqlite.takeFree(root.id);
@@ -211,6 +228,7 @@ describe("copyAccountsFromSqlite", () => {
         expect(await pg.byId(id)).toEqual(await reopened.byId(id));
       reopened.close();
       expect((await pg.byKey(root.key))?.id).toBe(root.id);
+      expect((await pg.byKey(biz.key))?.credit_limit_sat).toBe(12_345);
       expect((await pg.payer(child.id)).id).toBe(root.id);
       expect(await pg.sessionForToken("cashuAcopied")).toEqual({ id: session.id, created: false });
       expect(await pg.tokenFormat(session.id)).toBe("A");
@@ -236,6 +254,54 @@ describe("copyAccountsFromSqlite", () => {
         topups: 0,
         token_formats: 0,
       });
+    } finally {
+      await database.close();
+      await db.drop();
+    }
+  });
+});
+
+describe("accounts.sqlite from before metered business keys", () => {
+  it("gets credit_limit_sat on open (its keys prepaid), and copies to PostgreSQL with limit 0", async () => {
+    const dir = tempDir();
+    const file = join(dir, "accounts.sqlite");
+    // The schema as it was before business keys had a credit limit (tier already there).
+    const old = new Database(file);
+    old.exec(`CREATE TABLE accounts (
+      id TEXT PRIMARY KEY, kind TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, name TEXT, parent_id TEXT,
+      created_at INTEGER NOT NULL, free_day TEXT, free_used INTEGER NOT NULL DEFAULT 0,
+      cap_per_request_sat INTEGER, cap_per_day_sat INTEGER, cap_lifetime_sat INTEGER,
+      spent_day TEXT, spent_day_sat INTEGER NOT NULL DEFAULT 0, spent_lifetime_sat INTEGER NOT NULL DEFAULT 0,
+      tier TEXT);
+      CREATE TABLE promo_days (day TEXT PRIMARY KEY, sats INTEGER NOT NULL);
+      CREATE TABLE topups (
+        quote TEXT PRIMARY KEY, account_id TEXT NOT NULL, mint TEXT NOT NULL, amount INTEGER NOT NULL,
+        request TEXT NOT NULL, expiry INTEGER, state TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE TABLE token_formats (account_id TEXT PRIMARY KEY, format TEXT NOT NULL);`);
+    old
+      .prepare(
+        "INSERT INTO accounts (id, kind, key_hash, name, created_at, tier) VALUES (?, 'rc', ?, 'acme', 1, 'partner')",
+      )
+      .run("old-biz", hashKey("rc_oldbusinesskey"));
+    old.close();
+
+    const db = await testDatabase("copyacct");
+    const database = await PgDatabase.open(db.url);
+    try {
+      // Copied first, from the file as it was (no such column there): the key arrives prepaid.
+      expect((await copyAccountsFromSqlite(dir, database)).accounts).toBe(1);
+      const pg = await PgAccountStore.open(database);
+      expect(await pg.byKey("rc_oldbusinesskey")).toMatchObject({
+        id: "old-biz",
+        tier: "partner",
+        credit_limit_sat: 0,
+      });
+      // Opened by the gateway: the column is added, the old rc_ business key still works.
+      const sqlite = new SqliteAccountStore(file);
+      expect(await sqlite.byKey("rc_oldbusinesskey")).toMatchObject({ tier: "partner", credit_limit_sat: 0 });
+      expect(await sqlite.setCreditLimit("old-biz", 300)).toBe(true);
+      expect((await sqlite.byId("old-biz"))?.credit_limit_sat).toBe(300);
+      sqlite.close();
     } finally {
       await database.close();
       await db.drop();

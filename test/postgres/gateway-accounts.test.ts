@@ -26,7 +26,7 @@ beforeAll(async () => {
   db = await testDatabase("gwacct");
   const dirs = [tempDir(), tempDir()];
   for (let i = 0; i < 2; i++) {
-    // Processes sharing a database sign with one mint key: the second gets the first's secret.
+    // Processes sharing a database sign with one mint key: the second gets the first's master secret.
     if (i > 0) {
       mkdirSync(join(dirs[i]!, "mint"), { recursive: true, mode: 0o700 });
       copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(dirs[i]!, "mint", "master-secret"));
@@ -109,4 +109,86 @@ it("the admin token and broadcasts are shared by the processes and the CLI", asy
   expect(cli.code).toBe(0);
   const seen = (await (await api(gws[1]!, "/v1/broadcasts")).json()) as { broadcasts: { message: string }[] };
   expect(seen.broadcasts.map((b) => b.message).sort()).toEqual(["from the shell", "hello from process one"]);
+});
+
+it("a metered business key (CLI, --credit-limit-sats) owes at most its limit across both processes", async () => {
+  const made = await runCli([
+    "gateway",
+    "business-key",
+    "--tier",
+    "partner",
+    "--name",
+    "shared co",
+    "--credit-limit-sats",
+    "1",
+    "--data-dir",
+    tempDir(),
+    "--database-url",
+    db.url,
+  ]);
+  expect(made.code).toBe(0);
+  const key = made.stdout.trim();
+  expect(key).toMatch(/^bsvapi_sk_shared_co_/);
+  const id = /key id: (\S+)/.exec(made.stderr)![1]!;
+  const chat = (gw: CliProcess) =>
+    api(gw, "/v1/chat/completions", key, {
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 8,
+    });
+  // 1 sat of credit covers no request: the 402 says how much one needs.
+  const probe = (await (await chat(gws[1]!)).json()) as {
+    error: { required_sats: number; amount_needed_sats: number };
+  };
+  expect(probe.error.amount_needed_sats).toBe(probe.error.required_sats - 1);
+  // Room for two holds at once, not three; set from the shell while both gateways run.
+  const limit = 3 * probe.error.required_sats - 1;
+  const set = await runCli([
+    "gateway",
+    "business-key",
+    "--set-credit-limit",
+    String(limit),
+    "--key-id",
+    id,
+    "--data-dir",
+    tempDir(),
+    "--database-url",
+    db.url,
+  ]);
+  expect(set.code).toBe(0);
+  const statuses = await Promise.all(
+    Array.from({ length: 12 }, (_, i) =>
+      chat(gws[i % 2]!).then(async (r) => {
+        await r.body?.cancel();
+        return r.status;
+      }),
+    ),
+  );
+  for (const s of statuses) expect([200, 402]).toContain(s);
+  expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
+  const month = new Date().toISOString().slice(0, 7);
+  const views = await Promise.all(
+    gws.map(async (gw) => ({
+      balance: (await (await api(gw, "/v1/balance", key)).json()) as {
+        owed_msat: number;
+        credit_limit_sats: number;
+      },
+      statement: (await (await api(gw, `/v1/account/statement?month=${month}`, key)).json()) as {
+        billing: string;
+        totals: { amount_due_msat: number; charged_msat: number; requests: number };
+      },
+    })),
+  );
+  const owed = views[0]!.balance.owed_msat;
+  expect(owed).toBeGreaterThan(0);
+  expect(owed).toBeLessThanOrEqual(limit * 1000);
+  for (const v of views) {
+    expect(v.balance).toMatchObject({ balance_sats: 0, owed_msat: owed, credit_limit_sats: limit });
+    expect(v.statement.billing).toBe("metered");
+    expect(v.statement.totals).toMatchObject({
+      amount_due_msat: owed,
+      charged_msat: owed,
+      requests: statuses.filter((s) => s === 200).length,
+    });
+  }
 });

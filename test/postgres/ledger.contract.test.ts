@@ -86,12 +86,16 @@ async function outcomes<T>(calls: Promise<T>[]) {
   return { values, errors };
 }
 
-async function expectBooksClosed(l: Ledger): Promise<Map<string, number>> {
+/** `metered`: user accounts allowed below zero (what they owe), each down to its own −limit. */
+async function expectBooksClosed(
+  l: Ledger,
+  metered: Record<string, number> = {},
+): Promise<Map<string, number>> {
   const audit = await l.audit();
   expect(audit.imbalanceMsat).toBe(0);
   for (const [account, msat] of audit.balances)
     if (!account.startsWith("asset:") && !account.startsWith("equity:"))
-      expect(msat).toBeGreaterThanOrEqual(0);
+      expect(msat).toBeGreaterThanOrEqual(-(metered[account] ?? 0));
   return audit.balances;
 }
 
@@ -241,6 +245,62 @@ describe.each(backends)("ledger contract on %s", (_name, openBooks) => {
     expect(await a.balance(alice)).toBe(500);
     expect(await a.activeHolds()).toHaveLength(30);
     await expectBooksClosed(b);
+  });
+
+  it("a metered account holds on credit down to −limit and no further; paying in reduces what it owes", async () => {
+    const { a, b } = books;
+    await a.deposit(alice, 2_000, MINT, "t");
+    // 2 000 of balance + 5 000 of credit: 7 000 may be held, not 7 001.
+    await expect(a.hold("over", alice, 7_001, "chat", undefined, 5_000)).rejects.toBeInstanceOf(
+      InsufficientBalanceError,
+    );
+    expect(await a.getHold("over")).toBeUndefined();
+    await b.hold("h1", alice, 6_000, "chat", undefined, 5_000);
+    expect(await a.balance(alice)).toBe(-4_000);
+    await expect(a.hold("h2", alice, 1_001, "chat", undefined, 5_000)).rejects.toBeInstanceOf(
+      InsufficientBalanceError,
+    );
+    // Without credit (a prepaid key) nothing more is held from a negative account, not even 1 msat.
+    await expect(a.hold("h3", alice, 1, "chat")).rejects.toBeInstanceOf(InsufficientBalanceError);
+    // Credit is for holds only: transfers and withdrawals never draw on it.
+    await expect(a.withdraw(alice, 1, MINT, "w")).rejects.toBeInstanceOf(InsufficientBalanceError);
+    await a.settleJob("h1", { chargedMsat: 3_000, providerId: "n1", providerSharePct: 90 }, alice);
+    expect(await b.balance(alice)).toBe(-1_000);
+    // A top-up pays the debt first (it is the same account): 1 500 in → 500 over zero.
+    await b.deposit(alice, 1_500, MINT, "t2");
+    expect(await a.balance(alice)).toBe(500);
+    await expectBooksClosed(a);
+  });
+
+  it("50 metered holds racing from two processes never take the account below −limit", async () => {
+    const { a, b } = books;
+    await a.deposit(alice, 2_500, MINT, "t");
+    const limit = 28_000; // 2 500 + 28 000 covers 30 holds of 1 000 (and 500 over)
+    const { values, errors } = await outcomes(
+      Array.from({ length: 50 }, (_, i) =>
+        (i % 2 ? a : b).hold(`m${i}`, alice, 1_000, "chat", undefined, limit),
+      ),
+    );
+    expect(values).toHaveLength(30);
+    expect(errors).toHaveLength(20);
+    for (const e of errors) expect(e).toBeInstanceOf(InsufficientBalanceError);
+    expect(await a.balance(alice)).toBe(-27_500);
+    expect(await b.activeHolds()).toHaveLength(30);
+    await expectBooksClosed(b, { [alice]: limit });
+  });
+
+  it("metered holds racing on an account with no history yet (no balance row to lock) stop at −limit", async () => {
+    const { a, b } = books;
+    const { values, errors } = await outcomes(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b).hold(`f${i}`, bob, 1_000, "chat", undefined, 5_500),
+      ),
+    );
+    expect(values).toHaveLength(5);
+    expect(errors).toHaveLength(15);
+    for (const e of errors) expect(e).toBeInstanceOf(InsufficientBalanceError);
+    expect(await a.balance(bob)).toBe(-5_000);
+    await expectBooksClosed(b, { [bob]: 5_500 });
   });
 
   it("20 racing settles and releases of one hold: one wins, the provider is paid once", async () => {
