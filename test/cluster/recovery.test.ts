@@ -22,9 +22,12 @@ it("refunds at restart only the holds no other live process is serving", async (
   const pg = await testDatabase("clusterrec");
   closers.push(() => pg.drop());
   const dataDir = join(tempDir("owlrun-cluster-rec-"), "gateway");
-  // The books as a crash left them: two active holds on a prepaid account.
+  // The books as a crash left them in the shared ledger: two active holds on a prepaid account.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const ledger = Ledger.open(dataDir);
+  const database = await PgDatabase.open(pg.url, { max: 4 });
+  closers.push(() => database.close());
+  const ledger = Ledger.open(dataDir, database);
+  await ledger.ready();
   const mint = "http://127.0.0.1:1/mint";
   expect(await ledger.deposit("user:buyer", 10_000, mint, "topup-1")).toBe(true);
   await ledger.hold("served-elsewhere", "user:buyer", 3_000, "account");
@@ -50,8 +53,6 @@ it("refunds at restart only the holds no other live process is serving", async (
   });
   closers.push(() => other.close());
 
-  const database = await PgDatabase.open(pg.url, { max: 4 });
-  closers.push(() => database.close());
   const running = await startGateway({
     dataDir,
     trustedMints: [mint],

@@ -4,8 +4,10 @@
  * the buyer going away on B cancels the node on A; A killed with -9 mid-job gives B's buyer today's
  * node-died outcome (failover before the first token, failed and unbilled after).
  *
- * Each process keeps its own SQLite data dir (the stores move to PostgreSQL separately); they
- * share only the cluster's bus and presence. Billing happens on the buyer's process.
+ * The real topology: every store (ledger, pool, accounts, routing, …) and the mint are on the one
+ * database. B runs the bundled mint on it; the other processes trust that one mint by URL
+ * (`--mint-url`), as an operator does when one mint serves several gateway processes (a second
+ * bundled mint on the database would need B's master secret). Billing happens on the buyer's process.
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
@@ -24,7 +26,7 @@ let pg: { url: string; drop(): Promise<void> };
 const pools: PgDatabase[] = [];
 const closers: (() => Promise<unknown>)[] = [];
 
-/** An in-process gateway on the shared database with its own data dir (and, for B, the mint). */
+/** An in-process gateway on the shared database with its own data dir (and, for B, the mint on it too). */
 async function gatewayProcess(
   opts: { mint?: boolean; trustedMints?: string[] } = {},
 ): Promise<RunningGateway> {
@@ -45,6 +47,7 @@ async function gatewayProcess(
       ? {
           bundledMint: await createBundledMint({
             dataDir: join(dir, "mint"),
+            database,
             lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
             log: silentLogger,
           }),
@@ -250,8 +253,9 @@ describe("the process holding the node dies (kill -9)", () => {
       tempDir("owlrun-cluster-a-"),
       "--database-url",
       pg.url,
-      "--fake-delay-ms",
-      "20",
+      // The one mint of the cluster (B's), as the in-process A trusts it.
+      "--mint-url",
+      mintUrl,
     ]);
     closers.push(() => a!.kill());
     return a;
