@@ -537,10 +537,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         ledger,
         wallet,
         log.child("recovery"),
+        // Shared database: free only the credentials of holds refunded here; the others in use are
+        // being served by live processes (or are left to the sweeper, which frees them the same way).
+        elsewhere ? (hold) => oneShots.releaseRefunded(hold) : undefined,
       );
       await payouts.recover();
-      // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
-      await oneShots.releaseInUse();
+      // One process: holds are refunded by now, one-shot credentials caught mid-request may be
+      // presented again.
+      if (!elsewhere) await oneShots.releaseInUse();
       await repairClaimedTopups(ledger, oneShots);
       await market.sweep();
       return report;

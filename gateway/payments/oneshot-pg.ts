@@ -91,8 +91,9 @@ export class PgOneShotStore implements OneShotRegistry {
   }
 
   /**
-   * As in SQLite: every in_use credential becomes presentable again. With several processes this
-   * also frees credentials another live process is serving (see the report of issue 20).
+   * As in SQLite: every in_use credential becomes presentable again. It would free credentials
+   * other live processes are serving, so a gateway on a shared database does not call it at
+   * restart: it frees each refunded hold's credential (`releaseRefunded`) instead.
    */
   async releaseInUse(): Promise<number> {
     const res = await this.db.pool.query(
