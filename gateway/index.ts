@@ -361,11 +361,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const accountSignups = new SignupLimiter(opts.accountSignupsPerHour ?? Number.POSITIVE_INFINITY);
   const signupPruner = setInterval(() => accountSignups.prune(), 60_000);
   signupPruner.unref();
-  // Top-ups are credited once the mint says paid, whether or not their key calls anything.
+  // Top-ups are credited once the mint says paid, whether or not their key calls anything (with a
+  // database: by one process per period; each credit is once per quote anyway).
+  const topupEvery = opts.topupPollMs ?? 5_000;
   const topupPoll =
     opts.topupPollMs === 0
       ? undefined
-      : setInterval(() => void accounts.creditPaidTopups(), opts.topupPollMs ?? 5_000);
+      : setInterval(
+          () =>
+            void background("topup-poll", topupEvery, () => accounts.creditPaidTopups()).catch(
+              () => undefined,
+            ),
+          topupEvery,
+        );
   topupPoll?.unref();
   const oneShots: OneShotRegistry = opts.database
     ? await PgOneShotStore.open(opts.database)
@@ -399,7 +407,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.market,
   );
-  market.start();
+  market.start(cluster ? background : undefined);
 
   const deps = {
     dispatcher: routing.dispatcher,

@@ -73,7 +73,7 @@ export async function recoverAfterRestart(
   wallet: GatewayWallet,
   log: Logger,
   /** told of each hold this call refunded (with a shared database: its one-shot credential is freed) */
-  onRefunded?: (hold: HoldRow) => Promise<unknown>,
+  onRefunded?: (hold: HoldRow) => unknown,
 ): Promise<RecoveryReport> {
   const { restoredSat, freedSat, claims } = await wallet.recover();
   await creditRestoredClaims(claims, ledger, wallet, log);
