@@ -64,6 +64,7 @@ import {
   type AckInfo,
   createRouting,
   type Dispatcher,
+  type Routing,
   nodeRoutes,
   parseUpstreams,
   readUpstreamsFile,
@@ -195,6 +196,8 @@ export interface Gateway {
   wallet: GatewayWallet;
   /** the provider routing, for benchmarks and the composition root */
   dispatcher: Dispatcher;
+  /** the nodes (every process's, with a database), their status and keys */
+  routing: Routing;
   /** serves the provider WebSocket on this server */
   attach(server: Server): void;
   /** every route this gateway's server answers, as documented in /openapi.json */
@@ -521,6 +524,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ledger,
     wallet,
     dispatcher: routing.dispatcher,
+    routing,
     attach(server) {
       detach.push(routing.attachWebSocket(server));
     },

@@ -82,12 +82,12 @@ it("the top-up poll and the market sweeper run through the per-period claim; a p
       ([acc, msat]) => acc.startsWith("user:") && msat > 0,
     );
   await until(async () => (await credited()).length === 1, "the paid top-up to be credited");
-  const runs = await dbs[0].query<{ name: string }>("SELECT name FROM cluster_runs ORDER BY name");
+  const runs = await dbs[0]!.query<{ name: string }>("SELECT name FROM cluster_runs ORDER BY name");
   expect(runs.map((r) => r.name)).toEqual(expect.arrayContaining(["market-sweep", "topup-poll"]));
   // More periods go by in both processes: still credited once.
   const claimedAt = async () =>
     (
-      await dbs[1].query<{ ran_at: Date }>("SELECT ran_at FROM cluster_runs WHERE name = 'topup-poll'")
+      await dbs[1]!.query<{ ran_at: Date }>("SELECT ran_at FROM cluster_runs WHERE name = 'topup-poll'")
     )[0]!.ran_at.getTime();
   const first = await claimedAt();
   await until(async () => (await claimedAt()) > first, "another top-up poll period");

@@ -209,6 +209,44 @@ describe("gateway processes on one database", () => {
     expect(slow.cancelled[0]).toBe(slow.offered[0]);
   });
 
+  it("B lists the nodes A holds with their jobs in flight, and counts them in queue_depth_global", async () => {
+    const busy = await startAgent(a.url, {
+      models: ["cluster-status:1b"],
+      job: { words: Array.from({ length: 40 }, (_, i) => ` s${i}`), delayMs: 100 },
+    });
+    closers.push(() => busy.close());
+    const watcher = await startAgent(b.url, { models: ["cluster-watch:1b"], heartbeatMs: 50 });
+    closers.push(() => watcher.close());
+    await until(servedBy(b, "cluster-status:1b"), "process B to list the busy model");
+    const abort = new AbortController();
+    const res = await chat(b.url, await token(60), "cluster-status:1b", { stream: true }, abort.signal);
+    const reader = res.body!.getReader();
+    let seen = "";
+    while (!seen.includes(" s1")) seen += new TextDecoder().decode((await reader.read()).value);
+    await until(
+      async () => (await b.gateway.routing.node(busy.nodeId))?.inflight === 1,
+      "B to see the job in flight on A's node",
+    );
+    const listed = await b.gateway.routing.providers();
+    const ids = listed.map((p) => p.nodeId);
+    expect(ids).toEqual(expect.arrayContaining([agent.nodeId, busy.nodeId, watcher.nodeId]));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(listed.find((p) => p.nodeId === busy.nodeId)).toMatchObject({
+      online: true,
+      models: ["cluster-status:1b"],
+      inflight: 1,
+    });
+    // A's own view of its node agrees.
+    expect((await a.gateway.routing.node(busy.nodeId))?.inflight).toBe(1);
+    // The node on B hears of the job on A's node in its heartbeat_ack.
+    await until(
+      async () => watcher.acks.some((ack) => Number(ack.queue_depth_global) >= 1),
+      "queue_depth_global on B to count the job on A",
+    );
+    abort.abort();
+    await busy.waitFor(() => busy.cancelled.length === 1, 5_000, "the cancel relayed from B");
+  });
+
   it("publishes the holds each process serves, so another process's sweeper leaves them alone", async () => {
     const slow = await startAgent(a.url, {
       models: ["cluster-hold:1b"],
