@@ -39,7 +39,7 @@ import { publicRouter, publicRoutes } from "./api/public.js";
 import { defaultWebDir, webRouter } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Market, type MarketOptions, marketRouter, marketRoutes } from "./market/index.js";
-import { Oracle } from "./oracle/index.js";
+import { Oracle, PgOracleStore } from "./oracle/index.js";
 import { AccountPayments, DEFAULT_FREE_TIER, type FreeTierLimits } from "./payments/account-payments.js";
 import type { BusinessTier } from "./payments/accounts.js";
 import { openAccountStore } from "./payments/accounts-pg.js";
@@ -187,6 +187,8 @@ export interface GatewayOptions {
   database?: PgDatabase;
   /** with `database`: how often processes publish and read presence, and notice a dead peer (default 1 s) */
   clusterBeatMs?: number;
+  /** with `database`: how often this process reads the shared BTC/USD samples and average (default 5 s) */
+  oracleSyncMs?: number;
   log?: Logger;
 }
 
@@ -264,8 +266,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     statePath: join(opts.dataDir, "oracle-published.json"),
     offlineRate: opts.offlineBtcUsd,
     log: log.child("oracle"),
+    // Several processes: shared samples and published average, the feed asked once per period
+    // (started below, once the cluster is joined).
+    ...(opts.database
+      ? {
+          store: await PgOracleStore.open(opts.database),
+          once: (name: string, periodMs: number, fn: () => Promise<unknown>) =>
+            background(name, periodMs, fn),
+          syncMs: opts.oracleSyncMs,
+        }
+      : {}),
   });
-  await oracle.start();
+  if (!opts.database) await oracle.start();
   const snapshot = await takeRecoverySnapshot(ledger);
   // Payouts look the node's Lightning address up in routing, which is created just below.
   const payouts = new ProviderPayouts(await openPayoutStore(opts.dataDir, opts.database), ledger, wallet, {
@@ -329,6 +341,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       beatMs: opts.clusterBeatMs,
       liveHolds: () => live,
     });
+    await oracle.start();
   }
   const staleMs = opts.staleHoldMs ?? 600_000;
   const sweepStaleHolds = async () => {
