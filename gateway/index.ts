@@ -75,7 +75,7 @@ import {
   type UpstreamsFile,
 } from "./routing/index.js";
 import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
-import { type Cluster, joinCluster } from "./cluster/index.js";
+import { type Cluster, joinCluster, serially } from "./cluster/index.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -557,15 +557,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const orphaned = elsewhere
         ? snapshot.activeHolds.filter((h) => !elsewhere.has(h.id) && Date.now() - h.updated_at >= staleMs)
         : snapshot.activeHolds;
-      const report = await recoverAfterRestart(
-        { ...snapshot, activeHolds: orphaned },
-        ledger,
-        wallet,
-        log.child("recovery"),
-        // Shared database: free only the credentials of holds refunded here; the others in use are
-        // being served by live processes (or are left to the sweeper, which frees them the same way).
-        elsewhere ? (hold) => oneShots.releaseRefunded(hold) : undefined,
-      );
+      // Two processes restarting at once repair one after the other: the wallet's restore credits a
+      // dead process's claims, and the second must find them credited, not credit them again.
+      const repair = () =>
+        recoverAfterRestart(
+          { ...snapshot, activeHolds: orphaned },
+          ledger,
+          wallet,
+          log.child("recovery"),
+          // Shared database: free only the credentials of holds refunded here; the others in use are
+          // being served by live processes (or are left to the sweeper, which frees them the same way).
+          elsewhere ? (hold) => oneShots.releaseRefunded(hold) : undefined,
+        );
+      const report = opts.database
+        ? await serially(opts.database, "restart-recovery", repair)
+        : await repair();
       await payouts.recover();
       // One process: holds are refunded by now, one-shot credentials caught mid-request may be
       // presented again.

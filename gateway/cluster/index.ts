@@ -25,7 +25,7 @@ import { Presence, type PresenceView } from "./presence.js";
 import { Relay, RemoteNodeView } from "./remote-node.js";
 import { CLUSTER_MIGRATIONS } from "./schema.js";
 
-export { claimPeriod, runOncePerPeriod } from "./background.js";
+export { claimPeriod, runOncePerPeriod, serially } from "./background.js";
 export { Bus, type BusStats, MAX_PAYLOAD_BYTES } from "./bus.js";
 export type { BusMessage } from "./messages.js";
 export { CLUSTER_MIGRATIONS } from "./schema.js";
