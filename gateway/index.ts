@@ -45,7 +45,7 @@ import type { BusinessTier } from "./payments/accounts.js";
 import { openAccountStore } from "./payments/accounts-pg.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments } from "./payments/l402.js";
-import { type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
+import { oneShotAccount, type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
 import { PgOneShotStore } from "./payments/oneshot-pg.js";
 import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
@@ -574,8 +574,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         : await repair();
       await payouts.recover();
       // One process: holds are refunded by now, one-shot credentials caught mid-request may be
-      // presented again.
+      // presented again. Shared: only those in use long enough with no hold at all (a crash
+      // between taking the credential and holding its money); a live request has its hold.
       if (!elsewhere) await oneShots.releaseInUse();
+      else if (oneShots instanceof PgOneShotStore) {
+        const held = new Set((await ledger.activeHolds()).map((h) => h.account));
+        for (const id of await oneShots.inUseSince(Date.now() - staleMs))
+          if (!held.has(oneShotAccount(id))) await oneShots.move(id, "in_use", "paid");
+      }
       await repairClaimedTopups(ledger, oneShots);
       await market.sweep();
       return report;

@@ -103,6 +103,18 @@ export class PgOneShotStore implements OneShotRegistry {
     return res.rowCount ?? 0;
   }
 
+  /**
+   * Credentials in use since before `before` (ms): at a restart on a shared database, those with no
+   * active hold were left by a crash between taking the credential and holding its money.
+   */
+  async inUseSince(before: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      "SELECT id FROM oneshot_credentials WHERE state = 'in_use' AND updated_at < $1",
+      [before],
+    );
+    return rows.map((r) => r.id);
+  }
+
   async addTopupClaim(t: Omit<TopupClaimRow, "state" | "created_at">): Promise<void> {
     await this.db.query(
       `INSERT INTO oneshot_topup_claims (payment_hash, quote, mint, amount_sat, account_id, state, created_at, claim_hash)

@@ -60,6 +60,18 @@ it("at restart frees only the one-shot credentials whose holds it refunds, not t
     expect(await ledger.deposit(`user:${id}`, 5_000, mint, `paid-${id}`)).toBe(true);
     await ledger.hold(`hold-${id}`, `user:${id}`, 5_000, "l402");
   }
+  // And one a crash left in use before its money was held: no hold at all.
+  expect(
+    await store.add({
+      id: "l402:no-hold",
+      kind: "l402",
+      amount_sat: 5,
+      route: null,
+      state: "in_use",
+      mint,
+      quote: null,
+    }),
+  ).toBe(true);
   await otherProcess(pg.url, ["hold-l402:served"]);
 
   const running = await startGateway({
@@ -80,6 +92,7 @@ it("at restart frees only the one-shot credentials whose holds it refunds, not t
   // ...the orphaned one was refunded and may be presented again.
   expect((await store.get("l402:orphaned"))?.state).toBe("paid");
   expect(await running.gateway.ledger.balance("user:l402:orphaned")).toBe(5_000);
+  expect((await store.get("l402:no-hold"))?.state).toBe("paid");
 });
 
 it("refunds at restart only the holds no other live process is serving", async () => {
