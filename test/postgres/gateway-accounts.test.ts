@@ -3,6 +3,8 @@
  * made on one works on the other, the free tier is counted once across both, a provider key made by
  * the CLI serves on either, and the admin token and broadcasts are the same everywhere.
  */
+import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
@@ -22,14 +24,21 @@ const api = (gw: CliProcess, path: string, key?: string, body?: unknown) =>
 
 beforeAll(async () => {
   db = await testDatabase("gwacct");
-  for (let i = 0; i < 2; i++) {
+  const dirs = [tempDir(), tempDir()];
+  for (const [i, dir] of dirs.entries()) {
+    // One bundled mint on the shared database: the second process signs with the first's keys.
+    if (i > 0) {
+      mkdirSync(join(dir, "mint"), { recursive: true, mode: 0o700 });
+      copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(dir, "mint", "master-secret"));
+      chmodSync(join(dir, "mint", "master-secret"), 0o600);
+    }
     gws.push(
       await startCli([
         "gateway",
         "--port",
         "0",
         "--data-dir",
-        tempDir(),
+        dir,
         "--database-url",
         db.url,
         "--fake-delay-ms",
