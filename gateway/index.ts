@@ -39,13 +39,13 @@ import { publicRouter, publicRoutes } from "./api/public.js";
 import { defaultWebDir, webRouter, webRoutes } from "./api/web.js";
 import { DEFAULT_PROVIDER_SHARE_PCT, Ledger, MIN_PROVIDER_SHARE_PCT } from "./ledger/index.js";
 import { Market, type MarketOptions, marketRouter, marketRoutes } from "./market/index.js";
-import { Oracle } from "./oracle/index.js";
+import { Oracle, PgOracleStore } from "./oracle/index.js";
 import { AccountPayments, DEFAULT_FREE_TIER, type FreeTierLimits } from "./payments/account-payments.js";
 import type { BusinessTier } from "./payments/accounts.js";
 import { openAccountStore } from "./payments/accounts-pg.js";
 import { type BsvOptions, BsvPayments } from "./payments/bsv.js";
 import { L402Payments, l402RootKey } from "./payments/l402.js";
-import { type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
+import { oneShotAccount, type OneShotRegistry, OneShotStore } from "./payments/oneshot.js";
 import { PgOneShotStore } from "./payments/oneshot-pg.js";
 import { RateLimiter } from "./payments/ratelimit.js";
 import { ProviderPayouts } from "./payments/payouts.js";
@@ -64,6 +64,7 @@ import {
   type AckInfo,
   createRouting,
   type Dispatcher,
+  type Routing,
   nodeRoutes,
   parseUpstreams,
   readUpstreamsFile,
@@ -74,7 +75,7 @@ import {
   type UpstreamsFile,
 } from "./routing/index.js";
 import { retention, type RetentionOptions, type RetentionReport } from "./retention.js";
-import { type Cluster, joinCluster } from "./cluster/index.js";
+import { type Cluster, joinCluster, serially } from "./cluster/index.js";
 
 export { Ledger } from "./ledger/index.js";
 export { PAYMENT_METHODS, type PaymentMethod } from "./api/paywall.js";
@@ -215,6 +216,8 @@ export interface GatewayOptions {
   database?: PgDatabase;
   /** with `database`: how often processes publish and read presence, and notice a dead peer (default 1 s) */
   clusterBeatMs?: number;
+  /** with `database`: how often this process reads the shared BTC/USD samples and average (default 5 s) */
+  oracleSyncMs?: number;
   log?: Logger;
 }
 
@@ -224,6 +227,8 @@ export interface Gateway {
   wallet: GatewayWallet;
   /** the provider routing, for benchmarks and the composition root */
   dispatcher: Dispatcher;
+  /** the nodes (every process's, with a database), their status and keys */
+  routing: Routing;
   /** serves the provider WebSocket on this server */
   attach(server: Server): void;
   /** every route this gateway's server answers, as documented in /openapi.json */
@@ -290,8 +295,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     statePath: join(opts.dataDir, "oracle-published.json"),
     offlineRate: opts.offlineBtcUsd,
     log: log.child("oracle"),
+    // Several processes: shared samples and published average, the feed asked once per period
+    // (started below, once the cluster is joined).
+    ...(opts.database
+      ? {
+          store: await PgOracleStore.open(opts.database),
+          once: (name: string, periodMs: number, fn: () => Promise<unknown>) =>
+            background(name, periodMs, fn),
+          syncMs: opts.oracleSyncMs,
+        }
+      : {}),
   });
-  await oracle.start();
+  if (!opts.database) await oracle.start();
   const snapshot = await takeRecoverySnapshot(ledger);
   // Payouts look the node's Lightning address up in routing, which is created just below.
   const payouts = new ProviderPayouts(await openPayoutStore(opts.dataDir, opts.database), ledger, wallet, {
@@ -355,6 +370,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       beatMs: opts.clusterBeatMs,
       liveHolds: () => live,
     });
+    await oracle.start();
   }
   const staleMs = opts.staleHoldMs ?? 600_000;
   const sweepStaleHolds = async () => {
@@ -390,11 +406,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const accountSignups = new SignupLimiter(opts.accountSignupsPerHour ?? Number.POSITIVE_INFINITY);
   const signupPruner = setInterval(() => accountSignups.prune(), 60_000);
   signupPruner.unref();
-  // Top-ups are credited once the mint says paid, whether or not their key calls anything.
+  // Top-ups are credited once the mint says paid, whether or not their key calls anything (with a
+  // database: by one process per period; each credit is once per quote anyway).
+  const topupEvery = opts.topupPollMs ?? 5_000;
   const topupPoll =
     opts.topupPollMs === 0
       ? undefined
-      : setInterval(() => void accounts.creditPaidTopups(), opts.topupPollMs ?? 5_000);
+      : setInterval(
+          () =>
+            void background("topup-poll", topupEvery, () => accounts.creditPaidTopups()).catch(
+              () => undefined,
+            ),
+          topupEvery,
+        );
   topupPoll?.unref();
   const oneShots: OneShotRegistry = opts.database
     ? await PgOneShotStore.open(opts.database)
@@ -434,7 +458,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.market,
   );
-  market.start();
+  market.start(cluster ? background : undefined);
 
   const deps = {
     dispatcher: routing.dispatcher,
@@ -560,6 +584,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ledger,
     wallet,
     dispatcher: routing.dispatcher,
+    routing,
     attach(server) {
       detach.push(routing.attachWebSocket(server));
     },
@@ -579,15 +604,31 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const orphaned = elsewhere
         ? snapshot.activeHolds.filter((h) => !elsewhere.has(h.id) && Date.now() - h.updated_at >= staleMs)
         : snapshot.activeHolds;
-      const report = await recoverAfterRestart(
-        { ...snapshot, activeHolds: orphaned },
-        ledger,
-        wallet,
-        log.child("recovery"),
-      );
+      // Two processes restarting at once repair one after the other: the wallet's restore credits a
+      // dead process's claims, and the second must find them credited, not credit them again.
+      const repair = () =>
+        recoverAfterRestart(
+          { ...snapshot, activeHolds: orphaned },
+          ledger,
+          wallet,
+          log.child("recovery"),
+          // Shared database: free only the credentials of holds refunded here; the others in use are
+          // being served by live processes (or are left to the sweeper, which frees them the same way).
+          elsewhere ? (hold) => oneShots.releaseRefunded(hold) : undefined,
+        );
+      const report = opts.database
+        ? await serially(opts.database, "restart-recovery", repair)
+        : await repair();
       await payouts.recover();
-      // Holds are refunded by now: one-shot credentials caught mid-request may be presented again.
-      await oneShots.releaseInUse();
+      // One process: holds are refunded by now, one-shot credentials caught mid-request may be
+      // presented again. Shared: only those in use long enough with no hold at all (a crash
+      // between taking the credential and holding its money); a live request has its hold.
+      if (!elsewhere) await oneShots.releaseInUse();
+      else if (oneShots instanceof PgOneShotStore) {
+        const held = new Set((await ledger.activeHolds()).map((h) => h.account));
+        for (const id of await oneShots.inUseSince(Date.now() - staleMs))
+          if (!held.has(oneShotAccount(id))) await oneShots.move(id, "in_use", "paid");
+      }
       await repairClaimedTopups(ledger, oneShots);
       await market.sweep();
       return report;

@@ -39,3 +39,25 @@ export async function runOncePerPeriod<T>(
   if (!(await claimPeriod(db, name, periodMs, processId))) return undefined;
   return db.exclusively(`owlrun:background:${name}`, fn);
 }
+
+/**
+ * Runs `fn` while holding the cluster-wide lock `name`, waiting for it: two processes restarting
+ * at once repair one after the other, so both never credit the same restored claim (the second
+ * finds the first's repair done). Unlike `runOncePerPeriod` nobody skips: each process's repair
+ * may see a dead process the other did not.
+ */
+export async function serially<T>(db: PgDatabase, name: string, fn: () => Promise<T>): Promise<T> {
+  const client = await db.pool.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock(hashtext($1))", [`owlrun:serially:${name}`]);
+    try {
+      return await fn();
+    } finally {
+      await client
+        .query("SELECT pg_advisory_unlock(hashtext($1))", [`owlrun:serially:${name}`])
+        .catch(() => undefined);
+    }
+  } finally {
+    client.release();
+  }
+}

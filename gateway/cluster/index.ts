@@ -15,6 +15,7 @@ import type {
   ModelOffer,
   NodeJob,
   RemoteBody,
+  RemoteNodeStatus,
   Routing,
 } from "../routing/index.js";
 import { runOncePerPeriod } from "./background.js";
@@ -24,7 +25,7 @@ import { Presence, type PresenceView } from "./presence.js";
 import { Relay, RemoteNodeView } from "./remote-node.js";
 import { CLUSTER_MIGRATIONS } from "./schema.js";
 
-export { claimPeriod, runOncePerPeriod } from "./background.js";
+export { claimPeriod, runOncePerPeriod, serially } from "./background.js";
 export { Bus, type BusStats, MAX_PAYLOAD_BYTES } from "./bus.js";
 export type { BusMessage } from "./messages.js";
 export { CLUSTER_MIGRATIONS } from "./schema.js";
@@ -163,6 +164,21 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
       let n = 0;
       for (const v of views.values()) if (!local.has(v.nodeId) && alive.has(v.holder)) n++;
       return n;
+    },
+    remoteNodes(local) {
+      const out: RemoteNodeStatus[] = [];
+      for (const v of views.values()) {
+        if (local.has(v.nodeId) || v.holder === processId || !alive.has(v.holder)) continue;
+        out.push({
+          nodeId: v.nodeId,
+          models: [...v.models],
+          inflight: v.reported,
+          draining: v.draining,
+          ...(v.ttfbMs !== undefined ? { ttfbMs: v.ttfbMs } : {}),
+          ...(v.tokensPerSec !== undefined ? { tokensPerSec: v.tokensPerSec } : {}),
+        });
+      }
+      return out;
     },
     track(node, job, body) {
       const view = node as RemoteNodeView;

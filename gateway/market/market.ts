@@ -109,13 +109,17 @@ export class Market {
     return market;
   }
 
-  start(): void {
+  /**
+   * Starts the sweeper timer. `background` (several processes on one database) runs each tick's
+   * sweep in one process per period; without it every tick sweeps here.
+   */
+  start(background?: (name: string, periodMs: number, fn: () => Promise<unknown>) => Promise<unknown>): void {
     if (this.options.sweepIntervalMs <= 0 || this.timer) return;
+    const every = this.options.sweepIntervalMs;
+    const sweep = () => (background ? background("market-sweep", every, () => this.sweep()) : this.sweep());
     this.timer = setInterval(
       () =>
-        void this.sweep().catch((err) =>
-          this.deps.log.warn("market sweep failed", { err: errorMessage(err) }),
-        ),
+        void sweep().catch((err) => this.deps.log.warn("market sweep failed", { err: errorMessage(err) })),
       this.options.sweepIntervalMs,
     );
     this.timer.unref();

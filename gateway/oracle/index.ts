@@ -10,6 +10,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as z from "zod";
 import { AppError, type Logger } from "../../src/shared/index.js";
+import type { OracleStore } from "./pg-store.js";
+
+export { ORACLE_MIGRATIONS, type OracleStore, PgOracleStore } from "./pg-store.js";
 
 export const DEFAULT_OFFLINE_BTC_USD = 100_000;
 const DAY_MS = 24 * 3600_000;
@@ -88,6 +91,15 @@ export interface OracleOptions {
   statePath?: string;
   /** the clock (tests) */
   now?: () => number;
+  /**
+   * Several gateway processes on one database: samples and published averages live here, shared
+   * (the state file is then only carried over once), so every process prices with the same number.
+   */
+  store?: OracleStore;
+  /** with `store`: runs the feed fetch in one process per period (the cluster's runOncePerPeriod) */
+  once?: (name: string, periodMs: number, fn: () => Promise<unknown>) => Promise<unknown>;
+  /** with `store`: how often this process reads the shared samples and published average (default 5 s) */
+  syncMs?: number;
 }
 
 const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -98,6 +110,9 @@ export class Oracle {
   private samples: { at: number; usd: number }[] = [];
   private lastError?: string;
   private timer?: NodeJS.Timeout;
+  private syncTimer?: NodeJS.Timeout;
+  /** a sync started because a day turned (one at a time) */
+  private syncing?: Promise<void>;
   private published: PublishedRate | null = null;
 
   constructor(private readonly opts: OracleOptions) {
@@ -110,16 +125,66 @@ export class Oracle {
 
   async start(): Promise<void> {
     if (!this.opts.feedUrl) return;
-    await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.opts.refreshMs ?? 300_000);
+    const every = this.opts.refreshMs ?? 300_000;
+    const { store, once } = this.opts;
+    if (!store) {
+      await this.refresh();
+      this.timer = setInterval(() => void this.refresh(), every);
+      this.timer.unref();
+      return;
+    }
+    // A published average kept in the data dir before the database: carried over (the day's row
+    // stays if another process published it first).
+    if (this.published) await store.publish(this.published).catch(() => undefined);
+    const tick = async () => {
+      await (once ? once("oracle-refresh", every, () => this.fetchSample()) : this.fetchSample());
+      await this.sync();
+    };
+    await tick().catch((err) => this.opts.log.warn("price feed tick failed", { err: String(err) }));
+    this.timer = setInterval(() => void tick().catch(() => undefined), every);
     this.timer.unref();
+    this.syncTimer = setInterval(() => void this.sync(), this.opts.syncMs ?? 5_000);
+    this.syncTimer.unref();
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.syncTimer) clearInterval(this.syncTimer);
   }
 
+  /** Asks the feed now (with a shared store: adds the sample there, then reads the shared state). */
   async refresh(): Promise<void> {
+    await this.fetchSample();
+    if (this.opts.store) await this.sync();
+  }
+
+  /**
+   * With a shared store: reads the samples and the latest published average; publishes the day
+   * that ended when nobody has yet (computed from the shared samples, stored once per day).
+   */
+  async sync(): Promise<void> {
+    const store = this.opts.store;
+    if (!store) return;
+    try {
+      const now = this.now();
+      this.samples = await store.samples(now - 2 * DAY_MS);
+      this.published = await store.latestPublished();
+      const candidate = this.dayAverage(now);
+      if (candidate) {
+        await store.publish(candidate);
+        this.published = await store.latestPublished();
+        this.opts.log.info("published the daily BTC/USD average", { ...this.published });
+      }
+    } catch (err) {
+      this.opts.log.warn("could not read the shared BTC/USD state; keeping the last one", {
+        err: String(err),
+      });
+    } finally {
+      this.syncing = undefined;
+    }
+  }
+
+  private async fetchSample(): Promise<void> {
     if (!this.opts.feedUrl) return;
     try {
       const res = await (this.opts.fetchImpl ?? fetch)(this.opts.feedUrl, {
@@ -128,10 +193,15 @@ export class Oracle {
       const price = readPrice(await res.json());
       if (!res.ok || price === undefined) throw new Error(`unusable answer (HTTP ${res.status})`);
       const now = this.now();
+      this.lastError = undefined;
+      if (this.opts.store) {
+        // Yesterday's samples are averaged (by `sync`) from the shared table, which keeps two days.
+        await this.opts.store.addSample(now, price);
+        return;
+      }
       this.maybePublish(now); // yesterday's samples are averaged before today's join them
       // Two days are kept: the rolling 24 h and the whole of yesterday for the midnight average.
       this.samples = [...this.samples.filter((s) => s.at > now - 2 * DAY_MS), { at: now, usd: price }];
-      this.lastError = undefined;
     } catch (err) {
       this.lastError = String(err);
       this.opts.log.warn("price feed failed; keeping the last good rate", { err: this.lastError });
@@ -144,19 +214,31 @@ export class Oracle {
    * published rate, or the rolling average, goes on).
    */
   private maybePublish(now: number): void {
+    const candidate = this.dayAverage(now);
+    if (!candidate) return;
+    if (this.opts.store) {
+      // Shared: the stored row decides (sync publishes once and every process reads it back).
+      this.syncing ??= this.sync();
+      return;
+    }
+    this.published = candidate;
+    this.opts.log.info("published the daily BTC/USD average", { ...this.published });
+    this.savePublished();
+  }
+
+  /** The average of the UTC day that ended before `now`, when it is due and has samples. */
+  private dayAverage(now: number): PublishedRate | undefined {
     const end = midnightUtc(now);
     const day = utcDay(end - DAY_MS);
-    if (this.published && this.published.day >= day) return;
+    if (this.published && this.published.day >= day) return undefined;
     const ofDay = this.samples.filter((s) => s.at >= end - DAY_MS && s.at < end);
-    if (ofDay.length === 0) return;
-    this.published = {
+    if (ofDay.length === 0) return undefined;
+    return {
       btc_usd_avg: round2(ofDay.reduce((a, x) => a + x.usd, 0) / ofDay.length),
       day,
       published_at: new Date(end).toISOString(),
       samples: ofDay.length,
     };
-    this.opts.log.info("published the daily BTC/USD average", { ...this.published });
-    this.savePublished();
   }
 
   private loadPublished(): PublishedRate | null {

@@ -91,8 +91,9 @@ export class PgOneShotStore implements OneShotRegistry {
   }
 
   /**
-   * As in SQLite: every in_use credential becomes presentable again. With several processes this
-   * also frees credentials another live process is serving (see the report of issue 20).
+   * As in SQLite: every in_use credential becomes presentable again. It would free credentials
+   * other live processes are serving, so a gateway on a shared database does not call it at
+   * restart: it frees each refunded hold's credential (`releaseRefunded`) instead.
    */
   async releaseInUse(): Promise<number> {
     const res = await this.db.pool.query(
@@ -100,6 +101,18 @@ export class PgOneShotStore implements OneShotRegistry {
       [Date.now()],
     );
     return res.rowCount ?? 0;
+  }
+
+  /**
+   * Credentials in use since before `before` (ms): at a restart on a shared database, those with no
+   * active hold were left by a crash between taking the credential and holding its money.
+   */
+  async inUseSince(before: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      "SELECT id FROM oneshot_credentials WHERE state = 'in_use' AND updated_at < $1",
+      [before],
+    );
+    return rows.map((r) => r.id);
   }
 
   async addTopupClaim(t: Omit<TopupClaimRow, "state" | "created_at">): Promise<void> {

@@ -72,12 +72,16 @@ export async function recoverAfterRestart(
   ledger: Ledger,
   wallet: GatewayWallet,
   log: Logger,
+  /** told of each hold this call refunded (with a shared database: its one-shot credential is freed) */
+  onRefunded?: (hold: HoldRow) => unknown,
 ): Promise<RecoveryReport> {
   const { restoredSat, freedSat, claims } = await wallet.recover();
   await creditRestoredClaims(claims, ledger, wallet, log);
   let refundedHolds = 0;
   for (const hold of snapshot.activeHolds) {
-    if (await refundHold(hold, ledger, wallet, log, "refunded after restart")) refundedHolds++;
+    if (!(await refundHold(hold, ledger, wallet, log, "refunded after restart"))) continue;
+    refundedHolds++;
+    await onRefunded?.(hold);
   }
   let changeTokensMade = 0;
   for (const c of snapshot.owedChange) {

@@ -66,6 +66,7 @@ export type {
   RankedNode,
   RemoteBody,
   RemoteNode,
+  RemoteNodeStatus,
 } from "./remote.js";
 export type { GatewayMessage } from "./protocol.js";
 
@@ -252,7 +253,7 @@ export function createRouting(opts: RoutingOptions): Routing {
           // Free jobs earn karma, not sats: one point per free job served.
           karma_score: karma,
           free_tier_jobs: karma,
-          queue_depth_global: registry.load(),
+          queue_depth_global: globalLoad(),
           ...extra,
           type: "heartbeat_ack",
         }),
@@ -532,6 +533,11 @@ export function createRouting(opts: RoutingOptions): Routing {
   // ---- cluster ----------------------------------------------------------------------------------
 
   const localIds = () => new Set(registry.all().map((s) => s.nodeId));
+  const remoteNode = (nodeId: string) =>
+    registry.get(nodeId) ? undefined : cluster?.remoteNodes(localIds()).find((n) => n.nodeId === nodeId);
+  /** Jobs in flight on every node: this process's and those other processes hold. */
+  const globalLoad = () =>
+    registry.load() + (cluster?.remoteNodes(localIds()).reduce((n, r) => n + r.inflight, 0) ?? 0);
   /** This process's offers plus the models nodes held by other processes serve. */
   const withRemote = (offers: ModelOffer[], embeddings: boolean): ModelOffer[] => {
     if (!cluster) return offers;
@@ -598,11 +604,13 @@ export function createRouting(opts: RoutingOptions): Routing {
       store.dispute(nodeId),
       store.failure(nodeId),
     ]);
-    const s = registry.get(nodeId);
+    const local = registry.get(nodeId);
+    // A node held by another process: its live state as that process publishes it.
+    const s = local ?? remoteNode(nodeId);
     if (!row && !s) return undefined;
     return {
       nodeId,
-      online: s ? registry.alive(s) : false,
+      online: local ? registry.alive(local) : !!s,
       draining: s?.draining ?? false,
       models: s ? [...s.models] : row ? (JSON.parse(row.models) as string[]) : [],
       inflight: s?.inflight ?? 0,
@@ -674,8 +682,10 @@ export function createRouting(opts: RoutingOptions): Routing {
       const hash = await store.keyHash(key);
       return hash ? (await store.nodeForKeyHash(hash))?.node_id : undefined;
     },
-    providers: async () =>
-      (await Promise.all(registry.all().map((s) => info(s.nodeId)))).filter((p): p is ProviderInfo => !!p),
+    providers: async () => {
+      const ids = [...localIds(), ...(cluster?.remoteNodes(localIds()) ?? []).map((n) => n.nodeId)];
+      return (await Promise.all(ids.map((id) => info(id)))).filter((p): p is ProviderInfo => !!p);
+    },
     disputes: async () =>
       (await store.disputes()).map((d) => ({
         nodeId: d.node_id,

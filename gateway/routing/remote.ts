@@ -27,6 +27,17 @@ export interface RemoteNode extends RankedNode, AttemptNode {
   usable(): boolean;
 }
 
+/** A node another process holds, as its holder last published it (for status routes). */
+export interface RemoteNodeStatus {
+  nodeId: string;
+  models: string[];
+  /** jobs in flight on the node, as its holder counts them */
+  inflight: number;
+  draining: boolean;
+  ttfbMs?: number;
+  tokensPerSec?: number;
+}
+
 /** One job on a node, as the node's frames drive it: an Attempt here, or a relay to another process. */
 export interface NodeJob {
   readonly wireId: string;
@@ -48,6 +59,8 @@ export interface ClusterLink {
   models(embeddings: boolean, local: ReadonlySet<string>): ModelOffer[];
   /** remote nodes online, excluding nodes connected to this process */
   nodesOnline(local: ReadonlySet<string>): number;
+  /** the live state of the nodes other alive processes hold, excluding nodes connected here */
+  remoteNodes(local: ReadonlySet<string>): RemoteNodeStatus[];
   /** Buyer side: an attempt on a remote node starts; the node's frames for `job.wireId` reach `job`. */
   track(node: RemoteNode, job: NodeJob, body: Record<string, unknown>): void;
   /** The attempt ended: its holder forgets the job. */

@@ -11,6 +11,7 @@ import {
   claimPeriod,
   MAX_PAYLOAD_BYTES,
   runOncePerPeriod,
+  serially,
 } from "../../gateway/cluster/index.js";
 import { PgDatabase, silentLogger } from "../../src/shared/index.js";
 import { testDatabase } from "../support/postgres.js";
@@ -49,6 +50,30 @@ describe("background work across processes", () => {
     expect(await runOncePerPeriod(two, "payouts", 60_000, "p2", job)).toBeUndefined();
     expect(await runOncePerPeriod(two, "retention", 60_000, "p2", job)).toBe("ran");
     expect(runs).toBe(2);
+  });
+
+  it("serially: two processes repairing at once both run, one after the other", async () => {
+    let active = 0;
+    let most = 0;
+    const order: string[] = [];
+    const repair = (who: string) => async () => {
+      active++;
+      most = Math.max(most, active);
+      order.push(`${who}:start`);
+      // Long enough that the other process's call arrives while this one runs.
+      await new Promise((r) => setTimeout(r, 100));
+      order.push(`${who}:end`);
+      active--;
+      return who;
+    };
+    const results = await Promise.all([
+      serially(one, "restart-recovery", repair("p1")),
+      serially(two, "restart-recovery", repair("p2")),
+    ]);
+    expect(results).toEqual(["p1", "p2"]);
+    expect(most).toBe(1);
+    expect(order).toHaveLength(4);
+    expect(order[0]!.split(":")[0]).toBe(order[1]!.split(":")[0]);
   });
 
   it("claims the next period once the last run is old enough", async () => {

@@ -4,8 +4,10 @@
  * the buyer going away on B cancels the node on A; A killed with -9 mid-job gives B's buyer today's
  * node-died outcome (failover before the first token, failed and unbilled after).
  *
- * Each process keeps its own SQLite data dir (the stores move to PostgreSQL separately); they
- * share only the cluster's bus and presence. Billing happens on the buyer's process.
+ * The real topology: every store (ledger, pool, accounts, routing, …) and the mint are on the one
+ * database. B runs the bundled mint on it; the other processes trust that one mint by URL
+ * (`--mint-url`), as an operator does when one mint serves several gateway processes (a second
+ * bundled mint on the database would need B's master secret). Billing happens on the buyer's process.
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
@@ -24,7 +26,7 @@ let pg: { url: string; drop(): Promise<void> };
 const pools: PgDatabase[] = [];
 const closers: (() => Promise<unknown>)[] = [];
 
-/** An in-process gateway on the shared database with its own data dir (and, for B, the mint). */
+/** An in-process gateway on the shared database with its own data dir (and, for B, the mint on it too). */
 async function gatewayProcess(
   opts: { mint?: boolean; trustedMints?: string[] } = {},
 ): Promise<RunningGateway> {
@@ -45,6 +47,7 @@ async function gatewayProcess(
       ? {
           bundledMint: await createBundledMint({
             dataDir: join(dir, "mint"),
+            database,
             lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
             log: silentLogger,
           }),
@@ -206,6 +209,44 @@ describe("gateway processes on one database", () => {
     expect(slow.cancelled[0]).toBe(slow.offered[0]);
   });
 
+  it("B lists the nodes A holds with their jobs in flight, and counts them in queue_depth_global", async () => {
+    const busy = await startAgent(a.url, {
+      models: ["cluster-status:1b"],
+      job: { words: Array.from({ length: 40 }, (_, i) => ` s${i}`), delayMs: 100 },
+    });
+    closers.push(() => busy.close());
+    const watcher = await startAgent(b.url, { models: ["cluster-watch:1b"], heartbeatMs: 50 });
+    closers.push(() => watcher.close());
+    await until(servedBy(b, "cluster-status:1b"), "process B to list the busy model");
+    const abort = new AbortController();
+    const res = await chat(b.url, await token(60), "cluster-status:1b", { stream: true }, abort.signal);
+    const reader = res.body!.getReader();
+    let seen = "";
+    while (!seen.includes(" s1")) seen += new TextDecoder().decode((await reader.read()).value);
+    await until(
+      async () => (await b.gateway.routing.node(busy.nodeId))?.inflight === 1,
+      "B to see the job in flight on A's node",
+    );
+    const listed = await b.gateway.routing.providers();
+    const ids = listed.map((p) => p.nodeId);
+    expect(ids).toEqual(expect.arrayContaining([agent.nodeId, busy.nodeId, watcher.nodeId]));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(listed.find((p) => p.nodeId === busy.nodeId)).toMatchObject({
+      online: true,
+      models: ["cluster-status:1b"],
+      inflight: 1,
+    });
+    // A's own view of its node agrees.
+    expect((await a.gateway.routing.node(busy.nodeId))?.inflight).toBe(1);
+    // The node on B hears of the job on A's node in its heartbeat_ack.
+    await until(
+      async () => watcher.acks.some((ack) => Number(ack.queue_depth_global) >= 1),
+      "queue_depth_global on B to count the job on A",
+    );
+    abort.abort();
+    await busy.waitFor(() => busy.cancelled.length === 1, 5_000, "the cancel relayed from B");
+  });
+
   it("publishes the holds each process serves, so another process's sweeper leaves them alone", async () => {
     const slow = await startAgent(a.url, {
       models: ["cluster-hold:1b"],
@@ -250,8 +291,9 @@ describe("the process holding the node dies (kill -9)", () => {
       tempDir("owlrun-cluster-a-"),
       "--database-url",
       pg.url,
-      "--fake-delay-ms",
-      "20",
+      // The one mint of the cluster (B's), as the in-process A trusts it.
+      "--mint-url",
+      mintUrl,
     ]);
     closers.push(() => a!.kill());
     return a;

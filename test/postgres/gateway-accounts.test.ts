@@ -3,7 +3,7 @@
  * made on one works on the other, the free tier is counted once across both, a provider key made by
  * the CLI serves on either, and the admin token and broadcasts are the same everywhere.
  */
-import { copyFileSync, mkdirSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type CliProcess, runCli, startCli, tempDir } from "../support/cli-process.js";
@@ -25,11 +25,12 @@ const api = (gw: CliProcess, path: string, key?: string, body?: unknown) =>
 beforeAll(async () => {
   db = await testDatabase("gwacct");
   const dirs = [tempDir(), tempDir()];
-  for (let i = 0; i < 2; i++) {
-    // Processes sharing a database sign with one mint key: the second gets the first's master secret.
+  for (const [i, dir] of dirs.entries()) {
+    // One bundled mint on the shared database: the second process signs with the first's keys.
     if (i > 0) {
-      mkdirSync(join(dirs[i]!, "mint"), { recursive: true, mode: 0o700 });
-      copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(dirs[i]!, "mint", "master-secret"));
+      mkdirSync(join(dir, "mint"), { recursive: true, mode: 0o700 });
+      copyFileSync(join(dirs[0]!, "mint", "master-secret"), join(dir, "mint", "master-secret"));
+      chmodSync(join(dir, "mint", "master-secret"), 0o600);
     }
     gws.push(
       await startCli([
@@ -37,7 +38,7 @@ beforeAll(async () => {
         "--port",
         "0",
         "--data-dir",
-        dirs[i]!,
+        dir,
         "--database-url",
         db.url,
         "--fake-delay-ms",

@@ -1,0 +1,97 @@
+/**
+ * Two gateway processes on one database tick the same background work: the Lightning top-up poll
+ * and the market sweeper each run through the cluster's once-per-period claim, and a top-up both
+ * processes watch is credited once.
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { type RunningGateway, startGateway } from "../../gateway/index.js";
+import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
+import { PgDatabase, silentLogger } from "../../src/shared/index.js";
+import { tempDir } from "../support/cli-process.js";
+import { testDatabase } from "../support/postgres.js";
+
+let pg: { url: string; drop(): Promise<void> };
+const dbs: PgDatabase[] = [];
+let a: RunningGateway;
+let b: RunningGateway;
+
+beforeAll(async () => {
+  pg = await testDatabase("clusterbggw");
+  dbs.push(await PgDatabase.open(pg.url, { max: 6 }), await PgDatabase.open(pg.url, { max: 6 }));
+  const dir = tempDir();
+  const common = {
+    port: 0,
+    payoutIntervalMs: 0,
+    sweepIntervalMs: 0,
+    topupPollMs: 50,
+    market: { sweepIntervalMs: 50 },
+    log: silentLogger,
+  };
+  a = await startGateway({
+    ...common,
+    dataDir: join(dir, "a"),
+    trustedMints: [],
+    database: dbs[0],
+    bundledMint: await createBundledMint({
+      dataDir: join(dir, "mint"),
+      database: dbs[0],
+      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
+      log: silentLogger,
+    }),
+  });
+  b = await startGateway({
+    ...common,
+    dataDir: join(dir, "b"),
+    trustedMints: [`${a.url}/mint`],
+    database: dbs[1],
+  });
+});
+afterAll(async () => {
+  await a?.close();
+  await b?.close();
+  await Promise.all(dbs.map((d) => d.close()));
+  await pg?.drop();
+});
+
+async function until(pred: () => Promise<boolean>, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+it("the top-up poll and the market sweeper run through the per-period claim; a paid top-up is credited once", async () => {
+  const reg = await fetch(`${b.url}/v1/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  const { api_key } = (await reg.json()) as { api_key: string };
+  const topup = await fetch(`${b.url}/v1/auth/topup`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${api_key}` },
+    body: JSON.stringify({ amount_sats: 500 }),
+  });
+  expect(topup.status).toBe(201);
+  // Nobody calls with the key: only the background poll (in whichever process claimed the period)
+  // can credit it.
+  const credited = async () =>
+    [...(await a.gateway.ledger.audit()).balances].filter(
+      ([acc, msat]) => acc.startsWith("user:") && msat > 0,
+    );
+  await until(async () => (await credited()).length === 1, "the paid top-up to be credited");
+  const runs = await dbs[0]!.query<{ name: string }>("SELECT name FROM cluster_runs ORDER BY name");
+  expect(runs.map((r) => r.name)).toEqual(expect.arrayContaining(["market-sweep", "topup-poll"]));
+  // More periods go by in both processes: still credited once.
+  const claimedAt = async () =>
+    (
+      await dbs[1]!.query<{ ran_at: Date }>("SELECT ran_at FROM cluster_runs WHERE name = 'topup-poll'")
+    )[0]!.ran_at.getTime();
+  const first = await claimedAt();
+  await until(async () => (await claimedAt()) > first, "another top-up poll period");
+  expect((await credited()).map(([, msat]) => msat)).toEqual([500_000]);
+  const balance = await fetch(`${a.url}/v1/balance`, { headers: { authorization: `Bearer ${api_key}` } });
+  expect(((await balance.json()) as { balance_sats: number }).balance_sats).toBe(500);
+});
