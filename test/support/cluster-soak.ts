@@ -45,6 +45,10 @@ export interface ClusterSoakRun {
   purse: Purse;
   unsettled: Unsettled[];
   kills: number[];
+  /** sats the answers said were charged */
+  charged: number;
+  /** answers whose change + cost was not what the client paid (must be 0) */
+  mismatches: number;
   log: string[];
   stop(): Promise<void>;
 }
@@ -60,6 +64,13 @@ const startProvider = (url: string, dir: string) =>
     /^provider connected (\S+)$/m,
   );
 
+/** What a job's answer said: its status, the cost charged and the change token. */
+interface Answer {
+  line: string;
+  cost: number;
+  change?: string;
+}
+
 /**
  * One X-Cashu job. The change is handed back, not received here: the purse's own swaps happen
  * outside the kill window (a test purse has no seed to recover from).
@@ -69,7 +80,7 @@ async function job(
   url: string,
   stream: boolean,
   token: string,
-): Promise<{ line: string; change?: string }> {
+): Promise<Answer | undefined> {
   const requestId = randomUUID();
   try {
     const res = await fetch(`${url}/v1/chat/completions`, {
@@ -77,21 +88,21 @@ async function job(
       headers: { "content-type": "application/json", "x-cashu": token, "x-owlrun-request-id": requestId },
       body: JSON.stringify({ model: SOAK_MODEL, messages: [{ role: "user", content: "hi" }], stream }),
     });
-    let change: string | undefined;
+    const line = `${url.slice(-5)} ${stream ? "stream" : "json"} ${res.status}`;
     if (stream && res.status === 200) {
-      const events = (await readSse(res)) as ({ type?: string; token?: string } | string)[];
-      if (events.at(-1) !== "[DONE]") throw new Error("stream cut short");
-      change =
-        events.flatMap((e) => (typeof e === "object" && e.type === "cashu_change" ? [e.token] : []))[0] ||
-        undefined;
-    } else {
-      change = res.headers.get("x-cashu-change") ?? undefined;
-      await res.arrayBuffer();
+      const events = (await readSse(res)) as Record<string, any>[];
+      if ((events.at(-1) as unknown) !== "[DONE]") throw new Error("stream cut short");
+      const change = events.find((e) => e?.type === "cashu_change")?.token as string | undefined;
+      const cost = (events.find((e) => e?.usage)?.usage?.cost?.sats as number | undefined) ?? 0;
+      return { line, cost, change: change || undefined };
     }
-    return { line: `${stream ? "stream" : "json"} ${res.status}`, change };
+    const body = (await res.json().catch(() => ({}))) as { usage?: { cost: { sats: number } } };
+    const cost = body.usage?.cost.sats ?? Number(res.headers.get("x-cost-sats") ?? 0);
+    return { line, cost, change: res.headers.get("x-cashu-change") ?? undefined };
   } catch (err) {
     run.unsettled.push({ requestId, token });
-    return { line: `lost: ${(err as Error).message.slice(0, 60)}` };
+    run.log.push(`  lost ${requestId}: ${(err as Error).message.slice(0, 60)}`);
+    return undefined;
   }
 }
 
@@ -110,6 +121,8 @@ export async function runClusterSoak(opts: ClusterSoakOptions): Promise<ClusterS
     purse: await Purse.open(net.mintUrl),
     unsettled: [],
     kills: [0, 0, 0],
+    charged: 0,
+    mismatches: 0,
     log: [],
     async stop() {
       await Promise.all(providers.map((p) => p.stop()));
@@ -128,7 +141,8 @@ export async function runClusterSoak(opts: ClusterSoakOptions): Promise<ClusterS
     while (killAt.size < Math.min(opts.kills, rounds)) killAt.add(rng.int(0, rounds - 1));
     for (let r = 0; r < rounds; r++) {
       const n = Math.min(parallel, opts.jobs - r * parallel);
-      const tokens = await Promise.all(Array.from({ length: n }, () => run.purse.token(rng.int(3, 20))));
+      const amounts = Array.from({ length: n }, () => rng.int(3, 20));
+      const tokens = await Promise.all(amounts.map((a) => run.purse.token(a)));
       const urls = net.urls();
       const jobs = tokens.map((t) => job(run, rng.pick(urls), rng.next() < 0.5, t));
       const victim = killAt.has(r) ? rng.int(0, 2) : undefined;
@@ -138,10 +152,19 @@ export async function runClusterSoak(opts: ClusterSoakOptions): Promise<ClusterS
         run.kills[victim]!++;
       }
       const results = await Promise.all(jobs);
-      run.log.push(
-        `${r}: ${results.map((x) => x.line).join(", ")}${victim !== undefined ? ` (killed ${victim})` : ""}`,
-      );
-      for (const { change } of results) if (change) await run.purse.receive(change);
+      const lines: string[] = [];
+      for (const [i, answer] of results.entries()) {
+        if (!answer) {
+          lines.push(`lost ${amounts[i]}`);
+          continue;
+        }
+        // Whatever the answer, the client got back exactly what it paid minus what it was charged.
+        const back = answer.change ? await run.purse.receive(answer.change) : 0;
+        lines.push(`${answer.line} paid ${amounts[i]} charged ${answer.cost} back ${back}`);
+        run.mismatches += back + answer.cost === amounts[i] ? 0 : 1;
+        run.charged += answer.cost;
+      }
+      run.log.push(`${r}: ${lines.join(", ")}${victim !== undefined ? ` (killed ${victim})` : ""}`);
       // After a crash the node that process held reconnects with backoff: wait for it everywhere.
       if (victim !== undefined) await net.online([SOAK_MODEL], 60_000);
     }
@@ -178,6 +201,10 @@ export interface ClusterSoakAudit {
   /** lost answers settled afterwards: by change fetched from a process, by the token still unspent */
   settledByChange: number;
   settledByToken: number;
+  /** sats charged by what the client saw: answers' costs, and paid minus change of lost answers */
+  charged: number;
+  /** lost answers with neither change at any process nor an unspent token (must be none) */
+  unresolved: string[];
 }
 
 /** The shared books once the stale-hold sweep refunded what killed processes left open. */
@@ -204,17 +231,24 @@ export async function auditClusterSoak(run: ClusterSoakRun, seed: number): Promi
   const checker = await newWallet(net.mintUrl);
   let settledByChange = 0;
   let settledByToken = 0;
+  let lostCharged = 0;
+  const unresolved: string[] = [];
   for (const u of run.unsettled) {
     const res = await fetch(`${rng.pick(net.urls())}/v1/cashu/change/${u.requestId}`);
     const change = res.status === 200 ? ((await res.json()) as { token: string }).token : undefined;
+    const paid = amountOf(proofsOf(checker, u.token));
+    let back: number | undefined;
     for (const t of [change, u.token]) {
       if (!t) continue;
       const [state] = await states(checker, proofsOf(checker, t).slice(0, 1));
       if (state !== CheckStateEnum.UNSPENT) continue;
-      await purse.receive(t);
+      back = (back ?? 0) + (await purse.receive(t));
       if (t === change) settledByChange++;
       else settledByToken++;
     }
+    // A lost answer whose job ran to the end was charged; the change says how much.
+    if (back === undefined) unresolved.push(`${u.requestId} (${paid} sat, change ${res.status})`);
+    else lostCharged += paid - back;
   }
   const books = await closedBooks(net);
 
@@ -250,6 +284,8 @@ export async function auditClusterSoak(run: ClusterSoakRun, seed: number): Promi
     notUnspent: (await purse.notUnspent()) + books.notUnspent,
     settledByChange,
     settledByToken,
+    charged: run.charged + lostCharged,
+    unresolved,
   };
 }
 
@@ -272,6 +308,12 @@ export async function expectClusterSoakAccounted(
   expect(a.gateway.limboSat, why).toBe(0);
   expect(a.duplicates, why).toBe(0);
   expect(a.notUnspent, why).toBe(0);
+  expect(a.unresolved, why).toEqual([]);
+  expect(run.mismatches, why).toBe(0);
+  // What clients were charged went to providers and the gateway's fees, and nothing else.
+  const providers = sumAccounts(a.gateway, "provider:");
+  const fees = a.gateway.balances.get("equity:fees") ?? 0;
+  expect(providers + fees, why).toBe(a.charged * 1000);
   expect(a.purseSat + a.claimableChangeSat + a.gateway.ecashMsat / 1000, why).toBe(a.minted);
   return a;
 }
