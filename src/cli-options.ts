@@ -37,6 +37,8 @@ export const GATEWAY_FLAGS = {
   "signup-closed": { type: "boolean" },
   "payout-threshold-sats": { type: "string" },
   "payout-interval-ms": { type: "string" },
+  "stale-hold-ms": { type: "string" },
+  "sweep-interval-ms": { type: "string" },
   "allow-loopback-lnurl": { type: "boolean" },
   "challenges-per-minute": { type: "string" },
   "payment-methods": { type: "string" },
@@ -139,6 +141,9 @@ ${COMMON_HELP}
   --signup-closed             refuse POST /v1/gateway/signup (providers need a key from provider-key)
   --payout-threshold-sats N   pay providers once they earned this much (default 1000)
   --payout-interval-ms N      how often payouts run (default 60000)
+  --stale-hold-ms N           refund a hold nobody is serving once it is this old (default 600000; with
+                              --database-url, keep it above a few cluster beats of 1 s)
+  --sweep-interval-ms N       how often the stale-hold sweep runs (default 60000)
   --allow-loopback-lnurl      let Lightning addresses resolve on loopback (tests, the devnet; never private ranges)
   --challenges-per-minute N   unpaid 402 challenges one client address gets per minute (default 60)
   --free-max-tokens N         max_tokens of a free-tier request (default 256)

@@ -299,6 +299,12 @@ async function runGateway(argv: string[]): Promise<void> {
       flagOrEnv(values, "payout-interval-ms"),
       60_000,
     ),
+    staleHoldMs: parseNonNegativeInt("--stale-hold-ms", flagOrEnv(values, "stale-hold-ms"), 600_000),
+    sweepIntervalMs: parseNonNegativeInt(
+      "--sweep-interval-ms",
+      flagOrEnv(values, "sweep-interval-ms"),
+      60_000,
+    ),
     allowLoopbackLnurl: values["allow-loopback-lnurl"] ?? false,
     challengesPerMinute: parseNonNegativeInt(
       "--challenges-per-minute",

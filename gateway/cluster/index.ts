@@ -136,12 +136,15 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
     host.endJob(r.nodeId, r.wireId);
   };
 
+  // The bus can hear another process's presence change before the beat machinery below exists
+  // (while this one joins); the first beat reads presence anyway, so until then it is ignored.
+  let presenceChanged = () => {};
   const bus = await Bus.open({
     database: db,
     processId,
     log,
     onMessage,
-    onPresence: () => soon(),
+    onPresence: () => presenceChanged(),
     onListenerReplaced: (listener) => presence.join(listener),
   });
   await presence.join(bus.listener);
@@ -308,6 +311,7 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
     }, 10);
     pending.unref();
   };
+  presenceChanged = () => soon();
   const timer = setInterval(() => void runBeat(), beatMs);
   timer.unref();
   await runBeat();

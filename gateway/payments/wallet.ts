@@ -177,6 +177,11 @@ export class GatewayWallet extends EcashWallet {
     return this.pay(mint, amountSat, format, undefined, id);
   }
 
+  /** The change token stored under `id`, if any, without marking it fetched. */
+  async storedChange(id: string): Promise<string | undefined> {
+    return (await this.changeStore.findChange(id))?.token;
+  }
+
   async change(id: string): Promise<{ amount: number; token: string } | undefined> {
     return this.changeStore.getChange(id);
   }

@@ -45,16 +45,16 @@ export class CashuPayment extends EndsOnce {
   ): Promise<SettledPayment> {
     this.end();
     const charged = Math.min(chargedSat, this.amountSat, this.maxChargeSat ?? this.amountSat);
-    if (charged > 0) {
-      await this.ledger.settleJob(
-        this.holdId,
-        { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct },
-        Accounts.change(this.holdId),
-        memo,
-      );
-    } else {
-      await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
-    }
+    const ended =
+      charged > 0
+        ? await this.ledger.settleJob(
+            this.holdId,
+            { chargedMsat: charged * 1000, providerId: nodeId, providerSharePct },
+            Accounts.change(this.holdId),
+            memo,
+          )
+        : await this.ledger.releaseHold(this.holdId, Accounts.change(this.holdId), memo);
+    if (!ended) return this.changeOfEndedHold();
     return { chargedSat: charged, ...(await this.returnChange(this.amountSat - charged)) };
   }
 
@@ -62,8 +62,26 @@ export class CashuPayment extends EndsOnce {
   async chargeFee(feeSat: number, to: string, memo?: string): Promise<SettledPayment> {
     this.end();
     const charged = Math.min(feeSat, this.amountSat);
-    await this.ledger.chargeHold(this.holdId, to, charged * 1000, Accounts.change(this.holdId), memo);
+    if (!(await this.ledger.chargeHold(this.holdId, to, charged * 1000, Accounts.change(this.holdId), memo)))
+      return this.changeOfEndedHold();
     return { chargedSat: charged, ...(await this.returnChange(this.amountSat - charged)) };
+  }
+
+  /**
+   * The hold was ended by someone else while this request ran: a stale-hold sweep or a restart's
+   * recovery (with several processes, possibly another one) refunded all of it as change. That
+   * refund stands: nothing is charged here, and the change is what the ledger owes under the id,
+   * made by whichever side gets there first with the same amount, never this request's own figure
+   * (a token of another amount than the one posted would part the ledger from the wallet).
+   */
+  private async changeOfEndedHold(): Promise<SettledPayment> {
+    const owedSat = Math.floor((await this.ledger.balance(Accounts.change(this.holdId))) / 1000);
+    if (owedSat > 0) return { chargedSat: 0, ...(await this.returnChange(owedSat)) };
+    // Already paid out: the token is stored before the ledger entry that zeroes what is owed.
+    const token = await this.wallet.storedChange(this.holdId);
+    if (!token) return { chargedSat: 0, changeSat: 0 };
+    this.log.warn("hold was refunded elsewhere while being served; the refund stands", { id: this.holdId });
+    return { chargedSat: 0, changeSat: inspectToken(token).amountSat, changeToken: token };
   }
 
   /** Nothing was served: everything comes back. */

@@ -1,14 +1,17 @@
 /**
  * Money bookkeeping for end-to-end audits: a client purse (a real cashu-ts wallet and the proofs it
  * holds, with every sat minted, sent and received counted), the gateway's books read from its data
- * dir (ledger balances, the wallet's proof pool, each proof's state asked of the mint over NUT-07),
- * a seeded PRNG so a failing random run can be replayed, and an SSE reader.
+ * dir or from the PostgreSQL database its processes share (ledger balances, the wallet's proof pool,
+ * each proof's state asked of the mint over NUT-07), a seeded PRNG so a failing random run can be
+ * replayed, and an SSE reader.
  */
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckStateEnum, type Proof, type Wallet } from "@cashu/cashu-ts";
 import Database from "better-sqlite3";
 import { expect } from "vitest";
 import { Ledger } from "../../gateway/ledger/index.js";
+import { PgDatabase } from "../../src/shared/index.js";
 import { encodeToken, type StoredProof, type TokenFormat, toProof } from "../../src/shared/ecash/index.js";
 import { mintProofs, newWallet, sumAmounts } from "./cashu.js";
 
@@ -142,12 +145,18 @@ export function sumAccounts(books: GatewayBooks, prefix: string): number {
   return s;
 }
 
+/**
+ * Where a gateway keeps its books: its data dir (`<data-dir>/gateway`, SQLite files) or the
+ * PostgreSQL database several gateway processes share (`--database-url`).
+ */
+export type BooksAt = string | { databaseUrl: string };
+
 /** The books once nothing is open: jobs a client walked away from settle just after it left. */
-export async function settledGatewayBooks(gatewayDir: string, mintUrl: string): Promise<GatewayBooks> {
-  let books = await readGatewayBooks(gatewayDir, mintUrl);
+export async function settledGatewayBooks(at: BooksAt, mintUrl: string): Promise<GatewayBooks> {
+  let books = await readGatewayBooks(at, mintUrl);
   for (let i = 0; i < 50 && books.activeHolds > 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    books = await readGatewayBooks(gatewayDir, mintUrl);
+    books = await readGatewayBooks(at, mintUrl);
   }
   return books;
 }
@@ -167,30 +176,49 @@ export function expectBooksClosed(books: GatewayBooks, why: string): void {
   expect(books.limboSat, why).toBe(0);
 }
 
-/**
- * Reads the gateway's books from its data dir (`<data-dir>/gateway`; the process may be running,
- * SQLite WAL allows readers) and asks the mint about every proof of its wallet.
- */
-export async function readGatewayBooks(gatewayDir: string, mintUrl: string): Promise<GatewayBooks> {
-  const ledger = Ledger.open(gatewayDir);
-  let audit: Awaited<ReturnType<Ledger["audit"]>>;
-  let activeHolds: number;
+type PoolRow = StoredProof & { state: string };
+
+/** The ledger's audit, its open holds and the gateway wallet's proofs, from SQLite or PostgreSQL. */
+async function readStores(at: BooksAt) {
+  const database = typeof at === "string" ? undefined : await PgDatabase.open(at.databaseUrl, { max: 2 });
   try {
-    audit = await ledger.audit();
-    activeHolds = (await ledger.activeHolds()).length;
+    // With a database the ledger ignores the directory.
+    const ledger = Ledger.open(typeof at === "string" ? at : tmpdir(), database);
+    try {
+      await ledger.ready();
+      const audit = await ledger.audit();
+      const activeHolds = (await ledger.activeHolds()).length;
+      return { audit, activeHolds, rows: await poolRows(at, database) };
+    } finally {
+      await ledger.close();
+    }
   } finally {
-    await ledger.close();
+    await database?.close();
   }
-  const db = new Database(join(gatewayDir, "wallet", "wallet.sqlite"), {
+}
+
+/** Every proof of the gateway wallet: `proofs` in wallet.sqlite, or PgGatewayPool's `pool_proofs`. */
+async function poolRows(at: BooksAt, database: PgDatabase | undefined): Promise<PoolRow[]> {
+  if (database) {
+    return database.query<PoolRow>("SELECT secret, mint, keyset_id, amount, c, dleq, state FROM pool_proofs");
+  }
+  const db = new Database(join(at as string, "wallet", "wallet.sqlite"), {
     readonly: true,
     fileMustExist: true,
   });
-  let rows: (StoredProof & { state: string })[];
   try {
-    rows = db.prepare("SELECT * FROM proofs").all() as (StoredProof & { state: string })[];
+    return db.prepare("SELECT * FROM proofs").all() as PoolRow[];
   } finally {
     db.close();
   }
+}
+
+/**
+ * Reads the gateway's books (the processes may be running: SQLite WAL allows readers, PostgreSQL
+ * gives each statement a committed snapshot) and asks the mint about every proof of its wallet.
+ */
+export async function readGatewayBooks(at: BooksAt, mintUrl: string): Promise<GatewayBooks> {
+  const { audit, activeHolds, rows } = await readStores(at);
   const of = (state: string) => rows.filter((r) => r.state === state);
   const checker = await newWallet(mintUrl);
   const spentHere = of("spent");
