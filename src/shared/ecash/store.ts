@@ -9,7 +9,13 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import { SqliteStore } from "../sqlite.js";
-import { CLAIM_OP_PREFIX, type EcashPool, type OwedSwap, type OwedToken, type RestoredClaim } from "./pool.js";
+import {
+  CLAIM_OP_PREFIX,
+  type EcashPool,
+  type OwedSwap,
+  type OwedToken,
+  type RestoredClaim,
+} from "./pool.js";
 
 export interface StoredProof {
   secret: string;
@@ -128,7 +134,12 @@ export class EcashStore extends SqliteStore implements EcashPool {
       if (op?.startsWith(CLAIM_OP_PREFIX))
         this.prepared(
           "INSERT OR REPLACE INTO claims_unfunded (op, mint, sat, created_at) VALUES (?, ?, ?, ?)",
-        ).run(op, proofs[0]?.mint ?? "", proofs.reduce((n, p) => n + p.amount, 0), Date.now());
+        ).run(
+          op,
+          proofs[0]?.mint ?? "",
+          proofs.reduce((n, p) => n + p.amount, 0),
+          Date.now(),
+        );
     });
   }
 

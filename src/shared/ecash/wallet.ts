@@ -509,4 +509,3 @@ export class EcashWallet {
     return sat;
   }
 }
-
