@@ -85,6 +85,21 @@ describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
     await stop(third);
   });
 
+  it("a deposit claimed into the pool before the ledger credited it reaches the account after a restart", async () => {
+    const first = await gateway();
+    const client = await newWallet(mint.url);
+    const token = getEncodedToken({ mint: mint.url, proofs: await mintProofs(client, 25) });
+    const accountId = randomUUID();
+    await first.gw.gateway.wallet.claim(inspectToken(token), claimOp.user(accountId));
+    // …and the process dies before `ledger.deposit`.
+    await stop(first);
+
+    await gateway();
+    const after = await books();
+    expect(after.ecashMsat).toBe(after.poolSat * 1000);
+    expect(after.balances.get(`user:${accountId}`)).toBe(25_000);
+  });
+
   it("a hold funded normally is not funded again when the claim's record outlived the funding", async () => {
     const first = await gateway();
     const client = await newWallet(mint.url);
