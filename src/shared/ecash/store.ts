@@ -148,9 +148,28 @@ export class EcashStore extends SqliteStore implements EcashPool {
     return this.prepared("SELECT op, mint, sat FROM claims_unfunded WHERE sat > 0").all() as RestoredClaim[];
   }
 
-  /** The claim's value is in the ledger now: forget its record. */
+  /**
+   * The claim's value is in the ledger now: its record is deleted by the next write transaction of
+   * this store (or at close), so a paid request costs no write transaction of its own. A record a
+   * crash left behind only makes the next start re-check a credit that is already there.
+   */
   claimFunded(op: string): void {
-    this.prepared("DELETE FROM claims_unfunded WHERE op = ?").run(op);
+    this.fundedClaims.push(op);
+  }
+
+  private fundedClaims: string[] = [];
+
+  protected override tx<T>(fn: () => T): T {
+    return super.tx(() => {
+      for (const op of this.fundedClaims.splice(0))
+        this.prepared("DELETE FROM claims_unfunded WHERE op = ?").run(op);
+      return fn();
+    });
+  }
+
+  override close(): void {
+    if (this.fundedClaims.length > 0) this.tx(() => undefined);
+    super.close();
   }
 
   /**
