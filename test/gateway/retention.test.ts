@@ -160,7 +160,7 @@ describe("retention", () => {
       await client.receive(redeemedByClient.token);
       const wallet = join(dir, "gateway", "wallet", "wallet.sqlite");
       expect(rows(wallet, "change")).toBe(2);
-      const before = { audit: await gw.ledger.audit(), wallet: gw.wallet.balances() };
+      const before = { audit: await gw.ledger.audit(), wallet: await gw.wallet.balances() };
 
       // Within the retention window nothing is touched, redeemed or not.
       expect((await gw.compactHistory(Date.now() + DAY)).changeRows).toBe(0);
@@ -169,7 +169,7 @@ describe("retention", () => {
       const report = await gw.compactHistory(Date.now() + 8 * DAY);
       expect(report.changeRows).toBe(1);
       expect(rows(wallet, "change")).toBe(1);
-      expect({ audit: await gw.ledger.audit(), wallet: gw.wallet.balances() }).toEqual(before);
+      expect({ audit: await gw.ledger.audit(), wallet: await gw.wallet.balances() }).toEqual(before);
       // The redeemed copy is gone; the unclaimed change is still the client's, whatever its age.
       const gone = await fetch(`${url}/v1/cashu/change/${redeemedByClient.id}`);
       expect(gone.status).toBe(404);
