@@ -177,6 +177,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const info = inspectToken(token);
     const claimed = await deps.wallet.claim(info, op);
     await deps.ledger.deposit(Accounts.user(accountId), claimed.amountSat * 1000, claimed.mint, op);
+    await deps.wallet.claimFunded(op);
     // The first funding names the format withdrawals answer in (cashuA in → cashuA out).
     await store.noteTokenFormat(accountId, info.format);
     return claimed.amountSat;

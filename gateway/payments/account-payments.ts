@@ -199,6 +199,7 @@ export class AccountPayments {
         const info = inspectToken(token);
         const claimed = await this.wallet.claim(info, op);
         await this.ledger.deposit(Accounts.user(id), claimed.amountSat * 1000, claimed.mint, op);
+        await this.wallet.claimFunded(op);
         await this.accounts.noteTokenFormat(id, info.format);
       } catch (err) {
         // Refused: the token can be tried again. Unanswered: the mint may have swapped, and the

@@ -17,6 +17,8 @@ export interface PoolCopyReport {
   counters: number;
   reservations: number;
   change: number;
+  /** claims stored in the pool whose owner the ledger had not credited yet (recovery credits them) */
+  claims: number;
 }
 
 export interface OneShotCopyReport {
@@ -69,7 +71,7 @@ export async function copyPoolFromSqlite(dataDir: string, database: PgDatabase):
   const dir = join(dataDir, "wallet");
   const path = join(dir, "wallet.sqlite");
   const seedPath = join(dir, "wallet-seed");
-  const report: PoolCopyReport = { seed: 0, proofs: 0, counters: 0, reservations: 0, change: 0 };
+  const report: PoolCopyReport = { seed: 0, proofs: 0, counters: 0, reservations: 0, change: 0, claims: 0 };
   await database.migrate("pool", POOL_MIGRATIONS);
   if (!existsSync(path) && !existsSync(seedPath)) return report;
   const seed = existsSync(seedPath) ? readFileSync(seedPath, "utf8").trim() : undefined;
@@ -82,6 +84,11 @@ export async function copyPoolFromSqlite(dataDir: string, database: PgDatabase):
     existsSync(path) &&
     readAll(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'change'").length > 0;
   const change = hasChange ? readAll<Record<string, unknown>>(path, "SELECT * FROM change") : [];
+  const hasClaims =
+    existsSync(path) &&
+    readAll(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'claims_unfunded'").length >
+      0;
+  const claims = hasClaims ? readAll<Record<string, unknown>>(path, "SELECT * FROM claims_unfunded") : [];
   // READ COMMITTED: a copy runs while no gateway uses the database; the transaction makes it all or nothing.
   await database.tx(async (c) => {
     if (seed !== undefined) {
@@ -132,6 +139,15 @@ export async function copyPoolFromSqlite(dataDir: string, database: PgDatabase):
       ["text", "text", "bigint", "text", "bigint", "bigint", "bigint"],
       change.map((r) => ({ checked_at: 0, ...r })),
       "id",
+    );
+    // No owner: whichever process starts next credits them.
+    report.claims = await copyRows(
+      c,
+      "pool_claims_unfunded",
+      ["op", "mint", "sat", "created_at"],
+      ["text", "text", "bigint", "bigint"],
+      claims,
+      "op",
     );
   });
   return report;

@@ -17,12 +17,14 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import {
+  CLAIM_OP_PREFIX,
   currentOp,
   type Denomination,
   EcashError,
   type OwedSwap,
   type OwedToken,
   type Reservation,
+  type RestoredClaim,
   selectDenominations,
   type StoredProof,
 } from "../../src/shared/ecash/index.js";
@@ -64,6 +66,16 @@ CREATE TABLE pool_seed (id INTEGER PRIMARY KEY CHECK (id = 1), seed TEXT NOT NUL
     sql: `
 ALTER TABLE pool_change ADD COLUMN checked_at BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX pool_change_unfetched ON pool_change (checked_at, created_at) WHERE fetched_at IS NULL;
+`,
+  },
+  {
+    // Claims stored in the pool whose owner (X-Cashu hold, account) the ledger has not credited yet:
+    // the claim's counter ranges are resolved with its proofs, so a crash before the credit left no
+    // other trace of whose the value is. Dropped by primary key once credited.
+    version: 3,
+    sql: `
+CREATE TABLE pool_claims_unfunded (
+  op TEXT PRIMARY KEY, mint TEXT NOT NULL, sat BIGINT NOT NULL, owner TEXT, created_at BIGINT NOT NULL);
 `,
   },
 ];
@@ -195,7 +207,25 @@ export class PgGatewayPool implements GatewayPool {
     await this.db.tx(async (c) => {
       await insertProofs(c, proofs);
       await c.query("DELETE FROM pool_reservations WHERE op = $1", [op]);
+      // The range is resolved, so only this row says whose the value is until the caller credits it.
+      if (op.startsWith(CLAIM_OP_PREFIX))
+        await c.query(
+          `INSERT INTO pool_claims_unfunded (op, mint, sat, owner, created_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (op) DO UPDATE SET mint = excluded.mint, sat = excluded.sat, owner = excluded.owner`,
+          [op, proofs[0]?.mint ?? "", proofs.reduce((n, p) => n + p.amount, 0), this.owner, Date.now()],
+        );
     });
+  }
+
+  /** Claims left uncredited by a process that is gone (a live one is still crediting its own). */
+  async unfundedClaims(): Promise<RestoredClaim[]> {
+    return this.db.query<RestoredClaim>(
+      `SELECT op, mint, sat FROM pool_claims_unfunded x WHERE sat > 0 AND ${OWNER_GONE} ORDER BY created_at`,
+    );
+  }
+
+  async claimFunded(op: string): Promise<void> {
+    await this.db.query("DELETE FROM pool_claims_unfunded WHERE op = $1", [op]);
   }
 
   async denominations(mint: string): Promise<Denomination[]> {

@@ -99,7 +99,10 @@ export async function recoverAfterRestart(
   return report;
 }
 
-/** Credits value restored for claims whose ledger entry was never written; returns how many. */
+/**
+ * Credits value claimed before a crash whose ledger entry was never written (restored from the seed,
+ * or stored in the pool with its claim record still open); returns how many.
+ */
 export async function creditRestoredClaims(
   claims: RestoredClaim[],
   ledger: Ledger,
@@ -128,6 +131,8 @@ export async function creditRestoredClaims(
         );
       n++;
     }
+    // Credited now or before (deposits are keyed by op, holds funded once): the record is done.
+    await wallet.claimFunded(c.op);
   }
   if (n) log.warn("credited tokens claimed before a crash", { count: n });
   return n;

@@ -173,8 +173,9 @@ export class CashuPayments {
       throw err;
     }
     let claimed: { mint: string; amountSat: number };
+    const op = claimOp.xcashu(info.format, holdId);
     try {
-      claimed = await this.wallet.claim(info, claimOp.xcashu(info.format, holdId));
+      claimed = await this.wallet.claim(info, op);
     } catch (err) {
       // Refused: nothing was swapped, the id is free again. Unanswered: the swap may have happened;
       // the reservation stays, so the value restored at the next start lands under this id.
@@ -183,6 +184,8 @@ export class CashuPayments {
       throw err;
     }
     const funded = await this.ledger.fundCashuHold(holdId, claimed.mint, claimed.amountSat * 1000);
+    // Credited (or owed as change): the pool's record of the claim is no longer needed by recovery.
+    await this.wallet.claimFunded(op);
     if (funded === "change") {
       // The reservation was swept while the mint was slow: the value is owed as change already.
       const token = await payOutChange(

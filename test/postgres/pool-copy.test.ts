@@ -57,6 +57,7 @@ describe("copying a SQLite gateway's pool and one-shot credentials into PostgreS
     await currentOp.run("done-range", () => counters.reserve("00aa", 2));
     sqlite.resolveOp("done-range");
     sqlite.getChange("change-id"); // fetched: its time is kept
+    sqlite.addProofs([proof(16)], "claim:xcashu:B:hold-1"); // claimed, its hold not funded yet
     const before = {
       balance: sqlite.balance(MINT),
       byMint: sqlite.balancesByMint(),
@@ -68,10 +69,11 @@ describe("copying a SQLite gateway's pool and one-shot credentials into PostgreS
     const db = await database();
     expect(await copyPoolFromSqlite(dataDir, db)).toEqual({
       seed: 1,
-      proofs: 5,
+      proofs: 6,
       counters: 1,
       reservations: 1,
       change: 1,
+      claims: 1,
     });
     const pool = await PgGatewayPool.open(db);
     cleanups.push(async () => pool.close());
@@ -83,6 +85,7 @@ describe("copying a SQLite gateway's pool and one-shot credentials into PostgreS
     expect(await pool.hasProof("copy0")).toBe(true);
     expect((await pool.reserveProofs(MINT, 1, "x"))![0]).toMatchObject({ dleq: '{"e":"a","s":"b"}' });
     expect(await pool.findChange("change-id")).toEqual({ token: "change-token" });
+    expect(await pool.unfundedClaims()).toEqual([{ op: "claim:xcashu:B:hold-1", mint: MINT, sat: 16 }]);
     expect((await pool.unresolvedReservations()).map((r) => [r.op, r.start, r.count])).toEqual([
       ["open-range", 0, 5],
     ]);
@@ -99,6 +102,7 @@ describe("copying a SQLite gateway's pool and one-shot credentials into PostgreS
       counters: 0,
       reservations: 0,
       change: 0,
+      claims: 0,
     });
     expect(await pool.balance(MINT)).toBe(before.balance);
     expect((await pool.counterSource(MINT).reserve("00aa", 0)).start).toBe(8);
@@ -187,6 +191,7 @@ describe("copying a SQLite gateway's pool and one-shot credentials into PostgreS
       counters: 0,
       reservations: 0,
       change: 0,
+      claims: 0,
     });
     expect(await copyOneShotFromSqlite(tempDir(), db)).toEqual({ credentials: 0, topupClaims: 0 });
   });

@@ -29,8 +29,15 @@ export interface OwedSwap extends OwedToken {
 export interface EcashPool {
   /** Counters are committed before any blinded output leaves; never the same counter twice. */
   counterSource(mint: string): CounterSource;
-  /** Stores proofs; with `op`, that operation's counter ranges are resolved in the same step. */
+  /**
+   * Stores proofs; with `op`, that operation's counter ranges are resolved in the same step, and a
+   * claim op (CLAIM_OP_PREFIX) is recorded as claimed-not-yet-credited until `claimFunded(op)`.
+   */
   addProofs(proofs: StoredProof[], op?: string): Awaitable<void>;
+  /** Claims stored by `addProofs` and not yet marked funded (by a process that is gone). */
+  unfundedClaims(): Awaitable<RestoredClaim[]>;
+  /** The claim's value is credited in the ledger: its record is dropped. */
+  claimFunded(op: string): Awaitable<void>;
   /** Reserves available proofs covering `amount` for `op`; each proof is reserved by one op at a time. */
   reserveProofs(mint: string, amount: number, op: string): Awaitable<StoredProof[] | undefined>;
   /**
@@ -64,4 +71,14 @@ export interface EcashPool {
   reservationsOf(op: string): Awaitable<Reservation[]>;
   resolveOp(op: string): Awaitable<void>;
   resolveReservation(id: number): Awaitable<void>;
+}
+
+/** Ops of swaps whose value a caller credits elsewhere start with this (see `receive`). */
+export const CLAIM_OP_PREFIX = "claim:";
+
+/** Value a crash left in the pool (or restored from the seed) for a claim op: the caller credits its owner. */
+export interface RestoredClaim {
+  op: string;
+  mint: string;
+  sat: number;
 }

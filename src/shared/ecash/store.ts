@@ -9,7 +9,13 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import { SqliteStore } from "../sqlite.js";
-import type { EcashPool, OwedSwap, OwedToken } from "./pool.js";
+import {
+  CLAIM_OP_PREFIX,
+  type EcashPool,
+  type OwedSwap,
+  type OwedToken,
+  type RestoredClaim,
+} from "./pool.js";
 
 export interface StoredProof {
   secret: string;
@@ -31,6 +37,8 @@ CREATE TABLE IF NOT EXISTS reservations (
   count INTEGER NOT NULL, op TEXT, created_at INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS reservations_op ON reservations (op);
 CREATE INDEX IF NOT EXISTS proofs_op ON proofs (op) WHERE op IS NOT NULL;
+CREATE TABLE IF NOT EXISTS claims_unfunded (
+  op TEXT PRIMARY KEY, mint TEXT NOT NULL, sat INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS proof_counts (
   mint TEXT NOT NULL, state TEXT NOT NULL, amount INTEGER NOT NULL, n INTEGER NOT NULL,
   PRIMARY KEY (mint, state, amount)) WITHOUT ROWID;
@@ -122,7 +130,46 @@ export class EcashStore extends SqliteStore implements EcashPool {
       );
       for (const p of proofs) stmt.run({ ...p, created_at: Date.now() });
       if (op !== undefined) this.resolveOp(op);
+      // The range is resolved, so only this row says whose the value is until the caller credits it.
+      if (op?.startsWith(CLAIM_OP_PREFIX))
+        this.prepared(
+          "INSERT OR REPLACE INTO claims_unfunded (op, mint, sat, created_at) VALUES (?, ?, ?, ?)",
+        ).run(
+          op,
+          proofs[0]?.mint ?? "",
+          proofs.reduce((n, p) => n + p.amount, 0),
+          Date.now(),
+        );
     });
+  }
+
+  /** Claims stored in the pool whose owner was not credited yet (a crash came in between). */
+  unfundedClaims(): RestoredClaim[] {
+    return this.prepared("SELECT op, mint, sat FROM claims_unfunded WHERE sat > 0").all() as RestoredClaim[];
+  }
+
+  /**
+   * The claim's value is in the ledger now: its record is deleted by the next write transaction of
+   * this store (or at close), so a paid request costs no write transaction of its own. A record a
+   * crash left behind only makes the next start re-check a credit that is already there.
+   */
+  claimFunded(op: string): void {
+    this.fundedClaims.push(op);
+  }
+
+  private fundedClaims: string[] = [];
+
+  protected override tx<T>(fn: () => T): T {
+    return super.tx(() => {
+      for (const op of this.fundedClaims.splice(0))
+        this.prepared("DELETE FROM claims_unfunded WHERE op = ?").run(op);
+      return fn();
+    });
+  }
+
+  override close(): void {
+    if (this.fundedClaims.length > 0) this.tx(() => undefined);
+    super.close();
   }
 
   /**

@@ -17,7 +17,7 @@ import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
 import { type LockKey, planUnlock } from "./locks.js";
 import { nativeOutputs } from "./native-outputs.js";
-import type { EcashPool } from "./pool.js";
+import { CLAIM_OP_PREFIX, type EcashPool, type RestoredClaim } from "./pool.js";
 import { currentOp, type Reservation, stockingSplit, type StoredProof } from "./store.js";
 import { encodeToken, inspectToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
 import { type MintTransport, requestVia } from "./transport.js";
@@ -158,6 +158,21 @@ export class EcashWallet {
       op,
     );
     return { mint: info.mint, amountSat: sumProofs(proofs) };
+  }
+
+  /**
+   * The claim `op`'s value is credited in the ledger: recovery no longer needs its record. Never
+   * throws: a record left behind only makes the next start check a credit that is already there.
+   */
+  async claimFunded(op: string): Promise<void> {
+    try {
+      await this.store.claimFunded(op);
+    } catch (err) {
+      this.log.warn("could not drop a funded claim's record; the next start checks it", {
+        op,
+        err: String(err),
+      });
+    }
   }
 
   /** NUT-07: whether any proof of `token` has been spent at its mint. */
@@ -454,6 +469,9 @@ export class EcashWallet {
         return { restoredSat, freedSat, claims };
       }
     }
+    // Claims whose proofs reached the pool (their ranges resolved) but whose owner was never credited.
+    const restoredOps = new Set(claims.map((c) => c.op));
+    for (const c of await this.store.unfundedClaims()) if (!restoredOps.has(c.op)) claims.push(c);
     for (const p of await this.store.reservedProofs()) {
       try {
         const wallet = await this.wallet(p.mint);
@@ -500,14 +518,4 @@ export class EcashWallet {
     for (const r of ranges) sat += await this.restoreReservation(r);
     return sat;
   }
-}
-
-/** Ops of swaps whose value a caller credits elsewhere start with this (see `receive`). */
-export const CLAIM_OP_PREFIX = "claim:";
-
-/** Value a crash left restored from the seed for a claim op: the caller credits its owner. */
-export interface RestoredClaim {
-  op: string;
-  mint: string;
-  sat: number;
 }
