@@ -12,7 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { CheckStateEnum, type Proof, type Wallet } from "@cashu/cashu-ts";
+import { CheckStateEnum, type Proof } from "@cashu/cashu-ts";
 import { expect } from "vitest";
 import { SCRIPTED_MODEL_ID } from "../../provider/index.js";
 import { PgDatabase } from "../../src/shared/index.js";
@@ -20,6 +20,7 @@ import { newWallet } from "./cashu.js";
 import { type CliProcess, startCli } from "./cli-process.js";
 import { ClusterNet } from "./cluster-net.js";
 import { type GatewayBooks, Purse, readGatewayBooks, readSse, seededRandom, sumAccounts } from "./money.js";
+import { amountOf, proofsOf, states } from "./soak.js";
 
 export const SOAK_MODEL = SCRIPTED_MODEL_ID;
 /** The sweep that refunds the holds of a killed buyer's process: short, but above a few beats. */
@@ -175,18 +176,6 @@ export async function runClusterSoak(opts: ClusterSoakOptions): Promise<ClusterS
   }
   return run;
 }
-
-const proofsOf = (wallet: Wallet, token: string): Proof[] => wallet.decodeToken(token).proofs;
-
-async function states(wallet: Wallet, proofs: Proof[]): Promise<CheckStateEnum[]> {
-  const out: CheckStateEnum[] = [];
-  for (let i = 0; i < proofs.length; i += 100) {
-    out.push(...(await wallet.checkProofsStates(proofs.slice(i, i + 100))).map((s) => s.state));
-  }
-  return out;
-}
-
-const amountOf = (ps: Proof[]) => ps.reduce((s, p) => s + Number(p.amount.toString()), 0);
 
 export interface ClusterSoakAudit {
   minted: number;

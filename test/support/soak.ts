@@ -247,9 +247,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakRun> {
 }
 
 /** Proofs of a token string (decoded by a cashu-ts wallet). */
-const proofsOf = (wallet: Wallet, token: string): Proof[] => wallet.decodeToken(token).proofs;
+export const proofsOf = (wallet: Wallet, token: string): Proof[] => wallet.decodeToken(token).proofs;
 
-async function states(wallet: Wallet, proofs: Proof[]): Promise<CheckStateEnum[]> {
+/** The mint's state of each proof, asked 100 at a time. */
+export async function states(wallet: Wallet, proofs: Proof[]): Promise<CheckStateEnum[]> {
   const out: CheckStateEnum[] = [];
   for (let i = 0; i < proofs.length; i += 100) {
     out.push(...(await wallet.checkProofsStates(proofs.slice(i, i + 100))).map((s) => s.state));
@@ -257,7 +258,7 @@ async function states(wallet: Wallet, proofs: Proof[]): Promise<CheckStateEnum[]
   return out;
 }
 
-const amountOf = (ps: Proof[]) => ps.reduce((s, p) => s + Number(p.amount.toString()), 0);
+export const amountOf = (ps: Proof[]) => ps.reduce((s, p) => s + Number(p.amount.toString()), 0);
 
 export interface SoakAudit {
   minted: number;
