@@ -9,7 +9,10 @@
  *
  *   npm run bench            (BENCH_N=… latency samples, BENCH_REQUESTS=… per throughput run)
  */
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
 import express from "express";
 import { createGateway } from "../gateway/index.js";
@@ -41,16 +44,53 @@ async function time(n: number, fn: () => Promise<void>): Promise<number[]> {
   return out;
 }
 
-/** Requests per second when `clients` loops share `total` requests. */
-async function throughput(total: number, clients: number, fn: () => Promise<void>): Promise<number> {
-  let left = total;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (left-- > 0) await fn();
-    }),
+interface LoadResult {
+  rps: number;
+  p50: number;
+  /** this process's CPU (gateway + bundled mint + scripted node) per request */
+  cpuMsPerRequest: number;
+}
+
+/** One throughput run: `clients` loops in bench/gateway-load.ts share the requests `headers` describe. */
+async function loadRun(
+  url: string,
+  model: string,
+  clients: number,
+  headers: Record<string, string>[],
+): Promise<LoadResult> {
+  const file = join(tempDir("owlrun-bench-load-"), "headers.json");
+  writeFileSync(file, JSON.stringify(headers));
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      new URL("./gateway-load.ts", import.meta.url).pathname,
+      url,
+      file,
+      String(clients),
+      model,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
   );
-  return total / ((performance.now() - t0) / 1000);
+  let out = "";
+  let c0: NodeJS.CpuUsage | undefined;
+  const result = await new Promise<{ requests: number; ms: number; p50_ms: number }>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (!c0 && out.includes("START")) c0 = process.cpuUsage();
+      const m = /RESULT (.*)\n/.exec(out);
+      if (m) resolve(JSON.parse(m[1]!) as { requests: number; ms: number; p50_ms: number });
+    });
+    child.on("exit", (code) => reject(new Error(`load process exited ${code}: ${out}`)));
+  });
+  const cpu = process.cpuUsage(c0);
+  await new Promise((r) => child.once("exit", r));
+  return {
+    rps: result.requests / (result.ms / 1000),
+    p50: result.p50_ms,
+    cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / result.requests,
+  };
 }
 
 async function main() {
@@ -155,18 +195,27 @@ async function main() {
   console.log(`gateway added latency, ${N} requests each (one run)`);
   console.table(rows);
 
-  const keyed1 = await throughput(REQUESTS, 1, () => post({ authorization: `Bearer ${nextKey()}` }));
-  const keyed16 = await throughput(REQUESTS, CLIENTS, () => post({ authorization: `Bearer ${nextKey()}` }));
-  const cashu1 = await throughput(REQUESTS, 1, () => post({ "x-cashu": tokens[t++]! }));
-  const cashu16 = await throughput(REQUESTS, CLIENTS, () => post({ "x-cashu": tokens[t++]! }));
-  const tput = (path: string, one: number, many: number) => ({
+  // Throughput: the clients run in a child process (bench/gateway-load.ts), so the gateway's event
+  // loop serves requests only; its CPU per request is read around each run.
+  const run = (clients: number, headers: () => Record<string, string>) =>
+    loadRun(url, MODEL, clients, Array.from({ length: REQUESTS + 1 }, headers));
+  const keyed1 = await run(1, () => ({ authorization: `Bearer ${nextKey()}` }));
+  const keyed16 = await run(CLIENTS, () => ({ authorization: `Bearer ${nextKey()}` }));
+  const cashu1 = await run(1, () => ({ "x-cashu": tokens[t++]! }));
+  const cashu16 = await run(CLIENTS, () => ({ "x-cashu": tokens[t++]! }));
+  const tput = (path: string, one: LoadResult, many: LoadResult) => ({
     path,
-    one_client_rps: Math.round(one),
-    [`${CLIENTS}_clients_rps`]: Math.round(many),
-    ratio: +(many / one).toFixed(2),
+    one_client_rps: Math.round(one.rps),
+    [`${CLIENTS}_clients_rps`]: Math.round(many.rps),
+    ratio: +(many.rps / one.rps).toFixed(2),
+    one_client_cpu_ms: +one.cpuMsPerRequest.toFixed(2),
+    [`${CLIENTS}_clients_cpu_ms`]: +many.cpuMsPerRequest.toFixed(2),
+    [`${CLIENTS}_clients_p50_ms`]: +many.p50.toFixed(2),
   });
   const throughputRows = [tput("API key (rc_)", keyed1, keyed16), tput("X-Cashu", cashu1, cashu16)];
-  console.log(`paid requests/s, ${REQUESTS} requests per run, ${CLIENTS} concurrent clients vs 1 (one run)`);
+  console.log(
+    `paid requests/s, ${REQUESTS} requests per run, ${CLIENTS} concurrent clients vs 1, clients in another process (one run)`,
+  );
   console.table(throughputRows);
   const label = process.env.BENCH_MINT_HTTP ? "_mint_http" : "";
   saveSection(`gateway${label}`, { n: N, rows, goal_added_p50_ms: 10 });
