@@ -7,11 +7,13 @@
  * and X-Cashu). The provider is a scripted Owlrun agent (instant replies), so the numbers are the
  * gateway's own (with the bundled mint in the same process, as `owlrun-mcp gateway` runs it).
  *
- *   npm run bench            (BENCH_N=… latency samples, BENCH_REQUESTS=… per throughput run)
+ *   npm run bench            (BENCH_N=… latency samples, BENCH_REQUESTS=… per throughput run,
+ *                             BENCH_GATEWAY_PROFILE=<dir> for a profile of the X-Cashu run)
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { Session } from "node:inspector/promises";
 import { join } from "node:path";
 import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
 import express from "express";
@@ -26,6 +28,15 @@ import { pct, saveSection } from "./results.js";
 const N = Number(process.env.BENCH_N ?? 60);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 160);
 const CLIENTS = 16;
+// BENCH_GATEWAY_PROFILE=<dir>: a V8 CPU profile of the X-Cashu run with CLIENTS clients
+// (`tsx bench/profile-summary.ts <file>` prints where the time went).
+const PROFILE_DIR = process.env.BENCH_GATEWAY_PROFILE;
+const inspector = PROFILE_DIR ? new Session() : undefined;
+if (inspector) {
+  inspector.connect();
+  await inspector.post("Profiler.enable");
+  await inspector.post("Profiler.setSamplingInterval", { interval: 200 });
+}
 const MODEL = "owlrun-bench:tiny";
 
 /** Process CPU (ms) per call of the last `time()` run, by label: steadier than wall time on a shared box. */
@@ -75,16 +86,26 @@ async function loadRun(
   );
   let out = "";
   let c0: NodeJS.CpuUsage | undefined;
+  const profiling = inspector && clients > 1 && "x-cashu" in headers[0]!;
   const result = await new Promise<{ requests: number; ms: number; p50_ms: number }>((resolve, reject) => {
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
-      if (!c0 && out.includes("START")) c0 = process.cpuUsage();
+      if (!c0 && out.includes("START")) {
+        c0 = process.cpuUsage();
+        if (profiling) void inspector.post("Profiler.start");
+      }
       const m = /RESULT (.*)\n/.exec(out);
       if (m) resolve(JSON.parse(m[1]!) as { requests: number; ms: number; p50_ms: number });
     });
     child.on("exit", (code) => reject(new Error(`load process exited ${code}: ${out}`)));
   });
   const cpu = process.cpuUsage(c0);
+  if (profiling) {
+    const { profile } = await inspector.post("Profiler.stop");
+    const out = join(PROFILE_DIR!, `gateway-xcashu-${clients}.cpuprofile`);
+    writeFileSync(out, JSON.stringify(profile));
+    console.log(`profile: ${out}`);
+  }
   await new Promise((r) => child.once("exit", r));
   return {
     rps: result.requests / (result.ms / 1000),
