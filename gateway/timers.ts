@@ -16,47 +16,47 @@ export interface PeriodicWork {
   pruneSignups(): void;
 }
 
-/** Starts the timers (unref'd: they never keep the process alive); returns how to stop them. */
+/**
+ * Every `everyMs` (when `on`), each job through `background`; a job that fails waits for its next
+ * period. Unref'd: it never keeps the process alive.
+ */
+function periodic(
+  on: boolean,
+  everyMs: number,
+  background: Background,
+  jobs: [name: string, fn: () => Promise<unknown>][],
+): NodeJS.Timeout | undefined {
+  if (!on) return undefined;
+  const timer = setInterval(() => {
+    for (const [name, fn] of jobs) void background(name, everyMs, fn).catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
+
+/** Starts the timers; returns how to stop them. */
 export function startTimers(
   opts: Pick<GatewayOptions, "payoutIntervalMs" | "sweepIntervalMs" | "topupPollMs">,
   background: Background,
   work: PeriodicWork,
 ): () => void {
   const payoutEvery = opts.payoutIntervalMs ?? 60_000;
-  const payoutTimer =
-    opts.payoutIntervalMs === 0
-      ? undefined
-      : setInterval(
-          () => void background("payouts", payoutEvery, work.payouts).catch(() => undefined),
-          payoutEvery,
-        );
-  payoutTimer?.unref();
   const sweepEvery = opts.sweepIntervalMs ?? 60_000;
-  const sweeper =
-    sweepEvery > 0
-      ? setInterval(() => {
-          void background("stale-holds", sweepEvery, work.sweepStaleHolds).catch(() => undefined);
-          void background("l402-prune", sweepEvery, work.pruneUnpaidChallenges).catch(() => undefined);
-        }, sweepEvery)
-      : undefined;
-  sweeper?.unref();
-  const signupPruner = setInterval(work.pruneSignups, 60_000);
-  signupPruner.unref();
   // Top-ups are credited once the mint says paid, whether or not their key calls anything (with a
   // database: by one process per period; each credit is once per quote anyway).
   const topupEvery = opts.topupPollMs ?? 5_000;
-  const topupPoll =
-    opts.topupPollMs === 0
-      ? undefined
-      : setInterval(
-          () => void background("topup-poll", topupEvery, work.creditPaidTopups).catch(() => undefined),
-          topupEvery,
-        );
-  topupPoll?.unref();
+  const timers = [
+    periodic(opts.payoutIntervalMs !== 0, payoutEvery, background, [["payouts", work.payouts]]),
+    periodic(sweepEvery > 0, sweepEvery, background, [
+      ["stale-holds", work.sweepStaleHolds],
+      ["l402-prune", work.pruneUnpaidChallenges],
+    ]),
+    periodic(opts.topupPollMs !== 0, topupEvery, background, [["topup-poll", work.creditPaidTopups]]),
+  ];
+  const signupPruner = setInterval(work.pruneSignups, 60_000);
+  signupPruner.unref();
   return () => {
-    if (payoutTimer) clearInterval(payoutTimer);
-    if (sweeper) clearInterval(sweeper);
+    for (const t of timers) if (t) clearInterval(t);
     clearInterval(signupPruner);
-    if (topupPoll) clearInterval(topupPoll);
   };
 }
