@@ -10,7 +10,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { PgDatabase } from "../../src/shared/index.js";
 import { loadOrCreateMasterSecret, MasterSecretMismatchError, masterFingerprint } from "./keys.js";
-import { MINT_MIGRATIONS } from "./pg-store.js";
+import { MINT_MIGRATIONS } from "./pg-schema.js";
 
 /** SQLite table → its PostgreSQL table and the columns copied as they are. */
 const TABLES = [

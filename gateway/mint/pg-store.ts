@@ -10,54 +10,13 @@
  * (`WHERE state = 'PAID'`), so a quote is issued once and a melt begun once.
  */
 import pg from "pg";
-import type { PgClient, PgDatabase } from "../../src/shared/index.js";
+import type { PgDatabase } from "../../src/shared/index.js";
 import { CACHE_TTL_SECONDS } from "./cache.js";
 import { MintError, MintErrorCode } from "./errors.js";
+import { MINT_MIGRATIONS } from "./pg-schema.js";
+import { assertOutputsUnsigned, insertPromises, keepAnswer, now, takeInputs } from "./pg-writes.js";
 import type { CachedAnswer, MeltInsert, MeltLease, MintStorage, ProofState } from "./storage.js";
 import type { KeysetRow, MeltQuoteRow, MintQuoteRow, PromiseRow, SpentProofRow } from "./store.js";
-
-export const MINT_MIGRATIONS = [
-  {
-    version: 1,
-    sql: `
-CREATE TABLE mint_master (
-  id SMALLINT PRIMARY KEY CHECK (id = 1), fingerprint TEXT NOT NULL, created_at BIGINT NOT NULL);
-CREATE TABLE mint_keysets (
-  id TEXT PRIMARY KEY, unit TEXT NOT NULL, derivation_index INTEGER NOT NULL, active INTEGER NOT NULL,
-  input_fee_ppk INTEGER NOT NULL, final_expiry BIGINT, created_at BIGINT NOT NULL,
-  UNIQUE (unit, derivation_index));
-CREATE TABLE mint_proofs (
-  y TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('SPENT', 'PENDING')),
-  amount BIGINT NOT NULL, keyset_id TEXT NOT NULL, secret TEXT NOT NULL, c TEXT NOT NULL, witness TEXT,
-  melt_quote TEXT, created_at BIGINT NOT NULL,
-  CHECK (state = 'SPENT' OR melt_quote IS NOT NULL));
-CREATE INDEX mint_proofs_melt_quote ON mint_proofs (melt_quote) WHERE melt_quote IS NOT NULL;
-CREATE TABLE mint_promises (
-  b_ TEXT PRIMARY KEY, amount BIGINT NOT NULL, keyset_id TEXT NOT NULL, c_ TEXT NOT NULL,
-  dleq_e TEXT NOT NULL, dleq_s TEXT NOT NULL, created_at BIGINT NOT NULL);
-CREATE TABLE mint_mint_quotes (
-  quote TEXT PRIMARY KEY, method TEXT NOT NULL, request TEXT NOT NULL, payment_hash TEXT NOT NULL UNIQUE,
-  unit TEXT NOT NULL, amount BIGINT NOT NULL, state TEXT NOT NULL, description TEXT, pubkey TEXT,
-  created_at BIGINT NOT NULL, expiry BIGINT NOT NULL, paid_at BIGINT, issued_at BIGINT);
-CREATE INDEX mint_mint_quotes_unpaid ON mint_mint_quotes (expiry) WHERE state = 'UNPAID';
-CREATE TABLE mint_melt_quotes (
-  quote TEXT PRIMARY KEY, method TEXT NOT NULL, request TEXT NOT NULL, payment_hash TEXT NOT NULL,
-  unit TEXT NOT NULL, amount BIGINT NOT NULL, fee_reserve BIGINT NOT NULL, state TEXT NOT NULL,
-  created_at BIGINT NOT NULL, expiry BIGINT NOT NULL, paid_at BIGINT, fee_paid BIGINT, preimage TEXT,
-  internal_mint_quote TEXT, inputs_total BIGINT, input_fee BIGINT, blank_outputs TEXT, change TEXT);
-CREATE INDEX mint_melt_quotes_pending ON mint_melt_quotes (quote) WHERE state = 'PENDING';
-CREATE TABLE mint_cached_responses (key TEXT PRIMARY KEY, body TEXT NOT NULL, created_at BIGINT NOT NULL);
-CREATE INDEX mint_cached_responses_created ON mint_cached_responses (created_at);
-`,
-  },
-] as const;
-
-const now = () => Math.floor(Date.now() / 1000);
-
-const spent = () => new MintError(MintErrorCode.ProofsAlreadySpent, "Token already spent.");
-const pending = () => new MintError(MintErrorCode.ProofsPending, "Token is pending.");
-const signedTwice = () =>
-  new MintError(MintErrorCode.OutputsAlreadySigned, "Blinded message already signed.");
 
 export class PgMintStore implements MintStorage {
   readonly shared = true;
@@ -111,72 +70,13 @@ export class PgMintStore implements MintStorage {
   }
 
   // ---- proofs and promises ----------------------------------------------------------------------
-  /**
-   * Inserts the inputs as `state`; throws (rolling the caller's transaction back) when any Y was
-   * taken: "already spent" if one is spent, else "pending", as the SQLite store answers.
-   */
-  private async takeInputs(
-    c: PgClient,
-    inputs: SpentProofRow[],
-    state: "SPENT" | "PENDING",
-    meltQuote: string | null,
-  ): Promise<void> {
-    if (inputs.length === 0) return;
-    // Sorted by Y so two transactions over overlapping inputs lock rows in one order (no deadlock).
-    const rows = [...inputs].sort((a, b) => (a.y < b.y ? -1 : a.y > b.y ? 1 : 0));
-    const res = await c.query<{ y: string }>(
-      `INSERT INTO mint_proofs (y, state, amount, keyset_id, secret, c, witness, melt_quote, created_at)
-       SELECT y, $2, amount, keyset_id, secret, c, witness, $3, $4
-         FROM jsonb_to_recordset($1::jsonb)
-           AS t(y TEXT, amount BIGINT, keyset_id TEXT, secret TEXT, c TEXT, witness TEXT)
-       ON CONFLICT (y) DO NOTHING
-       RETURNING y`,
-      [JSON.stringify(rows), state, meltQuote, now()],
-    );
-    if (res.rows.length === rows.length) return;
-    const ours = new Set(res.rows.map((r) => r.y));
-    const taken = rows.filter((r) => !ours.has(r.y)).map((r) => r.y);
-    const states = await c.query("SELECT 1 FROM mint_proofs WHERE y = ANY($1) AND state = 'SPENT' LIMIT 1", [
-      taken,
-    ]);
-    throw states.rowCount !== 0 ? spent() : pending();
-  }
-
-  private async assertOutputsUnsigned(c: PgClient, bs: string[]): Promise<void> {
-    if (bs.length === 0) return;
-    const res = await c.query("SELECT 1 FROM mint_promises WHERE b_ = ANY($1) LIMIT 1", [bs]);
-    if (res.rowCount !== 0) throw signedTwice();
-  }
-
-  private async insertPromises(c: PgClient, promises: PromiseRow[]): Promise<void> {
-    if (promises.length === 0) return;
-    const res = await c.query(
-      `INSERT INTO mint_promises (b_, amount, keyset_id, c_, dleq_e, dleq_s, created_at)
-       SELECT b_, amount, keyset_id, c_, dleq_e, dleq_s, $2
-         FROM jsonb_to_recordset($1::jsonb)
-           AS t(b_ TEXT, amount BIGINT, keyset_id TEXT, c_ TEXT, dleq_e TEXT, dleq_s TEXT)
-       ON CONFLICT (b_) DO NOTHING`,
-      [JSON.stringify(promises), now()],
-    );
-    if (res.rowCount !== promises.length) throw signedTwice();
-  }
-
-  private async keep(c: PgClient, cached?: CachedAnswer): Promise<void> {
-    if (!cached) return;
-    await c.query(
-      `INSERT INTO mint_cached_responses (key, body, created_at) VALUES ($1, $2, $3)
-       ON CONFLICT (key) DO UPDATE SET body = EXCLUDED.body, created_at = EXCLUDED.created_at`,
-      [cached.key, JSON.stringify(cached.body), now()],
-    );
-  }
-
   async commitSwap(inputs: SpentProofRow[], promises: PromiseRow[], cached?: CachedAnswer): Promise<void> {
     // READ COMMITTED: every guarantee here is a unique index (Y, B_), which holds at any level;
     // any failure throws and the whole transaction (inputs, signatures, answer) rolls back.
     await this.db.tx(async (c) => {
-      await this.takeInputs(c, inputs, "SPENT", null);
-      await this.insertPromises(c, promises);
-      await this.keep(c, cached);
+      await takeInputs(c, inputs, "SPENT", null);
+      await insertPromises(c, promises);
+      await keepAnswer(c, cached);
     });
   }
 
@@ -262,8 +162,8 @@ export class PgMintStore implements MintStorage {
           throw new MintError(MintErrorCode.QuoteAlreadyIssued, "Quote already issued.");
         throw new MintError(MintErrorCode.QuoteNotPaid, "Quote not paid.");
       }
-      await this.insertPromises(c, promises);
-      await this.keep(c, cached);
+      await insertPromises(c, promises);
+      await keepAnswer(c, cached);
     });
   }
 
@@ -320,12 +220,12 @@ export class PgMintStore implements MintStorage {
         if (row.state === "PENDING") throw new MintError(MintErrorCode.QuotePending, "Quote is pending.");
         throw new MintError(MintErrorCode.InvoiceAlreadyPaid, "Invoice already paid.");
       }
-      await this.takeInputs(c, inputs, "PENDING", quote);
-      await this.assertOutputsUnsigned(
+      await takeInputs(c, inputs, "PENDING", quote);
+      await assertOutputsUnsigned(
         c,
         blankOutputs.map((o) => o.B_),
       );
-      await this.keep(c, cached);
+      await keepAnswer(c, cached);
     });
   }
 
@@ -351,7 +251,7 @@ export class PgMintStore implements MintStorage {
         "UPDATE mint_proofs SET state = 'SPENT', created_at = $1 WHERE melt_quote = $2 AND state = 'PENDING'",
         [now(), quote],
       );
-      await this.insertPromises(c, result.change);
+      await insertPromises(c, result.change);
       await c.query(
         "UPDATE mint_melt_quotes SET state = 'PAID', paid_at = $1, fee_paid = $2, preimage = $3, change = $4 WHERE quote = $5",
         [now(), result.feePaid, result.preimage, result.changeJson, quote],

@@ -3,55 +3,26 @@
  * and the market sweeper each run through the cluster's once-per-period claim, and a top-up both
  * processes watch is credited once.
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
-import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
-import { PgDatabase, silentLogger } from "../../src/shared/index.js";
-import { tempDir } from "../support/cli-process.js";
-import { testDatabase } from "../support/postgres.js";
+import type { RunningGateway } from "../../gateway/index.js";
+import type { PgDatabase } from "../../src/shared/index.js";
+import { type GatewayPair, startGatewayPair } from "../support/gateway-pair.js";
 
-let pg: { url: string; drop(): Promise<void> };
-const dbs: PgDatabase[] = [];
+let pair: GatewayPair;
 let a: RunningGateway;
 let b: RunningGateway;
+let dbs: PgDatabase[];
 
 beforeAll(async () => {
-  pg = await testDatabase("clusterbggw");
-  dbs.push(await PgDatabase.open(pg.url, { max: 6 }), await PgDatabase.open(pg.url, { max: 6 }));
-  const dir = tempDir();
-  const common = {
-    port: 0,
-    payoutIntervalMs: 0,
-    sweepIntervalMs: 0,
-    topupPollMs: 50,
-    market: { sweepIntervalMs: 50 },
-    log: silentLogger,
-  };
-  a = await startGateway({
-    ...common,
-    dataDir: join(dir, "a"),
-    trustedMints: [],
-    database: dbs[0],
-    bundledMint: await createBundledMint({
-      dataDir: join(dir, "mint"),
-      database: dbs[0],
-      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
-      log: silentLogger,
-    }),
+  pair = await startGatewayPair({
+    prefix: "clusterbggw",
+    mintOnDatabase: true,
+    gateway: { topupPollMs: 50, market: { sweepIntervalMs: 50 } },
   });
-  b = await startGateway({
-    ...common,
-    dataDir: join(dir, "b"),
-    trustedMints: [`${a.url}/mint`],
-    database: dbs[1],
-  });
+  ({ a, b, dbs } = pair);
 });
 afterAll(async () => {
-  await a?.close();
-  await b?.close();
-  await Promise.all(dbs.map((d) => d.close()));
-  await pg?.drop();
+  await pair?.close();
 });
 
 async function until(pred: () => Promise<boolean>, what: string): Promise<void> {

@@ -4,71 +4,39 @@
  * pool loses exactly what the token carries. No sat lost, none paid twice.
  */
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
-import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
 import { recoverAfterRestart, takeRecoverySnapshot } from "../../gateway/payments/recovery.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
-import { PgDatabase, silentLogger } from "../../src/shared/index.js";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
-import { tempDir } from "../support/cli-process.js";
-import { testDatabase } from "../support/postgres.js";
+import { silentLogger } from "../../src/shared/index.js";
+import { sumAmounts } from "../support/cashu.js";
+import { type GatewayPair, startGatewayPair } from "../support/gateway-pair.js";
+import { fundedPurse, type Purse } from "../support/purse.js";
 
-let pg: { url: string; drop(): Promise<void> };
-const dbs: PgDatabase[] = [];
-let a: RunningGateway;
-let b: RunningGateway;
-let client: Wallet;
-let mintUrl: string;
-let purse: Proof[] = [];
+let pair: GatewayPair;
+let purse: Purse;
 
 beforeAll(async () => {
-  pg = await testDatabase("changerace");
-  dbs.push(await PgDatabase.open(pg.url, { max: 6 }), await PgDatabase.open(pg.url, { max: 6 }));
-  const dir = tempDir();
-  const common = { port: 0, payoutIntervalMs: 0, sweepIntervalMs: 0, topupPollMs: 0, log: silentLogger };
-  a = await startGateway({
-    ...common,
-    dataDir: join(dir, "a"),
-    trustedMints: [],
-    database: dbs[0],
-    bundledMint: await createBundledMint({
-      dataDir: join(dir, "mint"),
-      database: dbs[0],
-      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
-      log: silentLogger,
-    }),
-  });
-  mintUrl = `${a.url}/mint`;
-  b = await startGateway({ ...common, dataDir: join(dir, "b"), trustedMints: [mintUrl], database: dbs[1] });
-  client = await newWallet(mintUrl);
-  purse = await mintProofs(client, 500);
+  pair = await startGatewayPair({ prefix: "changerace", mintOnDatabase: true });
+  purse = await fundedPurse(pair.mintUrl, 500);
 });
 afterAll(async () => {
-  await a?.close();
-  await b?.close();
-  await Promise.all(dbs.map((d) => d.close()));
-  await pg?.drop();
+  await pair?.close();
 });
 
 /** An X-Cashu request's hold ended unpaid out (as a crash between refund and token leaves it): change owed. */
 async function owedChange(sats: number): Promise<string> {
-  const { send, keep } = await client.send(sats, purse);
-  purse = keep;
+  const { a, mintUrl } = pair;
   const id = randomUUID();
-  await a.gateway.wallet.claim(inspectToken(getEncodedToken({ mint: mintUrl, proofs: send })));
+  await a.gateway.wallet.claim(inspectToken(await purse.token(sats)));
   await a.gateway.ledger.holdClaimedEcash(id, mintUrl, sats * 1000, "B");
   expect(await a.gateway.ledger.releaseHold(id, `change:${id}`)).toBe(true);
   return id;
 }
 
 it("a restart's change payout racing another process paying the same change makes one token", async () => {
+  const { a, b, mintUrl } = pair;
   // The pool holds more than the change (a prepaid balance), so both processes can make a token.
-  const { send, keep } = await client.send(200, purse);
-  purse = keep;
-  await a.gateway.wallet.claim(inspectToken(getEncodedToken({ mint: mintUrl, proofs: send })));
+  await a.gateway.wallet.claim(inspectToken(await purse.token(200)));
   expect(await a.gateway.ledger.deposit("user:prepaid", 200_000, mintUrl, "prepaid-1")).toBe(true);
   const ids: string[] = [];
   for (const sats of [11, 12, 13, 14, 15, 16]) ids.push(await owedChange(sats));
@@ -94,7 +62,7 @@ it("a restart's change payout racing another process paying the same change make
     expect(await a.gateway.ledger.balance(`change:${id}`)).toBe(0);
     paid += stored.amount;
     // And it is worth that at the mint: the client redeems it.
-    expect(sumAmounts(await client.receive(stored.token))).toBe(stored.amount);
+    expect(sumAmounts(await purse.wallet.receive(stored.token))).toBe(stored.amount);
   }
   // The ledger's ecash moved by exactly the change paid, and so did the pool (no proof kept twice
   // in the pool or lost from it).

@@ -41,8 +41,9 @@ async function otherProcess(url: string, holds: string[]) {
   return other;
 }
 
-it("at restart frees only the one-shot credentials whose holds it refunds, not those another process serves", async () => {
-  const pg = await testDatabase("clusterrec1");
+/** A fresh database and gateway data dir, with the ledger open to write what a crash left. */
+async function crashedBooks(prefix: string) {
+  const pg = await testDatabase(prefix);
   closers.push(() => pg.drop());
   const dataDir = join(tempDir("owlrun-cluster-rec-"), "gateway");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -50,6 +51,28 @@ it("at restart frees only the one-shot credentials whose holds it refunds, not t
   closers.push(() => database.close());
   const ledger = Ledger.open(dataDir, database);
   await ledger.ready();
+  return { url: pg.url, dataDir, database, ledger };
+}
+
+/** This process restarting on the crashed books (every old hold counts as stale). */
+async function restart(dataDir: string, mint: string, database: PgDatabase) {
+  const running = await startGateway({
+    dataDir,
+    trustedMints: [mint],
+    port: 0,
+    offlineBtcUsd: 100_000,
+    log: silentLogger,
+    payoutIntervalMs: 0,
+    sweepIntervalMs: 0,
+    staleHoldMs: 0,
+    database,
+  });
+  closers.push(() => running.close());
+  return running;
+}
+
+it("at restart frees only the one-shot credentials whose holds it refunds, not those another process serves", async () => {
+  const { url, dataDir, database, ledger } = await crashedBooks("clusterrec1");
   const store = await PgOneShotStore.open(database);
   const mint = "http://127.0.0.1:1/mint";
   // Two L402 credentials in use: one by a request another live process serves, one orphaned.
@@ -72,20 +95,9 @@ it("at restart frees only the one-shot credentials whose holds it refunds, not t
       quote: null,
     }),
   ).toBe(true);
-  await otherProcess(pg.url, ["hold-l402:served"]);
+  await otherProcess(url, ["hold-l402:served"]);
 
-  const running = await startGateway({
-    dataDir,
-    trustedMints: [mint],
-    port: 0,
-    offlineBtcUsd: 100_000,
-    log: silentLogger,
-    payoutIntervalMs: 0,
-    sweepIntervalMs: 0,
-    staleHoldMs: 0,
-    database,
-  });
-  closers.push(() => running.close());
+  const running = await restart(dataDir, mint, database);
   // The served credential stays in use (its request may still settle it as spent)...
   expect((await store.get("l402:served"))?.state).toBe("in_use");
   expect(await running.gateway.ledger.balance("hold:hold-l402:served")).toBe(5_000);
@@ -96,15 +108,8 @@ it("at restart frees only the one-shot credentials whose holds it refunds, not t
 });
 
 it("refunds at restart only the holds no other live process is serving", async () => {
-  const pg = await testDatabase("clusterrec");
-  closers.push(() => pg.drop());
-  const dataDir = join(tempDir("owlrun-cluster-rec-"), "gateway");
   // The books as a crash left them in the shared ledger: two active holds on a prepaid account.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const database = await PgDatabase.open(pg.url, { max: 4 });
-  closers.push(() => database.close());
-  const ledger = Ledger.open(dataDir, database);
-  await ledger.ready();
+  const { url, dataDir, database, ledger } = await crashedBooks("clusterrec");
   const mint = "http://127.0.0.1:1/mint";
   expect(await ledger.deposit("user:buyer", 10_000, mint, "topup-1")).toBe(true);
   await ledger.hold("served-elsewhere", "user:buyer", 3_000, "account");
@@ -112,36 +117,9 @@ it("refunds at restart only the holds no other live process is serving", async (
   await ledger.close();
 
   // Another live process is serving the first one.
-  const otherDb = await PgDatabase.open(pg.url, { max: 2 });
-  closers.push(() => otherDb.close());
-  const other = await joinCluster({
-    database: otherDb,
-    log: silentLogger,
-    liveHolds: () => ["served-elsewhere"],
-    routing: {
-      joinCluster: () => ({
-        localNodes: () => [],
-        hostJob: () => false,
-        send: () => false,
-        endJob: () => undefined,
-        replaced: () => undefined,
-      }),
-    },
-  });
-  closers.push(() => other.close());
+  const other = await otherProcess(url, ["served-elsewhere"]);
 
-  const running = await startGateway({
-    dataDir,
-    trustedMints: [mint],
-    port: 0,
-    offlineBtcUsd: 100_000,
-    log: silentLogger,
-    payoutIntervalMs: 0,
-    sweepIntervalMs: 0,
-    staleHoldMs: 0,
-    database,
-  });
-  closers.push(() => running.close());
+  const running = await restart(dataDir, mint, database);
   const active = (await running.gateway.ledger.activeHolds()).map((h) => h.id);
   expect(active).toEqual(["served-elsewhere"]);
   // The orphaned hold's 2,000 msat went back to the account; the served one's 3,000 stay held.

@@ -5,7 +5,6 @@
  * wallet reading change from the Owlrun stream format by raw fetch, and MCP SDK clients over stdio
  * and HTTP topping up, chatting, checking the balance and withdrawing.
  */
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { Ollama } from "ollama";
@@ -14,27 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCRIPTED_ANSWER, SCRIPTED_MODEL_ID } from "../../provider/index.js";
 import { callOk, connect, printedMcpToken, stdioParams } from "../mcp/harness.js";
 import { externalInvoice } from "../support/blinded.js";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { fundedPurse, type Purse } from "../support/purse.js";
 
 let devnet: CliProcess;
 let gatewayUrl: string;
 let mintUrl: string;
 let mcpUrl: string;
-let wallet: Wallet;
-let purse: Proof[] = [];
+let purse: Purse;
 
-async function token(amount: number): Promise<string> {
-  const { send, keep } = await wallet.send(amount, purse);
-  purse = keep;
-  return getEncodedToken({ mint: mintUrl, proofs: send });
-}
-
-async function receive(t: string): Promise<number> {
-  const got = await wallet.receive(t);
-  purse.push(...got);
-  return sumAmounts(got);
-}
+const token = (amount: number) => purse.token(amount);
+const receive = (t: string) => purse.receive(t);
 
 beforeAll(async () => {
   devnet = await startCli(["devnet", "--port", "0", "--data-dir", tempDir()], {}, 60_000);
@@ -42,8 +31,7 @@ beforeAll(async () => {
   gatewayUrl = /gateway {3}(http:\/\/\S+)/.exec(out)![1]!;
   mintUrl = /mint {6}(http:\/\/\S+)/.exec(out)![1]!;
   mcpUrl = /MCP server \(Streamable HTTP\): (\S+)/.exec(out)![1]!;
-  wallet = await newWallet(mintUrl);
-  purse = await mintProofs(wallet, 300);
+  purse = await fundedPurse(mintUrl, 300);
 }, 90_000);
 afterAll(async () => {
   expect(await devnet?.stop()).toBe(0);

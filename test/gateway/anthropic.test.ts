@@ -6,10 +6,9 @@
  * a scripted Owlrun node that answers text and calls tools.
  */
 import Anthropic from "@anthropic-ai/sdk";
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { fundedPurse, type Purse } from "../support/purse.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
 import { postJson } from "../support/payments.js";
 
@@ -26,21 +25,11 @@ const TOOLS: Anthropic.Tool[] = [
 
 let gw: CliProcess;
 let mintUrl: string;
-let wallet: Wallet;
-let purse: Proof[] = [];
+let purse: Purse;
 let agent: Agent;
 
-async function token(amount: number): Promise<string> {
-  const { send, keep } = await wallet.send(amount, purse);
-  purse = keep;
-  return getEncodedToken({ mint: mintUrl, proofs: send });
-}
-
-async function receive(t: string): Promise<number> {
-  const got = await wallet.receive(t);
-  purse.push(...got);
-  return sumAmounts(got);
-}
+const token = (amount: number) => purse.token(amount);
+const receive = (t: string) => purse.receive(t);
 
 beforeAll(async () => {
   gw = await startCli([
@@ -57,8 +46,7 @@ beforeAll(async () => {
     "claude-opus-*=owlrun-test-scripted:tiny",
   ]);
   mintUrl = `${gw.url}/mint`;
-  wallet = await newWallet(mintUrl);
-  purse = await mintProofs(wallet, 1500);
+  purse = await fundedPurse(mintUrl, 1500);
   agent = await startAgent(gw.url, {
     models: [TOOLS_MODEL, TEXT_MODEL],
     job: (offer) =>

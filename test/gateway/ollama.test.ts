@@ -3,37 +3,25 @@
  * streaming and single answers, paid with X-Cashu (change in the final object and the header) or an
  * rc_ key; refused and load-only requests cost nothing. Gateway as a child process, scripted node.
  */
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { Ollama } from "ollama";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
+import { fundedPurse, type Purse } from "../support/purse.js";
 
 const MODEL = "owlrun-test-scripted:tiny";
 let gw: CliProcess;
 let mintUrl: string;
-let wallet: Wallet;
-let purse: Proof[] = [];
+let purse: Purse;
 let agent: Agent;
 
-async function token(amount: number): Promise<string> {
-  const { send, keep } = await wallet.send(amount, purse);
-  purse = keep;
-  return getEncodedToken({ mint: mintUrl, proofs: send });
-}
-
-async function receive(t: string): Promise<number> {
-  const got = await wallet.receive(t);
-  purse.push(...got);
-  return sumAmounts(got);
-}
+const token = (amount: number) => purse.token(amount);
+const receive = (t: string) => purse.receive(t);
 
 beforeAll(async () => {
   gw = await startCli(["gateway", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
   mintUrl = `${gw.url}/mint`;
-  wallet = await newWallet(mintUrl);
-  purse = await mintProofs(wallet, 500);
+  purse = await fundedPurse(mintUrl, 500);
   agent = await startAgent(gw.url, { models: [MODEL], reply: ["The", " answer", " is", " 42", "."] });
   for (let i = 0; i < 100; i++) {
     const tags = (await (await fetch(`${gw.url}/api/tags`)).json()) as { models: { name: string }[] };

@@ -5,18 +5,12 @@
  * and after, and with traffic going on the compacted tables stop growing. Real gateway, bundled
  * mint on the same server, X-Cashu requests over HTTP from a cashu-ts wallet.
  */
-import { createServer } from "node:http";
 import { join } from "node:path";
-import { getEncodedToken, type Proof } from "@cashu/cashu-ts";
 import Database from "better-sqlite3";
-import express from "express";
 import { describe, expect, it } from "vitest";
-import { createGateway } from "../../gateway/index.js";
-import { createLightningBackend, createMintService } from "../../gateway/mint/index.js";
-import { closeServer, listen, silentLogger } from "../../src/shared/index.js";
-import { mintProofs, newWallet } from "../support/cashu.js";
-import { tempDir } from "../support/cli-process.js";
-import { startAgent } from "../support/owlrun-agent.js";
+import { startGatewayBesideMint } from "../support/gateway-beside-mint.js";
+import { postJson } from "../support/payments.js";
+import { fundedPurse } from "../support/purse.js";
 
 const MODEL = "owlrun-test-scripted:tiny";
 const DAY = 86_400_000;
@@ -30,45 +24,25 @@ const rows = (file: string, table: string) => {
   }
 };
 
+/** The gateway, compacted only when the test says so, and a scripted node answering "ok". */
+const startRetentionGateway = () =>
+  startGatewayBesideMint({ models: [MODEL], reply: ["ok"] }, { retention: { intervalMs: 0 } });
+
+/** One X-Cashu chat request of `token`. */
+const chat = (url: string, token: string) =>
+  postJson(
+    `${url}/v1/chat/completions`,
+    { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 },
+    { "x-cashu": token },
+  );
+
 describe("retention", () => {
   it("compacts wallet, ledger and job history on a live gateway without changing any balance", async () => {
-    const dir = tempDir();
-    const mint = await createMintService({
-      dataDir: join(dir, "mint"),
-      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
-      log: silentLogger,
-    });
-    const gw = await createGateway({
-      dataDir: join(dir, "gateway"),
-      trustedMints: [],
-      payoutIntervalMs: 0,
-      sweepIntervalMs: 0,
-      retention: { intervalMs: 0 },
-      log: silentLogger,
-    });
-    const app = express();
-    app.use("/mint", mint.router);
-    app.use(gw.app);
-    const server = createServer(app);
-    gw.attach(server);
-    const url = await listen(server, "127.0.0.1", 0);
-    const mintUrl = `${url}/mint`;
-    gw.wallet.trust(mintUrl, true);
-    const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
+    const { dir, url, mintUrl, gw, close } = await startRetentionGateway();
     try {
-      const client = await newWallet(mintUrl);
-      let purse: Proof[] = await mintProofs(client, 600);
+      const purse = await fundedPurse(mintUrl, 600);
       const request = async () => {
-        const { send, keep } = await client.send(9, purse);
-        purse = keep;
-        const res = await fetch(`${url}/v1/chat/completions`, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "x-cashu": getEncodedToken({ mint: mintUrl, proofs: send }),
-          },
-          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
-        });
+        const res = await chat(url, await purse.token(9));
         expect(res.status).toBe(200);
         await res.arrayBuffer();
       };
@@ -103,53 +77,18 @@ describe("retention", () => {
       expect(sizes[3]!.proofs).toBeLessThanOrEqual(sizes[1]!.proofs + 4);
       expect(rows(join(dir, "gateway", "jobs.sqlite"), "jobs")).toBe(0);
     } finally {
-      await agent.close();
-      gw.closeSockets();
-      await closeServer(server);
-      await gw.close();
-      await mint.close();
+      await close();
     }
   });
 
   it("forgets unfetched change only once its client redeemed it at the mint; unredeemed change stays claimable", async () => {
-    const dir = tempDir();
-    const mint = await createMintService({
-      dataDir: join(dir, "mint"),
-      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
-      log: silentLogger,
-    });
-    const gw = await createGateway({
-      dataDir: join(dir, "gateway"),
-      trustedMints: [],
-      payoutIntervalMs: 0,
-      sweepIntervalMs: 0,
-      retention: { intervalMs: 0 },
-      log: silentLogger,
-    });
-    const app = express();
-    app.use("/mint", mint.router);
-    app.use(gw.app);
-    const server = createServer(app);
-    gw.attach(server);
-    const url = await listen(server, "127.0.0.1", 0);
-    const mintUrl = `${url}/mint`;
-    gw.wallet.trust(mintUrl, true);
-    const agent = await startAgent(url, { models: [MODEL], reply: ["ok"] });
+    const { dir, url, mintUrl, gw, close } = await startRetentionGateway();
     try {
-      const client = await newWallet(mintUrl);
-      let purse: Proof[] = await mintProofs(client, 200);
+      const purse = await fundedPurse(mintUrl, 200);
+      const client = purse.wallet;
       /** one X-Cashu request; the change comes back in X-Cashu-Change, its id in the receipt */
       const request = async () => {
-        const { send, keep } = await client.send(40, purse);
-        purse = keep;
-        const res = await fetch(`${url}/v1/chat/completions`, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "x-cashu": getEncodedToken({ mint: mintUrl, proofs: send }),
-          },
-          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
-        });
+        const res = await chat(url, await purse.token(40));
         expect(res.status).toBe(200);
         const body = (await res.json()) as { payment: { request_id: string; change_sats: number } };
         expect(body.payment.change_sats).toBeGreaterThan(0);
@@ -182,11 +121,7 @@ describe("retention", () => {
       const redeemed = await client.receive(leftUnclaimed.token);
       expect(redeemed.length).toBeGreaterThan(0);
     } finally {
-      await agent.close();
-      gw.closeSockets();
-      await closeServer(server);
-      await gw.close();
-      await mint.close();
+      await close();
     }
   });
 });

@@ -4,12 +4,11 @@
  * `ollama` client. The definitions reach the node unchanged, the calls reach the client byte for byte,
  * and an honest node's tool-call token report is billed, not disputed.
  */
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
+import { fundedPurse, type Purse } from "../support/purse.js";
 import { type Agent, honestToolTokens, startAgent } from "../support/owlrun-agent.js";
 
 const WHOLE = "owlrun-test-scripted:tiny";
@@ -47,27 +46,16 @@ const OLLAMA_TOOLS = TOOLS as unknown as import("ollama").Tool[];
 
 let gw: CliProcess;
 let mintUrl: string;
-let wallet: Wallet;
-let purse: Proof[] = [];
+let purse: Purse;
 let agent: Agent;
 
-async function token(amount: number): Promise<string> {
-  const { send, keep } = await wallet.send(amount, purse);
-  purse = keep;
-  return getEncodedToken({ mint: mintUrl, proofs: send });
-}
-
-async function receive(t: string): Promise<number> {
-  const got = await wallet.receive(t);
-  purse.push(...got);
-  return sumAmounts(got);
-}
+const token = (amount: number) => purse.token(amount);
+const receive = (t: string) => purse.receive(t);
 
 beforeAll(async () => {
   gw = await startCli(["gateway", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
   mintUrl = `${gw.url}/mint`;
-  wallet = await newWallet(mintUrl);
-  purse = await mintProofs(wallet, 600);
+  purse = await fundedPurse(mintUrl, 600);
   agent = await startAgent(gw.url, {
     models: [WHOLE, FRAGMENTS, INFLATE],
     job: (offer) => ({

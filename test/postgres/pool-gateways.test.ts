@@ -5,72 +5,38 @@
  * would refuse outputs it already signed), and both see one balance.
  */
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
-import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
-import { PgDatabase, silentLogger } from "../../src/shared/index.js";
-import { mintProofs, newWallet, sumAmounts } from "../support/cashu.js";
-import { tempDir } from "../support/cli-process.js";
+import { sumAmounts } from "../support/cashu.js";
+import { type GatewayPair, startGatewayPair } from "../support/gateway-pair.js";
 import { type Agent, startAgent } from "../support/owlrun-agent.js";
-import { testDatabase } from "../support/postgres.js";
+import { postJson } from "../support/payments.js";
+import { fundedPurse, type Purse } from "../support/purse.js";
 
 const MODEL = "owlrun-test-scripted:tiny";
-let database: { url: string; drop(): Promise<void> };
-const dbs: PgDatabase[] = [];
-let a: RunningGateway;
-let b: RunningGateway;
+let pair: GatewayPair;
 let agent: Agent;
-let client: Wallet;
-let mintUrl: string;
-let purse: Proof[] = [];
-
-async function pay(sats: number): Promise<string> {
-  const { send, keep } = await client.send(sats, purse);
-  purse = keep;
-  return getEncodedToken({ mint: mintUrl, proofs: send });
-}
+let purse: Purse;
 
 beforeAll(async () => {
-  database = await testDatabase("gateways");
-  dbs.push(await PgDatabase.open(database.url, { max: 6 }), await PgDatabase.open(database.url, { max: 6 }));
-  const dir = tempDir();
-  const common = { port: 0, payoutIntervalMs: 0, sweepIntervalMs: 0, topupPollMs: 0, log: silentLogger };
-  a = await startGateway({
-    ...common,
-    dataDir: join(dir, "a"),
-    trustedMints: [],
-    database: dbs[0],
-    bundledMint: await createBundledMint({
-      dataDir: join(dir, "mint"),
-      lightning: createLightningBackend("fake", { incomingDelayMs: 10 }),
-      log: silentLogger,
-    }),
-  });
-  mintUrl = `${a.url}/mint`;
-  b = await startGateway({ ...common, dataDir: join(dir, "b"), trustedMints: [mintUrl], database: dbs[1] });
-  client = await newWallet(mintUrl);
-  purse = await mintProofs(client, 1000);
-  agent = await startAgent(a.url, { models: [MODEL], reply: ["ok"] });
+  pair = await startGatewayPair({ prefix: "gateways" });
+  purse = await fundedPurse(pair.mintUrl, 1000);
+  agent = await startAgent(pair.a.url, { models: [MODEL], reply: ["ok"] });
 });
 afterAll(async () => {
   await agent?.close();
-  await a?.close();
-  await b?.close();
-  await Promise.all(dbs.map((d) => d.close()));
-  await database?.drop();
+  await pair?.close();
 });
 
 describe("two gateways on one PostgreSQL pool", () => {
   it("change paid by one gateway is claimable at the other", async () => {
+    const { a, b, mintUrl } = pair;
     const id = randomUUID();
-    const res = await fetch(`${a.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-cashu": await pay(40), "x-owlrun-request-id": id },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
-    });
+    const res = await postJson(
+      `${a.url}/v1/chat/completions`,
+      { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 },
+      { "x-cashu": await purse.token(40), "x-owlrun-request-id": id },
+    );
     expect(res.status).toBe(200);
     await res.arrayBuffer();
     const change = res.headers.get("x-cashu-change")!;
@@ -81,12 +47,13 @@ describe("two gateways on one PostgreSQL pool", () => {
     expect(body.token).toBe(change);
     expect(body.change_sats).toBe(inspectToken(change).amountSat);
     expect(await b.gateway.wallet.balance(mintUrl)).toBe(await a.gateway.wallet.balance(mintUrl));
-    purse.push(...(await client.receive(change)));
+    await purse.receive(change);
   });
 
   it("concurrent swaps in both gateways use distinct counters and pay from one pool", async () => {
+    const { a, b, mintUrl } = pair;
     const tokens: string[] = [];
-    for (let i = 0; i < 16; i++) tokens.push(await pay(3 + (i % 5))); // one purse: one at a time
+    for (let i = 0; i < 16; i++) tokens.push(await purse.token(3 + (i % 5))); // one purse: one at a time
     const before = await a.gateway.wallet.balance(mintUrl);
     // Receiving is a swap with deterministic outputs: a repeated counter would be refused by the mint.
     const got = await Promise.all(
@@ -101,7 +68,7 @@ describe("two gateways on one PostgreSQL pool", () => {
     );
     const paidSat = paid.reduce((s, t) => s + inspectToken(t).amountSat, 0);
     expect(await a.gateway.wallet.balance(mintUrl)).toBe(before + received - paidSat);
-    const redeemed = await Promise.all(paid.map((t) => client.receive(t)));
+    const redeemed = await Promise.all(paid.map((t) => purse.wallet.receive(t)));
     expect(redeemed.reduce((s, ps) => s + sumAmounts(ps), 0)).toBe(paidSat);
   });
 });

@@ -4,13 +4,13 @@
  * tokens and take change back. Scripted Owlrun nodes connect to it over the real protocol.
  */
 import { join } from "node:path";
-import { getEncodedToken, type Proof, type Wallet } from "@cashu/cashu-ts";
+import type { Wallet } from "@cashu/cashu-ts";
 import { type GatewayOptions, type RunningGateway, startGateway } from "../../gateway/index.js";
 import { createBundledMint, createLightningBackend } from "../../gateway/mint/index.js";
 import { silentLogger } from "../../src/shared/index.js";
-import { mintProofs, newWallet, sumAmounts } from "./cashu.js";
 import { tempDir } from "./cli-process.js";
 import { type AgentScript, type OwlrunAgent, startAgent } from "./owlrun-agent.js";
+import { fundedPurse } from "./purse.js";
 
 export interface PaidGateway {
   url: string;
@@ -47,24 +47,15 @@ export async function startPaidGateway(
     ...opts,
   });
   const mintUrl = `${running.url}/mint`;
-  const wallet = await newWallet(mintUrl);
-  let purse: Proof[] = await mintProofs(wallet, fundSats);
+  const purse = await fundedPurse(mintUrl, fundSats);
   const agents: OwlrunAgent[] = [];
   return {
     url: running.url,
     mintUrl,
     running,
-    wallet,
-    async token(sats) {
-      const { send, keep } = await wallet.send(sats, purse);
-      purse = keep;
-      return getEncodedToken({ mint: mintUrl, proofs: send });
-    },
-    async receive(token) {
-      const got = await wallet.receive(token);
-      purse.push(...got);
-      return sumAmounts(got);
-    },
+    wallet: purse.wallet,
+    token: purse.token,
+    receive: purse.receive,
     async agent(script) {
       const a = await startAgent(running.url, script);
       agents.push(a);
