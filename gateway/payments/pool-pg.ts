@@ -99,14 +99,15 @@ class ChangeExists extends Error {}
 /** Plans that came up short are made again at most this often (each after a short random wait). */
 const MAX_PLANS = 50;
 
-/** Inserts proofs (ignoring ones already stored) in one statement. */
-async function insertProofs(q: Queryable, proofs: StoredProof[], state = "available"): Promise<void> {
-  if (proofs.length === 0) return;
-  await q.query(
+/** Inserts proofs (ignoring ones already stored) in one statement; answers the sats inserted. */
+async function insertProofs(q: Queryable, proofs: StoredProof[], state = "available"): Promise<number> {
+  if (proofs.length === 0) return 0;
+  const res = await q.query<{ amount: number }>(
     `INSERT INTO pool_proofs (secret, mint, keyset_id, amount, c, dleq, state, op, created_at)
      SELECT s, m, k, a, c, d, $7, NULL, $8
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS p(s, m, k, a, c, d)
-     ON CONFLICT (secret) DO NOTHING`,
+     ON CONFLICT (secret) DO NOTHING
+     RETURNING amount`,
     [
       proofs.map((p) => p.secret),
       proofs.map((p) => p.mint),
@@ -118,6 +119,7 @@ async function insertProofs(q: Queryable, proofs: StoredProof[], state = "availa
       Date.now(),
     ],
   );
+  return res.rows.reduce((n, r) => n + Number(r.amount), 0);
 }
 
 async function insertChange(q: Queryable, owed: OwedToken): Promise<boolean> {
@@ -202,7 +204,10 @@ export class PgGatewayPool implements GatewayPool {
 
   /** One statement (a data-modifying CTE always runs): the proofs and the op's ranges resolved. */
   async addProofs(proofs: StoredProof[], op?: string): Promise<void> {
-    if (op === undefined) return insertProofs(this.db.pool, proofs);
+    if (op === undefined) {
+      await insertProofs(this.db.pool, proofs);
+      return;
+    }
     // READ COMMITTED: two independent writes, no read to protect; the transaction makes them one step.
     await this.db.tx(async (c) => {
       await insertProofs(c, proofs);
@@ -217,10 +222,34 @@ export class PgGatewayPool implements GatewayPool {
     });
   }
 
-  /** Claims left uncredited by a process that is gone (a live one is still crediting its own). */
-  async unfundedClaims(): Promise<RestoredClaim[]> {
+  /**
+   * One transaction: the proofs, the range deleted, and for a claim op the sats this insert stored
+   * (a proof another process stored first counts there, not here) added to the record, which this
+   * process now owns: another process's restart leaves it to us.
+   */
+  async restoreRange(range: Reservation, proofs: StoredProof[]): Promise<number> {
+    return this.db.tx(async (c) => {
+      const sat = await insertProofs(c, proofs);
+      await c.query("DELETE FROM pool_reservations WHERE id = $1", [range.id]);
+      if (sat > 0 && range.op?.startsWith(CLAIM_OP_PREFIX))
+        await c.query(
+          `INSERT INTO pool_claims_unfunded (op, mint, sat, owner, created_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (op) DO UPDATE SET sat = pool_claims_unfunded.sat + excluded.sat, owner = excluded.owner`,
+          [range.op, range.mint, sat, this.owner, Date.now()],
+        );
+      return sat;
+    });
+  }
+
+  /**
+   * Claims left uncredited by a process that is gone (a live one is still crediting its own), and
+   * those this process restored in its `recover` (they name it as owner now).
+   */
+  async unfundedClaims(restoredHere: readonly string[] = []): Promise<RestoredClaim[]> {
     return this.db.query<RestoredClaim>(
-      `SELECT op, mint, sat FROM pool_claims_unfunded x WHERE sat > 0 AND ${OWNER_GONE} ORDER BY created_at`,
+      `SELECT op, mint, sat FROM pool_claims_unfunded x
+        WHERE sat > 0 AND (${OWNER_GONE} OR op = ANY($1::text[])) ORDER BY created_at`,
+      [[...restoredHere]],
     );
   }
 

@@ -143,8 +143,30 @@ export class EcashStore extends SqliteStore implements EcashPool {
     });
   }
 
-  /** Claims stored in the pool whose owner was not credited yet (a crash came in between). */
-  unfundedClaims(): RestoredClaim[] {
+  /**
+   * The outputs of a restored counter range: stored, the range resolved and, for a claim op, the
+   * value stored now added to its record, in one transaction (a crash in between loses nothing).
+   */
+  restoreRange(range: Reservation, proofs: StoredProof[]): number {
+    return this.tx(() => {
+      const stmt = this.prepared(
+        `INSERT OR IGNORE INTO proofs (secret, mint, keyset_id, amount, c, dleq, state, op, created_at)
+         VALUES (@secret, @mint, @keyset_id, @amount, @c, @dleq, 'available', NULL, @created_at)`,
+      );
+      let sat = 0;
+      for (const p of proofs) if (stmt.run({ ...p, created_at: Date.now() }).changes === 1) sat += p.amount;
+      this.resolveReservation(range.id);
+      if (sat > 0 && range.op?.startsWith(CLAIM_OP_PREFIX))
+        this.prepared(
+          `INSERT INTO claims_unfunded (op, mint, sat, created_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (op) DO UPDATE SET sat = sat + excluded.sat`,
+        ).run(range.op, range.mint, sat, Date.now());
+      return sat;
+    });
+  }
+
+  /** Claims stored in the pool whose owner was not credited yet (one process: all of them). */
+  unfundedClaims(_restoredHere?: readonly string[]): RestoredClaim[] {
     return this.prepared("SELECT op, mint, sat FROM claims_unfunded WHERE sat > 0").all() as RestoredClaim[];
   }
 

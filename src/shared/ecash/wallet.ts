@@ -451,27 +451,34 @@ export class EcashWallet {
   /**
    * Repairs what a crash interrupted: outputs of unfinished counter ranges are restored from the
    * seed (NUT-09) and added when unspent; proofs left reserved are settled by asking the mint.
+   * `claims` has one entry per claim op with its whole uncredited value (read back from the claim
+   * records the restores added to, however many ranges an op had), except ops that still have a
+   * range this call could not restore: those are credited in full at a later start.
    */
   async recover(): Promise<{ restoredSat: number; freedSat: number; claims: RestoredClaim[] }> {
     let restoredSat = 0;
     let freedSat = 0;
-    const claims: RestoredClaim[] = [];
-    for (const r of await this.store.unresolvedReservations()) {
+    const restoredHere = new Set<string>();
+    const ranges = await this.store.unresolvedReservations();
+    for (const [i, r] of ranges.entries()) {
       try {
         const sat = await this.restoreReservation(r);
         restoredSat += sat;
-        if (sat > 0 && r.op?.startsWith(CLAIM_OP_PREFIX)) claims.push({ op: r.op, mint: r.mint, sat });
+        if (sat > 0 && r.op?.startsWith(CLAIM_OP_PREFIX)) restoredHere.add(r.op);
       } catch (err) {
         this.log.warn("could not restore a counter range; will retry on next start", {
           ...r,
           err: String(err),
         });
+        // A claim credited now with part of its value would never get the rest (credits are once).
+        const open = new Set(ranges.slice(i).map((left) => left.op));
+        const claims = (await this.store.unfundedClaims([...restoredHere])).filter((c) => !open.has(c.op));
         return { restoredSat, freedSat, claims };
       }
     }
-    // Claims whose proofs reached the pool (their ranges resolved) but whose owner was never credited.
-    const restoredOps = new Set(claims.map((c) => c.op));
-    for (const c of await this.store.unfundedClaims()) if (!restoredOps.has(c.op)) claims.push(c);
+    // Claims whose proofs reached the pool (restored now, or stored before a crash) but whose owner
+    // was never credited: one record per op, holding the value of all its ranges.
+    const claims = await this.store.unfundedClaims([...restoredHere]);
     for (const p of await this.store.reservedProofs()) {
       try {
         const wallet = await this.wallet(p.mint);
@@ -487,20 +494,23 @@ export class EcashWallet {
     return { restoredSat, freedSat, claims };
   }
 
-  /** Restores the outputs of one counter range (NUT-09), keeps the unspent ones, resolves it. */
+  /**
+   * Restores the outputs of one counter range (NUT-09) and keeps the unspent ones; the store resolves
+   * the range and records a claim's value in the same step. Answers the sats stored now.
+   */
   private async restoreReservation(r: Reservation): Promise<number> {
     const wallet = await this.wallet(r.mint);
     const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
     const fresh = await this.unknown(proofs);
-    let sat = 0;
+    let unspent: Proof[] = [];
     if (fresh.length > 0) {
       const states = await wallet.checkProofsStates(fresh);
-      const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
-      await this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
-      sat = sumProofs(unspent);
+      unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
     }
-    await this.store.resolveReservation(r.id);
-    return sat;
+    return this.store.restoreRange(
+      r,
+      unspent.map((p) => toStored(r.mint, p)),
+    );
   }
 
   /**
