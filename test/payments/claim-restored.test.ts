@@ -8,6 +8,9 @@
  * - one claim op over several counter ranges restored at a restart: the whole amount is credited,
  *   once (was: only the first range's);
  * - PostgreSQL: a live process's restored claim is left to it by another process's restart.
+ * And the Lightning top-up, which needs no record: a crash after its ecash was minted into the pool
+ * and before the ledger credit is repaired by the next check of the top-up (the mint reports the
+ * quote ISSUED; the deposit is keyed by the quote), once.
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
@@ -161,6 +164,35 @@ describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
     const again = await books();
     expect(again.ecashMsat).toBe(again.poolSat * 1000);
     expect(again.balances.get(`user:${accountId}`)).toBe(45_000);
+  });
+
+  it("a Lightning top-up minted into the pool before the ledger credited it reaches the account, once", async () => {
+    const { gateway, books } = await storage();
+    const first = await gateway();
+    const post = (path: string, body: unknown, key?: string) =>
+      fetch(`${first.gw.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        body: JSON.stringify(body),
+      }).then((r) => r.json() as Promise<Record<string, unknown>>);
+    const { api_key: key } = (await post("/v1/auth/register", {})) as { api_key: string };
+    const { quote } = (await post("/v1/auth/topup", { amount_sats: 40 }, key)) as { quote: string };
+    // What the top-up check does up to the crash: the paid quote's ecash is minted into the pool…
+    for (let i = 0; !(await first.gw.gateway.wallet.mintPaid(proxy.url, quote, 40)); i++) {
+      expect(i).toBeLessThan(100); // the test mint's Lightning pays by itself within moments
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // …and the process dies before `ledger.deposit`.
+    await stop(first);
+
+    for (let start = 0; start < 2; start++) {
+      const next = await gateway();
+      const res = await fetch(`${next.gw.url}/v1/balance`, { headers: { authorization: `Bearer ${key}` } });
+      expect(((await res.json()) as { balance_sats: number }).balance_sats).toBe(40);
+      const after = await books();
+      expect(after.ecashMsat).toBe(after.poolSat * 1000);
+      await stop(next);
+    }
   });
 
   it.runIf(kind === "postgres")(
