@@ -6,7 +6,7 @@
  *   as not yet credited, like the answered path, so the restart credits it (was lost: proofs in the
  *   pool, no ledger entry, no change);
  * - one claim op over several counter ranges restored at a restart: the whole amount is credited,
- *   once (was: only the first range's);
+ *   once (was: only the first range's), also when the restart could restore only some of them;
  * - PostgreSQL: a live process's restored claim is left to it by another process's restart.
  * And the Lightning top-up, which needs no record: a crash after its ecash was minted into the pool
  * and before the ledger credit is repaired by the next check of the top-up (the mint reports the
@@ -63,6 +63,7 @@ function mintReachable() {
   proxy.onDrop = undefined;
   proxy.refuse.clear();
   proxy.dropAnswers.clear();
+  proxy.passFirst.clear();
 }
 
 describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
@@ -164,6 +165,36 @@ describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
     const again = await books();
     expect(again.ecashMsat).toBe(again.poolSat * 1000);
     expect(again.balances.get(`user:${accountId}`)).toBe(45_000);
+  });
+
+  it("a restart that restores only some of a claim's ranges credits it in full at a later start", async () => {
+    const { gateway, books } = await storage();
+    const first = await gateway();
+    const accountId = randomUUID();
+    const op = claimOp.user(accountId);
+    for (const sats of [20, 25]) {
+      const token = await tokenOf(sats);
+      loseNextSwapAnswer({ restore: false });
+      await first.gw.gateway.wallet.claim(token, op).catch(() => undefined);
+      mintReachable();
+    }
+    await stop(first);
+
+    // The first range is restored, the second restore's answer is lost.
+    proxy.passFirst.set("/v1/restore", 1);
+    proxy.dropAnswers.set("/v1/restore", 1);
+    const second = await gateway();
+    expect(proxy.dropAnswers.get("/v1/restore")).toBe(0); // the second range's answer was lost
+    mintReachable();
+    // Not credited with the first range alone (a credit is once per op: the rest would be lost).
+    expect((await books()).balances.get(`user:${accountId}`) ?? 0).toBe(0);
+    await stop(second);
+    for (let start = 0; start < 2; start++) {
+      await stop(await gateway());
+      const after = await books();
+      expect(after.ecashMsat).toBe(after.poolSat * 1000);
+      expect(after.balances.get(`user:${accountId}`)).toBe(45_000);
+    }
   });
 
   it("a Lightning top-up minted into the pool before the ledger credited it reaches the account, once", async () => {
