@@ -1,5 +1,7 @@
 export * from "./errors.js";
 export * from "./store.js";
+export * from "./denominations.js";
+export * from "./seed.js";
 export * from "./pool.js";
 export * from "./tokens.js";
 export * from "./wallet.js";

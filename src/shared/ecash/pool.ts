@@ -6,7 +6,8 @@
  * Callers through this interface always `await`.
  */
 import type { CounterSource } from "@cashu/cashu-ts";
-import type { Denomination, Reservation, StoredProof } from "./store.js";
+import type { Denomination } from "./denominations.js";
+import type { Reservation, StoredProof } from "./store.js";
 
 export type Awaitable<T> = T | Promise<T>;
 

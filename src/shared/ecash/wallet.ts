@@ -18,7 +18,8 @@ import { EcashError } from "./errors.js";
 import { type LockKey, planUnlock } from "./locks.js";
 import { nativeOutputs } from "./native-outputs.js";
 import { CLAIM_OP_PREFIX, type EcashPool, type RestoredClaim } from "./pool.js";
-import { currentOp, type Reservation, stockingSplit, type StoredProof } from "./store.js";
+import { stockingSplit } from "./denominations.js";
+import { currentOp, type Reservation, type StoredProof } from "./store.js";
 import { encodeToken, inspectToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
 import { type MintTransport, requestVia } from "./transport.js";
 
