@@ -5,6 +5,7 @@ export * from "./seed.js";
 export * from "./pool.js";
 export * from "./tokens.js";
 export * from "./wallet.js";
+export * from "./proofs.js";
 export * from "./native-outputs.js";
 export * from "./locks.js";
 export * from "./transport.js";
