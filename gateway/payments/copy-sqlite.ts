@@ -9,7 +9,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { PgClient, PgDatabase } from "../../src/shared/index.js";
 import { ONESHOT_MIGRATIONS } from "./oneshot-pg.js";
-import { POOL_MIGRATIONS } from "./pool-pg.js";
+import { POOL_MIGRATIONS } from "./pool-pg-schema.js";
 
 export interface PoolCopyReport {
   seed: number;

@@ -22,63 +22,22 @@ import {
   type Denomination,
   EcashError,
   type OwedSwap,
-  type OwedToken,
   type Reservation,
   type RestoredClaim,
   selectDenominations,
   type StoredProof,
 } from "../../src/shared/ecash/index.js";
-import type { Migration, PgClient, PgDatabase, Queryable } from "../../src/shared/index.js";
+import type { PgClient, PgDatabase } from "../../src/shared/index.js";
 import type { GatewayPool, StoredChange } from "./pool.js";
-
-/**
- * No counts table as in SQLite: a counts row kept by triggers would make every reservation of one
- * denomination wait on that row's lock in every process. Plans read capped counts instead
- * (`planCounts`): a few index probes whatever the pool's size.
- */
-export const POOL_MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    sql: `
-CREATE TABLE pool_proofs (
-  secret TEXT PRIMARY KEY, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, amount BIGINT NOT NULL, c TEXT NOT NULL,
-  dleq TEXT, state TEXT NOT NULL CHECK (state IN ('available', 'reserved', 'spent')), op TEXT, owner TEXT,
-  created_at BIGINT NOT NULL);
-CREATE INDEX pool_proofs_available ON pool_proofs (mint, amount) WHERE state = 'available';
-CREATE INDEX pool_proofs_unspent ON pool_proofs (mint, amount) WHERE state <> 'spent';
-CREATE INDEX pool_proofs_op ON pool_proofs (op) WHERE op IS NOT NULL;
-CREATE INDEX pool_proofs_forgettable ON pool_proofs (created_at) WHERE state = 'spent' AND op IS NULL;
-CREATE TABLE pool_counters (keyset_id TEXT PRIMARY KEY, next BIGINT NOT NULL);
-CREATE TABLE pool_reservations (
-  id BIGSERIAL PRIMARY KEY, mint TEXT NOT NULL, keyset_id TEXT NOT NULL, start BIGINT NOT NULL,
-  count INTEGER NOT NULL, op TEXT, owner TEXT, created_at BIGINT NOT NULL);
-CREATE INDEX pool_reservations_op ON pool_reservations (op);
-CREATE TABLE pool_change (
-  id TEXT PRIMARY KEY, mint TEXT NOT NULL, amount BIGINT NOT NULL, token TEXT NOT NULL, created_at BIGINT NOT NULL,
-  fetched_at BIGINT);
-CREATE INDEX pool_change_fetched ON pool_change (fetched_at) WHERE fetched_at IS NOT NULL;
-CREATE TABLE pool_seed (id INTEGER PRIMARY KEY CHECK (id = 1), seed TEXT NOT NULL);
-`,
-  },
-  {
-    // Retention of change nobody fetched: when the mint was last asked about it.
-    version: 2,
-    sql: `
-ALTER TABLE pool_change ADD COLUMN checked_at BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX pool_change_unfetched ON pool_change (checked_at, created_at) WHERE fetched_at IS NULL;
-`,
-  },
-  {
-    // Claims stored in the pool whose owner (X-Cashu hold, account) the ledger has not credited yet:
-    // the claim's counter ranges are resolved with its proofs, so a crash before the credit left no
-    // other trace of whose the value is. Dropped by primary key once credited.
-    version: 3,
-    sql: `
-CREATE TABLE pool_claims_unfunded (
-  op TEXT PRIMARY KEY, mint TEXT NOT NULL, sat BIGINT NOT NULL, owner TEXT, created_at BIGINT NOT NULL);
-`,
-  },
-];
+import { POOL_MIGRATIONS } from "./pool-pg-schema.js";
+import {
+  denominationsOf,
+  insertChange,
+  insertProofs,
+  planCounts,
+  Shortfall,
+  take,
+} from "./pool-pg-statements.js";
 
 const PROOF_COLUMNS = "secret, mint, keyset_id, amount, c, dleq";
 
@@ -91,43 +50,11 @@ const OWNER_GONE = `(x.owner IS NULL OR NOT EXISTS (
      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
      AND l.classid = ${OWNER_LOCK} AND l.objid = hashtext(x.owner)::oid))`;
 
-/** Another process took proofs this plan counted on: the transaction is rolled back and planned again. */
-class Shortfall extends Error {}
 /** The change id was stored meanwhile (another process paid it): the spend is rolled back. */
 class ChangeExists extends Error {}
 
 /** Plans that came up short are made again at most this often (each after a short random wait). */
 const MAX_PLANS = 50;
-
-/** Inserts proofs (ignoring ones already stored) in one statement. */
-async function insertProofs(q: Queryable, proofs: StoredProof[], state = "available"): Promise<void> {
-  if (proofs.length === 0) return;
-  await q.query(
-    `INSERT INTO pool_proofs (secret, mint, keyset_id, amount, c, dleq, state, op, created_at)
-     SELECT s, m, k, a, c, d, $7, NULL, $8
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS p(s, m, k, a, c, d)
-     ON CONFLICT (secret) DO NOTHING`,
-    [
-      proofs.map((p) => p.secret),
-      proofs.map((p) => p.mint),
-      proofs.map((p) => p.keyset_id),
-      proofs.map((p) => p.amount),
-      proofs.map((p) => p.c),
-      proofs.map((p) => p.dleq),
-      state,
-      Date.now(),
-    ],
-  );
-}
-
-async function insertChange(q: Queryable, owed: OwedToken): Promise<boolean> {
-  const res = await q.query(
-    `INSERT INTO pool_change (id, mint, amount, token, created_at) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (id) DO NOTHING`,
-    [owed.id, owed.mint, owed.amount, owed.token, Date.now()],
-  );
-  return res.rowCount === 1;
-}
 
 export class PgGatewayPool implements GatewayPool {
   private constructor(
@@ -202,7 +129,10 @@ export class PgGatewayPool implements GatewayPool {
 
   /** One statement (a data-modifying CTE always runs): the proofs and the op's ranges resolved. */
   async addProofs(proofs: StoredProof[], op?: string): Promise<void> {
-    if (op === undefined) return insertProofs(this.db.pool, proofs);
+    if (op === undefined) {
+      await insertProofs(this.db.pool, proofs);
+      return;
+    }
     // READ COMMITTED: two independent writes, no read to protect; the transaction makes them one step.
     await this.db.tx(async (c) => {
       await insertProofs(c, proofs);
@@ -217,10 +147,34 @@ export class PgGatewayPool implements GatewayPool {
     });
   }
 
-  /** Claims left uncredited by a process that is gone (a live one is still crediting its own). */
-  async unfundedClaims(): Promise<RestoredClaim[]> {
+  /**
+   * One transaction: the proofs, the range deleted, and for a claim op the sats this insert stored
+   * (a proof another process stored first counts there, not here) added to the record, which this
+   * process now owns: another process's restart leaves it to us.
+   */
+  async restoreRange(range: Reservation, proofs: StoredProof[]): Promise<number> {
+    return this.db.tx(async (c) => {
+      const sat = await insertProofs(c, proofs);
+      await c.query("DELETE FROM pool_reservations WHERE id = $1", [range.id]);
+      if (sat > 0 && range.op?.startsWith(CLAIM_OP_PREFIX))
+        await c.query(
+          `INSERT INTO pool_claims_unfunded (op, mint, sat, owner, created_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (op) DO UPDATE SET sat = pool_claims_unfunded.sat + excluded.sat, owner = excluded.owner`,
+          [range.op, range.mint, sat, this.owner, Date.now()],
+        );
+      return sat;
+    });
+  }
+
+  /**
+   * Claims left uncredited by a process that is gone (a live one is still crediting its own), and
+   * those this process restored in its `recover` (they name it as owner now).
+   */
+  async unfundedClaims(restoredHere: readonly string[] = []): Promise<RestoredClaim[]> {
     return this.db.query<RestoredClaim>(
-      `SELECT op, mint, sat FROM pool_claims_unfunded x WHERE sat > 0 AND ${OWNER_GONE} ORDER BY created_at`,
+      `SELECT op, mint, sat FROM pool_claims_unfunded x
+        WHERE sat > 0 AND (${OWNER_GONE} OR op = ANY($1::text[])) ORDER BY created_at`,
+      [[...restoredHere]],
     );
   }
 
@@ -443,67 +397,4 @@ export class PgGatewayPool implements GatewayPool {
     await lease.query("SELECT pg_advisory_unlock_all()").catch(() => {});
     lease.release();
   }
-}
-
-async function denominationsOf(q: Queryable, mint: string): Promise<Denomination[]> {
-  const res = await q.query<Denomination>(
-    `SELECT amount, COUNT(*) AS n FROM pool_proofs WHERE mint = $1 AND state = 'available'
-     GROUP BY amount ORDER BY amount DESC`,
-    [mint],
-  );
-  return res.rows;
-}
-
-/**
- * The available denominations of a mint with each count capped at what paying `amount` could use
- * (ceil(amount / denomination)): `selectDenominations` never takes more of one denomination than
- * that, so it plans exactly as with full counts. The distinct amounts come from a loose index scan
- * (one probe per denomination) and each count stops at its cap, so the cost does not grow with
- * the pool.
- */
-async function planCounts(q: Queryable, mint: string, amount: number): Promise<Denomination[]> {
-  const res = await q.query<Denomination>(
-    `WITH RECURSIVE d AS (
-       (SELECT amount FROM pool_proofs WHERE mint = $1 AND state = 'available' ORDER BY amount DESC LIMIT 1)
-       UNION ALL
-       SELECT (SELECT p.amount FROM pool_proofs p
-                WHERE p.mint = $1 AND p.state = 'available' AND p.amount < d.amount
-                ORDER BY p.amount DESC LIMIT 1)
-         FROM d WHERE d.amount IS NOT NULL)
-     SELECT d.amount,
-            (SELECT COUNT(*) FROM (
-               SELECT 1 FROM pool_proofs p WHERE p.mint = $1 AND p.state = 'available' AND p.amount = d.amount
-                LIMIT CEIL($2::numeric / d.amount)) capped) AS n
-       FROM d WHERE d.amount IS NOT NULL ORDER BY d.amount DESC`,
-    [mint, amount],
-  );
-  return res.rows;
-}
-
-/**
- * Marks the planned proofs in one statement; rows another transaction holds are skipped, not
- * waited for. Fewer rows than planned (another process took them) throws Shortfall, which rolls
- * the whole transaction back.
- */
-async function take(
-  c: PgClient,
-  mint: string,
-  plan: Denomination[],
-  state: "reserved" | "spent",
-  op: string | null,
-  owner: string | null,
-): Promise<StoredProof[]> {
-  const res = await c.query<StoredProof>(
-    `UPDATE pool_proofs p SET state = $2, op = $3, owner = $6
-       FROM (SELECT q.secret FROM unnest($4::bigint[], $5::int[]) AS d(amount, n)
-             CROSS JOIN LATERAL (
-               SELECT secret FROM pool_proofs
-                WHERE mint = $1 AND state = 'available' AND amount = d.amount
-                LIMIT d.n FOR UPDATE SKIP LOCKED) q) picked
-      WHERE p.secret = picked.secret
-      RETURNING p.secret, p.mint, p.keyset_id, p.amount, p.c, p.dleq`,
-    [mint, state, op, plan.map((d) => d.amount), plan.map((d) => d.n), owner],
-  );
-  if (res.rows.length !== plan.reduce((s, d) => s + d.n, 0)) throw new Shortfall();
-  return res.rows;
 }

@@ -231,6 +231,49 @@ describe.each(implementations)("gateway ecash pool on %s", (name, make) => {
     expect((await pool.unresolvedReservations()).map((r) => r.start)).toEqual([20]);
   });
 
+  it("restores a claim's ranges: proofs, range and claim record in one step, each sat counted once", async () => {
+    const { pool, other } = await open();
+    const crashed = await other();
+    const op = "claim:user:acct:00000000-0000-0000-0000-000000000000";
+    await currentOp.run(op, async () => {
+      await crashed.counterSource(MINT).reserve("00aa", 2);
+      await crashed.counterSource(MINT).reserve("00aa", 3);
+    });
+    await currentOp.run("not-a-claim", () => crashed.counterSource(MINT).reserve("00aa", 1));
+    await crashed.close(); // the claiming process is gone, its ranges open
+    const [first, second, plain] = await pool.unresolvedReservations();
+    const a = [proof(4), proof(1)];
+    const b = [proof(8), proof(2), proof(1)];
+    expect(await pool.restoreRange(first!, a)).toBe(5);
+    // A restart that dies here has the first range's value recorded for the op already.
+    expect(await pool.unfundedClaims([op])).toEqual([{ op, mint: MINT, sat: 5 }]);
+    // Proofs stored already (by an earlier restore or another process) add nothing.
+    expect(await pool.restoreRange(second!, [a[0]!, ...b])).toBe(11);
+    expect(await pool.restoreRange(plain!, [proof(16)])).toBe(16);
+    expect(await pool.unresolvedReservations()).toEqual([]);
+    expect(await pool.balance(MINT)).toBe(32);
+    // One record for the op with the value of both ranges; the non-claim op has none.
+    expect(await pool.unfundedClaims([op])).toEqual([{ op, mint: MINT, sat: 16 }]);
+    await pool.claimFunded(op);
+    await pool.addProofs([proof(1)]); // SQLite drops funded records with its next write
+    expect(await pool.unfundedClaims([op])).toEqual([]);
+  });
+
+  it.runIf(name === "postgres")(
+    "a claim restored by a live process is its own: another process's recovery does not list it",
+    async () => {
+      const { pool, other } = await open();
+      const op = "claim:xcashu:B:11111111-1111-1111-1111-111111111111";
+      await currentOp.run(op, () => pool.counterSource(MINT).reserve("00aa", 1));
+      const [range] = await pool.reservationsOf(op);
+      expect(await pool.restoreRange(range!, [proof(8)])).toBe(8);
+      const starting = await other();
+      expect(await starting.unfundedClaims()).toEqual([]);
+      await pool.close(); // gone before crediting it: now anyone's recovery credits it
+      expect(await starting.unfundedClaims()).toEqual([{ op, mint: MINT, sat: 8 }]);
+    },
+  );
+
   it("repairs a crash from another process: reserved proofs are found and settled", async () => {
     const { pool, other } = await open();
     const ps = [proof(4), proof(2), proof(1)];

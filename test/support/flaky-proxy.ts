@@ -11,6 +11,8 @@ export interface FlakyProxy {
   url: string;
   /** paths whose next answers are lost, with how many are left to lose */
   dropAnswers: Map<string, number>;
+  /** paths in `dropAnswers` whose next answers still get through first, with how many */
+  passFirst: Map<string, number>;
   /** paths refused outright (connection cut before forwarding); an entry ending in `*` is a prefix */
   refuse: Set<string>;
   /** called when an answer has just been lost (e.g. to make the mint unreachable from then on) */
@@ -28,6 +30,7 @@ const body = (req: IncomingMessage) =>
 
 export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
   const dropAnswers = new Map<string, number>();
+  const passFirst = new Map<string, number>();
   const refuse = new Set<string>();
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -43,7 +46,9 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
       });
       const text = Buffer.from(await answer.arrayBuffer());
       const left = dropAnswers.get(sub) ?? 0;
-      if (left > 0) {
+      const passing = passFirst.get(sub) ?? 0;
+      if (left > 0 && passing > 0) passFirst.set(sub, passing - 1);
+      else if (left > 0) {
         dropAnswers.set(sub, left - 1);
         proxy.onDrop?.(sub);
         return req.socket.destroy(); // the mint did the work; the answer is lost
@@ -58,6 +63,7 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
   const proxy: FlakyProxy = {
     url: `${url}${new URL(target).pathname.replace(/\/$/, "")}`,
     dropAnswers,
+    passFirst,
     refuse,
     close: () =>
       new Promise<void>((resolve) => {

@@ -6,7 +6,8 @@
  * Callers through this interface always `await`.
  */
 import type { CounterSource } from "@cashu/cashu-ts";
-import type { Denomination, Reservation, StoredProof } from "./store.js";
+import type { Denomination } from "./denominations.js";
+import type { Reservation, StoredProof } from "./store.js";
 
 export type Awaitable<T> = T | Promise<T>;
 
@@ -34,8 +35,17 @@ export interface EcashPool {
    * claim op (CLAIM_OP_PREFIX) is recorded as claimed-not-yet-credited until `claimFunded(op)`.
    */
   addProofs(proofs: StoredProof[], op?: string): Awaitable<void>;
-  /** Claims stored by `addProofs` and not yet marked funded (by a process that is gone). */
-  unfundedClaims(): Awaitable<RestoredClaim[]>;
+  /**
+   * Stores the outputs of one counter range restored from the seed (NUT-09) and resolves the range
+   * in the same step; for a claim op the value of the proofs stored now (not those already there) is
+   * added to the claim's not-yet-credited record, which this process then owns. Answers that value.
+   */
+  restoreRange(range: Reservation, proofs: StoredProof[]): Awaitable<number>;
+  /**
+   * Claims stored by `addProofs` or `restoreRange` and not yet marked funded: those of processes
+   * that are gone, plus the ops in `restoredHere` (restored by this process's `recover`).
+   */
+  unfundedClaims(restoredHere?: readonly string[]): Awaitable<RestoredClaim[]>;
   /** The claim's value is credited in the ledger: its record is dropped. */
   claimFunded(op: string): Awaitable<void>;
   /** Reserves available proofs covering `amount` for `op`; each proof is reserved by one op at a time. */

@@ -4,11 +4,9 @@
  * storing its outputs is repaired from the seed on the next start. One atomic transaction per method.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { CounterRange, CounterSource } from "@cashu/cashu-ts";
 import { SqliteStore } from "../sqlite.js";
+import { type Denomination, selectDenominations } from "./denominations.js";
 import {
   CLAIM_OP_PREFIX,
   type EcashPool,
@@ -143,8 +141,30 @@ export class EcashStore extends SqliteStore implements EcashPool {
     });
   }
 
-  /** Claims stored in the pool whose owner was not credited yet (a crash came in between). */
-  unfundedClaims(): RestoredClaim[] {
+  /**
+   * The outputs of a restored counter range: stored, the range resolved and, for a claim op, the
+   * value stored now added to its record, in one transaction (a crash in between loses nothing).
+   */
+  restoreRange(range: Reservation, proofs: StoredProof[]): number {
+    return this.tx(() => {
+      const stmt = this.prepared(
+        `INSERT OR IGNORE INTO proofs (secret, mint, keyset_id, amount, c, dleq, state, op, created_at)
+         VALUES (@secret, @mint, @keyset_id, @amount, @c, @dleq, 'available', NULL, @created_at)`,
+      );
+      let sat = 0;
+      for (const p of proofs) if (stmt.run({ ...p, created_at: Date.now() }).changes === 1) sat += p.amount;
+      this.resolveReservation(range.id);
+      if (sat > 0 && range.op?.startsWith(CLAIM_OP_PREFIX))
+        this.prepared(
+          `INSERT INTO claims_unfunded (op, mint, sat, created_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (op) DO UPDATE SET sat = sat + excluded.sat`,
+        ).run(range.op, range.mint, sat, Date.now());
+      return sat;
+    });
+  }
+
+  /** Claims stored in the pool whose owner was not credited yet (one process: all of them). */
+  unfundedClaims(_restoredHere?: readonly string[]): RestoredClaim[] {
     return this.prepared("SELECT op, mint, sat FROM claims_unfunded WHERE sat > 0").all() as RestoredClaim[];
   }
 
@@ -362,74 +382,3 @@ export class EcashStore extends SqliteStore implements EcashPool {
 
 /** The owed id had a token already: the spend is rolled back. */
 class OwedAlready extends Error {}
-
-export interface Denomination {
-  amount: number;
-  n: number;
-}
-
-/**
- * Picks how many proofs of each denomination cover `amount`: an exact subset from the largest
- * denominations down when there is one (no swap needed), else the smallest single proof that covers
- * it, else proofs from the top until covered. `pool` is sorted by amount desc.
- */
-export function selectDenominations(pool: Denomination[], amount: number): Denomination[] | undefined {
-  const exact: Denomination[] = [];
-  let left = amount;
-  for (const d of pool) {
-    const n = Math.min(d.n, Math.floor(left / d.amount));
-    if (n > 0) {
-      exact.push({ amount: d.amount, n });
-      left -= n * d.amount;
-      if (left === 0) return exact;
-    }
-  }
-  const single = [...pool].reverse().find((d) => d.amount >= amount && d.n > 0);
-  if (single) return [{ amount: single.amount, n: 1 }];
-  const picked: Denomination[] = [];
-  let sum = 0;
-  for (const d of pool) {
-    const n = Math.min(d.n, Math.ceil((amount - sum) / d.amount));
-    picked.push({ amount: d.amount, n });
-    sum += n * d.amount;
-    if (sum >= amount) return picked;
-  }
-  return undefined;
-}
-
-/** Keep at least this many proofs of each small power of two, so change is paid without a swap. */
-export const POOL_STOCK = 2;
-
-/**
- * Output amounts for receiving `amount` into a pool: first each power of two the pool holds fewer
- * than POOL_STOCK of (smallest first, while they fit), then the rest in the usual binary split. In
- * a stocked pool that is the plain split; in a depleted one a few more outputs now save a whole swap
- * when change is paid later.
- */
-export function stockingSplit(pool: Denomination[], amount: number): number[] {
-  const have = new Map(pool.map((d) => [d.amount, d.n]));
-  const out: number[] = [];
-  let left = amount;
-  for (let d = 1; d <= left; d *= 2) {
-    if ((have.get(d) ?? 0) < POOL_STOCK) {
-      out.push(d);
-      left -= d;
-    }
-  }
-  for (let bit = 1; left > 0; bit *= 2) {
-    if (Math.floor(left / bit) % 2 === 1) {
-      out.push(bit);
-      left -= bit;
-    }
-  }
-  return out;
-}
-
-/** A random 64-byte wallet seed kept in `dir/wallet-seed`, created on first start (0600). */
-export function loadOrCreateSeed(dir: string): Uint8Array {
-  const path = join(dir, "wallet-seed");
-  if (!existsSync(path))
-    writeFileSync(path, `${randomBytes(64).toString("hex")}\n`, { mode: 0o600, flag: "wx" });
-  chmodSync(path, 0o600);
-  return new Uint8Array(Buffer.from(readFileSync(path, "utf8").trim(), "hex"));
-}

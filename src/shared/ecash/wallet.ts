@@ -4,61 +4,18 @@
  * invoices, and repair crashes from the seed. Used by the gateway and by the MCP server's wallet.
  */
 import { randomUUID } from "node:crypto";
-import {
-  Amount,
-  CheckStateEnum,
-  Mint,
-  MintOperationError,
-  NetworkError,
-  type Proof,
-  Wallet,
-} from "@cashu/cashu-ts";
+import { CheckStateEnum, Mint, MintOperationError, type Proof, Wallet } from "@cashu/cashu-ts";
 import type { Logger } from "../log.js";
 import { EcashError } from "./errors.js";
 import { type LockKey, planUnlock } from "./locks.js";
 import { nativeOutputs } from "./native-outputs.js";
-import { CLAIM_OP_PREFIX, type EcashPool, type RestoredClaim } from "./pool.js";
-import { currentOp, type Reservation, stockingSplit, type StoredProof } from "./store.js";
+import type { EcashPool, RestoredClaim } from "./pool.js";
+import { stockingSplit } from "./denominations.js";
+import { mintFailure, sumProofs, sumStored, toProof, toStored } from "./proofs.js";
+import { type RepairContext, recoverPool, restoreFromSeed, restoreOp } from "./repair.js";
+import { currentOp } from "./store.js";
 import { encodeToken, inspectToken, normalizeMintUrl, type TokenFormat, type TokenInfo } from "./tokens.js";
 import { type MintTransport, requestVia } from "./transport.js";
-
-export const toProof = (p: StoredProof): Proof => ({
-  id: p.keyset_id,
-  amount: Amount.from(p.amount),
-  secret: p.secret,
-  C: p.c,
-  ...(p.dleq ? { dleq: JSON.parse(p.dleq) } : {}),
-});
-
-export const toStored = (mint: string, p: Proof): StoredProof => ({
-  secret: p.secret,
-  mint,
-  keyset_id: p.id,
-  amount: Number(p.amount.toString()),
-  c: p.C,
-  dleq: p.dleq ? JSON.stringify(p.dleq) : null,
-});
-
-export const sumStored = (ps: { amount: number }[]) => ps.reduce((s, p) => s + p.amount, 0);
-export const sumProofs = (ps: Proof[]) => ps.reduce((s, p) => s + Number(p.amount.toString()), 0);
-
-/** Maps a cashu-ts failure talking to a mint onto our ecash errors. */
-export function mintFailure(err: unknown, mint: string): EcashError {
-  if (err instanceof EcashError) return err;
-  if (err instanceof MintOperationError) {
-    if (err.code === 11001 || err.code === 11002)
-      return new EcashError("token_spent", "cashu token already spent", 402);
-    return new EcashError("invalid_token", `the mint refused: ${err.message}`, 400);
-  }
-  if (err instanceof NetworkError || (err as Error)?.name === "TypeError") {
-    return new EcashError("mint_unavailable", `mint ${mint} is unreachable`, 503);
-  }
-  return new EcashError(
-    "invalid_token",
-    `could not complete the mint operation: ${(err as Error)?.message ?? err}`,
-    400,
-  );
-}
 
 export interface MeltResult {
   paidSat: number;
@@ -149,7 +106,7 @@ export class EcashWallet {
       }
       // Unanswered: the mint may have swapped (the sender's proofs are then spent). Ask it for our
       // outputs now; if it cannot answer, recover() restores them on the next start.
-      const restored = await this.restoreOp(op).catch(() => 0);
+      const restored = await restoreOp(this.repair, op).catch(() => 0);
       if (restored > 0) return { mint: info.mint, amountSat: restored };
       throw mintFailure(err, info.mint);
     }
@@ -410,27 +367,7 @@ export class EcashWallet {
    * unspent ones and moves the counters past what was found.
    */
   async restoreFromSeed(mint: string): Promise<{ restoredSat: number; proofs: number }> {
-    const wallet = await this.wallet(mint);
-    let restoredSat = 0;
-    let count = 0;
-    for (const keyset of wallet.keyChain.getKeysets()) {
-      const { proofs, lastCounterWithSignature } = await wallet
-        .batchRestore(300, 100, 0, keyset.id)
-        .catch((err) => {
-          throw mintFailure(err, mint);
-        });
-      if (lastCounterWithSignature !== undefined) {
-        await this.store.counterSource(mint).advanceToAtLeast(keyset.id, lastCounterWithSignature + 1);
-      }
-      const fresh = await this.unknown(proofs);
-      if (fresh.length === 0) continue;
-      const states = await wallet.checkProofsStates(fresh);
-      const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
-      await this.store.addProofs(unspent.map((p) => toStored(mint, p)));
-      restoredSat += sumProofs(unspent);
-      count += unspent.length;
-    }
-    return { restoredSat, proofs: count };
+    return restoreFromSeed(this.repair, mint);
   }
 
   async balance(mint?: string): Promise<number> {
@@ -441,81 +378,17 @@ export class EcashWallet {
     return this.store.balancesByMint();
   }
 
-  /** The proofs the pool has never seen (restores find ours again). */
-  private async unknown(proofs: Proof[]): Promise<Proof[]> {
-    const fresh: Proof[] = [];
-    for (const p of proofs) if (!(await this.store.hasProof(p.secret))) fresh.push(p);
-    return fresh;
-  }
-
   /**
    * Repairs what a crash interrupted: outputs of unfinished counter ranges are restored from the
    * seed (NUT-09) and added when unspent; proofs left reserved are settled by asking the mint.
+   * `claims` has one entry per claim op with its whole uncredited value (see `recoverPool`).
    */
   async recover(): Promise<{ restoredSat: number; freedSat: number; claims: RestoredClaim[] }> {
-    let restoredSat = 0;
-    let freedSat = 0;
-    const claims: RestoredClaim[] = [];
-    for (const r of await this.store.unresolvedReservations()) {
-      try {
-        const sat = await this.restoreReservation(r);
-        restoredSat += sat;
-        if (sat > 0 && r.op?.startsWith(CLAIM_OP_PREFIX)) claims.push({ op: r.op, mint: r.mint, sat });
-      } catch (err) {
-        this.log.warn("could not restore a counter range; will retry on next start", {
-          ...r,
-          err: String(err),
-        });
-        return { restoredSat, freedSat, claims };
-      }
-    }
-    // Claims whose proofs reached the pool (their ranges resolved) but whose owner was never credited.
-    const restoredOps = new Set(claims.map((c) => c.op));
-    for (const c of await this.store.unfundedClaims()) if (!restoredOps.has(c.op)) claims.push(c);
-    for (const p of await this.store.reservedProofs()) {
-      try {
-        const wallet = await this.wallet(p.mint);
-        const [state] = await wallet.checkProofsStates([toProof(p)]);
-        if (state?.state === CheckStateEnum.UNSPENT) {
-          await this.store.markProof(p.secret, "available");
-          freedSat += p.amount;
-        } else if (state?.state === CheckStateEnum.SPENT) await this.store.markProof(p.secret, "spent");
-      } catch (err) {
-        this.log.warn("could not check a reserved proof; will retry on next start", { err: String(err) });
-      }
-    }
-    return { restoredSat, freedSat, claims };
+    return recoverPool(this.repair);
   }
 
-  /** Restores the outputs of one counter range (NUT-09), keeps the unspent ones, resolves it. */
-  private async restoreReservation(r: Reservation): Promise<number> {
-    const wallet = await this.wallet(r.mint);
-    const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
-    const fresh = await this.unknown(proofs);
-    let sat = 0;
-    if (fresh.length > 0) {
-      const states = await wallet.checkProofsStates(fresh);
-      const unspent = fresh.filter((_, i) => states[i]?.state === CheckStateEnum.UNSPENT);
-      await this.store.addProofs(unspent.map((p) => toStored(r.mint, p)));
-      sat = sumProofs(unspent);
-    }
-    await this.store.resolveReservation(r.id);
-    return sat;
-  }
-
-  /**
-   * Restores what one unanswered operation got signed. Nothing found leaves the ranges open: the
-   * mint may still be working on the request, and recover() looks again on the next start.
-   */
-  private async restoreOp(op: string): Promise<number> {
-    let sat = 0;
-    const ranges = await this.store.reservationsOf(op);
-    for (const r of ranges) {
-      const wallet = await this.wallet(r.mint);
-      const { proofs } = await wallet.restore(r.start, r.count, { keysetId: r.keyset_id });
-      if (proofs.length === 0) return 0;
-    }
-    for (const r of ranges) sat += await this.restoreReservation(r);
-    return sat;
+  /** What crash repair (repair.ts) works with: the pool, a loaded wallet per mint, the log. */
+  private get repair(): RepairContext {
+    return { store: this.store, wallet: (mint) => this.wallet(mint), log: this.log };
   }
 }
