@@ -149,7 +149,7 @@ export function createNodeSockets(ctx: RoutingContext, opts: NodeSocketOptions):
     log.info("node online", { node: s.nodeId, models: [...s.models] });
     ctx.state.cluster?.changed();
     ws.on("message", (raw) => onFrame(s, raw));
-    ws.on("close", () => dropSession(s, "connection ctx.state.closed"));
+    ws.on("close", () => dropSession(s, "connection closed"));
     ws.on("error", (err) => log.debug("node socket error", { node: s.nodeId, err: errorMessage(err) }));
   };
 
