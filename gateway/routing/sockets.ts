@@ -7,6 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocketServer, type WebSocket } from "ws";
 import { errorMessage } from "../../src/shared/index.js";
+import { ChunkBatch } from "./chunk-batch.js";
 import type { RoutingContext } from "./context.js";
 import { providerKeyOf, type SignupLimiter } from "./http.js";
 import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
@@ -93,7 +94,7 @@ export function createNodeSockets(ctx: RoutingContext, opts: NodeSocketOptions):
       );
   };
 
-  const onFrame = (s: NodeSession, raw: RawData) => {
+  const onFrame = (s: NodeSession, raw: RawData, batch: ChunkBatch) => {
     if (ctx.state.closed || registry.get(s.nodeId) !== s) return; // replaced or dropped: ignore stragglers
     s.lastSeen = Date.now();
     const text = Buffer.isBuffer(raw)
@@ -103,6 +104,11 @@ export function createNodeSockets(ctx: RoutingContext, opts: NodeSocketOptions):
         : Buffer.from(raw).toString("utf8");
     const frame = parseNodeFrame(text);
     if (frame.kind === "ignore") return; // a newer peer's message type: forward compatibility
+    const chunk = frame.kind === "message" && frame.msg.type === "proxy_chunk" ? frame.msg : undefined;
+    const held = chunk && s.attempts.get(chunk.job_id);
+    if (chunk && held) return batch.add(held, chunk.data);
+    // Anything else acts after the chunks that came before it (chunk-batch.ts).
+    batch.flush();
     if (frame.kind === "invalid") return misbehaved(s, frame.why);
     const msg = frame.msg;
     switch (msg.type) {
@@ -148,7 +154,8 @@ export function createNodeSockets(ctx: RoutingContext, opts: NodeSocketOptions):
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });
     ctx.state.cluster?.changed();
-    ws.on("message", (raw) => onFrame(s, raw));
+    const batch = new ChunkBatch();
+    ws.on("message", (raw) => onFrame(s, raw, batch));
     ws.on("close", () => dropSession(s, "connection closed"));
     ws.on("error", (err) => log.debug("node socket error", { node: s.nodeId, err: errorMessage(err) }));
   };
