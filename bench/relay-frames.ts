@@ -2,11 +2,14 @@
  * The gateway's per-frame relay code alone, without sockets or a loaded box's scheduling: node
  * frames (JSON text, as the WebSocket delivers them) → parseNodeFrame → Attempt (SSE reassembly,
  * chunk checks, token and byte counts) → the chunk stream the API reads. CPU per token for one
- * frame per token and for 23-character frames; the same text and counts either way.
+ * frame per token and for 23-character frames; the same text and counts either way. Frames go
+ * through the gateway's ChunkBatch as in routing/sockets.ts (a token's frames, delivered in one
+ * turn as one socket read delivers them, reach the attempt as one chunk).
  *
  *   tsx bench/relay-frames.ts            (BENCH_TOKENS=… per job, BENCH_JOBS=…)
  */
 import { Attempt } from "../gateway/routing/attempt.js";
+import { ChunkBatch } from "../gateway/routing/chunk-batch.js";
 import { parseNodeFrame } from "../gateway/routing/protocol.js";
 import { saveSection } from "./results.js";
 
@@ -48,13 +51,15 @@ async function job(frames: string[]): Promise<number> {
   })();
   // One token's frames per event-loop turn, as a stream at a realistic rate delivers them.
   const perToken = frames.length / TOKENS;
+  const batch = new ChunkBatch();
   for (let t = 0; t < TOKENS; t++) {
     for (let i = t * perToken; i < (t + 1) * perToken; i++) {
       const f = parseNodeFrame(frames[i]!);
-      if (f.kind === "message" && f.msg.type === "proxy_chunk") a.onChunk(f.msg.data);
+      if (f.kind === "message" && f.msg.type === "proxy_chunk") batch.add(a, f.msg.data);
     }
     await new Promise((r) => setImmediate(r));
   }
+  batch.flush();
   a.onDone();
   return drained;
 }

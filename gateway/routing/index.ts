@@ -5,34 +5,23 @@
  * byte, the relay of the node's SSE stream with max_tokens enforced, and usage checked against the
  * gateway's own count. This file is the folder's only door.
  *
- * Job ids: every attempt gets a fresh random wire id. The buyer's job id is the hold id, which also
- * claims the buyer's change at /v1/cashu/change/:id, so it must never reach a node; and a fresh id per
- * attempt means a node that lost a job (timeout, failover) can neither pull its body nor feed chunks
- * into the attempt of the node that took over.
+ * Parts: `sockets.ts` (node connections and their frames), `dispatch.ts` (the dispatcher and the
+ * bookkeeping of finished attempts), `node-body.ts` (what a node pulls); this file wires them.
  */
-import { randomUUID } from "node:crypto";
-import type { IncomingMessage, Server } from "node:http";
-import type { Duplex } from "node:stream";
+import type { Server } from "node:http";
 import type { Router } from "express";
-import { type RawData, WebSocketServer, type WebSocket } from "ws";
-import { createLogger, errorMessage, type Logger } from "../../src/shared/index.js";
-import { Attempt, AttemptFailure } from "./attempt.js";
-import { providerKeyOf, providerRouter, SignupLimiter } from "./http.js";
-import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
-import { NodeSession, Registry } from "./registry.js";
-import type { ClusterLink, NodeHost, RemoteNode } from "./remote.js";
-import { type NodeRow, type RoutingStore, SqliteRoutingStore } from "./store.js";
-import {
-  type Dispatcher,
-  type DispatchRequest,
-  type JobHandle,
-  type JobOutcome,
-  type ModelOffer,
-  NoProviderError,
-} from "./types.js";
-import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
-import { promptBounds } from "./usage.js";
-import { jobTargets, mergeOffers, type TargetAttemptOptions, Upstreams, UpstreamTarget } from "./upstream.js";
+import { createLogger, type Logger } from "../../src/shared/index.js";
+import type { Attempt } from "./attempt.js";
+import type { RoutingContext } from "./context.js";
+import { createDispatcher } from "./dispatch.js";
+import { providerRouter, SignupLimiter } from "./http.js";
+import type { AckInfo } from "./protocol.js";
+import { Registry } from "./registry.js";
+import type { ClusterLink, NodeHost } from "./remote.js";
+import { CLOSE_POLICY, CLOSE_REPLACED, createNodeSockets } from "./sockets.js";
+import { type RoutingStore, SqliteRoutingStore } from "./store.js";
+import type { Dispatcher, ModelOffer } from "./types.js";
+import { Upstreams } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream-config.js";
 
 export * from "./types.js";
@@ -70,18 +59,9 @@ export type {
 } from "./remote.js";
 export type { GatewayMessage } from "./protocol.js";
 
-/**
- * Time allowed per estimated prompt token before the first answer token, on top of
- * `firstByteTimeoutMs`: a long prompt (a Claude Code turn is ~12–48k tokens) must be read before
- * anything can stream, and a CPU node reads a few hundred tokens a second.
- */
-export const PREFILL_MS_PER_TOKEN = 4;
-
-export const WS_PATH = "/v1/gateway/ws";
-/** Close code sent to the older connection when the same node connects again. */
-export const CLOSE_REPLACED = 4000;
-/** Close code for a node that broke the protocol (RFC 6455 policy violation). */
-export const CLOSE_POLICY = 1008;
+export { PREFILL_MS_PER_TOKEN } from "./dispatch.js";
+export { CLOSE_POLICY, CLOSE_REPLACED, WS_PATH } from "./sockets.js";
+export { nodeRequestBody } from "./node-body.js";
 
 export interface RoutingOptions {
   dataDir: string;
@@ -174,381 +154,73 @@ export interface Routing {
   close(): Promise<void>;
 }
 
-/** How many finished buyer jobs remember their node, for `job_complete`. */
-const JOB_MEMORY = 10_000;
-
 export function createRouting(opts: RoutingOptions): Routing {
   const log = opts.log ?? createLogger("routing");
   const store = opts.store ?? new SqliteRoutingStore(opts.dataDir);
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 90_000;
-  const acceptTimeoutMs = opts.acceptTimeoutMs ?? 2_000;
-  const firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
-  const pingIntervalMs = opts.pingIntervalMs ?? 30_000;
   const registry = new Registry(heartbeatTimeoutMs);
-  /** live attempts by wire job id (body pulls and ownership checks) */
-  const attempts = new Map<string, Attempt>();
-  /** buyer job id → where it was served, for job_complete */
-  const served = new Map<string, { nodeId: string; wireId: string; remote?: RemoteNode }>();
+  const ctx: RoutingContext = {
+    log,
+    store,
+    registry,
+    attempts: new Map<string, Attempt>(),
+    state: { closed: false },
+  };
   const limiter = new SignupLimiter(opts.signupsPerHour ?? 20);
   const upstreams = opts.upstreams?.length ? new Upstreams(opts.upstreams, log.child("upstream")) : undefined;
-  let closed = false;
-  /** other gateway processes on the same database; undefined: this process is alone */
-  let cluster: ClusterLink | undefined;
 
   const router = providerRouter(
     {
       store,
       registry,
-      attempts,
+      attempts: ctx.attempts,
       signupOpen: opts.signupOpen ?? true,
       allowLoopbackLnurl: opts.allowLoopbackLnurl ?? false,
       log,
-      remoteBody: async (wireId, keyHash) => cluster?.jobBody(wireId, keyHash),
-      registered: () => cluster?.changed(),
+      remoteBody: async (wireId, keyHash) => ctx.state.cluster?.jobBody(wireId, keyHash),
+      registered: () => ctx.state.cluster?.changed(),
     },
     limiter,
   );
-
-  // ---- sessions ---------------------------------------------------------------------------------
-
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
-
-  /** Takes a session out of service: its jobs fail (failover if before the first byte). */
-  const dropSession = (s: NodeSession, why: string, close?: { code: number; reason: string }) => {
-    const wasCurrent = registry.remove(s);
-    for (const a of [...s.attempts.values()]) a.onDisconnect(`provider disconnected: ${why}`);
-    if (close && s.ws.readyState <= 1) {
-      s.ws.close(close.code, close.reason.slice(0, 120));
-      setTimeout(() => s.ws.terminate(), 1_000).unref();
-    } else if (!close) {
-      s.ws.terminate();
-    }
-    if (wasCurrent) log.info("node offline", { node: s.nodeId, why });
-    if (wasCurrent) cluster?.changed();
-  };
-
-  const misbehaved = (s: NodeSession, why: string) => {
-    log.warn("disconnecting a node that broke the protocol", { node: s.nodeId, why });
-    dropSession(s, why, { code: CLOSE_POLICY, reason: why });
-  };
-
-  const sendAck = (s: NodeSession) => {
-    const now = Date.now();
-    // A node that floods heartbeats gets at most one ack a second (ackInfo may read the ledger).
-    if (now - s.lastAckAt < 1_000) return;
-    s.lastAckAt = now;
-    let extra: Partial<AckInfo> = {};
-    try {
-      extra = opts.ackInfo?.(s.nodeId) ?? {};
-    } catch (err) {
-      log.error("ackInfo failed; sending defaults", { node: s.nodeId, err: errorMessage(err) });
-    }
-    void Promise.all([store.today(s.nodeId, now), store.freeJobs(s.nodeId)])
-      .then(([today, karma]) =>
-        s.send({
-          ...DEFAULT_ACK,
-          jobs_today: today.jobs,
-          tokens_today: today.tokens,
-          // Free jobs earn karma, not sats: one point per free job served.
-          karma_score: karma,
-          free_tier_jobs: karma,
-          queue_depth_global: globalLoad(),
-          ...extra,
-          type: "heartbeat_ack",
-        }),
-      )
-      .catch((err) =>
-        log.error("could not read a node's counts for its ack", { node: s.nodeId, err: errorMessage(err) }),
-      );
-  };
-
-  const onFrame = (s: NodeSession, raw: RawData) => {
-    if (closed || registry.get(s.nodeId) !== s) return; // replaced or dropped: ignore stragglers
-    s.lastSeen = Date.now();
-    const text = Buffer.isBuffer(raw)
-      ? raw.toString("utf8")
-      : Array.isArray(raw)
-        ? Buffer.concat(raw).toString("utf8")
-        : Buffer.from(raw).toString("utf8");
-    const frame = parseNodeFrame(text);
-    if (frame.kind === "ignore") return; // a newer peer's message type: forward compatibility
-    if (frame.kind === "invalid") return misbehaved(s, frame.why);
-    const msg = frame.msg;
-    switch (msg.type) {
-      case "heartbeat": {
-        const { type: _type, ...telemetry } = msg;
-        s.telemetry = telemetry;
-        return sendAck(s);
-      }
-      case "pong":
-        return;
-    }
-    const attempt = s.attempts.get(msg.job_id);
-    if (!attempt) {
-      if (registry.isRetired(s.nodeId, msg.job_id)) {
-        // The job moved on (timeout, failover, cancel): a late accept must not start work.
-        if (msg.type === "accept") s.send({ type: "cancel", job_id: msg.job_id });
-        return;
-      }
-      return misbehaved(s, `${msg.type} for a job it does not hold`);
-    }
-    switch (msg.type) {
-      case "accept":
-        return attempt.onAccept();
-      case "reject":
-        return attempt.onReject(msg.reason || "no reason given");
-      case "proxy_chunk":
-        return attempt.onChunk(msg.data);
-      case "proxy_done":
-        return attempt.onDone(msg.error);
-    }
-  };
-
-  const onConnection = (ws: WebSocket, node: NodeRow, keyHash: string) => {
-    const s = new NodeSession(
-      node.node_id,
-      keyHash,
-      ws,
-      JSON.parse(node.models) as string[],
-      embedModelsOf(node),
-    );
-    s.freeTierPct = freeTierPctOf(node.registration);
-    const old = registry.add(s);
-    if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
-    log.info("node online", { node: s.nodeId, models: [...s.models] });
-    cluster?.changed();
-    ws.on("message", (raw) => onFrame(s, raw));
-    ws.on("close", () => dropSession(s, "connection closed"));
-    ws.on("error", (err) => log.debug("node socket error", { node: s.nodeId, err: errorMessage(err) }));
-  };
-
-  const refuseUpgrade = (socket: Duplex, status: number, type: string, message: string) => {
-    const body = JSON.stringify({ error: { message, type, code: status } });
-    const text = status === 401 ? "Unauthorized" : status === 503 ? "Service Unavailable" : "Forbidden";
-    socket.end(
-      `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  };
-
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (new URL(req.url ?? "/", "http://gateway").pathname !== WS_PATH) return; // another room's socket
-    socket.on("error", () => socket.destroy());
-    if (closed) return refuseUpgrade(socket, 503, "unavailable", "the gateway is shutting down");
-    const key = providerKeyOf(req);
-    void (async () => {
-      const keyHash = key ? await store.keyHash(key) : undefined;
-      if (!keyHash) return refuseUpgrade(socket, 403, "invalid_key", "missing or unknown provider key");
-      const node = await store.nodeForKeyHash(keyHash);
-      if (!node) {
-        return refuseUpgrade(socket, 403, "not_registered", "register first: POST /v1/gateway/register");
-      }
-      if (closed) return refuseUpgrade(socket, 503, "unavailable", "the gateway is shutting down");
-      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, node, keyHash));
-    })().catch((err) => {
-      log.error("could not check a node's key", { err: errorMessage(err) });
-      refuseUpgrade(socket, 503, "unavailable", "the gateway cannot check keys right now");
-    });
-  };
-
-  // Liveness: ping every node; drop the ones silent past the heartbeat timeout.
-  // Keys revoked through another process on the same store end their sockets here too.
-  const pinger = setInterval(() => {
-    const sessions = registry.all();
-    for (const s of sessions) s.send({ type: "ping" });
-    void store
-      .revokedAmong([...new Set(sessions.map((s) => s.keyHash))])
-      .then((revoked) => {
-        for (const s of sessions)
-          if (revoked.includes(s.keyHash) && registry.get(s.nodeId) === s)
-            dropSession(s, "key revoked", { code: CLOSE_POLICY, reason: "key revoked" });
-      })
-      .catch((err) => log.warn("could not check provider keys", { err: errorMessage(err) }));
-  }, pingIntervalMs);
-  pinger.unref();
-  const sweeper = setInterval(
-    () => {
-      for (const s of registry.stale()) dropSession(s, "missed heartbeats");
-      limiter.prune();
-    },
-    Math.max(25, Math.min(5_000, heartbeatTimeoutMs / 4)),
-  );
-  sweeper.unref();
-
-  // ---- dispatch ---------------------------------------------------------------------------------
-
-  const onAttemptEnd = (
-    s: NodeSession | RemoteNode,
-    attempt: Attempt,
-    outcome: JobOutcome,
-    note?: string,
-  ) => {
-    if (s instanceof NodeSession) {
-      s.attempts.delete(attempt.wireId);
-      attempts.delete(attempt.wireId);
-      registry.retire(s.nodeId, attempt.wireId);
-    } else {
-      cluster?.untrack(s, attempt.wireId);
-    }
-    if (closed) return;
-    // Each write is started now (SQLite writes at the call, as before); none waits for another.
-    const writes: Promise<void>[] = [];
-    if (outcome.usageDisputed) {
-      writes.push(store.recordDispute(s.nodeId, note ?? "usage disputed"));
-      log.warn("provider usage report disagrees with the gateway's count", { node: s.nodeId, note });
-    }
-    if (outcome.status === "failed" && attempt.firstByteAt !== undefined) {
-      // Failed after it started: the buyer is not charged and the node not paid; it counts here.
-      writes.push(store.recordFailure(s.nodeId, outcome.error ?? "failed mid-stream"));
-      log.warn("provider failed mid-stream", { node: s.nodeId, why: outcome.error });
-    }
-    if (attempt.free && outcome.status === "completed") writes.push(store.recordFreeJob(s.nodeId));
-    if (attempt.firstByteAt !== undefined) {
-      const u = outcome.billableUsage;
-      writes.push(store.recordJob(s.nodeId, u.promptTokens + u.completionTokens));
-      s.observe(attempt.firstByteAt - attempt.startedAt, attempt.tokens, Date.now() - attempt.firstByteAt);
-    }
-    for (const w of writes)
-      w.catch((err) =>
-        log.error("could not record a finished job", { node: s.nodeId, err: errorMessage(err) }),
-      );
-  };
-
-  /** A try of the job on a node: registered so its frames (and its body pull) find it. */
-  const nodeAttempt = (s: NodeSession, spec: TargetAttemptOptions): Attempt | undefined => {
-    if (registry.get(s.nodeId) !== s || !registry.healthy(s)) return undefined;
-    const attempt: Attempt = new Attempt({
-      ...spec,
-      node: s,
-      onEnd: (a, outcome, note) => onAttemptEnd(s, a, outcome, note),
-    });
-    s.attempts.set(attempt.wireId, attempt);
-    attempts.set(attempt.wireId, attempt);
-    s.lastAssignedAt = Date.now();
-    return attempt;
-  };
-
-  /** A try on a node another process holds: the body goes through the database, frames over the bus. */
-  const remoteAttempt = (r: RemoteNode, spec: TargetAttemptOptions): Attempt | undefined => {
-    if (!cluster || !r.usable()) return undefined;
-    const attempt: Attempt = new Attempt({
-      ...spec,
-      node: r,
-      onEnd: (a, outcome, note) => onAttemptEnd(r, a, outcome, note),
-    });
-    cluster.track(r, attempt, spec.body);
-    r.lastAssignedAt = Date.now();
-    return attempt;
-  };
-
-  const dispatcher: Dispatcher = {
-    async dispatch(req: DispatchRequest): Promise<JobHandle> {
-      if (closed) throw new NoProviderError("the gateway is shutting down", "no_providers");
-      const embeddings = req.kind === "embeddings";
-      const only = { free: req.free, embeddings };
-      const remote = cluster?.candidates(req.model, embeddings) ?? [];
-      const targets = (
-        prefs: DispatchRequest["preferences"],
-        kind: { free?: boolean; embeddings: boolean },
-      ) => jobTargets(registry, upstreams, req.model, prefs, Date.now(), kind, remote);
-      const list = targets(req.preferences, only);
-      if (list.length === 0) {
-        const anyone = targets({}, { embeddings }).length > 0;
-        const anyFree = targets({}, only).length > 0;
-        throw new NoProviderError(
-          !anyone
-            ? `no provider online serves ${req.model}`
-            : !anyFree
-              ? `no provider of ${req.model} takes free-tier jobs now; top up to pay for the request`
-              : `no provider of ${req.model} matches the routing preferences`,
-          "no_providers",
-        );
-      }
-      const body = embeddings ? embeddingNodeBody(req.body, req.model) : nodeRequestBody(req);
-      const prompt = embeddings ? embeddingBounds(body.input) : promptBounds(body);
-      const reasons: string[] = [];
-      let allRejected = true;
-      for (const target of list) {
-        if (req.signal.aborted || closed) break;
-        const spec: TargetAttemptOptions = {
-          wireId: randomUUID(),
-          model: req.model,
-          body,
-          maxTokens: req.maxTokens,
-          free: req.free,
-          prompt,
-          ...(embeddings
-            ? { embeddings: { endpoint: EMBEDDINGS_ENDPOINT, inputs: embeddingInputs(body.input).length } }
-            : {}),
-          acceptTimeoutMs,
-          firstByteTimeoutMs: firstByteTimeoutMs + PREFILL_MS_PER_TOKEN * prompt.estimate,
-          idleTimeoutMs,
-        };
-        // An upstream is driven over HTTP (upstream.ts), a node another process holds over the
-        // cluster bus (gateway/cluster); everything from here on is the same.
-        const attempt =
-          target instanceof UpstreamTarget
-            ? target.attempt(spec)
-            : target instanceof NodeSession
-              ? nodeAttempt(target, spec)
-              : remoteAttempt(target, spec);
-        if (!attempt) continue; // the node went away meanwhile
-        const onAbort = () => attempt.cancel();
-        req.signal.addEventListener("abort", onAbort, { once: true });
-        attempt.offer();
-        try {
-          await attempt.firstByte;
-        } catch (err) {
-          req.signal.removeEventListener("abort", onAbort);
-          const failure = err as AttemptFailure;
-          if (failure.kind !== "rejected") allRejected = false;
-          reasons.push(`${target.nodeId}: ${failure.message}`);
-          log.info("job moves on to the next provider", { node: target.nodeId, why: failure.message });
-          continue;
-        }
-        void attempt.outcome.then(() => req.signal.removeEventListener("abort", onAbort));
-        served.set(req.jobId, {
-          nodeId: target.nodeId,
-          wireId: attempt.wireId,
-          remote: target instanceof NodeSession || target instanceof UpstreamTarget ? undefined : target,
-        });
-        if (served.size > JOB_MEMORY) served.delete(served.keys().next().value!);
-        return { nodeId: target.nodeId, chunks: attempt.chunks(), outcome: attempt.outcome };
-      }
-      if (req.signal.aborted) {
-        throw new NoProviderError("the buyer went away before a provider answered", "all_failed");
-      }
-      if (reasons.length === 0) {
-        throw new NoProviderError(`no provider online serves ${req.model}`, "no_providers");
-      }
-      throw new NoProviderError(reasons.join("; "), allRejected ? "all_rejected" : "all_failed");
-    },
-    models: () => mergeOffers(withRemote(registry.models(), false), upstreams?.models()),
-    embeddingModels: () =>
-      mergeOffers(withRemote(registry.models(undefined, true), true), upstreams?.models(true)),
-    nodesOnline: () => registry.online() + (cluster?.nodesOnline(localIds()) ?? 0),
-  };
 
   // ---- cluster ----------------------------------------------------------------------------------
 
   const localIds = () => new Set(registry.all().map((s) => s.nodeId));
   const remoteNode = (nodeId: string) =>
-    registry.get(nodeId) ? undefined : cluster?.remoteNodes(localIds()).find((n) => n.nodeId === nodeId);
+    registry.get(nodeId)
+      ? undefined
+      : ctx.state.cluster?.remoteNodes(localIds()).find((n) => n.nodeId === nodeId);
   /** Jobs in flight on every node: this process's and those other processes hold. */
   const globalLoad = () =>
-    registry.load() + (cluster?.remoteNodes(localIds()).reduce((n, r) => n + r.inflight, 0) ?? 0);
+    registry.load() + (ctx.state.cluster?.remoteNodes(localIds()).reduce((n, r) => n + r.inflight, 0) ?? 0);
   /** This process's offers plus the models nodes held by other processes serve. */
   const withRemote = (offers: ModelOffer[], embeddings: boolean): ModelOffer[] => {
-    if (!cluster) return offers;
+    if (!ctx.state.cluster) return offers;
     const byModel = new Map(offers.map((o) => [o.model, o.nodes]));
-    for (const o of cluster.models(embeddings, localIds())) {
+    for (const o of ctx.state.cluster.models(embeddings, localIds())) {
       byModel.set(o.model, (byModel.get(o.model) ?? 0) + o.nodes);
     }
     return [...byModel]
       .map(([model, nodes]) => ({ model, nodes }))
       .sort((a, b) => a.model.localeCompare(b.model));
   };
+
+  const sockets = createNodeSockets(ctx, {
+    heartbeatTimeoutMs,
+    pingIntervalMs: opts.pingIntervalMs ?? 30_000,
+    ackInfo: opts.ackInfo,
+    limiter,
+    globalLoad,
+  });
+  const { dropSession, onUpgrade } = sockets;
+  const { dispatcher, served } = createDispatcher(ctx, {
+    acceptTimeoutMs: opts.acceptTimeoutMs ?? 2_000,
+    firstByteTimeoutMs: opts.firstByteTimeoutMs ?? 60_000,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+    upstreams,
+    localIds,
+    withRemote,
+  });
 
   const host: NodeHost = {
     localNodes: () =>
@@ -569,7 +241,7 @@ export function createRouting(opts: RoutingOptions): Routing {
         })),
     hostJob(nodeId, job) {
       const s = registry.get(nodeId);
-      if (closed || !s || !registry.healthy(s)) return false;
+      if (ctx.state.closed || !s || !registry.healthy(s)) return false;
       s.attempts.set(job.wireId, job);
       s.lastAssignedAt = Date.now();
       return true;
@@ -650,7 +322,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       return () => {
         server.off("upgrade", onUpgrade);
         for (const s of registry.all()) dropSession(s, "gateway detached");
-        for (const ws of wss.clients) ws.terminate();
+        sockets.terminateAll();
       };
     },
     jobComplete(jobId, { tokens, earnedUsd }) {
@@ -683,7 +355,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       return hash ? (await store.nodeForKeyHash(hash))?.node_id : undefined;
     },
     providers: async () => {
-      const ids = [...localIds(), ...(cluster?.remoteNodes(localIds()) ?? []).map((n) => n.nodeId)];
+      const ids = [...localIds(), ...(ctx.state.cluster?.remoteNodes(localIds()) ?? []).map((n) => n.nodeId)];
       return (await Promise.all(ids.map((id) => info(id)))).filter((p): p is ProviderInfo => !!p);
     },
     disputes: async () =>
@@ -694,64 +366,17 @@ export function createRouting(opts: RoutingOptions): Routing {
         lastNote: d.last_note,
       })),
     joinCluster(link) {
-      cluster = link;
+      ctx.state.cluster = link;
       return host;
     },
     async close() {
-      if (closed) return;
-      clearInterval(pinger);
-      clearInterval(sweeper);
+      if (ctx.state.closed) return;
       // Jobs still waiting for a first byte fail (the buyer is refunded); running ones end "failed".
       for (const s of registry.all()) dropSession(s, "gateway shutting down");
       upstreams?.close();
-      closed = true;
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      ctx.state.closed = true;
+      await sockets.close();
       store.close();
     },
   };
-}
-
-/** The embedding models a stored registration announced (none for Owlrun agents). */
-function embedModelsOf(node: NodeRow): string[] {
-  try {
-    const reg = JSON.parse(node.registration ?? "{}") as { embedding_models?: unknown };
-    return Array.isArray(reg.embedding_models)
-      ? reg.embedding_models.filter((m) => typeof m === "string")
-      : [];
-  } catch {
-    return [];
-  }
-}
-
-/**
- * The body a node pulls: the buyer's request in OpenAI chat form (the Owlrun node POSTs it to
- * Ollama's /v1/chat/completions), streaming with usage, one choice, max_tokens capped at what the
- * buyer paid for, and without gateway-only fields. A `completions` prompt becomes one user message.
- */
-/** The `free_tier_pct` a node registered (0 when absent or unreadable). */
-function freeTierPctOf(registration: string): number {
-  try {
-    const pct = (JSON.parse(registration) as { free_tier_pct?: unknown }).free_tier_pct;
-    return typeof pct === "number" && pct > 0 ? Math.min(100, pct) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-export function nodeRequestBody(req: Pick<DispatchRequest, "body" | "model" | "kind" | "maxTokens">) {
-  const body: Record<string, unknown> = { ...req.body };
-  for (const k of ["provider", "models", "user", "n", "stream_options"]) delete body[k];
-  if (req.kind === "completions") {
-    const p = body.prompt;
-    const text = Array.isArray(p) ? p.map(String).join("\n") : typeof p === "string" ? p : "";
-    for (const k of ["prompt", "suffix", "echo", "best_of", "logprobs"]) delete body[k];
-    body.messages = [{ role: "user", content: text }];
-  }
-  body.model = req.model;
-  body.stream = true;
-  body.stream_options = { include_usage: true };
-  body.max_tokens = req.maxTokens;
-  if ("max_completion_tokens" in body) body.max_completion_tokens = req.maxTokens;
-  return body;
 }

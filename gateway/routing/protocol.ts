@@ -103,7 +103,46 @@ export type ParsedFrame = ParsedFrameOf<NodeMessage>;
 
 /** A known message, `ignore` for a type we do not know (a newer peer), or `invalid` (misbehaving node). */
 export function parseNodeFrame(raw: string): ParsedFrame {
+  const chunk = raw.startsWith(CHUNK_HEAD) ? chunkEnvelope(raw) : undefined;
+  return chunk ? { kind: "message", msg: chunk } : parseNodeFrameBySchema(raw);
+}
+
+/** The general path (JSON.parse, then the schema); parseNodeFrame must always answer the same. */
+export function parseNodeFrameBySchema(raw: string): ParsedFrame {
   return parseTypedFrame(raw, KNOWN_TYPES, NodeMessage, fastProxyChunk);
+}
+
+const CHUNK_HEAD = '{"type":"proxy_chunk","job_id":"';
+const DATA_KEY = '","data":';
+
+/**
+ * The relay's hot frame as agents write it, `{"type":"proxy_chunk","job_id":"…","data":"…"}`,
+ * read without building the envelope object: a node that cuts a token into nine frames pays the
+ * envelope nine times. Only this exact layout is taken here (a job id without escapes or control
+ * characters, then `data` as one JSON string literal, then the closing brace); anything else —
+ * other key orders, extra fields, escapes in the id, whitespace, duplicate keys — returns undefined
+ * and takes the general path. test/routing/frame-parse.test.ts holds it equal to that path.
+ */
+function chunkEnvelope(raw: string): NodeMessage | undefined {
+  const start = CHUNK_HEAD.length;
+  const idEnd = raw.indexOf('"', start);
+  if (idEnd <= start || idEnd - start > 128) return undefined;
+  for (let i = start; i < idEnd; i++) {
+    const c = raw.charCodeAt(i);
+    if (c < 0x20 || c === 0x5c /* \ */) return undefined;
+  }
+  if (!raw.startsWith(DATA_KEY, idEnd) || raw.charCodeAt(raw.length - 1) !== 0x7d /* } */) return undefined;
+  const literal = raw.slice(idEnd + DATA_KEY.length, raw.length - 1);
+  // One JSON string literal parses to a string; anything more (`"a","x":1`) throws or is no string.
+  if (literal.charCodeAt(0) !== 0x22 || literal.charCodeAt(literal.length - 1) !== 0x22) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(literal);
+  } catch {
+    return undefined;
+  }
+  if (typeof data !== "string" || data.length > MAX_FRAME_BYTES) return undefined;
+  return { type: "proxy_chunk", job_id: raw.slice(start, idEnd), data };
 }
 
 /**
