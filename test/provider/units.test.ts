@@ -16,7 +16,7 @@ import {
   SCRIPTED_MODEL_ID,
   splitUtf8,
 } from "../../provider/index.js";
-import { FrameBatcher } from "../../provider/node.js";
+import { FrameBatcher } from "../../provider/frames.js";
 import { silentLogger } from "../../src/shared/index.js";
 import { tempDir } from "../support/cli-process.js";
 import { type FakeGateway, startFakeGateway } from "../support/fake-gateway.js";
