@@ -5,6 +5,7 @@
  */
 import type { WebSocket } from "ws";
 import { type Backend, type Chunk, ChunkFactory, type Usage } from "./backends/types.js";
+import { timeline } from "../src/shared/index.js";
 import { embeddingAnswer } from "./embed-job.js";
 import { FrameBatcher } from "./frames.js";
 import { JobBody, type NodeMessage } from "./protocol.js";
@@ -123,6 +124,7 @@ async function serveEmbeddings(ctx: JobContext, job: Job): Promise<Usage> {
 /** Pulls the job's body, runs it and relays the stream; returns the usage served. */
 async function serveCompletion(ctx: JobContext, job: Job): Promise<Usage> {
   const parsed = JobBody.safeParse(await pullBody(ctx, job));
+  timeline?.("p.body");
   if (!parsed.success) throw new Error(`unusable job body: ${parsed.error.issues[0]?.message}`);
   const body = parsed.data;
   const cap = ctx.maxTokensCap;
@@ -142,17 +144,23 @@ async function serveCompletion(ctx: JobContext, job: Job): Promise<Usage> {
     ...(body.max_completion_tokens != null ? { max_completion_tokens: maxTokens } : {}),
   };
   const kind = Array.isArray(body.messages) ? "chat" : "completions";
+  timeline?.("p.backend");
   const stream: AsyncIterable<Chunk> =
     kind === "chat"
       ? ctx.backend.chat({ ...request, messages: body.messages ?? [] }, job.abort.signal)
       : ctx.backend.complete({ ...request, prompt: body.prompt ?? "" }, job.abort.signal);
 
-  const frames = new FrameBatcher(
-    (data) => ctx.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws),
-    ctx.relayWindowMs,
-  );
+  // timeline: the first frame that carries content
+  const seen = { token: false, frame: false };
+  const frames = new FrameBatcher((data) => {
+    ctx.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
+    if (timeline && seen.token && !seen.frame) {
+      seen.frame = true;
+      timeline("p.frame");
+    }
+  }, ctx.relayWindowMs);
   try {
-    return await relayStream(ctx, job, kind, stream, maxTokens, frames);
+    return await relayStream(ctx, job, kind, stream, maxTokens, frames, seen);
   } finally {
     frames.flush(); // what was generated goes out before any proxy_done the caller sends
   }
@@ -165,6 +173,7 @@ async function relayStream(
   stream: AsyncIterable<Chunk>,
   maxTokens: number,
   frames: FrameBatcher,
+  seen: { token: boolean },
 ): Promise<Usage> {
   const relay = (chunk: Chunk) => frames.push(`data: ${JSON.stringify(chunk)}\n\n`);
   let delivered = 0;
@@ -183,6 +192,11 @@ async function relayStream(
       continue;
     }
     delivered += pieces;
+    const firstContent = pieces > 0 && !seen.token;
+    if (firstContent) {
+      seen.token = true;
+      timeline?.("p.token");
+    }
     if (chunk.usage) {
       usage = { ...chunk.usage };
       usage.completion_tokens = Math.min(usage.completion_tokens, maxTokens);

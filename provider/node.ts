@@ -5,7 +5,7 @@
  * extension, and unknown message types and fields are ignored.
  */
 import { WebSocket } from "ws";
-import type { Logger } from "../src/shared/index.js";
+import { type Logger, timeline } from "../src/shared/index.js";
 import type { Backend } from "./backends/types.js";
 import { CANCELLED, type Job, type JobContext, runJob, stopJob } from "./job.js";
 import {
@@ -345,6 +345,7 @@ export class ProviderNode {
   }
 
   private async onJob(msg: JobMessage): Promise<void> {
+    timeline?.("p.offer");
     const ws = this.ws;
     if (!ws || this.jobs.has(msg.job_id) || this.closed) return;
     const embeds = msg.endpoint === EMBEDDINGS_ENDPOINT;

@@ -5,6 +5,7 @@
  * billed. Anything that goes wrong before the first content byte rejects `firstByte` (the dispatcher
  * then moves the job to the next node); after it, the job ends as "failed" with what was delivered.
  */
+import { timeline } from "../../src/shared/index.js";
 import { EmbeddingAnswerError, MAX_EMBEDDING_ANSWER_BYTES, parseEmbeddingAnswer } from "./embeddings.js";
 import type { GatewayMessage } from "./protocol.js";
 import { SseDecoder } from "./sse.js";
@@ -118,6 +119,7 @@ export class Attempt {
 
   /** Sends the offer and starts the accept and first-byte clocks. */
   offer(): void {
+    timeline?.("gw.offer");
     this.node.send({
       type: "job",
       job_id: this.wireId,
@@ -136,6 +138,7 @@ export class Attempt {
   }
 
   onAccept(): void {
+    timeline?.("gw.accept");
     if (this.phase === "offered") this.phase = "accepted";
   }
 
@@ -273,6 +276,7 @@ export class Attempt {
   private settleFirst(err?: AttemptFailure): void {
     if (this.firstSettled) return;
     this.firstSettled = true;
+    timeline?.("gw.first");
     if (err) this.rejectFirst(err);
     else this.resolveFirst();
   }
