@@ -36,7 +36,9 @@ export function cpuOf(pid: number | undefined): CpuSample | undefined {
     const byThread = new Map<string, number>();
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      // Worker threads inherit the name "node": the main (JS) thread is the one whose id is the pid.
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const name = tid === String(pid) ? "main (JS)" : `${comm} tid ${tid}`;
       byThread.set(name, (byThread.get(name) ?? 0) + ticks(stat));
     }
     return new CpuSample(ticks(readFileSync(`/proc/${pid}/stat`, "utf8")), byThread);
