@@ -101,8 +101,9 @@ export function timelineRows(runs: TimedRun[], stderr: string, directFirstTokenM
 
 /** CPU per process and the heaviest threads, with µs per token. */
 export function cpuRows(
-  through: { gateway?: CpuSample; provider?: CpuSample; client: NodeJS.CpuUsage },
-  direct: NodeJS.CpuUsage,
+  through: { gateway?: CpuSample; provider?: CpuSample },
+  clientMs: number,
+  directMs: number,
   tokens: number,
   directTokens: number,
 ) {
@@ -121,11 +122,7 @@ export function cpuRows(
     const threads = [...sample.byThread].filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
     for (const [thread, ms] of threads.slice(0, 4)) rows.push(row(`  ${name} thread ${thread}`, ms, tokens));
   }
-  rows.push(
-    row("bench client (fetch + SSE parse)", (through.client.user + through.client.system) / 1000, tokens),
-  );
-  rows.push(
-    row("direct: bench process (backend in-process)", (direct.user + direct.system) / 1000, directTokens),
-  );
+  rows.push(row("bench client (fetch + SSE parse)", clientMs, tokens));
+  rows.push(row("direct: bench process (backend in-process)", directMs, directTokens));
   return rows;
 }

@@ -5,6 +5,8 @@ import { MAX_CHUNK_BYTES, splitUtf8 } from "./protocol.js";
  * quiet spell of `windowMs` is sent at once (a model slower than the window never waits), later text
  * waits for the window to pass, so a fast stream costs one WebSocket frame (one write on each side)
  * per window instead of one per token. Text is never split inside a character or reordered.
+ * Text pushed `now` (a stream's first token, which the buyer waits for) goes out at once with what
+ * is pending before it.
  */
 export class FrameBatcher {
   private pending = "";
@@ -17,7 +19,7 @@ export class FrameBatcher {
     private readonly windowMs: number,
   ) {}
 
-  push(text: string): void {
+  push(text: string, now = false): void {
     const bytes = Buffer.byteLength(text, "utf8");
     if (this.pendingBytes + bytes > MAX_CHUNK_BYTES) this.flush();
     if (bytes > MAX_CHUNK_BYTES) {
@@ -27,6 +29,7 @@ export class FrameBatcher {
     }
     this.pending += text;
     this.pendingBytes += bytes;
+    if (now) return this.flush();
     if (this.timer) return;
     const wait = this.lastSent + this.windowMs - performance.now();
     if (wait <= 0) this.flush();

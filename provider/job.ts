@@ -23,6 +23,8 @@ export interface Job {
   /** why it stopped early: the gateway cancelled, the connection dropped, the node shut down */
   stopped?: string;
   started: number;
+  /** the body the offer carried (`inline_job_body`); absent: pull it */
+  body?: unknown;
 }
 
 /** What a job needs from its node. */
@@ -99,7 +101,9 @@ export async function runJob(
   }
 }
 
+/** The job's body: from the offer when the gateway sent it there, else pulled over HTTP. */
 async function pullBody(ctx: JobContext, job: Job): Promise<unknown> {
+  if (job.body !== undefined) return job.body;
   const res = await fetch(`${ctx.gateway}/v1/gateway/jobs/${encodeURIComponent(job.id)}/proxy/request`, {
     headers: { authorization: `Bearer ${ctx.apiKey}` },
     signal: AbortSignal.any([job.abort.signal, AbortSignal.timeout(ctx.timeoutMs)]),
@@ -175,7 +179,7 @@ async function relayStream(
   frames: FrameBatcher,
   seen: { token: boolean },
 ): Promise<Usage> {
-  const relay = (chunk: Chunk) => frames.push(`data: ${JSON.stringify(chunk)}\n\n`);
+  const relay = (chunk: Chunk, now = false) => frames.push(`data: ${JSON.stringify(chunk)}\n\n`, now);
   let delivered = 0;
   let overLimit = false;
   let finished = false;
@@ -207,7 +211,9 @@ async function relayStream(
       finished = true;
       if (overLimit) for (const c of chunk.choices) c.finish_reason = "length";
     }
-    relay(chunk);
+    // The first token is what the buyer waits for: it never waits out the batching window (the
+    // role chunk before it usually just opened one).
+    relay(chunk, firstContent);
   }
   if (job.stopped) {
     frames.flush();

@@ -20,7 +20,15 @@ export interface AttemptNode {
   /** hash of the provider key the node's connection authenticated with */
   keyHash: string;
   send(msg: GatewayMessage): void;
+  /** the node takes the body in the offer (`inline_job_body`, our extension); else it pulls it */
+  inlineBody?: boolean;
 }
+
+/**
+ * The largest body (JSON characters) sent in an offer: with the envelope it stays well inside the
+ * 1 MiB frames a node accepts even as 3-byte UTF-8; a larger one is pulled over HTTP as before.
+ */
+export const MAX_INLINE_BODY_CHARS = 256 * 1024;
 
 export interface AttemptOptions {
   /** the job id this node sees: fresh per attempt, never the buyer's request id */
@@ -128,6 +136,10 @@ export class Attempt {
       buyer_region: "",
       free_tier: this.opts.free === true,
       ...(this.opts.embeddings ? { endpoint: this.opts.embeddings.endpoint } : {}),
+      // Sent after the payment is held, only to the node chosen: what it could pull at once anyway.
+      ...(this.node.inlineBody && JSON.stringify(this.body).length <= MAX_INLINE_BODY_CHARS
+        ? { body: this.body }
+        : {}),
     });
     this.timer(this.opts.acceptTimeoutMs, () => {
       if (this.phase === "offered") this.fail(`no accept within ${this.opts.acceptTimeoutMs} ms`, true);

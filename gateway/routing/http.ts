@@ -207,6 +207,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     if (live && live.keyHash === keyHash) {
       registry.setModels(live, body.models, body.embedding_models);
       live.freeTierPct = body.free_tier_pct ?? 0;
+      live.inlineBody = body.inline_job_body === true;
       deps.registered?.();
     }
     log.info("node registered", { node: body.node_id, models: body.models, version: body.version });

@@ -19,7 +19,7 @@ import { createLogger, errorMessage, type Logger } from "../../src/shared/index.
 import { Attempt, AttemptFailure } from "./attempt.js";
 import { providerKeyOf, providerRouter, SignupLimiter } from "./http.js";
 import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
-import { NodeSession, Registry } from "./registry.js";
+import { inlineBodyOf, NodeSession, Registry } from "./registry.js";
 import type { ClusterLink, NodeHost, RemoteNode } from "./remote.js";
 import { type NodeRow, type RoutingStore, SqliteRoutingStore } from "./store.js";
 import {
@@ -314,6 +314,7 @@ export function createRouting(opts: RoutingOptions): Routing {
       embedModelsOf(node),
     );
     s.freeTierPct = freeTierPctOf(node.registration);
+    s.inlineBody = inlineBodyOf(node.registration);
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });

@@ -188,6 +188,20 @@ describe("FrameBatcher", () => {
     for (const f of frames) expect(Buffer.byteLength(f)).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
   });
 
+  it("sends text pushed `now` at once, after what was pending (a stream's first token)", () => {
+    const frames: string[] = [];
+    const b = new FrameBatcher((d) => frames.push(d), 60_000);
+    b.push("data: role\n\n");
+    b.push("data: empty\n\n");
+    expect(frames).toEqual(["data: role\n\n"]);
+    b.push("data: first token\n\n", true);
+    expect(frames).toEqual(["data: role\n\n", "data: empty\n\ndata: first token\n\n"]);
+    b.push("data: second\n\n");
+    expect(frames).toHaveLength(2); // the window applies again
+    b.flush();
+    expect(frames[2]).toBe("data: second\n\n");
+  });
+
   it("with a zero window sends every text as it comes", () => {
     const frames: string[] = [];
     const b = new FrameBatcher((d) => frames.push(d), 0);
