@@ -10,6 +10,7 @@ export {
   type ProviderOptions,
   type RunningProvider,
   startProvider,
+  TEST_MODEL_CONTEXT,
   summarize,
 } from "./start.js";
 export { backoffDelay, type LastPayout, type NodeOptions, type NodeStats, ProviderNode } from "./node.js";

@@ -5,26 +5,25 @@
  * extension, and unknown message types and fields are ignored.
  */
 import { WebSocket } from "ws";
-import type { Logger } from "../src/shared/index.js";
-import { type Backend, type Chunk, ChunkFactory, type Usage } from "./backends/types.js";
-import { embeddingAnswer } from "./embed-job.js";
+import { type Logger, timeline } from "../src/shared/index.js";
+import type { Backend } from "./backends/types.js";
+import { CANCELLED, type Job, type JobContext, runJob, stopJob } from "./job.js";
 import {
   type HeartbeatAck,
   EMBEDDINGS_ENDPOINT,
-  JobBody,
   type JobMessage,
   type NodeMessage,
   parseGatewayFrame,
   type RegisterBody,
-  MAX_CHUNK_BYTES,
-  splitUtf8,
-  type WithdrawRecord,
 } from "./protocol.js";
+import { backoffDelay, postRegistration, RegistrationError } from "./registration.js";
+import { applyHeartbeatAck, emptyStats, type NodeStats } from "./stats.js";
+
+export { backoffDelay } from "./registration.js";
+export type { LastPayout, NodeStats } from "./stats.js";
 
 /** A connection that lasted this long resets the reconnect backoff. */
 const STABLE_MS = 10_000;
-/** The stop reason of a job the gateway cancelled (the only stop that is not a failure). */
-const CANCELLED = "cancelled by the gateway";
 
 export interface NodeOptions {
   /** base URL, e.g. http://127.0.0.1:8402 */
@@ -51,7 +50,9 @@ export interface NodeOptions {
   maxTokensCap?: number;
   /**
    * Coalescing window for a job's `proxy_chunk` frames: a chunk after a quiet spell goes out at once,
-   * a fast stream sends at most one frame per window (default 2 ms; 0 sends every chunk on its own).
+   * a fast stream sends at most one frame per window (default 8 ms: a model slower than 125 tokens/s
+   * never waits, and the first token never does; 0 sends every chunk on its own). 8 ms instead of 2
+   * cut the gateway's CPU per token ~20 % on the fast test model (docs/performance.md).
    */
   relayWindowMs?: number;
   /** register and body-pull timeout; default 10 s */
@@ -61,104 +62,7 @@ export interface NodeOptions {
   log: Logger;
 }
 
-export interface LastPayout {
-  sats: number;
-  paymentHash?: string;
-  at?: string;
-}
-
-export interface NodeStats {
-  /** jobs that ran (completed or cancelled) */
-  jobs: number;
-  cancelled: number;
-  failed: number;
-  rejected: number;
-  /** completion tokens served */
-  tokens: number;
-  promptTokens: number;
-  /** from the gateway's last heartbeat_ack */
-  earnedTodaySats: number;
-  earnedTotalSats: number;
-  balanceSats: number;
-  /** summed from job_complete */
-  earnedUsd: number;
-  /** the newest entry of the gateway's withdraw_history */
-  lastPayout?: LastPayout;
-  reconnects: number;
-}
-
-interface Job {
-  id: string;
-  model: string;
-  ws: WebSocket;
-  abort: AbortController;
-  /** why it stopped early: the gateway cancelled, the connection dropped, the node shut down */
-  stopped?: string;
-  started: number;
-}
-
-/** Exponential backoff with equal jitter: half the step fixed, half random. */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const step = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(step / 2 + random() * (step / 2));
-}
-
-class RegistrationError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-  /** a refusal that retrying will not fix */
-  get fatal(): boolean {
-    return [400, 401, 403, 404].includes(this.status);
-  }
-}
-
-/** The message of a gateway error body: `{"error":{"message"}}`, `{"error":"…"}` or text. */
-async function errorText(res: Response): Promise<string> {
-  const text = await res.text().catch(() => "");
-  try {
-    const j = JSON.parse(text) as { error?: string | { message?: string }; message?: string };
-    const e = typeof j.error === "string" ? j.error : (j.error?.message ?? j.message);
-    if (e) return String(e).slice(0, 300);
-  } catch {
-    // not JSON
-  }
-  return text.slice(0, 300) || `HTTP ${res.status}`;
-}
-
 const short = (id: string) => id.slice(0, 8);
-
-function contentPieces(chunk: Chunk): number {
-  let n = 0;
-  for (const c of chunk.choices) {
-    if ("text" in c ? c.text : c.delta.content || c.delta.reasoning_content || c.delta.tool_calls?.length)
-      n++;
-  }
-  return n;
-}
-
-function payoutOf(history: WithdrawRecord[]): LastPayout | undefined {
-  const time = (r: WithdrawRecord) => {
-    const t = r.timestamp;
-    if (typeof t === "number") return t < 1e12 ? t * 1000 : t;
-    const ms = t ? Date.parse(t) : NaN;
-    return Number.isNaN(ms) ? 0 : ms;
-  };
-  const last = history.reduce<WithdrawRecord | undefined>(
-    (best, r) => (!best || time(r) >= time(best) ? r : best),
-    undefined,
-  );
-  if (!last) return undefined;
-  const ms = time(last);
-  return {
-    sats: Math.floor((last.amount_sats ?? 0) / 1000),
-    ...(last.payment_hash ? { paymentHash: last.payment_hash } : {}),
-    ...(ms ? { at: new Date(ms).toISOString() } : {}),
-  };
-}
 
 export class ProviderNode {
   private ws?: WebSocket;
@@ -177,21 +81,20 @@ export class ProviderNode {
   private readonly jobs = new Map<string, Job>();
   private readonly running = new Set<Promise<void>>();
   private firstConnect?: { resolve: () => void; reject: (e: Error) => void };
-  readonly stats: NodeStats = {
-    jobs: 0,
-    cancelled: 0,
-    failed: 0,
-    rejected: 0,
-    tokens: 0,
-    promptTokens: 0,
-    earnedTodaySats: 0,
-    earnedTotalSats: 0,
-    balanceSats: 0,
-    earnedUsd: 0,
-    reconnects: 0,
-  };
+  readonly stats: NodeStats = emptyStats();
+  private readonly jobContext: JobContext;
 
-  constructor(private readonly opts: NodeOptions) {}
+  constructor(private readonly opts: NodeOptions) {
+    this.jobContext = {
+      gateway: opts.gateway,
+      apiKey: opts.apiKey,
+      backend: opts.backend,
+      timeoutMs: opts.requestTimeoutMs ?? 10_000,
+      maxTokensCap: opts.maxTokensCap ?? 32_768,
+      relayWindowMs: opts.relayWindowMs ?? 8,
+      send: (msg, ws) => this.send(msg, ws),
+    };
+  }
 
   get connected(): boolean {
     return this.ws?.readyState === WebSocket.OPEN;
@@ -226,7 +129,7 @@ export class ProviderNode {
     clearTimeout(this.reconnectTimer);
     this.firstConnect?.reject(new Error("provider node closed"));
     this.firstConnect = undefined;
-    for (const job of this.jobs.values()) this.stop(job, "node shutting down");
+    for (const job of this.jobs.values()) stopJob(job, "node shutting down");
     await Promise.all(this.running);
     const ws = this.ws;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -273,25 +176,14 @@ export class ProviderNode {
       vram_exact: false,
       models,
       ...(this.embedModels.size ? { embedding_models: [...this.embedModels].sort() } : {}),
+      inline_job_body: true,
       ollama_url: this.opts.ollamaUrl ?? "",
       region: this.opts.region ?? "",
       ...(this.opts.lightningAddress ? { lightning_address: this.opts.lightningAddress } : {}),
       ...(this.opts.freeTierPct ? { free_tier_pct: this.opts.freeTierPct } : {}),
       version: this.opts.version,
     };
-    const res = await fetch(`${this.opts.gateway}/v1/gateway/register`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${this.opts.apiKey}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    if (!res.ok) {
-      throw new RegistrationError(
-        `the gateway refused registration (HTTP ${res.status}): ${await errorText(res)}`,
-        res.status,
-      );
-    }
-    await res.body?.cancel();
+    await postRegistration(this.opts.gateway, this.opts.apiKey, body, this.timeoutMs);
     this.registeredModels = this.announced;
   }
 
@@ -330,7 +222,7 @@ export class ProviderNode {
     ws.on("close", (code) => {
       if (this.ws !== ws) return;
       clearInterval(this.heartbeat);
-      for (const job of this.jobs.values()) if (job.ws === ws) this.stop(job, "gateway connection lost");
+      for (const job of this.jobs.values()) if (job.ws === ws) stopJob(job, "gateway connection lost");
       if (this.closed) return;
       if (this.openedAt && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
       const was = this.openedAt ? `connection lost (code ${code})` : `WebSocket failed: ${failure}`;
@@ -422,7 +314,7 @@ export class ProviderNode {
         return;
       case "cancel": {
         const job = this.jobs.get(msg.job_id);
-        if (job) this.stop(job, CANCELLED);
+        if (job) stopJob(job, CANCELLED);
         return;
       }
       case "heartbeat_ack":
@@ -447,20 +339,7 @@ export class ProviderNode {
   }
 
   private onAck(msg: HeartbeatAck): void {
-    const s = this.stats;
-    s.earnedTodaySats = msg.earned_today_sats ?? s.earnedTodaySats;
-    s.earnedTotalSats = msg.earned_total_sats ?? s.earnedTotalSats;
-    s.balanceSats = msg.balance_sats ?? s.balanceSats;
-    const payout = msg.withdraw_history?.length ? payoutOf(msg.withdraw_history) : undefined;
-    if (payout) s.lastPayout = payout;
-    for (const b of msg.broadcasts ?? []) {
-      const key = String(b.id ?? `${b.title}|${b.message}`);
-      if (this.seenBroadcasts.has(key)) continue;
-      this.seenBroadcasts.add(key);
-      this.opts.log.info(`gateway broadcast: ${b.title ?? ""}${b.message ? `: ${b.message}` : ""}`, {
-        severity: b.severity,
-      });
-    }
+    applyHeartbeatAck(this.stats, msg, this.seenBroadcasts, this.opts.log);
   }
 
   private status(line: string): void {
@@ -468,19 +347,8 @@ export class ProviderNode {
     else this.opts.log.info(line);
   }
 
-  /** proxy_done for a job stopped early: an error unless the gateway itself cancelled it */
-  private done(job: Job): NodeMessage {
-    return job.stopped && job.stopped !== CANCELLED
-      ? { type: "proxy_done", job_id: job.id, error: job.stopped }
-      : { type: "proxy_done", job_id: job.id };
-  }
-
-  private stop(job: Job, why: string): void {
-    job.stopped ??= why;
-    job.abort.abort();
-  }
-
   private async onJob(msg: JobMessage): Promise<void> {
+    timeline?.("p.offer");
     const ws = this.ws;
     if (!ws || this.jobs.has(msg.job_id) || this.closed) return;
     const embeds = msg.endpoint === EMBEDDINGS_ENDPOINT;
@@ -504,200 +372,14 @@ export class ProviderNode {
       ws,
       abort: new AbortController(),
       started: Date.now(),
+      ...(msg.body !== undefined ? { body: msg.body } : {}),
     };
     this.jobs.set(job.id, job);
     this.send({ type: "accept", job_id: job.id }, ws);
     try {
-      const usage = embeds ? await this.serveEmbeddings(job) : await this.serve(job);
-      this.stats.jobs++;
-      this.stats.tokens += usage.completion_tokens;
-      this.stats.promptTokens += usage.prompt_tokens;
-      const ms = Date.now() - job.started;
-      const rate = ms > 0 ? Math.round((usage.completion_tokens * 1000) / ms) : 0;
-      if (job.stopped) this.stats.cancelled++;
-      this.status(
-        `job ${short(job.id)} ${job.model} ${usage.completion_tokens} tokens in ${ms} ms ` +
-          `(${rate} tok/s, prompt ${usage.prompt_tokens})${job.stopped ? ` stopped: ${job.stopped}` : ""}`,
-      );
-    } catch (err) {
-      if (job.stopped) {
-        // stopped before the stream began (e.g. cancelled during the body pull)
-        this.stats.jobs++;
-        this.stats.cancelled++;
-        this.send(this.done(job), ws);
-        this.status(`job ${short(job.id)} ${job.model} 0 tokens stopped: ${job.stopped}`);
-        return;
-      }
-      const message = (err as Error).message ?? String(err);
-      this.stats.failed++;
-      this.send({ type: "proxy_done", job_id: job.id, error: message.slice(0, 500) }, ws);
-      this.status(`job ${short(job.id)} ${job.model} failed: ${message}`);
+      await runJob(this.jobContext, job, embeds, this.stats, (line) => this.status(line));
     } finally {
       this.jobs.delete(job.id);
     }
-  }
-
-  /**
-   * An embedding job: pulls the OpenAI embeddings body, embeds with the backend and relays the
-   * `/v1/embeddings` JSON answer as text in proxy_chunk frames, then proxy_done.
-   */
-  private async serveEmbeddings(job: Job): Promise<Usage> {
-    const pulled = await this.pullBody(job);
-    const { frames, usage } = await embeddingAnswer(this.opts.backend, job.model, pulled, job.abort.signal);
-    if (job.stopped) throw new Error(job.stopped);
-    for (const data of frames) this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws);
-    this.send({ type: "proxy_done", job_id: job.id }, job.ws);
-    return usage;
-  }
-
-  private async pullBody(job: Job): Promise<unknown> {
-    const res = await fetch(
-      `${this.opts.gateway}/v1/gateway/jobs/${encodeURIComponent(job.id)}/proxy/request`,
-      {
-        headers: { authorization: `Bearer ${this.opts.apiKey}` },
-        signal: AbortSignal.any([job.abort.signal, AbortSignal.timeout(this.timeoutMs)]),
-      },
-    );
-    if (!res.ok) throw new Error(`body pull failed (HTTP ${res.status}): ${await errorText(res)}`);
-    return res.json().catch(() => undefined);
-  }
-
-  /** Pulls the job's body, runs it and relays the stream; returns the usage served. */
-  private async serve(job: Job): Promise<Usage> {
-    const parsed = JobBody.safeParse(await this.pullBody(job));
-    if (!parsed.success) throw new Error(`unusable job body: ${parsed.error.issues[0]?.message}`);
-    const body = parsed.data;
-    const cap = this.opts.maxTokensCap ?? 32_768;
-    const asked = body.max_tokens ?? body.max_completion_tokens;
-    const maxTokens = Math.min(
-      cap,
-      typeof asked === "number" && Number.isSafeInteger(asked) && asked > 0 ? asked : cap,
-    );
-    const streamOptions =
-      typeof body.stream_options === "object" && body.stream_options ? body.stream_options : {};
-    const request = {
-      ...body,
-      model: job.model,
-      stream: true,
-      stream_options: { ...streamOptions, include_usage: true },
-      max_tokens: maxTokens,
-      ...(body.max_completion_tokens != null ? { max_completion_tokens: maxTokens } : {}),
-    };
-    const kind = Array.isArray(body.messages) ? "chat" : "completions";
-    const stream: AsyncIterable<Chunk> =
-      kind === "chat"
-        ? this.opts.backend.chat({ ...request, messages: body.messages ?? [] }, job.abort.signal)
-        : this.opts.backend.complete({ ...request, prompt: body.prompt ?? "" }, job.abort.signal);
-
-    const frames = new FrameBatcher(
-      (data) => this.send({ type: "proxy_chunk", job_id: job.id, data }, job.ws),
-      this.opts.relayWindowMs ?? 2,
-    );
-    try {
-      return await this.relayStream(job, kind, stream, maxTokens, frames);
-    } finally {
-      frames.flush(); // what was generated goes out before any proxy_done the caller sends
-    }
-  }
-
-  private async relayStream(
-    job: Job,
-    kind: "chat" | "completions",
-    stream: AsyncIterable<Chunk>,
-    maxTokens: number,
-    frames: FrameBatcher,
-  ): Promise<Usage> {
-    const relay = (chunk: Chunk) => frames.push(`data: ${JSON.stringify(chunk)}\n\n`);
-    let delivered = 0;
-    let overLimit = false;
-    let finished = false;
-    let usage: Usage | undefined;
-    let last: Chunk | undefined;
-    for await (const chunk of stream) {
-      if (job.stopped) break;
-      last = chunk;
-      const pieces = contentPieces(chunk);
-      if (pieces > 0 && delivered + pieces > maxTokens) {
-        // The backend ignored max_tokens: stop it and drop the excess.
-        overLimit = true;
-        job.abort.abort();
-        continue;
-      }
-      delivered += pieces;
-      if (chunk.usage) {
-        usage = { ...chunk.usage };
-        usage.completion_tokens = Math.min(usage.completion_tokens, maxTokens);
-        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-        chunk.usage = usage;
-      }
-      if (chunk.choices.some((c) => c.finish_reason)) {
-        finished = true;
-        if (overLimit) for (const c of chunk.choices) c.finish_reason = "length";
-      }
-      relay(chunk);
-    }
-    if (job.stopped) {
-      frames.flush();
-      this.send(this.done(job), job.ws);
-      return usage ?? { prompt_tokens: 0, completion_tokens: delivered, total_tokens: delivered };
-    }
-    // Every stream ends with a finish reason, a usage chunk and [DONE], whatever the backend sent.
-    const make = new ChunkFactory<"chat" | "completions">(kind, job.model);
-    const same = (c: Chunk) => (last ? { ...c, id: last.id, created: last.created } : c);
-    if (!finished) relay(same(make.finish(overLimit ? "length" : "stop")));
-    if (!usage) {
-      usage = { prompt_tokens: 0, completion_tokens: delivered, total_tokens: delivered };
-      relay(same(make.usage(0, delivered)));
-    }
-    frames.push("data: [DONE]\n\n");
-    frames.flush();
-    this.send({ type: "proxy_done", job_id: job.id }, job.ws);
-    return usage;
-  }
-}
-
-/**
- * Coalesces SSE text into `proxy_chunk` frames of at most MAX_CHUNK_BYTES: the first text after a
- * quiet spell of `windowMs` is sent at once (a model slower than the window never waits), later text
- * waits for the window to pass, so a fast stream costs one WebSocket frame (one write on each side)
- * per window instead of one per token. Text is never split inside a character or reordered.
- */
-export class FrameBatcher {
-  private pending = "";
-  private pendingBytes = 0;
-  private lastSent = -Infinity;
-  private timer?: NodeJS.Timeout;
-
-  constructor(
-    private readonly sendFrame: (data: string) => void,
-    private readonly windowMs: number,
-  ) {}
-
-  push(text: string): void {
-    const bytes = Buffer.byteLength(text, "utf8");
-    if (this.pendingBytes + bytes > MAX_CHUNK_BYTES) this.flush();
-    if (bytes > MAX_CHUNK_BYTES) {
-      for (const data of splitUtf8(text)) this.sendFrame(data);
-      this.lastSent = performance.now();
-      return;
-    }
-    this.pending += text;
-    this.pendingBytes += bytes;
-    if (this.timer) return;
-    const wait = this.lastSent + this.windowMs - performance.now();
-    if (wait <= 0) this.flush();
-    else this.timer = setTimeout(() => this.flush(), wait);
-  }
-
-  /** Sends what is pending now (before proxy_done, or when the job stops). */
-  flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending === "") return;
-    const data = this.pending;
-    this.pending = "";
-    this.pendingBytes = 0;
-    this.lastSent = performance.now();
-    this.sendFrame(data);
   }
 }

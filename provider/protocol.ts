@@ -39,6 +39,8 @@ export const GatewayMessage = z.discriminatedUnion("type", [
     free_tier: z.boolean().nullish(),
     /** our extension: "/v1/embeddings" for an embedding job; absent = chat (what Owlrun sends) */
     endpoint: str(200),
+    /** our extension: the job body itself (we register `inline_job_body`); absent: pull it */
+    body: z.unknown().optional(),
   }),
   z.looseObject({
     type: z.literal("heartbeat_ack"),
@@ -102,6 +104,8 @@ export interface RegisterBody {
   models: string[];
   /** our extension: models this node embeds with (only then does it get embedding jobs) */
   embedding_models?: string[];
+  /** our extension: send the job body in the `job` offer (no pull round trip) */
+  inline_job_body?: boolean;
   ollama_url: string;
   region: string;
   lightning_address?: string;

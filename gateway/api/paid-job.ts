@@ -6,7 +6,7 @@
  */
 import type { Request, Response } from "express";
 import * as z from "zod";
-import type { Logger } from "../../src/shared/index.js";
+import { type Logger, timeline } from "../../src/shared/index.js";
 import { splitCharge } from "../ledger/index.js";
 import { embeddingBounds } from "../routing/index.js";
 import type { Oracle } from "../oracle/index.js";
@@ -147,6 +147,7 @@ export async function runPaidJob(
   body: PaidBody,
   respond: (paid: PaidJob) => Promise<void>,
 ): Promise<void> {
+  timeline?.("gw.arrive");
   const startedAt = Date.now();
   const route = req.path;
   const credential = readCredential(req, deps.paywall.methods);
@@ -238,6 +239,7 @@ export async function runPaidJob(
     cashu.maxChargeSat = deps.prices.chargeSat(model, promptTokens, maxTokens, btcUsd);
     payment = cashu;
   }
+  timeline?.("gw.paid");
   deps.live.add(payment.holdId);
   try {
     const abort = new AbortController();

@@ -5,6 +5,7 @@
  * billed. Anything that goes wrong before the first content byte rejects `firstByte` (the dispatcher
  * then moves the job to the next node); after it, the job ends as "failed" with what was delivered.
  */
+import { timeline } from "../../src/shared/index.js";
 import { EmbeddingAnswerError, MAX_EMBEDDING_ANSWER_BYTES, parseEmbeddingAnswer } from "./embeddings.js";
 import type { GatewayMessage } from "./protocol.js";
 import { SseDecoder } from "./sse.js";
@@ -19,7 +20,15 @@ export interface AttemptNode {
   /** hash of the provider key the node's connection authenticated with */
   keyHash: string;
   send(msg: GatewayMessage): void;
+  /** the node takes the body in the offer (`inline_job_body`, our extension); else it pulls it */
+  inlineBody?: boolean;
 }
+
+/**
+ * The largest body (JSON characters) sent in an offer: with the envelope it stays well inside the
+ * 1 MiB frames a node accepts even as 3-byte UTF-8; a larger one is pulled over HTTP as before.
+ */
+export const MAX_INLINE_BODY_CHARS = 256 * 1024;
 
 export interface AttemptOptions {
   /** the job id this node sees: fresh per attempt, never the buyer's request id */
@@ -118,6 +127,7 @@ export class Attempt {
 
   /** Sends the offer and starts the accept and first-byte clocks. */
   offer(): void {
+    timeline?.("gw.offer");
     this.node.send({
       type: "job",
       job_id: this.wireId,
@@ -126,6 +136,10 @@ export class Attempt {
       buyer_region: "",
       free_tier: this.opts.free === true,
       ...(this.opts.embeddings ? { endpoint: this.opts.embeddings.endpoint } : {}),
+      // Sent after the payment is held, only to the node chosen: what it could pull at once anyway.
+      ...(this.node.inlineBody && JSON.stringify(this.body).length <= MAX_INLINE_BODY_CHARS
+        ? { body: this.body }
+        : {}),
     });
     this.timer(this.opts.acceptTimeoutMs, () => {
       if (this.phase === "offered") this.fail(`no accept within ${this.opts.acceptTimeoutMs} ms`, true);
@@ -136,6 +150,7 @@ export class Attempt {
   }
 
   onAccept(): void {
+    timeline?.("gw.accept");
     if (this.phase === "offered") this.phase = "accepted";
   }
 
@@ -273,6 +288,7 @@ export class Attempt {
   private settleFirst(err?: AttemptFailure): void {
     if (this.firstSettled) return;
     this.firstSettled = true;
+    timeline?.("gw.first");
     if (err) this.rejectFirst(err);
     else this.resolveFirst();
   }

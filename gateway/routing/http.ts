@@ -6,7 +6,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import * as z from "zod";
 import { ErrorBodySchema, type RouteGroup } from "../../src/shared/discovery/index.js";
-import type { Logger } from "../../src/shared/index.js";
+import { type Logger, timeline } from "../../src/shared/index.js";
 import { lightningAddressProblem } from "../../src/shared/lnurl.js";
 import type { Attempt } from "./attempt.js";
 import { RegisterBody } from "./protocol.js";
@@ -207,6 +207,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     if (live && live.keyHash === keyHash) {
       registry.setModels(live, body.models, body.embedding_models);
       live.freeTierPct = body.free_tier_pct ?? 0;
+      live.inlineBody = body.inline_job_body === true;
       deps.registered?.();
     }
     log.info("node registered", { node: body.node_id, models: body.models, version: body.version });
@@ -234,6 +235,7 @@ export function providerRouter(deps: HttpDeps, limiter: SignupLimiter): Router {
     }
     res.setHeader("Cache-Control", "no-store");
     res.json(attempt.body);
+    timeline?.("gw.pulled");
   });
 
   // Malformed JSON and oversized bodies on these routes answer in the gateway's error shape.

@@ -50,6 +50,11 @@ export const RegisterBody = z.object({
     .max(500)
     .nullish()
     .transform((m) => [...new Set(m ?? [])]),
+  /**
+   * our extension: the node reads the job body from the `job` offer's `body` (no pull round trip);
+   * absent for Owlrun agents, which keep pulling it
+   */
+  inline_job_body: z.boolean().nullish(),
   ollama_url: optString(500),
   region: optString(100),
   wallet: optString(500),
@@ -224,6 +229,8 @@ export type GatewayMessage =
       free_tier: boolean;
       /** our extension: the backend route to run the job on (only "/v1/embeddings"; absent = chat) */
       endpoint?: string;
+      /** our extension: the body the node would pull, for nodes that registered `inline_job_body` */
+      body?: Record<string, unknown>;
     }
   | { type: "job_complete"; job_id: string; tokens: number; earned_usd: number }
   | { type: "drain" }

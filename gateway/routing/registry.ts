@@ -12,6 +12,15 @@ import type { ModelOffer, RoutingPreferences } from "./types.js";
 /** Job ids a node held that ended (failover, cancel, max_tokens): late frames for them are ignored. */
 const RETIRED_PER_NODE = 256;
 
+/** Whether a stored registration asked for the job body in the offer (`inline_job_body`). */
+export function inlineBodyOf(registration: string | null | undefined): boolean {
+  try {
+    return (JSON.parse(registration ?? "{}") as { inline_job_body?: unknown }).inline_job_body === true;
+  } catch {
+    return false;
+  }
+}
+
 export class NodeSession implements AttemptNode, RankedNode {
   /** set through Registry.setModels so the per-model index follows */
   models: ReadonlySet<string>;
@@ -24,6 +33,8 @@ export class NodeSession implements AttemptNode, RankedNode {
   draining = false;
   /** the share of its work the node offers free (`free_tier_pct` at registration); 0: paid jobs only */
   freeTierPct = 0;
+  /** the node registered `inline_job_body` (our extension): its offers carry the body */
+  inlineBody = false;
   /** jobs in flight on this connection, by wire job id (relays for other processes' buyers too) */
   readonly attempts = new Map<string, NodeJob>();
   telemetry: Partial<Omit<HeartbeatMessage, "type">> = {};

@@ -11,7 +11,7 @@ import { ChunkBatch } from "./chunk-batch.js";
 import type { RoutingContext } from "./context.js";
 import { providerKeyOf, type SignupLimiter } from "./http.js";
 import { type AckInfo, DEFAULT_ACK, MAX_FRAME_BYTES, parseNodeFrame } from "./protocol.js";
-import { NodeSession } from "./registry.js";
+import { inlineBodyOf, NodeSession } from "./registry.js";
 import type { NodeRow } from "./store.js";
 import { embedModelsOf, freeTierPctOf } from "./node-body.js";
 
@@ -150,6 +150,7 @@ export function createNodeSockets(ctx: RoutingContext, opts: NodeSocketOptions):
       embedModelsOf(node),
     );
     s.freeTierPct = freeTierPctOf(node.registration);
+    s.inlineBody = inlineBodyOf(node.registration);
     const old = registry.add(s);
     if (old) dropSession(old, "replaced by a newer connection", { code: CLOSE_REPLACED, reason: "replaced" });
     log.info("node online", { node: s.nodeId, models: [...s.models] });

@@ -7,3 +7,4 @@ export * from "./version.js";
 export * from "./prompt-size.js";
 export * from "./inject.js";
 export { type Isolation, type Migration, type PgClient, PgDatabase, type Queryable } from "./postgres.js";
+export { timeline } from "./timeline.js";

@@ -92,6 +92,7 @@ describe("registration and the session", () => {
       models: [RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort(),
       // our extension: the embedded backend embeds with every model it loads
       embedding_models: [RANDOM_MODEL_ID, SCRIPTED_MODEL_ID].sort(),
+      inline_job_body: true,
       ollama_url: "",
       region: "",
       lightning_address: "op@example.com",

@@ -16,7 +16,7 @@ import {
   SCRIPTED_MODEL_ID,
   splitUtf8,
 } from "../../provider/index.js";
-import { FrameBatcher } from "../../provider/node.js";
+import { FrameBatcher } from "../../provider/frames.js";
 import { silentLogger } from "../../src/shared/index.js";
 import { tempDir } from "../support/cli-process.js";
 import { type FakeGateway, startFakeGateway } from "../support/fake-gateway.js";
@@ -186,6 +186,20 @@ describe("FrameBatcher", () => {
     expect(frames.slice(2, 3)).toEqual(["data: 4\n\n"]);
     expect(frames.slice(3).join("")).toBe(big);
     for (const f of frames) expect(Buffer.byteLength(f)).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
+  });
+
+  it("sends text pushed `now` at once, after what was pending (a stream's first token)", () => {
+    const frames: string[] = [];
+    const b = new FrameBatcher((d) => frames.push(d), 60_000);
+    b.push("data: role\n\n");
+    b.push("data: empty\n\n");
+    expect(frames).toEqual(["data: role\n\n"]);
+    b.push("data: first token\n\n", true);
+    expect(frames).toEqual(["data: role\n\n", "data: empty\n\ndata: first token\n\n"]);
+    b.push("data: second\n\n");
+    expect(frames).toHaveLength(2); // the window applies again
+    b.flush();
+    expect(frames[2]).toBe("data: second\n\n");
   });
 
   it("with a zero window sends every text as it comes", () => {

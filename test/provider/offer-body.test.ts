@@ -1,0 +1,128 @@
+/**
+ * The job body in the offer (`inline_job_body`, our extension to the Owlrun protocol): a node that
+ * registered it gets the body in `job` and starts without the HTTP pull; an Owlrun agent that did
+ * not still gets the plain offer and pulls; a body too large for a frame is pulled as before.
+ */
+import { createServer } from "node:http";
+import express from "express";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRouting, type DispatchRequest } from "../../gateway/routing/index.js";
+import {
+  type Backend,
+  createEmbeddedBackend,
+  ensureTestModels,
+  ProviderNode,
+  SCRIPTED_ANSWER,
+  SCRIPTED_MODEL_ID,
+} from "../../provider/index.js";
+import { closeServer, listen, silentLogger } from "../../src/shared/index.js";
+import { tempDir } from "../support/cli-process.js";
+import { startAgent } from "../support/owlrun-agent.js";
+
+let backend: Backend;
+beforeAll(async () => {
+  backend = await createEmbeddedBackend({ models: ensureTestModels(tempDir()), log: silentLogger });
+}, 60_000);
+afterAll(async () => {
+  await backend?.close();
+});
+
+/** A gateway's routing on loopback that counts the body pulls it answers. */
+async function gateway() {
+  const routing = createRouting({ dataDir: tempDir(), log: silentLogger });
+  const pulls: string[] = [];
+  const app = express();
+  app.use((req, _res, next) => {
+    if (req.path.endsWith("/proxy/request")) pulls.push(req.path);
+    next();
+  });
+  app.use(routing.router);
+  const server = createServer(app);
+  const detach = routing.attachWebSocket(server);
+  const url = await listen(server, "127.0.0.1", 0);
+  return {
+    url,
+    routing,
+    pulls,
+    async close() {
+      detach();
+      await closeServer(server);
+      await routing.close();
+    },
+  };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let n = 0;
+const request = (model: string, maxTokens = 64, extra: Record<string, unknown> = {}): DispatchRequest => ({
+  jobId: `buyer-${++n}`,
+  model,
+  kind: "chat",
+  body: { model, messages: [{ role: "user", content: "hi" }], max_tokens: maxTokens, ...extra },
+  maxTokens,
+  signal: new AbortController().signal,
+});
+
+const textOf = async (
+  job: Awaited<ReturnType<ReturnType<typeof createRouting>["dispatcher"]["dispatch"]>>,
+) => {
+  let text = "";
+  for await (const c of job.chunks) text += c.choices?.map((x) => x.delta?.content ?? "").join("") ?? "";
+  return text;
+};
+
+describe("the job body in the offer", () => {
+  it("goes to a node that registered inline_job_body, which serves without pulling; oversized bodies are pulled", async () => {
+    const gw = await gateway();
+    const node = new ProviderNode({
+      gateway: gw.url,
+      apiKey: await gw.routing.keys.create(),
+      nodeId: "node-inline",
+      backend,
+      version: "test",
+      log: silentLogger,
+    });
+    try {
+      await node.start();
+      await until(() => gw.routing.dispatcher.models().length === 2);
+      const job = await gw.routing.dispatcher.dispatch(request(SCRIPTED_MODEL_ID));
+      expect(await textOf(job)).toBe(SCRIPTED_ANSWER);
+      expect((await job.outcome).status).toBe("completed");
+      expect(gw.pulls).toEqual([]);
+
+      // Over the inline limit (256 Ki characters of JSON): the offer comes without it, the node pulls.
+      const big = await gw.routing.dispatcher.dispatch(
+        request(SCRIPTED_MODEL_ID, 64, { metadata: { note: "x".repeat(300_000) } }),
+      );
+      expect(await textOf(big)).toBe(SCRIPTED_ANSWER);
+      expect((await big.outcome).status).toBe("completed");
+      expect(gw.pulls).toHaveLength(1);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  }, 30_000);
+
+  it("is not sent to an Owlrun agent, which pulls the body as the protocol says", async () => {
+    const gw = await gateway();
+    const agent = await startAgent(gw.url, { models: ["owl:1b"], reply: ["Hello", " there"] });
+    try {
+      await until(async () => (await gw.routing.node(agent.nodeId))?.online === true);
+      const job = await gw.routing.dispatcher.dispatch(request("owl:1b"));
+      expect(await textOf(job)).toBe("Hello there");
+      expect(agent.offers).toHaveLength(1);
+      expect(agent.offers[0]).not.toHaveProperty("body");
+      expect(gw.pulls).toHaveLength(1);
+    } finally {
+      await agent.close();
+      await gw.close();
+    }
+  }, 30_000);
+});
