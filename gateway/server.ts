@@ -4,8 +4,16 @@
  */
 import { createServer, type Server } from "node:http";
 import express, { type Express } from "express";
-import { closeServer, DEFAULT_HOST, inProcessFetch, jsonClientErrors, listen } from "../src/shared/index.js";
+import {
+  closeServer,
+  createLogger,
+  DEFAULT_HOST,
+  inProcessFetch,
+  jsonClientErrors,
+  listen,
+} from "../src/shared/index.js";
 import type { RouteGroup } from "../src/shared/discovery/index.js";
+import { recoveryGate } from "./api/recovery-gate.js";
 import { createGateway } from "./create.js";
 import type { Gateway, GatewayOptions } from "./options.js";
 
@@ -48,6 +56,10 @@ export async function startGateway(
   const server = createServer({ maxHeaderSize: 128 * 1024 }, outer);
   jsonClientErrors(server);
   const mounted = opts.bundledMint?.mount(outer, server);
+  // After the bundled mint (the repair calls it in-process), before the gateway's own routes:
+  // nothing paid is served while restart repair runs (WebSocket upgrades do not pass here).
+  const gate = recoveryGate(opts.log ?? createLogger("gateway"));
+  outer.use(gate.middleware);
   // The router itself, not the sub-app: same handlers, and a router walk (test/discovery) sees them.
   outer.use(gateway.app.router);
   gateway.attach(server);
@@ -66,7 +78,7 @@ export async function startGateway(
     });
     opts.bundledMint.listening?.(mintUrl);
   }
-  await gateway.recover();
+  await gate.run(() => gateway.recover());
   return {
     url,
     gateway,

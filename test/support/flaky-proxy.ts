@@ -2,7 +2,8 @@
  * A loopback HTTP proxy in front of a mint that can lose answers, like a network that drops a
  * connection after the request arrived: `dropAnswers` (e.g. "/v1/swap") forwards the request,
  * lets the mint finish it, then cuts the client's connection instead of answering; `refuse` cuts
- * the connection without forwarding at all (the mint is unreachable for that path).
+ * the connection without forwarding at all (the mint is unreachable for that path); `hold` makes a
+ * path's requests wait (a slow mint).
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { listen } from "../../src/shared/index.js";
@@ -17,6 +18,10 @@ export interface FlakyProxy {
   refuse: Set<string>;
   /** called when an answer has just been lost (e.g. to make the mint unreachable from then on) */
   onDrop?: (path: string) => void;
+  /** paths whose requests wait for this promise before they are forwarded (a slow mint) */
+  hold: Map<string, Promise<unknown>>;
+  /** called when a request for a held path has arrived and is waiting */
+  onHeld?: (path: string) => void;
   close(): Promise<void>;
 }
 
@@ -32,6 +37,7 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
   const dropAnswers = new Map<string, number>();
   const passFirst = new Map<string, number>();
   const refuse = new Set<string>();
+  const hold = new Map<string, Promise<unknown>>();
   const server: Server = createServer((req, res) => {
     void (async () => {
       const path = (req.url ?? "/").split("?")[0]!;
@@ -39,6 +45,11 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
       const refused = [...refuse].some((r) => (r.endsWith("*") ? sub.startsWith(r.slice(0, -1)) : r === sub));
       if (refused) return req.socket.destroy();
       const payload = await body(req);
+      const held = hold.get(sub);
+      if (held) {
+        proxy.onHeld?.(sub);
+        await held;
+      }
       const answer = await fetch(`${new URL(target).origin}${req.url}`, {
         method: req.method,
         headers: { "content-type": req.headers["content-type"] ?? "application/json" },
@@ -65,6 +76,7 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
     dropAnswers,
     passFirst,
     refuse,
+    hold,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
