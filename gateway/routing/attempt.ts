@@ -136,7 +136,7 @@ export class Attempt {
       buyer_region: "",
       free_tier: this.opts.free === true,
       ...(this.opts.embeddings ? { endpoint: this.opts.embeddings.endpoint } : {}),
-      // Sent after the payment is held, only to the node chosen: what it could pull at once anyway.
+      // Sent after the payment is held, to each node offered the job: what it could pull at once anyway.
       ...(this.node.inlineBody && JSON.stringify(this.body).length <= MAX_INLINE_BODY_CHARS
         ? { body: this.body }
         : {}),

@@ -18,6 +18,7 @@ import {
 import { closeServer, listen, silentLogger } from "../../src/shared/index.js";
 import { tempDir } from "../support/cli-process.js";
 import { startAgent } from "../support/owlrun-agent.js";
+import { startPaidGateway } from "../support/paid-gateway.js";
 
 let backend: Backend;
 beforeAll(async () => {
@@ -122,6 +123,44 @@ describe("the job body in the offer", () => {
       expect(gw.pulls).toHaveLength(1);
     } finally {
       await agent.close();
+      await gw.close();
+    }
+  }, 30_000);
+});
+
+describe("the job body in the offer, with failover", () => {
+  it("goes to every node offered the job: one that rejects, then the one that serves; the buyer pays once", async () => {
+    const gw = await startPaidGateway(500);
+    try {
+      // Whichever node is offered the job first rejects it; the other serves.
+      let offered = 0;
+      const job = () =>
+        ++offered === 1
+          ? { action: "reject" as const, rejectReason: "busy" }
+          : { words: ["Hello", " there"] };
+      const nodes = [
+        await gw.agent({ models: ["owl:1b"], inlineJobBody: true, job }),
+        await gw.agent({ models: ["owl:1b"], inlineJobBody: true, job }),
+      ];
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-cashu": await gw.token(100) },
+        body: JSON.stringify({ model: "owl:1b", messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { usage: { cost: { sats: number } } };
+      expect(offered).toBe(2);
+      expect(nodes.map((n) => n.offers.length)).toEqual([1, 1]);
+      for (const offer of nodes.flatMap((n) => n.offers))
+        expect((offer as { body?: { messages?: unknown } }).body?.messages).toEqual([
+          { role: "user", content: "hi" },
+        ]);
+      expect(nodes.flatMap((n) => n.bodies)).toHaveLength(1);
+      // Charged once: what was kept and the change make the token, exactly.
+      const change = await gw.receive(res.headers.get("x-cashu-change")!);
+      expect(body.usage.cost.sats).toBeGreaterThan(0);
+      expect(change + body.usage.cost.sats).toBe(100);
+    } finally {
       await gw.close();
     }
   }, 30_000);

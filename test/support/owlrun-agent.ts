@@ -69,6 +69,8 @@ export interface AgentScript {
    * gateway send it embedding jobs (`job.endpoint: "/v1/embeddings"`)
    */
   embeddingModels?: string[];
+  /** registers `inline_job_body` (our extension): offers then carry the body, and it is not pulled */
+  inlineJobBody?: boolean;
   // Shorthands for `job` (the first suites use them).
   /** words streamed as content deltas */
   reply?: string[];
@@ -306,7 +308,8 @@ export class OwlrunAgent {
     }
     this.sendJson({ type: "accept", job_id: offer.job_id });
     if (action === "die-after-accept") return this.kill();
-    const pulled = await this.pull(offer.job_id);
+    const inline = (offer as { body?: Record<string, unknown> }).body;
+    const pulled = inline ? { status: 200, body: inline } : await this.pull(offer.job_id);
     if (pulled.status !== 200) return; // the job went elsewhere
     const body = pulled.body as Record<string, unknown>;
     this.bodies.push(body);
@@ -464,6 +467,7 @@ export async function startAgent(
     body: JSON.stringify({
       ...registrationBody(apiKey, nodeId, script.models, script.lightningAddress, script.freeTierPct),
       ...(script.embeddingModels ? { embedding_models: script.embeddingModels } : {}),
+      ...(script.inlineJobBody ? { inline_job_body: true } : {}),
     }),
   });
   if (res.status !== 201) throw new Error(`register: HTTP ${res.status} ${await res.text()}`);
