@@ -30,6 +30,12 @@ export interface AttemptNode {
  */
 export const MAX_INLINE_BODY_CHARS = 256 * 1024;
 
+/** Whether `body` fits in an offer, serialised at most once however many nodes are offered it. */
+export function inlineBodyCheck(body: Record<string, unknown>): () => boolean {
+  let fits: boolean | undefined;
+  return () => (fits ??= JSON.stringify(body).length <= MAX_INLINE_BODY_CHARS);
+}
+
 export interface AttemptOptions {
   /** the job id this node sees: fresh per attempt, never the buyer's request id */
   wireId: string;
@@ -37,6 +43,8 @@ export interface AttemptOptions {
   model: string;
   /** what the node pulls (stream and usage forced on, max_tokens capped) */
   body: Record<string, unknown>;
+  /** `inlineBodyCheck(body)` shared by the job's attempts (default: one per attempt) */
+  bodyFitsInline?: () => boolean;
   maxTokens: number;
   /** a free-tier job (`free_tier: true` in the offer) */
   free?: boolean;
@@ -137,7 +145,7 @@ export class Attempt {
       free_tier: this.opts.free === true,
       ...(this.opts.embeddings ? { endpoint: this.opts.embeddings.endpoint } : {}),
       // Sent after the payment is held, to each node offered the job: what it could pull at once anyway.
-      ...(this.node.inlineBody && JSON.stringify(this.body).length <= MAX_INLINE_BODY_CHARS
+      ...(this.node.inlineBody && (this.opts.bodyFitsInline ?? inlineBodyCheck(this.body))()
         ? { body: this.body }
         : {}),
     });

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { errorMessage } from "../../src/shared/index.js";
-import { Attempt, type AttemptFailure } from "./attempt.js";
+import { Attempt, type AttemptFailure, inlineBodyCheck } from "./attempt.js";
 import type { RoutingContext } from "./context.js";
 import { EMBEDDINGS_ENDPOINT, embeddingBounds, embeddingInputs, embeddingNodeBody } from "./embeddings.js";
 import { nodeRequestBody } from "./node-body.js";
@@ -159,6 +159,8 @@ export function createDispatcher(
       }
       const body = embeddings ? embeddingNodeBody(req.body, req.model) : nodeRequestBody(req);
       const prompt = embeddings ? embeddingBounds(body.input) : promptBounds(body);
+      // Measured once for the job (lazily: only if a node takes the body in the offer).
+      const bodyFitsInline = inlineBodyCheck(body);
       const reasons: string[] = [];
       let allRejected = true;
       for (const target of list) {
@@ -167,6 +169,7 @@ export function createDispatcher(
           wireId: randomUUID(),
           model: req.model,
           body,
+          bodyFitsInline,
           maxTokens: req.maxTokens,
           free: req.free,
           prompt,

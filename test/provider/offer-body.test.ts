@@ -165,3 +165,35 @@ describe("the job body in the offer, with failover", () => {
     }
   }, 30_000);
 });
+
+describe("measuring the body for the offer", () => {
+  it("serialises it once per job, not once per offer: a failover adds only the offer frame", async () => {
+    const gw = await gateway();
+    let offered = 0;
+    const job = () =>
+      ++offered === 1 ? { action: "reject" as const, rejectReason: "busy" } : { words: ["Hello", " there"] };
+    const nodes = [
+      await startAgent(gw.url, { models: ["owl:1b"], inlineJobBody: true, job }),
+      await startAgent(gw.url, { models: ["owl:1b"], inlineJobBody: true, job }),
+    ];
+    try {
+      await until(() => gw.routing.dispatcher.nodesOnline() === 2);
+      // Counts every JSON serialisation of the body (the field is kept by reference in the node's body).
+      let serialised = 0;
+      const counted = {
+        toJSON() {
+          serialised++;
+          return { note: "counted" };
+        },
+      };
+      const handle = await gw.routing.dispatcher.dispatch(request("owl:1b", 64, { metadata: counted }));
+      expect(await textOf(handle)).toBe("Hello there");
+      expect(offered).toBe(2);
+      // One to measure it against MAX_INLINE_BODY_CHARS, then one in each offer frame sent.
+      expect(serialised).toBe(1 + 2);
+    } finally {
+      for (const n of nodes) await n.close();
+      await gw.close();
+    }
+  }, 30_000);
+});
