@@ -61,7 +61,8 @@ async function unknown(ctx: RepairContext, proofs: Proof[]): Promise<Proof[]> {
  * seed (NUT-09) and added when unspent; proofs left reserved are settled by asking the mint.
  * `claims` has one entry per claim op with its whole uncredited value (read back from the claim
  * records the restores added to, however many ranges an op had), except ops that still have a
- * range this call could not restore: those are credited in full at a later start.
+ * range this call could not restore: those are held back and credited in full at a later start,
+ * while the other ranges and claims are repaired now.
  */
 export async function recoverPool(
   ctx: RepairContext,
@@ -69,8 +70,11 @@ export async function recoverPool(
   let restoredSat = 0;
   let freedSat = 0;
   const restoredHere = new Set<string>();
-  const ranges = await ctx.store.unresolvedReservations();
-  for (const [i, r] of ranges.entries()) {
+  // Ops with a range not restored now: a claim credited with part of its value would never get
+  // the rest (credits are once), so it waits for a start that restores all its ranges. The other
+  // ranges and claims go on: one range that fails forever must not block them at every start.
+  const heldBack = new Set<string | null>();
+  for (const r of await ctx.store.unresolvedReservations()) {
     try {
       const sat = await restoreReservation(ctx, r);
       restoredSat += sat;
@@ -80,15 +84,12 @@ export async function recoverPool(
         ...r,
         err: String(err),
       });
-      // A claim credited now with part of its value would never get the rest (credits are once).
-      const open = new Set(ranges.slice(i).map((left) => left.op));
-      const claims = (await ctx.store.unfundedClaims([...restoredHere])).filter((c) => !open.has(c.op));
-      return { restoredSat, freedSat, claims };
+      heldBack.add(r.op);
     }
   }
   // Claims whose proofs reached the pool (restored now, or stored before a crash) but whose owner
   // was never credited: one record per op, holding the value of all its ranges.
-  const claims = await ctx.store.unfundedClaims([...restoredHere]);
+  const claims = (await ctx.store.unfundedClaims([...restoredHere])).filter((c) => !heldBack.has(c.op));
   for (const p of await ctx.store.reservedProofs()) {
     try {
       const wallet = await ctx.wallet(p.mint);
