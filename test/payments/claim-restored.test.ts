@@ -16,21 +16,20 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { getEncodedToken, type Wallet } from "@cashu/cashu-ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
 import { claimOp } from "../../gateway/payments/claims.js";
-import { PgDatabase, silentLogger } from "../../src/shared/index.js";
 import { EcashError, inspectToken } from "../../src/shared/ecash/index.js";
 import { mintProofs, newWallet } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { type FlakyProxy, startFlakyProxy } from "../support/flaky-proxy.js";
 import { readGatewayBooks } from "../support/money.js";
+import { Restarts, type StartedGateway } from "../support/restarts.js";
 import { testDatabase } from "../support/postgres.js";
 
 let mint: CliProcess;
 let proxy: FlakyProxy;
 let client: Wallet;
 const databases: { url: string; drop(): Promise<void> }[] = [];
-const running: { gw: RunningGateway; database?: PgDatabase }[] = [];
+const restarts = new Restarts();
 
 beforeAll(async () => {
   mint = await startCli(["mint", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
@@ -38,10 +37,7 @@ beforeAll(async () => {
   client = await newWallet(proxy.url);
 });
 afterAll(async () => {
-  for (const { gw, database } of running) {
-    await gw.close().catch(() => undefined);
-    await database?.close().catch(() => undefined);
-  }
+  await restarts.closeAll();
   await proxy?.close();
   await mint?.stop();
   for (const db of databases) await db.drop();
@@ -73,28 +69,11 @@ describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
     const db = kind === "postgres" ? await testDatabase("claimrestored") : undefined;
     if (db) databases.push(db);
     /** Each start opens its own database pool, as a restarted process would. */
-    const gateway = async () => {
-      const database = db ? await PgDatabase.open(db.url) : undefined;
-      const gw = await startGateway({
-        dataDir,
-        trustedMints: [proxy.url],
-        port: 0,
-        offlineBtcUsd: 100_000,
-        log: silentLogger,
-        payoutIntervalMs: 0,
-        sweepIntervalMs: 0,
-        ...(database ? { database } : {}),
-      });
-      running.push({ gw, database });
-      return { gw, database };
-    };
+    const gateway = () => restarts.start({ dataDir, trustedMints: [proxy.url] }, db?.url);
     const books = () => readGatewayBooks(db ? { databaseUrl: db.url } : dataDir, proxy.url);
     return { gateway, books };
   };
-  const stop = async (g: { gw: RunningGateway; database?: PgDatabase }) => {
-    await g.gw.close();
-    await g.database?.close();
-  };
+  const stop = (g: StartedGateway) => g.stop();
 
   it("X-Cashu: a claim restored on the spot, then a crash before its hold was funded, comes back as change", async () => {
     const { gateway, books } = await storage();

@@ -10,28 +10,24 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { getEncodedToken } from "@cashu/cashu-ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
 import { claimOp } from "../../gateway/payments/claims.js";
-import { PgDatabase, silentLogger } from "../../src/shared/index.js";
 import { inspectToken } from "../../src/shared/ecash/index.js";
 import { mintProofs, newWallet } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { readGatewayBooks } from "../support/money.js";
+import { Restarts, type StartedGateway } from "../support/restarts.js";
 import { testDatabase } from "../support/postgres.js";
 
 let mint: CliProcess;
 let db: { url: string; drop(): Promise<void> };
-const running: { gw: RunningGateway; database?: PgDatabase }[] = [];
+const restarts = new Restarts();
 
 beforeAll(async () => {
   mint = await startCli(["mint", "--port", "0", "--data-dir", tempDir(), "--fake-delay-ms", "20"]);
   db = await testDatabase("claimunfunded");
 });
 afterAll(async () => {
-  for (const { gw, database } of running) {
-    await gw.close().catch(() => undefined);
-    await database?.close().catch(() => undefined);
-  }
+  await restarts.closeAll();
   await mint?.stop();
   await db?.drop();
 });
@@ -39,25 +35,9 @@ afterAll(async () => {
 describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
   const dataDir = join(tempDir("owlrun-claim-unfunded-"), "gateway");
   /** Each start opens its own database pool, as a restarted process would. */
-  const gateway = async () => {
-    const database = kind === "postgres" ? await PgDatabase.open(db.url) : undefined;
-    const gw = await startGateway({
-      dataDir,
-      trustedMints: [mint.url],
-      port: 0,
-      offlineBtcUsd: 100_000,
-      log: silentLogger,
-      payoutIntervalMs: 0,
-      sweepIntervalMs: 0,
-      ...(database ? { database } : {}),
-    });
-    running.push({ gw, database });
-    return { gw, database };
-  };
-  const stop = async (g: { gw: RunningGateway; database?: PgDatabase }) => {
-    await g.gw.close();
-    await g.database?.close();
-  };
+  const gateway = () =>
+    restarts.start({ dataDir, trustedMints: [mint.url] }, kind === "postgres" ? db.url : undefined);
+  const stop = (g: StartedGateway) => g.stop();
   const books = () => readGatewayBooks(kind === "postgres" ? { databaseUrl: db.url } : dataDir, mint.url);
 
   it("a token claimed into the pool before its hold was funded comes back as change after a restart", async () => {

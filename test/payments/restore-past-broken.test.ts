@@ -9,13 +9,12 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { getEncodedToken } from "@cashu/cashu-ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningGateway, startGateway } from "../../gateway/index.js";
-import { PgDatabase, silentLogger } from "../../src/shared/index.js";
 import { mintProofs, newWallet } from "../support/cashu.js";
 import { type CliProcess, startCli, tempDir } from "../support/cli-process.js";
 import { type FlakyProxy, startFlakyProxy } from "../support/flaky-proxy.js";
 import { type OpenAIUpstream, startOpenAIUpstream } from "../support/openai-upstream.js";
 import { testDatabase } from "../support/postgres.js";
+import { Restarts } from "../support/restarts.js";
 
 const MODEL = "gpt-4o-mini";
 const KEY = "sk-test-restore-past-broken-0123";
@@ -23,7 +22,7 @@ const mints: CliProcess[] = [];
 const proxies: FlakyProxy[] = [];
 let upstream: OpenAIUpstream;
 let db: { url: string; drop(): Promise<void> };
-const running: { gw: RunningGateway; database?: PgDatabase }[] = [];
+const restarts = new Restarts();
 
 beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
@@ -35,10 +34,7 @@ beforeAll(async () => {
   db = await testDatabase("restorepast");
 });
 afterAll(async () => {
-  for (const { gw, database } of running) {
-    await gw.close().catch(() => undefined);
-    await database?.close().catch(() => undefined);
-  }
+  await restarts.closeAll();
   await upstream?.close();
   for (const p of proxies) await p.close();
   for (const m of mints) await m.stop();
@@ -47,37 +43,24 @@ afterAll(async () => {
 
 describe.each(["sqlite", "postgres"] as const)("on %s", (kind) => {
   const dataDir = join(tempDir("owlrun-restore-past-"), "gateway");
-  const gateway = async () => {
-    const database = kind === "postgres" ? await PgDatabase.open(db.url) : undefined;
-    const gw = await startGateway({
-      dataDir,
-      trustedMints: proxies.map((p) => p.url),
-      port: 0,
-      offlineBtcUsd: 100_000,
-      log: silentLogger,
-      payoutIntervalMs: 0,
-      sweepIntervalMs: 0,
-      upstreams: {
-        upstreams: [
-          {
-            name: "up",
-            base_url: upstream.baseUrl,
-            api_key: KEY,
-            models: { [MODEL]: { price: { per_m_input_usd: 3, per_m_output_usd: 15 } } },
-          },
-        ],
+  const gateway = () =>
+    restarts.start(
+      {
+        dataDir,
+        trustedMints: proxies.map((p) => p.url),
+        upstreams: {
+          upstreams: [
+            {
+              name: "up",
+              base_url: upstream.baseUrl,
+              api_key: KEY,
+              models: { [MODEL]: { price: { per_m_input_usd: 3, per_m_output_usd: 15 } } },
+            },
+          ],
+        },
       },
-      ...(database ? { database } : {}),
-    });
-    running.push({ gw, database });
-    return {
-      gw,
-      async stop() {
-        await gw.close();
-        await database?.close();
-      },
-    };
-  };
+      kind === "postgres" ? db.url : undefined,
+    );
   const chat = (url: string, headers: Record<string, string>) =>
     fetch(`${url}/v1/chat/completions`, {
       method: "POST",
